@@ -1,0 +1,3 @@
+from latency_lab.cli import main
+
+raise SystemExit(main())

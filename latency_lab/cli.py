@@ -1,0 +1,168 @@
+"""`latency-lab` command line. Each subcommand registers itself in COMMANDS; `main`
+turns every LatencyLabError into a one-line message and exit code 2 (never a
+traceback for bad input)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import warnings
+from dataclasses import dataclass
+from typing import Callable
+
+# Quiet TensorFlow's C++ start-up banner before anything imports it.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+from latency_lab import __version__  # noqa: E402
+from latency_lab.errors import LatencyLabError  # noqa: E402
+
+
+@dataclass
+class Command:
+    name: str
+    help: str
+    add_args: Callable[[argparse.ArgumentParser], None]
+    run: Callable[[argparse.Namespace], int]
+
+
+COMMANDS: dict[str, Command] = {}
+
+
+def command(name: str, help: str, add_args: Callable[[argparse.ArgumentParser], None]):
+    def deco(fn: Callable[[argparse.Namespace], int]):
+        COMMANDS[name] = Command(name, help, add_args, fn)
+        return fn
+
+    return deco
+
+
+def _positive_int(text: str) -> int:
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    if v < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return v
+
+
+def add_model_args(p: argparse.ArgumentParser, *, many: bool = False) -> None:
+    p.add_argument(
+        "model", nargs="+" if many else None, metavar="MODEL",
+        help="a .keras/.h5 file, or keras.applications.NAME (built with weights=None)",
+    )
+    p.add_argument("--input-shape", metavar="H,W,C",
+                   help="input size without batch, e.g. 224,224,3")
+    p.add_argument("--batch-size", type=_positive_int, default=1, metavar="N")
+    p.add_argument("--model-arg", action="append", default=[], metavar="NAME=VALUE",
+                   help="keyword for keras.applications.NAME, e.g. alpha=0.5 (repeatable)")
+    p.add_argument("--allow-unknown", action="store_true",
+                   help="count layers without a cost function as zero (with a warning)")
+
+
+def load_model_from_args(args: argparse.Namespace, spec: str):
+    from latency_lab import models
+
+    shape = models.parse_input_shape(args.input_shape)
+    return models.load(spec, models.parse_model_args(args.model_arg), shape), shape
+
+
+def console(stderr: bool = False):
+    from rich.console import Console
+
+    return Console(stderr=stderr, highlight=False)
+
+
+def _say(label: str, style: str, message: str) -> None:
+    from rich.text import Text
+
+    # Text, not markup: messages quote user input that may contain [brackets].
+    console(stderr=True).print(Text.assemble((label, style), " ", str(message)), soft_wrap=True)
+
+
+def warn(message: str) -> None:
+    _say("warning:", "bold yellow", message)
+
+
+# ------------------------------------------------------------------- analyze
+
+
+def _analyze_args(p: argparse.ArgumentParser) -> None:
+    add_model_args(p)
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+
+
+def fmt_count(v: float) -> str:
+    for unit, scale in (("G", 1e9), ("M", 1e6), ("k", 1e3)):
+        if abs(v) >= scale:
+            return f"{v / scale:.2f}{unit}"
+    return f"{v:g}"
+
+
+@command("analyze", "per-layer FLOPs, params and bytes of a model", _analyze_args)
+def run_analyze(args: argparse.Namespace) -> int:
+    from latency_lab.analyze import UnknownOpWarning, analyze_model
+
+    model, shape = load_model_from_args(args, args.model)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", UnknownOpWarning)
+        result = analyze_model(model, batch_size=args.batch_size, input_shape=shape,
+                               allow_unknown=args.allow_unknown)
+    for w in caught:
+        if issubclass(w.category, UnknownOpWarning):
+            warn(str(w.message))
+    data = result.to_dict()
+    data["model"] = args.model
+    if args.json:
+        print(json.dumps(data))
+        return 0
+    from rich.table import Table
+
+    table = Table(title=f"{args.model} (batch {args.batch_size})")
+    for col in ("layer", "type", "output", "FLOPs", "params", "read", "written"):
+        table.add_column(col, justify="left" if col in ("layer", "type", "output") else "right")
+    for row in result.layers:
+        c = row.cost
+        table.add_row(row.name, row.type + ("" if row.known else " (unknown)"),
+                      "x".join(map(str, row.output_shape)), fmt_count(c.flops),
+                      fmt_count(c.params), fmt_count(c.bytes_read) + "B",
+                      fmt_count(c.bytes_written) + "B")
+    t = result.total
+    table.add_section()
+    table.add_row("total", f"{len(result.layers)} ops", "", fmt_count(t.flops),
+                  fmt_count(t.params), fmt_count(t.bytes_read) + "B",
+                  fmt_count(t.bytes_written) + "B")
+    console().print(table)
+    return 0
+
+
+# ---------------------------------------------------------------------- main
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="latency-lab",
+        description="Measure a device, predict network latency, train against it.",
+    )
+    parser.add_argument("--version", action="version", version=f"latency-lab {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for cmd in COMMANDS.values():
+        p = sub.add_parser(cmd.name, help=cmd.help, description=cmd.help)
+        cmd.add_args(p)
+        p.set_defaults(_run=cmd.run)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args._run(args) or 0)
+    except LatencyLabError as exc:
+        _say("error:", "bold red", str(exc))
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130

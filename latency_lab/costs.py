@@ -1,0 +1,476 @@
+"""The cost registry: op type -> pure function giving FLOPs, params and bytes moved.
+
+Every function takes the op and the *alive* channel counts of its inputs and output,
+so the same arithmetic serves `analyze` (full counts) and the regularizers (counts of
+surviving channels, possibly tensors: the functions use only + - * / on them).
+
+Conventions (see DESIGN.md; they match MorphNet and TensorFlow's profiler):
+- FLOPs are 2 per multiply-add. Conv/Dense/Depthwise FLOPs count the multiply-adds of
+  the kernel only; a fused bias or activation is not added (as MorphNet and
+  `tf.compat.v1.profiler` count Conv2D / MatMul / DepthwiseConv2dNative).
+- Standalone elementwise and normalization layers report their own FLOPs with the
+  per-element counts in `ACTIVATION_FLOPS` and in each function's docstring.
+- Params are all weights, trainable or not (equal to `count_params()`); bytes_read is
+  input activations plus weights, bytes_written is the output, both dtype-aware.
+- Pure views (Reshape, Flatten, Dropout at inference) move no bytes; copies (padding,
+  cropping, concat) read and write theirs.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+from typing import Callable, Sequence
+
+from latency_lab.errors import UnsupportedOpError
+from latency_lab.graph import Op, dtype_bytes, positions
+
+# Roofline classes an op's compute time is charged to (profile "compute_flops_per_s").
+DENSE, DEPTHWISE, ELEMENTWISE, DATA = "dense", "depthwise", "elementwise", "data"
+
+# FLOPs per output element of an activation function (approximate op counts:
+# relu = max, relu6 = max+min, sigmoid = exp+add+div+neg, swish = sigmoid+mul, ...).
+ACTIVATION_FLOPS: dict[str, float] = {
+    "linear": 0,
+    "relu": 1,
+    "relu6": 2,
+    "leaky_relu": 2,
+    "elu": 3,
+    "selu": 4,
+    "celu": 4,
+    "sigmoid": 4,
+    "hard_sigmoid": 3,
+    "silu": 5,
+    "swish": 5,
+    "hard_silu": 4,
+    "hard_swish": 4,
+    "gelu": 8,
+    "tanh": 4,
+    "softmax": 5,
+    "log_softmax": 5,
+    "softplus": 3,
+    "softsign": 3,
+    "mish": 8,
+    "exponential": 1,
+    "relu_max": 2,
+}
+
+
+@dataclass(frozen=True)
+class OpCost:
+    flops: float
+    params: float
+    bytes_read: float
+    bytes_written: float
+
+    def __add__(self, other: "OpCost") -> "OpCost":
+        return OpCost(
+            self.flops + other.flops,
+            self.params + other.params,
+            self.bytes_read + other.bytes_read,
+            self.bytes_written + other.bytes_written,
+        )
+
+    @property
+    def bytes_total(self) -> float:
+        return self.bytes_read + self.bytes_written
+
+    def to_dict(self) -> dict:
+        return {k: _num(v) for k, v in asdict(self).items()}
+
+
+ZERO = OpCost(0, 0, 0, 0)
+
+
+def _num(v: float) -> float | int:
+    f = float(v)
+    return int(f) if f.is_integer() else f
+
+
+CostFn = Callable[[Op, Sequence[float], "float | None"], OpCost]
+
+
+@dataclass(frozen=True)
+class CostRule:
+    fn: CostFn
+    op_class: str
+
+
+_REGISTRY: dict[str, CostRule] = {}
+
+
+def register(*op_types: str, op_class: str) -> Callable[[CostFn], CostFn]:
+    """Decorator: `fn(op, alive_in, alive_out)` is the cost of these op types."""
+
+    def deco(fn: CostFn) -> CostFn:
+        for t in op_types:
+            if t in _REGISTRY:
+                raise ValueError(f"cost for op type {t!r} registered twice")
+            _REGISTRY[t] = CostRule(fn, op_class)
+        return fn
+
+    return deco
+
+
+def supported_types() -> list[str]:
+    return sorted(_REGISTRY)
+
+
+def is_supported(op_type: str) -> bool:
+    return op_type in _REGISTRY
+
+
+def rule(op_type: str, *, layer: str | None = None) -> CostRule:
+    try:
+        return _REGISTRY[op_type]
+    except KeyError:
+        where = f"layer {layer!r} of type {op_type!r}" if layer else f"op type {op_type!r}"
+        raise UnsupportedOpError(
+            f"{where} has no cost function. Supported types: "
+            f"{', '.join(supported_types())}. Register one with "
+            "latency_lab.costs.register, or pass --allow-unknown to count it as zero."
+        ) from None
+
+
+def op_class(op_type: str) -> str:
+    return rule(op_type).op_class
+
+
+def cost_of(
+    op: Op,
+    alive_in: float | Sequence[float] | None = None,
+    alive_out: float | None = None,
+) -> OpCost:
+    """Cost of `op` with `alive_in` channels per input (one number for all inputs, a
+    sequence per input, or None for full) and `alive_out` output channels (None: what
+    the op produces from alive_in)."""
+    r = rule(op.type, layer=op.name)
+    full = [_channels(s, op) for s in op.input_shapes]
+    if alive_in is None:
+        a_in = full
+    elif isinstance(alive_in, (list, tuple)):
+        if len(alive_in) != len(full):
+            raise ValueError(
+                f"op {op.name!r}: {len(alive_in)} alive counts for {len(full)} inputs"
+            )
+        a_in = list(alive_in)
+    else:
+        a_in = [alive_in] * len(full)
+    return r.fn(op, a_in, alive_out)
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _axis(op: Op) -> int:
+    return op.channel_axis
+
+
+def _channels(shape: Sequence[int], op: Op) -> int:
+    return int(shape[_axis(op)]) if len(shape) >= 2 else 1
+
+
+def _pos(shape: Sequence[int], op: Op) -> int:
+    return positions(tuple(shape), _axis(op))
+
+
+def _act_bytes(op: Op) -> int:
+    return dtype_bytes(op.dtype)
+
+
+def _w_bytes(op: Op) -> int:
+    return dtype_bytes(op.attrs.get("weight_dtype", op.dtype))
+
+
+def _kernel_area(op: Op) -> int:
+    return int(math.prod(op.attrs.get("kernel_size", (1,))))
+
+
+def _bias(op: Op) -> int:
+    return 1 if op.attrs.get("use_bias", True) else 0
+
+
+def _reads(op: Op, a_in: Sequence[float]) -> float:
+    """Bytes of all input activations at the alive channel counts."""
+    return sum(_pos(s, op) * a for s, a in zip(op.input_shapes, a_in)) * _act_bytes(op)
+
+
+def _writes(op: Op, a_out: float) -> float:
+    return _pos(op.output_shape, op) * a_out * _act_bytes(op)
+
+
+def _out_or(a_out: float | None, default: float) -> float:
+    return default if a_out is None else a_out
+
+
+def _full_out(op: Op) -> int:
+    return _channels(op.output_shape, op)
+
+
+# ----------------------------------------------------------------- compute-heavy ops
+
+
+@register("Conv1D", "Conv2D", "Conv3D", op_class=DENSE)
+def conv_cost(op: Op, a_in, a_out):
+    """2 * out positions * kernel area * A_in/groups * A_out."""
+    a_out = _out_or(a_out, _full_out(op))
+    groups = int(op.attrs.get("groups", 1))
+    k = _kernel_area(op)
+    params = k * (a_in[0] / groups) * a_out + _bias(op) * a_out
+    flops = 2 * _pos(op.output_shape, op) * k * (a_in[0] / groups) * a_out
+    return OpCost(flops, params, _reads(op, a_in) + params * _w_bytes(op), _writes(op, a_out))
+
+
+@register("Conv1DTranspose", "Conv2DTranspose", "Conv3DTranspose", op_class=DENSE)
+def conv_transpose_cost(op: Op, a_in, a_out):
+    """Every input position scatters a kernel: 2 * in positions * area * A_in * A_out."""
+    a_out = _out_or(a_out, _full_out(op))
+    k = _kernel_area(op)
+    params = k * a_in[0] * a_out + _bias(op) * a_out
+    flops = 2 * _pos(op.input_shapes[0], op) * k * a_in[0] * a_out
+    return OpCost(flops, params, _reads(op, a_in) + params * _w_bytes(op), _writes(op, a_out))
+
+
+@register("DepthwiseConv1D", "DepthwiseConv2D", op_class=DEPTHWISE)
+def depthwise_cost(op: Op, a_in, a_out):
+    """2 * out positions * kernel area * A * depth_multiplier; output = A * dm."""
+    dm = int(op.attrs.get("depth_multiplier", 1))
+    a_out = _out_or(a_out, a_in[0] * dm)
+    k = _kernel_area(op)
+    params = k * a_out + _bias(op) * a_out
+    flops = 2 * _pos(op.output_shape, op) * k * a_out
+    return OpCost(flops, params, _reads(op, a_in) + params * _w_bytes(op), _writes(op, a_out))
+
+
+@register("SeparableConv1D", "SeparableConv2D", op_class=DENSE)
+def separable_cost(op: Op, a_in, a_out):
+    """Depthwise (A_in * dm channels, strided) followed by a 1x1 conv to A_out."""
+    dm = int(op.attrs.get("depth_multiplier", 1))
+    a_out = _out_or(a_out, _full_out(op))
+    k = _kernel_area(op)
+    mid = a_in[0] * dm
+    pos = _pos(op.output_shape, op)
+    params = k * mid + mid * a_out + _bias(op) * a_out
+    flops = 2 * pos * k * mid + 2 * pos * mid * a_out
+    return OpCost(flops, params, _reads(op, a_in) + params * _w_bytes(op), _writes(op, a_out))
+
+
+@register("Dense", "EinsumDense", op_class=DENSE)
+def dense_cost(op: Op, a_in, a_out):
+    """2 * rows * A_in * A_out with rows = product of all non-channel dims (batch
+    included): a Dense on a (B, H, W, C) tensor does B*H*W row products."""
+    if op.type == "EinsumDense":
+        raise UnsupportedOpError(
+            f"layer {op.name!r} (EinsumDense): only Dense is costed; rewrite it as Dense"
+        )
+    a_out = _out_or(a_out, _full_out(op))
+    params = a_in[0] * a_out + _bias(op) * a_out
+    flops = 2 * _pos(op.input_shapes[0], op) * a_in[0] * a_out
+    return OpCost(flops, params, _reads(op, a_in) + params * _w_bytes(op), _writes(op, a_out))
+
+
+# ------------------------------------------------------------------ normalization
+
+
+@register("BatchNormalization", op_class=ELEMENTWISE)
+def batchnorm_cost(op: Op, a_in, a_out):
+    """Inference form x * s + t: 2 FLOPs per element. Params: gamma (if scale), beta
+    (if center), moving mean and variance."""
+    c = a_in[0]
+    params = c * (2 + int(bool(op.attrs.get("scale", True))) + int(bool(op.attrs.get("center", True))))
+    elems = _pos(op.input_shapes[0], op) * c
+    return OpCost(2 * elems, params, _reads(op, a_in) + params * _w_bytes(op), _writes(op, c))
+
+
+def _normalized_size(op: Op, a_in: float) -> float:
+    """Product of the dims over `axis` (channel axis replaced by its alive count)."""
+    axis = op.attrs.get("axis", -1)
+    axes = axis if isinstance(axis, tuple) else (axis,)
+    shape = op.input_shapes[0]
+    rank = len(shape)
+    ch = _axis(op) % rank
+    size: float = 1
+    for ax in axes:
+        ax = int(ax) % rank
+        size = size * (a_in if ax == ch else int(shape[ax]))
+    return size
+
+
+@register("LayerNormalization", op_class=ELEMENTWISE)
+def layernorm_cost(op: Op, a_in, a_out):
+    """8 FLOPs per element: mean (add), variance (sub, mul, add), normalize (sub, mul),
+    scale and shift (mul, add); rsqrt per row is negligible."""
+    c = a_in[0]
+    n = _normalized_size(op, c)
+    params = n * (int(bool(op.attrs.get("scale", True))) + int(bool(op.attrs.get("center", True))))
+    elems = _pos(op.input_shapes[0], op) * c
+    return OpCost(8 * elems, params, _reads(op, a_in) + params * _w_bytes(op), _writes(op, c))
+
+
+@register("Normalization", op_class=ELEMENTWISE)
+def normalization_cost(op: Op, a_in, a_out):
+    """(x - mean) / sqrt(var): 2 FLOPs per element. Params: mean, variance, count."""
+    c = a_in[0]
+    n = _normalized_size(op, c)
+    params = 2 * n + 1
+    elems = _pos(op.input_shapes[0], op) * c
+    return OpCost(2 * elems, params, _reads(op, a_in) + params * _w_bytes(op), _writes(op, c))
+
+
+@register("Rescaling", op_class=ELEMENTWISE)
+def rescaling_cost(op: Op, a_in, a_out):
+    """x * scale (+ offset when non-zero): 1 or 2 FLOPs per element."""
+    c = a_in[0]
+    per = 1 + (1 if op.attrs.get("offset", 0) not in (0, 0.0, None) else 0)
+    elems = _pos(op.input_shapes[0], op) * c
+    return OpCost(per * elems, 0, _reads(op, a_in), _writes(op, c))
+
+
+# -------------------------------------------------------------------- activations
+
+
+def activation_name(op: Op) -> str:
+    """Canonical activation of an activation layer (ReLU(max_value=6) -> relu6)."""
+    t = op.type
+    if t == "ReLU":
+        mv = op.attrs.get("max_value")
+        if op.attrs.get("negative_slope", 0) not in (0, 0.0, None):
+            return "leaky_relu"
+        if mv is None:
+            return "relu"
+        return "relu6" if float(mv) == 6.0 else "relu_max"
+    fixed = {"LeakyReLU": "leaky_relu", "ELU": "elu", "Softmax": "softmax",
+             "PReLU": "leaky_relu", "ops.Sigmoid": "sigmoid", "ops.Relu": "relu",
+             "ops.Relu6": "relu6", "ops.HardSigmoid": "hard_sigmoid",
+             "ops.Silu": "silu", "ops.HardSilu": "hard_silu", "ops.Gelu": "gelu",
+             "ops.Tanh": "tanh", "ops.Softmax": "softmax"}
+    if t in fixed:
+        return fixed[t]
+    return str(op.attrs.get("activation") or "linear")
+
+
+def activation_flops_per_element(name: str, *, layer: str) -> float:
+    try:
+        return ACTIVATION_FLOPS[name]
+    except KeyError:
+        raise UnsupportedOpError(
+            f"layer {layer!r} uses activation {name!r}, which has no FLOP count. Known "
+            f"activations: {', '.join(sorted(ACTIVATION_FLOPS))}. Add it to "
+            "latency_lab.costs.ACTIVATION_FLOPS."
+        ) from None
+
+
+@register("Activation", "ReLU", "LeakyReLU", "ELU", "Softmax", "PReLU",
+          "ops.Sigmoid", "ops.Relu", "ops.Relu6", "ops.HardSigmoid", "ops.Silu",
+          "ops.HardSilu", "ops.Gelu", "ops.Tanh", "ops.Softmax", op_class=ELEMENTWISE)
+def activation_cost(op: Op, a_in, a_out):
+    """Per-element FLOPs from ACTIVATION_FLOPS; PReLU carries one alpha per element
+    of its shared axes."""
+    c = a_in[0]
+    per = activation_flops_per_element(activation_name(op), layer=op.name)
+    elems = _pos(op.input_shapes[0], op) * c
+    params: float = 0
+    if op.type == "PReLU":
+        shared = op.attrs.get("shared_axes") or ()
+        shape = op.input_shapes[0][1:]
+        params = math.prod(1 if (i + 1) in shared else int(d) for i, d in enumerate(shape[:-1])) * c
+    return OpCost(per * elems, params, _reads(op, a_in) + params * _w_bytes(op), _writes(op, c))
+
+
+# ---------------------------------------------------------------- merges and math
+
+
+_MERGE_FLOPS_PER_INPUT = {"Add": 1, "Subtract": 1, "Multiply": 1, "Maximum": 1, "Minimum": 1}
+
+
+@register("Add", "Subtract", "Multiply", "Maximum", "Minimum", "Average", op_class=ELEMENTWISE)
+def merge_cost(op: Op, a_in, a_out):
+    """n inputs combine with n-1 binary ops per output element (Average: n, the
+    extra one is the division). Broadcast inputs (squeeze-excite scales) are read
+    at their own size."""
+    a_out = _out_or(a_out, max(a_in) if all(isinstance(a, (int, float)) for a in a_in) else a_in[0])
+    n = len(a_in)
+    per = n if op.type == "Average" else n - 1
+    elems = _pos(op.output_shape, op) * a_out
+    return OpCost(per * elems, 0, _reads(op, a_in), _writes(op, a_out))
+
+
+@register("ops.Add", "ops.Subtract", "ops.Multiply", "ops.Divide", "ops.TrueDivide",
+          "ops.Maximum", "ops.Minimum", "ops.Power", op_class=ELEMENTWISE)
+def ops_binary_cost(op: Op, a_in, a_out):
+    """keras.ops arithmetic in a functional graph (`x + 3.0`, `x * y`): one FLOP per
+    output element per binary operation."""
+    a_out = _out_or(a_out, a_in[0])
+    n_operands = len(a_in) + int(op.attrs.get("constant_operands", 0))
+    elems = _pos(op.output_shape, op) * a_out
+    return OpCost(max(n_operands - 1, 1) * elems, 0, _reads(op, a_in), _writes(op, a_out))
+
+
+@register("CustomScaleLayer", op_class=ELEMENTWISE)
+def scaled_residual_cost(op: Op, a_in, a_out):
+    """InceptionResNetV2's `x + scale * branch`: 2 FLOPs per element."""
+    a_out = _out_or(a_out, a_in[0])
+    elems = _pos(op.output_shape, op) * a_out
+    return OpCost(2 * elems, 0, _reads(op, a_in), _writes(op, a_out))
+
+
+@register("Concatenate", op_class=DATA)
+def concat_cost(op: Op, a_in, a_out):
+    """A copy: no FLOPs; along the channel axis the output has sum(A_in) channels."""
+    rank = len(op.output_shape)
+    axis = int(op.attrs.get("axis", -1)) % rank
+    if axis == _axis(op) % rank:
+        a_out = _out_or(a_out, sum(a_in))
+    else:
+        a_out = _out_or(a_out, a_in[0])
+    return OpCost(0, 0, _reads(op, a_in), _writes(op, a_out))
+
+
+# ------------------------------------------------------------------------ pooling
+
+
+@register("MaxPooling1D", "MaxPooling2D", "MaxPooling3D",
+          "AveragePooling1D", "AveragePooling2D", "AveragePooling3D", op_class=ELEMENTWISE)
+def pool_cost(op: Op, a_in, a_out):
+    """One compare/add per window element per output element (average adds a divide)."""
+    c = a_in[0]
+    window = int(math.prod(op.attrs.get("pool_size", (1,))))
+    per = window + (1 if op.type.startswith("Average") else 0)
+    elems = _pos(op.output_shape, op) * c
+    return OpCost(per * elems, 0, _reads(op, a_in), _writes(op, c))
+
+
+@register("GlobalMaxPooling1D", "GlobalMaxPooling2D", "GlobalMaxPooling3D",
+          "GlobalAveragePooling1D", "GlobalAveragePooling2D", "GlobalAveragePooling3D",
+          op_class=ELEMENTWISE)
+def global_pool_cost(op: Op, a_in, a_out):
+    """One FLOP per input element (plus a divide per output for average)."""
+    c = a_in[0]
+    out_pos = _pos(op.output_shape, op)  # batch (x 1 x 1 with keepdims)
+    extra = out_pos * c if "Average" in op.type else 0
+    flops = _pos(op.input_shapes[0], op) * c + extra
+    return OpCost(flops, 0, _reads(op, a_in), out_pos * c * _act_bytes(op))
+
+
+# --------------------------------------------------------------- data movement only
+
+
+@register("InputLayer", "Dropout", "SpatialDropout1D", "SpatialDropout2D",
+          "SpatialDropout3D", "GaussianNoise", "GaussianDropout", "AlphaDropout",
+          "ActivityRegularization", "Identity", "Reshape", "Flatten", op_class=DATA)
+def view_cost(op: Op, a_in, a_out):
+    """No work at inference: identity, or a view of the same buffer."""
+    return ZERO
+
+
+@register("ZeroPadding1D", "ZeroPadding2D", "ZeroPadding3D", "Cropping1D",
+          "Cropping2D", "Cropping3D", "UpSampling1D", "UpSampling2D", "UpSampling3D",
+          "Permute", "RepeatVector", op_class=DATA)
+def copy_cost(op: Op, a_in, a_out):
+    """A copy into a new buffer; bilinear upsampling adds 7 FLOPs per output
+    (4 multiplies, 3 adds)."""
+    a_out = _out_or(a_out, a_in[0])
+    flops = 0
+    if op.type.startswith("UpSampling") and op.attrs.get("interpolation", "nearest") != "nearest":
+        flops = 7 * _pos(op.output_shape, op) * a_out
+    return OpCost(flops, 0, _reads(op, a_in), _writes(op, a_out))

@@ -1,0 +1,31 @@
+"""Error types. Every user-facing failure is one of these, so the CLI can print the
+message (which names the file, field, layer or op and says how to fix it) instead of a
+traceback."""
+
+
+class LatencyLabError(Exception):
+    """Base class: a problem with the user's input or environment, not a bug."""
+
+
+class ModelLoadError(LatencyLabError):
+    """A model file or `keras.applications` name could not be turned into a model."""
+
+
+class UnsupportedModelError(LatencyLabError):
+    """The model is valid Keras but not something we can trace (e.g. subclassed)."""
+
+
+class UnsupportedOpError(LatencyLabError):
+    """An op/layer type has no registered cost function or predictor."""
+
+
+class ProfileError(LatencyLabError):
+    """A device profile is malformed, of an unknown version, or does not fit the use."""
+
+
+class MeasurementError(LatencyLabError):
+    """A runtime could not build or run something we asked it to time."""
+
+
+class InputSpecError(LatencyLabError):
+    """A command-line value (shape, option) is malformed."""

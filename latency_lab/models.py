@@ -1,0 +1,139 @@
+"""Turn a MODEL argument into a Keras model: a `.keras`/`.h5` path or
+`keras.applications.NAME` (always `weights=None`: nothing is downloaded)."""
+
+from __future__ import annotations
+
+import ast
+import os
+from pathlib import Path
+from typing import Any, Sequence
+
+from latency_lab.errors import InputSpecError, ModelLoadError
+
+APPLICATIONS_PREFIX = "keras.applications."
+MODEL_SUFFIXES = (".keras", ".h5", ".hdf5")
+DEFAULT_IMAGE_SHAPE = (224, 224, 3)
+
+
+def parse_input_shape(text: str | None) -> tuple[int, ...] | None:
+    """'224,224,3' -> (224, 224, 3)."""
+    if text is None:
+        return None
+    parts = [p.strip() for p in str(text).replace("x", ",").split(",") if p.strip()]
+    try:
+        dims = tuple(int(p) for p in parts)
+    except ValueError:
+        dims = ()
+    if not dims or any(d <= 0 for d in dims):
+        raise InputSpecError(
+            f"malformed --input-shape {text!r}: expected positive integers without the "
+            "batch dimension, e.g. --input-shape 224,224,3"
+        )
+    return dims
+
+
+def parse_model_args(items: Sequence[str] | None) -> dict[str, Any]:
+    """['alpha=0.5', 'include_top=False'] -> {'alpha': 0.5, 'include_top': False}."""
+    out: dict[str, Any] = {}
+    for item in items or ():
+        key, sep, raw = item.partition("=")
+        key = key.strip()
+        if not sep or not key.isidentifier():
+            raise InputSpecError(
+                f"malformed --model-arg {item!r}: expected NAME=VALUE, e.g. alpha=0.5"
+            )
+        try:
+            value = ast.literal_eval(raw.strip())
+        except (ValueError, SyntaxError):
+            value = raw.strip()  # a bare word such as classifier_activation=softmax
+        out[key] = value
+    return out
+
+
+def application_names() -> list[str]:
+    import keras
+
+    return sorted(
+        n for n in dir(keras.applications)
+        if n[:1].isupper() and callable(getattr(keras.applications, n))
+    )
+
+
+def load_application(name: str, model_args: dict | None = None,
+                     input_shape: Sequence[int] | None = None):
+    import keras
+
+    args = dict(model_args or {})
+    if args.get("weights") not in (None, "None"):
+        raise InputSpecError(
+            f"--model-arg weights={args['weights']!r}: latency-lab never downloads "
+            "weights; latency does not depend on them. Drop the weights argument."
+        )
+    args["weights"] = None
+    if input_shape is not None:
+        args.setdefault("input_shape", tuple(input_shape))
+    builder = getattr(keras.applications, name, None)
+    if builder is None or not name[:1].isupper():
+        raise ModelLoadError(
+            f"unknown model keras.applications.{name}; available: "
+            f"{', '.join(application_names())}"
+        )
+    try:
+        model = builder(**args)
+        if "input_shape" not in args and any(d is None for d in model.inputs[0].shape[1:]):
+            # Some families (MobileNetV3) default to variable spatial size; analyze
+            # them at the ImageNet size their documentation uses.
+            args["input_shape"] = DEFAULT_IMAGE_SHAPE
+            model = builder(**args)
+        return model
+    except (TypeError, ValueError) as exc:
+        raise ModelLoadError(f"keras.applications.{name}({_fmt(args)}) failed: {exc}") from exc
+
+
+def _fmt(args: dict) -> str:
+    return ", ".join(f"{k}={v!r}" for k, v in args.items())
+
+
+def load_model_file(path: str | os.PathLike):
+    p = Path(path)
+    if not p.exists():
+        raise ModelLoadError(
+            f"model file {str(p)!r} does not exist; give a .keras/.h5 path or "
+            "keras.applications.NAME"
+        )
+    if p.is_dir():
+        raise ModelLoadError(
+            f"{str(p)!r} is a directory; latency-lab reads Keras 3 .keras or .h5 files "
+            "(export a SavedModel's Keras model with model.save('m.keras'))"
+        )
+    if p.suffix.lower() not in MODEL_SUFFIXES:
+        raise ModelLoadError(
+            f"model file {str(p)!r} has suffix {p.suffix!r}; expected one of "
+            f"{', '.join(MODEL_SUFFIXES)}"
+        )
+    if not os.access(p, os.R_OK):
+        raise ModelLoadError(f"model file {str(p)!r} is not readable (check permissions)")
+    import keras
+
+    try:
+        return keras.saving.load_model(str(p), compile=False)
+    except Exception as exc:  # keras raises many types for corrupt/custom files
+        hint = ""
+        if "custom" in str(exc).lower() or "Unknown" in str(exc):
+            hint = (" The file uses custom layers: load it in Python with "
+                    "custom_objects=... and pass the model object to the API.")
+        raise ModelLoadError(
+            f"could not load model file {str(p)!r}: {type(exc).__name__}: {exc}.{hint}"
+        ) from exc
+
+
+def load(spec: str, model_args: dict | None = None,
+         input_shape: Sequence[int] | None = None):
+    """Load MODEL as given on the command line."""
+    if spec.startswith(APPLICATIONS_PREFIX):
+        return load_application(spec[len(APPLICATIONS_PREFIX):], model_args, input_shape)
+    if model_args:
+        raise InputSpecError(
+            "--model-arg applies to keras.applications.NAME models, not to files"
+        )
+    return load_model_file(spec)

@@ -1,0 +1,306 @@
+"""The one measurement harness: every figure in latency-lab (microbenchmarks, lookup-table
+samples, whole-model latency) is timed by `measure`, so they are all comparable.
+
+The recipe: warm-up calls (JIT compilation, allocator and cache warm-up happen there),
+an inner loop calibrated so that one repeat lasts at least `min_time_s` (so the clock's
+resolution and per-read overhead are negligible), then several repeats. We report the
+median and the interquartile range over repeats rather than mean and standard deviation
+because the machines we measure on are shared and noisy: a few repeats hit by another
+process must not move the figure. When the spread (IQR / median) is still too large the
+whole repeat set is retried, and the figure is flagged `unstable` if it never settles.
+
+Pure Python and numpy only: no TensorFlow import here, so timing can be used (and
+tested) without any runtime installed.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import asdict, dataclass, field, fields
+from typing import Callable, Iterable
+
+import numpy as np
+
+from latency_lab.errors import MeasurementError, ProfileError
+
+__all__ = ["TimingConfig", "Measurement", "measure", "summarize"]
+
+
+def _check_int(name: str, value, minimum: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise ValueError(
+            f"TimingConfig.{name} must be an integer >= {minimum}, got {value!r} "
+            f"({type(value).__name__}); pass a whole number."
+        )
+    if value < minimum:
+        raise ValueError(f"TimingConfig.{name} must be >= {minimum}, got {value}.")
+
+
+def _check_positive_float(name: str, value) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+        raise ValueError(
+            f"TimingConfig.{name} must be a positive finite number, got {value!r} "
+            f"({type(value).__name__})."
+        )
+    if not math.isfinite(value) or value <= 0:
+        raise ValueError(f"TimingConfig.{name} must be a positive finite number, got {value!r}.")
+
+
+@dataclass(frozen=True)
+class TimingConfig:
+    """How hard to try for a stable figure.
+
+    The defaults suit a shared 2-core machine: 50 ms per repeat is long enough to swamp
+    timer resolution and scheduler ticks, 7 repeats give a meaningful IQR, and a 10 %
+    spread is the point past which a figure is not worth putting into a latency model.
+    """
+
+    warmup_runs: int = 2
+    min_time_s: float = 0.05
+    repeats: int = 7
+    max_inner_loops: int = 10_000
+    spread_tolerance: float = 0.10
+    max_retries: int = 2
+
+    def __post_init__(self):
+        _check_int("warmup_runs", self.warmup_runs, 0)
+        _check_positive_float("min_time_s", self.min_time_s)
+        _check_int("repeats", self.repeats, 3)  # an IQR over fewer than 3 values is meaningless
+        _check_int("max_inner_loops", self.max_inner_loops, 1)
+        _check_positive_float("spread_tolerance", self.spread_tolerance)
+        _check_int("max_retries", self.max_retries, 0)
+
+    @classmethod
+    def quick(cls) -> "TimingConfig":
+        """Cheaper settings for large sweeps and smoke runs: coarser, still median/IQR."""
+        return cls(warmup_runs=1, min_time_s=0.01, repeats=5, spread_tolerance=0.10, max_retries=1)
+
+    def get_config(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_config(cls, config: dict) -> "TimingConfig":
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(config) - known)
+        if unknown:
+            raise ValueError(
+                f"Unknown TimingConfig field(s) {unknown}; expected a subset of {sorted(known)}."
+            )
+        return cls(**config)
+
+
+@dataclass
+class Measurement:
+    """The figure for one timed thing. Times are seconds per call; `raw_s` keeps every
+    repeat of the kept attempt so profiles can store samples rather than only summaries."""
+
+    median_s: float
+    iqr_s: float
+    raw_s: list[float] = field(default_factory=list)
+    inner_loops: int = 1
+    repeats: int = 0
+    retries: int = 0
+    unstable: bool = False
+
+    @property
+    def median_ms(self) -> float:
+        return self.median_s * 1e3
+
+    @property
+    def iqr_ms(self) -> float:
+        return self.iqr_s * 1e3
+
+    @property
+    def raw_ms(self) -> list[float]:
+        return [v * 1e3 for v in self.raw_s]
+
+    @property
+    def spread(self) -> float:
+        """IQR / median: the relative noise of the figure (0 when the median is 0)."""
+        return self.iqr_s / self.median_s if self.median_s > 0 else 0.0
+
+    def to_dict(self) -> dict:
+        return {
+            "median_ms": float(self.median_ms),
+            "iqr_ms": float(self.iqr_ms),
+            "raw_ms": [float(v) for v in self.raw_ms],
+            "inner_loops": int(self.inner_loops),
+            "repeats": int(self.repeats),
+            "retries": int(self.retries),
+            "unstable": bool(self.unstable),
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "Measurement":
+        if not isinstance(d, dict):
+            raise ProfileError(
+                f"A stored measurement must be a JSON object with 'median_ms' and 'iqr_ms', "
+                f"got {type(d).__name__}; re-run the measurement or fix the profile file."
+            )
+        missing = [k for k in ("median_ms", "iqr_ms") if k not in d]
+        if missing:
+            raise ProfileError(
+                f"Stored measurement is missing {missing} (has {sorted(d)}); expected the keys "
+                f"written by Measurement.to_dict(). Re-run the measurement or fix the profile file."
+            )
+        try:
+            raw_ms = [float(v) for v in d.get("raw_ms", [])]
+            return cls(
+                median_s=float(d["median_ms"]) / 1e3,
+                iqr_s=float(d["iqr_ms"]) / 1e3,
+                raw_s=[v / 1e3 for v in raw_ms],
+                inner_loops=int(d.get("inner_loops", 1)),
+                repeats=int(d.get("repeats", len(raw_ms))),
+                retries=int(d.get("retries", 0)),
+                unstable=bool(d.get("unstable", False)),
+            )
+        except (TypeError, ValueError) as exc:
+            raise ProfileError(
+                f"Stored measurement has a non-numeric field ({exc}); expected numbers for "
+                f"median_ms, iqr_ms, raw_ms, inner_loops, repeats, retries. Fix the profile file."
+            ) from exc
+
+
+def summarize(values: Iterable[float]) -> tuple[float, float]:
+    """(median, IQR) of `values`: the robust centre and spread used for every figure."""
+    arr = np.asarray(list(values), dtype=float)
+    if arr.size == 0:
+        raise ValueError("summarize() needs at least one value, got an empty sequence.")
+    q25, q50, q75 = np.percentile(arr, [25, 50, 75])
+    return float(q50), float(q75 - q25)
+
+
+_CLOCK_HINT = (
+    "The clock's resolution is too coarse for this function; pass a finer clock "
+    "(time.perf_counter), raise TimingConfig.max_inner_loops, or time a larger unit of work."
+)
+
+
+class _Runner:
+    """Calls fn (and sync) with errors turned into MeasurementError naming the phase."""
+
+    def __init__(self, fn, sync, clock):
+        self.fn, self.sync, self.clock = fn, sync, clock
+
+    def call(self, n: int, phase: str) -> None:
+        fn = self.fn
+        for i in range(n):
+            try:
+                fn()
+            except Exception as exc:
+                raise MeasurementError(
+                    f"The function being timed raised {type(exc).__name__} on call {i + 1} of "
+                    f"{n} during {phase}: {exc}. Fix the function (or its inputs) so that it "
+                    f"runs on its own before timing it."
+                ) from exc
+
+    def do_sync(self, phase: str) -> None:
+        if self.sync is None:
+            return
+        try:
+            self.sync()
+        except Exception as exc:
+            raise MeasurementError(
+                f"The sync function raised {type(exc).__name__} during {phase}: {exc}. It must "
+                f"wait for queued device work and take no arguments."
+            ) from exc
+
+    def timed(self, n: int, phase: str) -> float:
+        t0 = self.clock()
+        self.call(n, phase)
+        self.do_sync(phase)  # the device must be idle before we read the clock
+        elapsed = self.clock() - t0
+        if elapsed < 0:
+            raise MeasurementError(
+                f"The clock went backwards during {phase} ({elapsed!r} s for {n} calls); "
+                f"expected a monotonic clock. Use time.perf_counter (the default)."
+            )
+        return elapsed
+
+
+def _calibrate(runner: _Runner, config: TimingConfig) -> int:
+    """Smallest inner-loop count whose timing reaches min_time_s (capped at max_inner_loops).
+
+    Starts at 1 and jumps to the count the last timing predicts, so a slow function costs
+    one or two calibration rounds rather than a long doubling ladder.
+    """
+    n = 1
+    while True:
+        elapsed = runner.timed(n, f"inner-loop calibration ({n} calls)")
+        if elapsed >= config.min_time_s:
+            return n
+        if n >= config.max_inner_loops:
+            if elapsed <= 0:
+                raise MeasurementError(
+                    f"The clock measured 0 s for {n} calls (TimingConfig.max_inner_loops); "
+                    f"cannot time a function faster than the clock's resolution. {_CLOCK_HINT}"
+                )
+            return n  # fast function: accept the cap, repeats are still > 0 s
+        if elapsed <= 0:
+            target = n * 2  # below the clock's resolution: nothing to extrapolate from
+        else:
+            predicted = math.ceil(config.min_time_s * n / elapsed)
+            # Cap the jump: a very short timing is dominated by clock granularity.
+            target = max(n + 1, min(predicted, n * 100))
+        n = min(target, config.max_inner_loops)
+
+
+def measure(
+    fn: Callable[[], object],
+    config: TimingConfig | None = None,
+    *,
+    clock: Callable[[], float] = time.perf_counter,
+    sync: Callable[[], object] | None = None,
+) -> Measurement:
+    """Time `fn()` (seconds per call) with warm-up, a calibrated inner loop and repeats.
+
+    `sync` is called after each batch of calls and before reading the clock; pass the
+    runtime's "wait for the device" function for asynchronous backends (GPU), or the
+    figure would be the time to enqueue work, not to do it. `clock` is injectable so
+    tests can drive the harness deterministically.
+    """
+    config = config or TimingConfig()
+    if not callable(fn):
+        raise MeasurementError(
+            f"measure() needs a callable taking no arguments, got {type(fn).__name__}; "
+            f"wrap the work in a lambda or functools.partial."
+        )
+    runner = _Runner(fn, sync, clock)
+
+    if config.warmup_runs:
+        runner.call(config.warmup_runs, "warm-up")
+        runner.do_sync("warm-up")
+
+    n = _calibrate(runner, config)
+
+    best: tuple[float, list[float], float, float] | None = None  # (spread, raw, median, iqr)
+    attempts = 0
+    for attempt in range(config.max_retries + 1):
+        attempts = attempt + 1
+        raw = [
+            runner.timed(n, f"timed repeat {r + 1} of {config.repeats} (attempt {attempts})") / n
+            for r in range(config.repeats)
+        ]
+        median, iqr = summarize(raw)
+        if median <= 0:
+            raise MeasurementError(
+                f"The median time per call was {median!r} s over {config.repeats} repeats of "
+                f"{n} calls; the clock did not advance. {_CLOCK_HINT}"
+            )
+        spread = iqr / median
+        if best is None or spread < best[0]:
+            best = (spread, raw, median, iqr)
+        if spread <= config.spread_tolerance:
+            break
+
+    spread, raw, median, iqr = best
+    return Measurement(
+        median_s=median,
+        iqr_s=iqr,
+        raw_s=[float(v) for v in raw],
+        inner_loops=n,
+        repeats=config.repeats,
+        retries=attempts - 1,
+        unstable=spread > config.spread_tolerance,
+    )
