@@ -138,6 +138,70 @@ def run_analyze(args: argparse.Namespace) -> int:
     return 0
 
 
+# ------------------------------------------------------------------- profile
+
+
+def _profile_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--out", required=True, metavar="PROFILE.json", help="profile to write")
+    p.add_argument("--runtime", default="litert", choices=["litert", "keras"])
+    p.add_argument("--threads", type=_positive_int, default=1, metavar="N")
+    p.add_argument("--device", default="cpu", choices=["cpu", "gpu"],
+                   help="keras runtime only: where the backend runs")
+    p.add_argument("--quick", action="store_true", help="coarse profile in about a minute")
+    p.add_argument("--budget", type=float, metavar="MINUTES",
+                   help="stop measuring after this long (what was measured is kept)")
+    p.add_argument("--resume", action="store_true",
+                   help="continue an interrupted run in --out without re-measuring")
+    p.add_argument("--seed", type=int, default=0)
+
+
+@command("profile", "run on-device microbenchmarks and write a device profile", _profile_args)
+def run_profile_cmd(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from latency_lab.profiler import ProfileRun, run_profile
+
+    if args.budget is not None and not args.budget > 0:
+        from latency_lab.errors import InputSpecError
+
+        raise InputSpecError(f"--budget must be a positive number of minutes, got {args.budget}")
+    out = Path(args.out)
+    err = console(stderr=True)
+    run = ProfileRun(out=out, runtime=args.runtime, threads=args.threads, device=args.device,
+                     quick=args.quick, budget_s=args.budget * 60 if args.budget else None,
+                     resume=args.resume, seed=args.seed,
+                     log=lambda m: err.print(m, highlight=False, markup=False))
+    import time
+
+    t0 = time.time()
+    prof = run_profile(run)
+    s = prof.summary()
+    err.print(f"wrote {out} in {time.time() - t0:.0f} s: {len(prof.samples)} samples, "
+              f"complete={prof.progress.get('complete') if prof.progress else True}",
+              markup=False, highlight=False)
+    _print_profile_summary(prof)
+    return 0
+
+
+def _print_profile_summary(prof) -> None:
+    from rich.table import Table
+
+    r = prof.roofline
+    t = Table(title=f"{prof.device_name} / {prof.runtime_name} ({prof.provenance_kind})")
+    t.add_column("quantity")
+    t.add_column("value", justify="right")
+    for cls, v in r["compute_flops_per_s"].items():
+        t.add_row(f"peak {cls}", f"{v / 1e9:.1f} GFLOP/s")
+    t.add_row("memory bandwidth", f"{r['memory_bytes_per_s'] / 1e9:.1f} GB/s")
+    t.add_row("per-op overhead", f"{prof.per_op_overhead_ms * 1e3:.2f} us")
+    t.add_row("per-invocation overhead", f"{prof.per_invocation_overhead_ms * 1e3:.2f} us")
+    counts: dict[str, int] = {}
+    for smp in prof.samples:
+        counts[smp.op] = counts.get(smp.op, 0) + 1
+    t.add_row("samples", ", ".join(f"{k} {v}" for k, v in sorted(counts.items())) or "none")
+    console().print(t)
+
+
 # ---------------------------------------------------------------------- main
 
 

@@ -103,9 +103,10 @@ def register(*op_types: str, op_class: str) -> Callable[[CostFn], CostFn]:
     """Decorator: `fn(op, alive_in, alive_out)` is the cost of these op types."""
 
     def deco(fn: CostFn) -> CostFn:
-        for t in op_types:
+        for t in op_types:  # check all first: a failed call registers nothing
             if t in _REGISTRY:
                 raise ValueError(f"cost for op type {t!r} registered twice")
+        for t in op_types:
             _REGISTRY[t] = CostRule(fn, op_class)
         return fn
 
@@ -309,12 +310,16 @@ def layernorm_cost(op: Op, a_in, a_out):
 
 @register("Normalization", op_class=ELEMENTWISE)
 def normalization_cost(op: Op, a_in, a_out):
-    """(x - mean) / sqrt(var): 2 FLOPs per element. Params: mean, variance, count."""
+    """(x - mean) / sqrt(var): 2 FLOPs per element. Params: mean, variance, count
+    (none when mean and variance were given as constants: attrs constant_stats)."""
     c = a_in[0]
     n = _normalized_size(op, c)
-    params = 2 * n + 1
+    constant = bool(op.attrs.get("constant_stats", False))
+    params = 0 if constant else 2 * n + 1
+    weights_read = 2 * n if constant else params
     elems = _pos(op.input_shapes[0], op) * c
-    return OpCost(2 * elems, params, _reads(op, a_in) + params * _w_bytes(op), _writes(op, c))
+    return OpCost(2 * elems, params, _reads(op, a_in) + weights_read * _w_bytes(op),
+                  _writes(op, c))
 
 
 @register("Rescaling", op_class=ELEMENTWISE)

@@ -77,6 +77,8 @@ def _attrs(layer: Any, call_kwargs: dict) -> dict[str, Any]:
         attrs["axis"] = _plain(cfg["axis"])
     if "activation" in cfg:
         attrs["activation"] = _activation_name(cfg["activation"])
+    if cfg.get("mean") is not None:  # Normalization(mean=, variance=): constants, no weights
+        attrs["constant_stats"] = True
     if cfg.get("data_format") == "channels_first":
         attrs["channel_axis"] = 1
     variable_dtype = getattr(layer, "variable_dtype", None)
@@ -214,7 +216,10 @@ class _Builder:
             attrs=_attrs(operation, dict(node.arguments.kwargs)),
             dtype=str(out_specs[0].dtype) if out_specs else "float32",
         )
-        constants = [a for a in node.arguments.args if not hasattr(a, "shape")]
+        # Scalars/arrays beside the tensors (`x + 3.0`); a list of tensors (the one
+        # argument of Add/Concatenate layers) is not a constant.
+        constants = [a for a in node.arguments.args
+                     if not hasattr(a, "shape") and not isinstance(a, (list, tuple, dict))]
         if constants:
             op.attrs["constant_operands"] = len(constants)
         self.ops.append(op)

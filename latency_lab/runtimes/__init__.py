@@ -1,0 +1,68 @@
+"""Where things run. A runtime times whole Keras models and single ops with the one
+harness in `latency_lab.timing`, and says what it is (name, version, threads) so every
+figure is recorded with it.
+
+Registry: `get("litert", threads=1)`, `available()`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable, Protocol, Sequence
+
+from latency_lab.errors import InputSpecError
+from latency_lab.timing import Measurement, TimingConfig
+
+
+@dataclass
+class OpProgram:
+    """A single-op program to time: input shapes and a keras.ops function."""
+
+    key: str
+    input_shapes: list[tuple]
+    fn: Callable
+
+
+class Runtime(Protocol):
+    name: str
+    threads: int
+
+    def info(self) -> dict: ...
+
+    def measure_model(self, model: Any, timing: TimingConfig | None = None) -> Measurement: ...
+
+    def measure_ops(self, programs: Sequence[OpProgram], timing: TimingConfig | None = None,
+                    on_result: Callable[[OpProgram, Measurement], None] | None = None,
+                    ) -> None: ...
+
+
+def _litert(**kw):
+    from latency_lab.runtimes.litert import LiteRTRuntime
+
+    return LiteRTRuntime(**kw)
+
+
+def _keras(**kw):
+    from latency_lab.runtimes.keras_runtime import KerasRuntime
+
+    return KerasRuntime(**kw)
+
+
+_REGISTRY: dict[str, Callable[..., Runtime]] = {"litert": _litert, "keras": _keras}
+
+
+def available() -> list[str]:
+    return sorted(_REGISTRY)
+
+
+def get(name: str, **kwargs: Any) -> Runtime:
+    try:
+        factory = _REGISTRY[name]
+    except KeyError:
+        raise InputSpecError(
+            f"unknown runtime {name!r}; choose one of {', '.join(available())}"
+        ) from None
+    threads = kwargs.get("threads", 1)
+    if not isinstance(threads, int) or threads < 1:
+        raise InputSpecError(f"threads must be a positive integer, got {threads!r}")
+    return factory(**kwargs)

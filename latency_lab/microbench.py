@@ -1,0 +1,513 @@
+"""Microbenchmarks: which single ops to time, in which configurations, and what the
+timings say about the device (roofline ceilings, per-op overhead).
+
+An op benchmark is described once here, in a registry: its config keys, the IR op
+whose cost-registry FLOPs/bytes it has (so a sample's work is computed by the same
+functions `analyze` uses), and a builder written with `keras.ops` so every runtime can
+compile it (LiteRT converts it with constant weights, which is the form the converter
+produces after folding BatchNormalization into the conv and fusing the activation).
+
+Sampling plans draw configurations from the layers of keras.applications families,
+because that is where real (and slimmed) networks live, then add random channel
+slimming so the regularizer's outputs are covered too.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from dataclasses import dataclass
+from typing import Any, Callable, Iterable, Sequence
+
+import numpy as np
+
+from latency_lab import costs
+from latency_lab.errors import ProfileError
+from latency_lab.graph import Op
+
+Config = dict[str, Any]
+
+
+def same_out(size: int, stride: int) -> int:
+    return -(-int(size) // int(stride))
+
+
+@dataclass(frozen=True)
+class BenchOp:
+    """One kind of op the profiler times."""
+
+    name: str
+    keys: tuple[str, ...]
+    to_ir: Callable[[Config], Op]
+    build: Callable[[Config, np.random.Generator], tuple[list[tuple], Callable]]
+
+    def input_shapes(self, config: Config) -> list[tuple]:
+        return [tuple(s) for s in self.to_ir(config).input_shapes]
+
+    def check(self, config: Config) -> None:
+        missing = [k for k in self.keys if k not in config]
+        if missing:
+            raise ProfileError(
+                f"sample of op {self.name!r} lacks config key(s) {missing}; expected "
+                f"keys {list(self.keys)}"
+            )
+
+
+BENCH_OPS: dict[str, BenchOp] = {}
+
+
+def bench_op(name: str, keys: Sequence[str]):
+    def deco(pair):
+        to_ir, build = pair
+        BENCH_OPS[name] = BenchOp(name, tuple(keys), to_ir, build)
+        return pair
+
+    return deco
+
+
+def get_bench_op(name: str) -> BenchOp:
+    try:
+        return BENCH_OPS[name]
+    except KeyError:
+        raise ProfileError(
+            f"unknown microbenchmark op {name!r}; known: {', '.join(sorted(BENCH_OPS))}"
+        ) from None
+
+
+def work(op: str, config: Config) -> costs.OpCost:
+    """FLOPs and bytes of one sample, from the cost registry."""
+    return costs.cost_of(get_bench_op(op).to_ir(config))
+
+
+def op_class(op: str, config: Config) -> str:
+    return costs.op_class(get_bench_op(op).to_ir(config).type)
+
+
+# --------------------------------------------------------------- op definitions
+# Builders return (input shapes, fn(*inputs)) with weights as numpy constants that fn
+# turns into tensors inside the traced function.
+
+
+def _w(rng: np.random.Generator, *shape: int) -> np.ndarray:
+    return (rng.standard_normal(shape) * 0.05).astype(np.float32)
+
+
+def _conv_ir(c: Config) -> Op:
+    ho, wo = same_out(c["h"], c["s"]), same_out(c["w"], c["s"])
+    return Op("conv2d", "Conv2D", ["x"], [(1, c["h"], c["w"], c["cin"])],
+              [(1, ho, wo, c["cout"])],
+              {"kernel_size": (c["k"], c["k"]), "strides": (c["s"], c["s"]), "use_bias": True})
+
+
+def _conv_build(c: Config, rng):
+    import keras
+
+    kernel, bias = _w(rng, c["k"], c["k"], c["cin"], c["cout"]), _w(rng, c["cout"])
+
+    def fn(x):
+        y = keras.ops.conv(x, keras.ops.convert_to_tensor(kernel), strides=c["s"], padding="same")
+        return keras.ops.relu(y + keras.ops.convert_to_tensor(bias))
+
+    return [(1, c["h"], c["w"], c["cin"])], fn
+
+
+bench_op("conv2d", ("h", "w", "cin", "cout", "k", "s"))((_conv_ir, _conv_build))
+
+
+def _dw_ir(c: Config) -> Op:
+    ho, wo = same_out(c["h"], c["s"]), same_out(c["w"], c["s"])
+    return Op("depthwise", "DepthwiseConv2D", ["x"], [(1, c["h"], c["w"], c["c"])],
+              [(1, ho, wo, c["c"])],
+              {"kernel_size": (c["k"], c["k"]), "strides": (c["s"], c["s"]), "use_bias": True})
+
+
+def _dw_build(c: Config, rng):
+    import keras
+
+    kernel, bias = _w(rng, c["k"], c["k"], c["c"], 1), _w(rng, c["c"])
+
+    def fn(x):
+        y = keras.ops.depthwise_conv(x, keras.ops.convert_to_tensor(kernel),
+                                     strides=c["s"], padding="same")
+        return keras.ops.relu6(y + keras.ops.convert_to_tensor(bias))
+
+    return [(1, c["h"], c["w"], c["c"])], fn
+
+
+bench_op("depthwise", ("h", "w", "c", "k", "s"))((_dw_ir, _dw_build))
+
+
+def _dense_ir(c: Config) -> Op:
+    return Op("dense", "Dense", ["x"], [(c["rows"], c["cin"])], [(c["rows"], c["cout"])],
+              {"use_bias": True})
+
+
+def _dense_build(c: Config, rng):
+    import keras
+
+    kernel, bias = _w(rng, c["cin"], c["cout"]), _w(rng, c["cout"])
+
+    def fn(x):
+        return keras.ops.matmul(x, keras.ops.convert_to_tensor(kernel)) + keras.ops.convert_to_tensor(bias)
+
+    return [(c["rows"], c["cin"])], fn
+
+
+bench_op("dense", ("rows", "cin", "cout"))((_dense_ir, _dense_build))
+
+
+def _pool_ir(c: Config) -> Op:
+    ho, wo = same_out(c["h"], c["s"]), same_out(c["w"], c["s"])
+    t = "MaxPooling2D" if c["kind"] == "max" else "AveragePooling2D"
+    return Op("pool", t, ["x"], [(1, c["h"], c["w"], c["c"])], [(1, ho, wo, c["c"])],
+              {"pool_size": (c["k"], c["k"]), "strides": (c["s"], c["s"])})
+
+
+def _pool_build(c: Config, rng):
+    import keras
+
+    f = keras.ops.max_pool if c["kind"] == "max" else keras.ops.average_pool
+
+    def fn(x):
+        return f(x, c["k"], strides=c["s"], padding="same")
+
+    return [(1, c["h"], c["w"], c["c"])], fn
+
+
+bench_op("pool", ("h", "w", "c", "k", "s", "kind"))((_pool_ir, _pool_build))
+
+
+def _gpool_ir(c: Config) -> Op:
+    return Op("global_pool", "GlobalAveragePooling2D", ["x"], [(1, c["h"], c["w"], c["c"])],
+              [(1, c["c"])], {})
+
+
+def _gpool_build(c: Config, rng):
+    import keras
+
+    def fn(x):
+        return keras.ops.mean(x, axis=(1, 2))
+
+    return [(1, c["h"], c["w"], c["c"])], fn
+
+
+bench_op("global_pool", ("h", "w", "c"))((_gpool_ir, _gpool_build))
+
+
+def _binary_ir(kind: str):
+    def ir(c: Config) -> Op:
+        shape = (1, c["h"], c["w"], c["c"])
+        second = (1, 1, 1, c["c"]) if c.get("broadcast") else shape
+        return Op(kind, kind.capitalize(), ["x", "y"], [shape, second], [shape], {})
+
+    return ir
+
+
+def _binary_build(kind: str):
+    def build(c: Config, rng):
+        import keras
+
+        f = keras.ops.add if kind == "add" else keras.ops.multiply
+        shape = (1, c["h"], c["w"], c["c"])
+        second = (1, 1, 1, c["c"]) if c.get("broadcast") else shape
+        return [shape, second], lambda x, y: f(x, y)
+
+    return build
+
+
+bench_op("add", ("h", "w", "c", "broadcast"))((_binary_ir("add"), _binary_build("add")))
+bench_op("multiply", ("h", "w", "c", "broadcast"))(
+    (_binary_ir("multiply"), _binary_build("multiply"))
+)
+
+
+def _concat_ir(c: Config) -> Op:
+    a, b = (1, c["h"], c["w"], c["c1"]), (1, c["h"], c["w"], c["c2"])
+    return Op("concat", "Concatenate", ["x", "y"], [a, b], [(1, c["h"], c["w"], c["c1"] + c["c2"])],
+              {"axis": -1})
+
+
+def _concat_build(c: Config, rng):
+    import keras
+
+    a, b = (1, c["h"], c["w"], c["c1"]), (1, c["h"], c["w"], c["c2"])
+    return [a, b], lambda x, y: keras.ops.concatenate([x, y], axis=-1)
+
+
+bench_op("concat", ("h", "w", "c1", "c2"))((_concat_ir, _concat_build))
+
+# Standalone activations as LiteRT runs them (swish = LOGISTIC + MUL).
+ACTIVATIONS = ("relu", "relu6", "sigmoid", "swish", "hard_swish")
+
+
+def _act_ir(c: Config) -> Op:
+    shape = (1, c["h"], c["w"], c["c"])
+    return Op("activation", "Activation", ["x"], [shape], [shape], {"activation": c["fn"]})
+
+
+def _act_build(c: Config, rng):
+    import keras
+
+    f = {"relu": keras.ops.relu, "relu6": keras.ops.relu6, "sigmoid": keras.ops.sigmoid,
+         "swish": keras.ops.silu, "hard_swish": keras.ops.hard_silu}[c["fn"]]
+    return [(1, c["h"], c["w"], c["c"])], f
+
+
+bench_op("activation", ("h", "w", "c", "fn"))((_act_ir, _act_build))
+
+
+def _pad_ir(c: Config) -> Op:
+    return Op("pad", "ZeroPadding2D", ["x"], [(1, c["h"], c["w"], c["c"])],
+              [(1, c["h"] + 1, c["w"] + 1, c["c"])], {})
+
+
+def _pad_build(c: Config, rng):
+    import keras
+
+    return [(1, c["h"], c["w"], c["c"])], lambda x: keras.ops.pad(x, ((0, 0), (0, 1), (0, 1), (0, 0)))
+
+
+bench_op("pad", ("h", "w", "c"))((_pad_ir, _pad_build))
+
+
+def _chain_ir(c: Config) -> Op:
+    shape = (1, c["size"])
+    return Op("chain", "Add", ["x", "y"], [shape, shape], [shape], {})
+
+
+def _chain_build(c: Config, rng):
+    """`n` dependent tiny adds: time = per_invocation + n * per_op."""
+    import keras
+
+    def fn(x):
+        y = x
+        for i in range(int(c["n"])):
+            y = keras.ops.add(y, x) if i % 2 == 0 else keras.ops.multiply(y, x)
+        return y
+
+    return [(1, c["size"])], fn
+
+
+bench_op("chain", ("n", "size"))((_chain_ir, _chain_build))
+
+
+# ------------------------------------------------------------------ plans
+
+
+@dataclass(frozen=True)
+class PlannedSample:
+    op: str
+    config: Config
+    phase: str  # "roofline", "table" or "adaptive"
+
+    @property
+    def key(self) -> str:
+        from latency_lab.profile import sample_key
+
+        return sample_key(self.op, self.config)
+
+
+CHAIN_LENGTHS = (1, 9, 17, 33)
+
+
+def roofline_plan(quick: bool) -> list[PlannedSample]:
+    """Large, regular ops that reach the device's ceilings, plus tiny-op chains for
+    overheads. Memory bandwidth uses an add whose working set (3 x 16 MiB) is past any
+    last-level cache of a CPU we expect."""
+    items: list[tuple[str, Config]] = [
+        ("conv2d", dict(h=28, w=28, cin=256, cout=256, k=1, s=1)),
+        ("conv2d", dict(h=56, w=56, cin=64, cout=64, k=3, s=1)),
+        ("dense", dict(rows=64, cin=1024, cout=1024)),
+        ("depthwise", dict(h=112, w=112, c=64, k=3, s=1)),
+        ("depthwise", dict(h=28, w=28, c=512, k=3, s=1)),
+        ("add", dict(h=56, w=56, c=64, broadcast=False)),
+        ("add", dict(h=1024, w=1024, c=4, broadcast=False)),
+    ]
+    if not quick:
+        items += [
+            ("conv2d", dict(h=14, w=14, cin=512, cout=512, k=3, s=1)),
+            ("depthwise", dict(h=56, w=56, c=256, k=5, s=1)),
+            ("multiply", dict(h=28, w=28, c=256, broadcast=False)),
+            ("add", dict(h=2048, w=1024, c=4, broadcast=False)),
+        ]
+    items += [("chain", dict(n=n, size=8)) for n in CHAIN_LENGTHS]
+    return [PlannedSample(op, cfg, "roofline") for op, cfg in items]
+
+
+def application_layer_configs(families: Iterable[tuple[str, dict]]) -> list[tuple[str, Config]]:
+    """(bench op, config) for every costed layer of the given keras.applications
+    builds. Imports Keras; the result is deduplicated but unordered."""
+    import keras
+
+    from latency_lab.keras_graph import from_keras
+    from latency_lab.mapping import bench_configs_for_op
+
+    seen: dict[str, tuple[str, Config]] = {}
+    for name, kwargs in families:
+        model = getattr(keras.applications, name)(weights=None, **kwargs)
+        for op in from_keras(model):
+            for bop, cfg in bench_configs_for_op(op):
+                from latency_lab.profile import sample_key
+
+                seen.setdefault(sample_key(bop, cfg), (bop, cfg))
+        del model
+        keras.backend.clear_session()
+    return list(seen.values())
+
+
+QUICK_FAMILIES = (
+    ("MobileNetV2", {"alpha": 0.5, "input_shape": (128, 128, 3)}),
+    ("ResNet50", {"input_shape": (64, 64, 3)}),
+)
+FULL_FAMILIES = (
+    ("MobileNet", {"alpha": 0.5, "input_shape": (160, 160, 3)}),
+    ("MobileNetV2", {"alpha": 1.0, "input_shape": (224, 224, 3)}),
+    ("MobileNetV2", {"alpha": 0.35, "input_shape": (96, 96, 3)}),
+    ("MobileNetV3Small", {"input_shape": (224, 224, 3)}),
+    ("MobileNetV3Large", {"alpha": 0.75, "input_shape": (160, 160, 3)}),
+    ("ResNet50", {"input_shape": (160, 160, 3)}),
+    ("EfficientNetB0", {"input_shape": (224, 224, 3)}),
+    ("DenseNet121", {"input_shape": (96, 96, 3)}),
+)
+
+
+def _slim(cfg: Config, rng: random.Random) -> Config:
+    """A channel-slimmed variant, as the regularizer will produce."""
+    out = dict(cfg)
+    for key in ("cin", "cout", "c", "c1", "c2"):
+        if key in out and out[key] > 4:
+            out[key] = max(1, int(round(out[key] * rng.uniform(0.2, 1.0))))
+    return out
+
+
+def table_plan(quick: bool, seed: int = 0, max_samples: int | None = None) -> list[PlannedSample]:
+    """Lookup-table samples: real layer configs (some slimmed), subsampled per op so
+    every op kind is represented."""
+    families = QUICK_FAMILIES if quick else FULL_FAMILIES
+    rng = random.Random(seed)
+    configs = application_layer_configs(families)
+    per_op: dict[str, list[Config]] = {}
+    for op, cfg in configs:
+        per_op.setdefault(op, []).append(cfg)
+    budget = max_samples or (160 if quick else 900)
+    # Share of the budget per op kind: convs dominate real latency.
+    weights = {"conv2d": 5, "depthwise": 3, "dense": 1, "add": 1, "multiply": 1,
+               "concat": 1, "pool": 1, "global_pool": 1, "activation": 1, "pad": 1}
+    total_w = sum(weights[o] for o in per_op if o in weights) or 1
+    plan: list[PlannedSample] = []
+    from latency_lab.profile import sample_key
+
+    seen: set[str] = set()
+    for op in sorted(per_op):
+        cfgs = per_op[op]
+        rng.shuffle(cfgs)
+        n = max(4, budget * weights.get(op, 1) // total_w)
+        n_real = min(len(cfgs), (n + 1) // 2)
+        chosen = cfgs[:n_real]
+        chosen += [_slim(rng.choice(cfgs), rng) for _ in range(n - n_real)]
+        for cfg in chosen:
+            k = sample_key(op, cfg)
+            if k not in seen:
+                seen.add(k)
+                plan.append(PlannedSample(op, cfg, "table"))
+    return plan
+
+
+# --------------------------------------------------------- derived figures
+
+
+def ceilings_from_samples(samples: Sequence) -> dict:
+    """Roofline ceilings (best observed throughput per class) and memory bandwidth
+    (best bytes/s of elementwise ops whose working set exceeds 32 MiB)."""
+    best = {costs.DENSE: 0.0, costs.DEPTHWISE: 0.0, costs.ELEMENTWISE: 0.0}
+    bandwidth = 0.0
+    for s in samples:
+        if s.op == "chain" or s.op not in BENCH_OPS:
+            continue
+        w = work(s.op, s.config)
+        seconds = s.median_ms / 1e3
+        cls = op_class(s.op, s.config)
+        if cls in best and w.flops > 0:
+            best[cls] = max(best[cls], w.flops / seconds)
+        if cls == costs.ELEMENTWISE and w.bytes_total >= 32 * 2**20:
+            bandwidth = max(bandwidth, w.bytes_total / seconds)
+    if bandwidth == 0.0:
+        raise ProfileError(
+            "no large elementwise sample to derive memory bandwidth from; the roofline "
+            "phase must run first (re-run `latency-lab profile` without --resume)"
+        )
+    missing = [k for k, v in best.items() if v <= 0]
+    if missing:
+        raise ProfileError(f"no samples to derive the {missing} ceiling(s) from")
+    return {"compute_flops_per_s": best, "memory_bytes_per_s": bandwidth,
+            "precision": "fp32"}
+
+
+def overhead_from_samples(samples: Sequence) -> dict:
+    """Least-squares line through the chain timings: slope = per op, intercept = per
+    invocation (clamped at zero: a negative intercept is noise)."""
+    pts = sorted((int(s.config["n"]), s.median_ms) for s in samples if s.op == "chain")
+    if len(pts) < 2:
+        return {"per_op_ms": 0.0, "per_invocation_ms": 0.0}
+    n = np.array([p[0] for p in pts], dtype=float)
+    t = np.array([p[1] for p in pts], dtype=float)
+    slope, intercept = np.polyfit(n, t, 1)
+    return {"per_op_ms": float(max(slope, 0.0)), "per_invocation_ms": float(max(intercept, 0.0))}
+
+
+def geometric_mean(values: Iterable[float]) -> float:
+    vals = [v for v in values if v > 0]
+    return math.exp(sum(math.log(v) for v in vals) / len(vals)) if vals else float("nan")
+
+
+def _features(op: str, config: Config) -> list[float]:
+    w = work(op, config)
+    return [1.0, math.log(w.flops + 1.0), math.log(w.bytes_total + 1.0)]
+
+
+def loo_relative_errors(op: str, samples: Sequence) -> list[tuple[float, object]]:
+    """Leave-one-out relative error of a log-linear fit of time on (FLOPs, bytes): a
+    cheap stand-in for "how well do neighbours explain this sample"."""
+    rows = [s for s in samples if s.op == op]
+    if len(rows) < 6:
+        return [(1.0, s) for s in rows]
+    x = np.array([_features(op, s.config) for s in rows])
+    y = np.log(np.array([s.median_ms for s in rows]))
+    out = []
+    for i in range(len(rows)):
+        mask = np.arange(len(rows)) != i
+        coef, *_ = np.linalg.lstsq(x[mask], y[mask], rcond=None)
+        pred = float(np.exp(x[i] @ coef))
+        out.append((abs(pred - rows[i].median_ms) / rows[i].median_ms, rows[i]))
+    return out
+
+
+def _perturb(cfg: Config, rng: random.Random) -> Config:
+    out = dict(cfg)
+    for key in ("cin", "cout", "c", "c1", "c2", "rows"):
+        if key in out:
+            out[key] = max(1, int(round(out[key] * rng.uniform(0.6, 1.4))))
+    return out
+
+
+def adaptive_plan(samples: Sequence, n: int, seed: int = 0,
+                  threshold: float = 0.10) -> list[PlannedSample]:
+    """Extra samples around the configurations a held-out fit predicts worst (relative
+    error above `threshold`), worst first, `n` in total."""
+    rng = random.Random(seed + 1)
+    worst: list[tuple[float, object]] = []
+    for op in sorted({s.op for s in samples if s.op in BENCH_OPS and s.op != "chain"}):
+        worst += [(e, s) for e, s in loo_relative_errors(op, samples) if e > threshold]
+    worst.sort(key=lambda t: -t[0])
+    plan: list[PlannedSample] = []
+    seen = {s.key for s in samples}
+    i = 0
+    while worst and len(plan) < n and i < 20 * n:
+        _, s = worst[i % len(worst)]
+        cfg = _perturb(s.config, rng)
+        p = PlannedSample(s.op, cfg, "adaptive")
+        if p.key not in seen:
+            seen.add(p.key)
+            plan.append(p)
+        i += 1
+    return plan

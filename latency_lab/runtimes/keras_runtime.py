@@ -1,0 +1,161 @@
+"""Keras 3 runtime: a jit-compiled forward call on the active backend.
+
+Written against `keras.ops` and a small per-backend table (compile, synchronize), so
+the same code measures TensorFlow on a CPU here and JAX or PyTorch on a GPU machine
+that has no TensorFlow. The clock is read only after the device has finished
+(`sync`), otherwise a GPU would report launch time, not compute time.
+"""
+
+from __future__ import annotations
+
+import warnings
+from typing import Any, Callable, Sequence
+
+import numpy as np
+
+from latency_lab.errors import MeasurementError
+from latency_lab.runtimes import OpProgram
+from latency_lab.timing import Measurement, TimingConfig, measure
+
+
+def _tf_compile(fn: Callable, jit: bool) -> Callable:
+    import tensorflow as tf
+
+    return tf.function(fn, jit_compile=jit)
+
+
+def _tf_sync(out: Any) -> None:
+    import tensorflow as tf
+
+    sync = getattr(getattr(tf.test, "experimental", None), "sync_devices", None)
+    if sync is not None:
+        sync()
+    else:  # pragma: no cover - older TF
+        np.asarray(out)
+
+
+def _jax_compile(fn: Callable, jit: bool) -> Callable:
+    import jax
+
+    return jax.jit(fn) if jit else fn
+
+
+def _jax_sync(out: Any) -> None:
+    import jax
+
+    jax.block_until_ready(out)
+
+
+def _torch_compile(fn: Callable, jit: bool) -> Callable:
+    import torch
+
+    def run(*xs):
+        with torch.no_grad():
+            return fn(*xs)
+
+    return run  # torch.compile needs a toolchain; eager is the honest default
+
+
+def _torch_sync(out: Any) -> None:
+    import torch
+
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()
+
+
+BACKENDS: dict[str, tuple[Callable, Callable]] = {
+    "tensorflow": (_tf_compile, _tf_sync),
+    "jax": (_jax_compile, _jax_sync),
+    "torch": (_torch_compile, _torch_sync),
+}
+
+
+def _set_tf_threads(threads: int) -> int:
+    """Pin TensorFlow's thread pools; they can only be set before TF starts running
+    ops, so a late call keeps what is there and says so."""
+    import tensorflow as tf
+
+    try:
+        tf.config.threading.set_intra_op_parallelism_threads(threads)
+        tf.config.threading.set_inter_op_parallelism_threads(1)
+    except RuntimeError:
+        actual = tf.config.threading.get_intra_op_parallelism_threads()
+        if actual != threads:
+            warnings.warn(
+                f"TensorFlow was already initialized with {actual or 'all'} intra-op "
+                f"threads; could not pin {threads}. Start a fresh process to measure "
+                "with a different thread count.",
+                RuntimeWarning,
+                stacklevel=3,
+            )
+        return actual or threads
+    return threads
+
+
+class KerasRuntime:
+    name = "keras"
+
+    def __init__(self, threads: int = 1, device: str = "cpu", jit: bool = True):
+        import keras
+
+        self.backend = keras.backend.backend()
+        if self.backend not in BACKENDS:
+            raise MeasurementError(
+                f"Keras backend {self.backend!r} is not supported for timing; use one of "
+                f"{', '.join(BACKENDS)} (set KERAS_BACKEND)"
+            )
+        self.device = device
+        self.jit = jit
+        self.threads = _set_tf_threads(threads) if self.backend == "tensorflow" else threads
+        self._compile, self._sync = BACKENDS[self.backend]
+
+    def info(self) -> dict:
+        import keras
+
+        return {"name": "keras", "version": keras.__version__, "backend": self.backend,
+                "device": self.device, "threads": self.threads, "dtype": "float32", "batch": 1}
+
+    def _device_scope(self):
+        import keras
+
+        return keras.device(f"{self.device}:0")
+
+    def _time(self, fn: Callable, inputs: list, timing: TimingConfig | None) -> Measurement:
+        import keras
+
+        compiled = self._compile(fn, self.jit)
+        with self._device_scope():
+            xs = [keras.ops.convert_to_tensor(x) for x in inputs]
+            last: list[Any] = [None]
+
+            def call():
+                last[0] = compiled(*xs)
+
+            return measure(call, timing, sync=lambda: self._sync(last[0]))
+
+    def measure_model(self, model: Any, timing: TimingConfig | None = None) -> Measurement:
+        rng = np.random.default_rng(0)
+        shapes = [(1, *x.shape[1:]) for x in model.inputs]
+        if any(d is None for s in shapes for d in s):
+            raise MeasurementError(
+                f"model {model.name!r} has variable input size; rebuild it with a fixed shape"
+            )
+        inputs = [rng.standard_normal(s).astype(np.float32) for s in shapes]
+
+        def forward(*xs):
+            return model(list(xs) if len(xs) > 1 else xs[0], training=False)
+
+        return self._time(forward, inputs, timing)
+
+    def measure_ops(self, programs: Sequence[OpProgram], timing: TimingConfig | None = None,
+                    on_result: Callable[[OpProgram, Measurement], None] | None = None,
+                    ) -> list[Measurement]:
+        rng = np.random.default_rng(0)
+        results = []
+        for prog in programs:
+            inputs = [rng.standard_normal(s).astype(np.float32) for s in prog.input_shapes]
+            m = self._time(prog.fn, inputs, timing)
+            results.append(m)
+            if on_result:
+                on_result(prog, m)
+        return results

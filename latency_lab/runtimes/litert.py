@@ -1,0 +1,156 @@
+"""LiteRT: convert with the TFLite converter, run in the ai-edge-litert interpreter
+(XNNPACK delegate, `num_threads`).
+
+Single-op programs are converted many at a time: each is a signature of one SavedModel,
+so one conversion yields a model whose signatures run as separate subgraphs. That keeps
+profiling in minutes (one conversion per op would dominate the run). Weights are graph
+constants, so the converter folds and fuses exactly as it does for a real network.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import tempfile
+from typing import Any, Callable, Sequence
+
+import numpy as np
+
+from latency_lab.errors import MeasurementError
+from latency_lab.runtimes import OpProgram
+from latency_lab.timing import Measurement, TimingConfig, measure
+
+OPS_PER_CONVERSION = 24
+
+
+@contextlib.contextmanager
+def _quiet():
+    """The converter prints SavedModel details on stdout; keep our output clean."""
+    buf = io.StringIO()
+    with contextlib.redirect_stdout(buf):
+        yield
+
+
+def litert_version() -> str:
+    import ai_edge_litert
+
+    return str(getattr(ai_edge_litert, "__version__", "unknown"))
+
+
+def interpreter(model_bytes: bytes, threads: int):
+    from ai_edge_litert.interpreter import Interpreter
+
+    return Interpreter(model_content=model_bytes, num_threads=threads)
+
+
+def convert_keras_model(model: Any, batch_size: int = 1) -> bytes:
+    """Frozen-graph conversion of a Keras model at a fixed batch size."""
+    import tensorflow as tf
+    from tensorflow.python.framework.convert_to_constants import (
+        convert_variables_to_constants_v2,
+    )
+
+    specs = [tf.TensorSpec((batch_size, *x.shape[1:]), x.dtype) for x in model.inputs]
+    if any(d is None for s in specs for d in s.shape):
+        raise MeasurementError(
+            f"model {model.name!r} has inputs of variable size {[tuple(x.shape) for x in model.inputs]}; "
+            "rebuild it with a fixed input shape (or pass --input-shape) before converting"
+        )
+    fn = tf.function(lambda *xs: model(list(xs) if len(xs) > 1 else xs[0], training=False))
+    try:
+        with _quiet():
+            frozen = convert_variables_to_constants_v2(fn.get_concrete_function(*specs))
+            converter = tf.lite.TFLiteConverter.from_concrete_functions([frozen])
+            return converter.convert()
+    except Exception as exc:
+        raise MeasurementError(
+            f"TFLite conversion of model {model.name!r} failed: {type(exc).__name__}: {exc}"
+        ) from exc
+
+
+def convert_programs(programs: Sequence[OpProgram]) -> bytes:
+    """One LiteRT model with a signature per program (`s0`, `s1`, ...)."""
+    import tensorflow as tf
+
+    module = tf.Module()
+    signatures = {}
+    for i, prog in enumerate(programs):
+        specs = [tf.TensorSpec(s, tf.float32) for s in prog.input_shapes]
+
+        def make(fn: Callable):
+            def body(*xs):
+                return {"y": fn(*xs)}
+
+            return body
+
+        signatures[f"s{i}"] = tf.function(make(prog.fn)).get_concrete_function(*specs)
+    with tempfile.TemporaryDirectory(prefix="latency-lab-") as tmp:
+        try:
+            with _quiet():
+                tf.saved_model.save(module, tmp, signatures=signatures)
+                converter = tf.lite.TFLiteConverter.from_saved_model(
+                    tmp, signature_keys=list(signatures))
+                return converter.convert()
+        except Exception as exc:
+            raise MeasurementError(
+                f"TFLite conversion of ops {[p.key for p in programs][:3]}... failed: "
+                f"{type(exc).__name__}: {exc}"
+            ) from exc
+
+
+class LiteRTRuntime:
+    name = "litert"
+
+    def __init__(self, threads: int = 1, device: str = "cpu"):
+        if device != "cpu":
+            raise MeasurementError(
+                f"the litert runtime runs on the CPU (XNNPACK); got device {device!r}. "
+                "Use --runtime keras --device gpu for a GPU."
+            )
+        self.threads = threads
+
+    def info(self) -> dict:
+        return {"name": "litert", "version": litert_version(), "backend": "xnnpack",
+                "device": "cpu", "threads": self.threads, "dtype": "float32", "batch": 1}
+
+    # ---------------------------------------------------------------- models
+    def measure_bytes(self, model_bytes: bytes, timing: TimingConfig | None = None) -> Measurement:
+        it = interpreter(model_bytes, self.threads)
+        it.allocate_tensors()
+        rng = np.random.default_rng(0)
+        for d in it.get_input_details():
+            it.set_tensor(d["index"], rng.standard_normal(d["shape"]).astype(d["dtype"]))
+        return measure(it.invoke, timing)
+
+    def measure_model(self, model: Any, timing: TimingConfig | None = None) -> Measurement:
+        return self.measure_bytes(convert_keras_model(model), timing)
+
+    # ------------------------------------------------------------------- ops
+    def measure_ops(self, programs: Sequence[OpProgram], timing: TimingConfig | None = None,
+                    on_result: Callable[[OpProgram, Measurement], None] | None = None,
+                    ) -> list[Measurement]:
+        results: list[Measurement] = []
+        rng = np.random.default_rng(0)
+        for start in range(0, len(programs), OPS_PER_CONVERSION):
+            chunk = list(programs[start:start + OPS_PER_CONVERSION])
+            it = interpreter(convert_programs(chunk), self.threads)
+            wrapper = it._interpreter  # raw Invoke(subgraph): no Python copies timed
+            for i, prog in enumerate(chunk):
+                runner = it.get_signature_runner(f"s{i}")
+                names = sorted(runner.get_input_details(), key=_arg_order)
+                feeds = {n: rng.standard_normal(runner.get_input_details()[n]["shape"]).astype(np.float32)
+                         for n in names}
+                runner(**feeds)  # allocates and sets inputs once
+                subgraph = runner._subgraph_index
+                m = measure(lambda: wrapper.Invoke(subgraph), timing)
+                results.append(m)
+                if on_result:
+                    on_result(prog, m)
+            del it, wrapper
+        return results
+
+
+def _arg_order(name: str) -> int:
+    digits = "".join(ch for ch in name if ch.isdigit())
+    return int(digits) if digits else 0
+

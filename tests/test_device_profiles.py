@@ -1,0 +1,114 @@
+"""device_profiles: the shipped spec profiles match scripts/make_spec_profiles.py."""
+
+import importlib.util
+import json
+from pathlib import Path
+
+import pytest
+
+import device_profiles
+from latency_lab.errors import ProfileError
+from latency_lab.profile import OP_CLASSES, DeviceProfile, load_profile
+
+ROOT = Path(__file__).resolve().parent.parent
+
+EXPECTED = ["a100", "h100", "k80", "l4", "p100", "p4", "t4", "tpu_v4", "tpu_v5e", "tpuv2",
+            "v100", "v100_fp32"]
+
+
+def _load_script():
+    spec = importlib.util.spec_from_file_location(
+        "make_spec_profiles", ROOT / "scripts" / "make_spec_profiles.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+GEN = _load_script()
+
+
+def test_available_lists_all_devices():
+    names = device_profiles.available()
+    assert names == sorted(names)
+    assert set(EXPECTED) <= set(names)
+    assert set(GEN.SPECS) <= set(names)
+
+
+@pytest.mark.parametrize("name", EXPECTED)
+def test_shipped_profile_loads_and_matches_table(name):
+    p = device_profiles.load(name)
+    spec = GEN.SPECS[name]
+    assert p.provenance_kind == "spec"
+    assert p.runtime_name == "spec" and p.threads is None
+    assert p.runtime["batch"] == 1 and p.runtime["dtype"] == "float32"
+    assert p.device_kind == spec["kind"] and p.fingerprint is None
+    for c in OP_CLASSES:
+        assert p.peak_flops_per_s(c) == spec["peak_flops_per_s"]
+    assert p.memory_bytes_per_s == spec["memory_bytes_per_s"]
+    assert p.roofline["precision"] == spec["precision"]
+    assert p.per_op_overhead_ms == 0.0 and p.per_invocation_overhead_ms == 0.0
+    assert p.samples == []
+    sources = p.provenance["sources"]
+    assert sources and all(s["citation"].strip() for s in sources)
+    assert all(s.get("url", "").startswith("http") for s in sources)
+    quantities = [s["quantity"] for s in sources]
+    assert quantities[:2] == ["peak_flops_per_s", "memory_bytes_per_s"]
+    assert sources[0]["value"] == spec["peak_flops_per_s"]
+    assert sources[1]["value"] == spec["memory_bytes_per_s"]
+    assert "overhead" in p.provenance["notes"]
+
+
+def test_shipped_files_are_up_to_date(tmp_path):
+    """The JSON files are exactly what the generator produces from its table."""
+    for name in GEN.SPECS:
+        shipped = json.loads(device_profiles.path(name).read_text())
+        assert shipped == GEN.build(name).to_dict(), name
+    assert GEN.main(["--check"]) == 0
+
+
+def test_generator_writes_to_out_dir(tmp_path):
+    assert GEN.main(["--out", str(tmp_path)]) == 0
+    assert sorted(p.stem for p in tmp_path.glob("*.json")) == sorted(GEN.SPECS)
+    assert DeviceProfile.load(tmp_path / "t4.json") == device_profiles.load("t4")
+
+
+def test_morphnet_numbers():
+    """MorphNet's PEAK_COMPUTE (GFLOP/s) and MEMORY_BANDWIDTH (GB/s), unchanged."""
+    table = {"k80": (8740, 480), "p4": (5500, 192), "t4": (8100, 300),
+             "p100": (9300, 732), "v100": (125000, 900), "tpuv2": (22500, 300)}
+    for name, (gflops, gbps) in table.items():
+        p = device_profiles.load(name)
+        assert p.peak_flops_per_s("dense") == gflops * 1e9
+        assert p.memory_bytes_per_s == gbps * 1e9
+        assert "morph-net" in p.provenance["sources"][0]["url"]
+
+
+def test_v100_precisions_are_explicit():
+    assert "tensor" in device_profiles.load("v100").roofline["precision"]
+    fp32 = device_profiles.load("v100_fp32")
+    assert fp32.roofline["precision"] == "fp32"
+    assert fp32.peak_flops_per_s("dense") == 15.7e12
+
+
+@pytest.mark.parametrize("name", ["T4", "t4", "V100_FP32", "tpu-v4", "TPU_V5E", "t4.json"])
+def test_load_is_case_insensitive(name):
+    assert isinstance(device_profiles.load(name), DeviceProfile)
+
+
+def test_unknown_name_lists_available():
+    with pytest.raises(ProfileError) as e:
+        device_profiles.path("z80")
+    msg = str(e.value)
+    assert "'z80'" in msg
+    for name in EXPECTED:
+        assert name in msg
+
+
+def test_load_profile_by_name_path_and_object(tmp_path):
+    by_name = load_profile("T4")
+    by_path = load_profile(device_profiles.path("t4"))
+    assert by_name == by_path
+    assert load_profile(by_name) is by_name
+    copy = tmp_path / "t4_copy.json"
+    by_name.save(copy)
+    assert load_profile(str(copy)) == by_name
