@@ -183,23 +183,98 @@ def run_profile_cmd(args: argparse.Namespace) -> int:
     return 0
 
 
+# ---------------------------------------------------------------------- show
+
+
+def _show_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("profile", metavar="PROFILE",
+                   help="a profile .json file or a shipped profile name (e.g. t4)")
+    p.add_argument("--plot", metavar="OUT.png",
+                   help="also write a log-log roofline chart (ceilings and samples)")
+    p.add_argument("--json", action="store_true",
+                   help="print the summary and derived figures as one JSON object")
+
+
+@command("show", "summarize a device profile (table, JSON, roofline chart)", _show_args)
+def run_show(args: argparse.Namespace) -> int:
+    from latency_lab.plots import plot_roofline, profile_figures
+    from latency_lab.profile import load_profile
+
+    prof = load_profile(args.profile)
+    if args.json:
+        data = prof.summary()
+        data["derived"] = profile_figures(prof)
+        print(json.dumps(data))
+    else:
+        _print_profile_summary(prof)
+    if args.plot:
+        out = plot_roofline(prof, args.plot)
+        console(stderr=True).print(f"wrote roofline chart {out}", markup=False,
+                                   highlight=False)
+    return 0
+
+
 def _print_profile_summary(prof) -> None:
+    """The profile table `profile` prints after a run and `show` prints on request."""
     from rich.table import Table
 
-    r = prof.roofline
+    from latency_lab.plots import profile_figures
+
+    fig = profile_figures(prof)
+    r = prof.runtime
     t = Table(title=f"{prof.device_name} / {prof.runtime_name} ({prof.provenance_kind})")
     t.add_column("quantity")
-    t.add_column("value", justify="right")
-    for cls, v in r["compute_flops_per_s"].items():
-        t.add_row(f"peak {cls}", f"{v / 1e9:.1f} GFLOP/s")
-    t.add_row("memory bandwidth", f"{r['memory_bytes_per_s'] / 1e9:.1f} GB/s")
-    t.add_row("per-op overhead", f"{prof.per_op_overhead_ms * 1e3:.2f} us")
-    t.add_row("per-invocation overhead", f"{prof.per_invocation_overhead_ms * 1e3:.2f} us")
-    counts: dict[str, int] = {}
-    for smp in prof.samples:
-        counts[smp.op] = counts.get(smp.op, 0) + 1
-    t.add_row("samples", ", ".join(f"{k} {v}" for k, v in sorted(counts.items())) or "none")
-    console().print(t)
+    t.add_column("value", overflow="fold")
+    t.add_row("device", prof.device_name)
+    t.add_row("kind", prof.device_kind)
+    t.add_row("fingerprint", prof.fingerprint or "none (not tied to one device)")
+    if r["name"] == "spec":
+        t.add_row("runtime", "spec (datasheet figures, not measured)")
+    else:
+        threads = r["threads"]
+        t.add_row("runtime", f"{r['name']} {r['version'] or '(version unknown)'}"
+                  f"{' / ' + r['backend'] if r['backend'] else ''}"
+                  f"{' on ' + r['device'] if r['device'] else ''}, "
+                  f"{threads if threads is not None else '?'} thread(s), "
+                  f"{r['dtype']}, batch {r['batch']}")
+    t.add_row("provenance", prof.provenance_kind)
+    for i, c in enumerate(fig["citations"], 1):
+        text = f"{c['citation']} [{', '.join(c['quantities'])}]"
+        if c.get("url"):
+            text += f"\n{c['url']}"
+        t.add_row(f"source {i}", text)
+    t.add_section()
+    for cls, v in fig["ceilings_gflop_per_s"].items():
+        t.add_row(f"ceiling {cls}", f"{v:,.1f} GFLOP/s")
+    t.add_row("memory bandwidth", f"{fig['memory_gb_per_s']:,.1f} GB/s")
+    for cls, v in fig["ridge_flop_per_byte"].items():
+        t.add_row(f"ridge point {cls}", f"{v:.3g} FLOP/byte")
+    t.add_section()
+    oh = fig["overhead_us"]
+    t.add_row("per-op overhead", f"{oh['per_op']:.2f} µs")
+    t.add_row("per-invocation overhead", f"{oh['per_invocation']:.2f} µs")
+    t.add_section()
+    t.add_row("samples", f"{fig['samples_total']} ({fig['unstable_total']} unstable)")
+    p = fig["progress"]
+    if "planned" in p:
+        state = (f"{p['state']}: {p['done']} of {p['planned']} planned samples, "
+                 f"{p['elapsed_s']:.0f} s")
+        if p["state"] == "partial":
+            state += f"; continue with `latency-lab profile --resume --out {prof.source}`"
+    else:
+        state = f"{p['state']} (no progress record)"
+    t.add_row("progress", state)
+    out = console()
+    out.print(t)
+    if fig["samples_per_op"]:
+        s = Table(title="samples per op")
+        s.add_column("op")
+        for col in ("samples", "median spread (IQR/median)", "unstable"):
+            s.add_column(col, justify="right")
+        for op, st in fig["samples_per_op"].items():
+            s.add_row(op, str(st["count"]), f"{st['median_spread'] * 100:.1f}%",
+                      str(st["unstable"]))
+        out.print(s)
 
 
 # ---------------------------------------------------------------------- main

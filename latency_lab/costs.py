@@ -157,7 +157,11 @@ def cost_of(
         a_in = list(alive_in)
     else:
         a_in = [alive_in] * len(full)
-    return r.fn(op, a_in, alive_out)
+    cost = r.fn(op, a_in, alive_out)
+    if op.attrs.get("shared_from"):
+        # A second call of a shared layer re-reads the weights but owns none of them.
+        cost = OpCost(cost.flops, 0, cost.bytes_read, cost.bytes_written)
+    return cost
 
 
 # --------------------------------------------------------------------------- helpers

@@ -29,6 +29,7 @@ _SCALAR_KEYS = (
     "interpolation",
     "offset",
     "invert",
+    "shared_axes",
 )
 
 
@@ -135,6 +136,7 @@ class _Builder:
         self.recompute = recompute
         self.ops: list[Op] = []
         self.names: set[str] = set()
+        self.first_call: dict[int, str] = {}  # id(layer) -> op name of its first call
 
     def unique(self, name: str) -> str:
         if name not in self.names:
@@ -203,6 +205,11 @@ class _Builder:
 
             filled = {id(x): spec_of[id(x)] for x in inputs}
             args, kwargs = node.arguments.fill_in(filled)
+            # compute_output_spec alone accepts e.g. a wider input for a built Dense;
+            # the layer's input_spec (what __call__ checks) refuses it.
+            check = getattr(operation, "_assert_input_compatibility", None)
+            if check is not None and args:
+                check(args[0])
             out_specs = keras.tree.flatten(operation.compute_output_spec(*args, **kwargs))
         else:
             out_specs = list(node.outputs)
@@ -222,6 +229,10 @@ class _Builder:
                      if not hasattr(a, "shape") and not isinstance(a, (list, tuple, dict))]
         if constants:
             op.attrs["constant_operands"] = len(constants)
+        if id(operation) in self.first_call:  # a shared layer: weights counted once
+            op.attrs["shared_from"] = self.first_call[id(operation)]
+        else:
+            self.first_call[id(operation)] = name
         self.ops.append(op)
         for i, (x, spec) in enumerate(zip(node.outputs, out_specs)):
             ref_of[id(x)] = name if i == 0 else f"{name}:{i}"

@@ -632,6 +632,16 @@ def test_zero_padding_float16():
     assert_cost(cost_of(op), 0, 0, 4 * 4 * 8 * F16, 6 * 6 * 8 * F16)
 
 
+def test_second_call_of_shared_layer_owns_no_params():
+    first = conv2d((1, 8, 8, 8), (1, 8, 8, 16))
+    again = conv2d((1, 8, 8, 8), (1, 8, 8, 16), shared_from="conv")
+    params = 3 * 3 * 8 * 16 + 16
+    assert_cost(cost_of(first), 2 * 8 * 8 * 3 * 3 * 8 * 16, params,
+                (8 * 8 * 8 + params) * F32, 8 * 8 * 16 * F32)
+    assert_cost(cost_of(again), 2 * 8 * 8 * 3 * 3 * 8 * 16, 0,
+                (8 * 8 * 8 + params) * F32, 8 * 8 * 16 * F32)
+
+
 # ---------------------------------------------------------------- registry errors
 
 

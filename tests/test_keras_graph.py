@@ -263,6 +263,14 @@ def test_shared_layer_called_twice_gets_unique_name():
     assert ops["shared"].inputs == ["in"]
     assert ops["shared#1"].inputs == ["shared"]
     assert ops["shared#1"].type == "Dense"
+    assert ops["shared#1"].attrs["shared_from"] == "shared"
+    assert "shared_from" not in ops["shared"].attrs
+    rows = {r.name: r.cost for r in analyze_model(shared_net()).layers}
+    params = 4 * 4 + 4
+    assert rows["shared"].params == params
+    assert rows["shared#1"].params == 0  # the weights belong to the first call
+    assert rows["shared#1"].flops == rows["shared"].flops == 2 * 4 * 4
+    assert rows["shared#1"].bytes_read == (4 + params) * 4  # but are read again
 
 
 # ---------------------------------------------------------------- keras.ops

@@ -1,0 +1,277 @@
+"""The kernels LiteRT really runs for a Keras model.
+
+Predicting from the Keras graph would count a BatchNormalization and a ReLU the
+converter has folded into the conv. So we convert the model, read the flatbuffer's
+operator list (op, shapes, strides, padding, fused activation) and map each kernel
+back to the Keras layers named in its output tensor (`model/block_1_expand/...`), so
+per-layer figures stay readable.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass, field
+from typing import Any, Sequence
+
+from latency_lab.errors import UnsupportedOpError
+
+# Kernels that cost (almost) nothing: metadata changes or no-ops in XNNPACK.
+FREE_OPS = {"RESHAPE", "SQUEEZE", "EXPAND_DIMS", "SHAPE", "DELEGATE"}
+
+# Kernels timed by a microbenchmark; the rest run through the roofline (elementwise).
+_ACT = {1: "relu", 2: "relu", 3: "relu6", 4: "tanh", 6: "sigmoid"}
+_PADDING = {0: "SAME", 1: "VALID"}
+
+
+@dataclass
+class Kernel:
+    index: int
+    op: str
+    input_shapes: list[tuple]
+    output_shapes: list[tuple]
+    options: dict = field(default_factory=dict)
+    tensor_name: str = ""
+    layers: list[str] = field(default_factory=list)
+
+    @property
+    def layer(self) -> str:
+        return self.layers[0] if self.layers else self.tensor_name or f"kernel_{self.index}"
+
+    def describe(self) -> str:
+        return f"{self.op} {self.input_shapes} -> {self.output_shapes}"
+
+
+def _builtin_names() -> dict[int, str]:
+    from ai_edge_litert import schema_py_generated as sc
+
+    return {v: k for k, v in vars(sc.BuiltinOperator).items() if not k.startswith("_")}
+
+
+def _options(obj: Any) -> dict:
+    if obj is None:
+        return {}
+    return {k: (v.decode() if isinstance(v, bytes) else v) for k, v in vars(obj).items()
+            if isinstance(v, (int, float, bool, str, bytes))}
+
+
+def kernels_from_bytes(model_bytes: bytes, layer_names: Sequence[str] = ()) -> list[Kernel]:
+    """Operators of the main subgraph in execution order."""
+    from ai_edge_litert import schema_py_generated as sc
+
+    model = sc.ModelT.InitFromPackedBuf(model_bytes, 0)
+    names = _builtin_names()
+    sg = model.subgraphs[0]
+    out: list[Kernel] = []
+    index = _LayerIndex(layer_names)
+    for i, op in enumerate(sg.operators):
+        code = model.operatorCodes[op.opcodeIndex]
+        builtin = max(int(code.builtinCode), int(code.deprecatedBuiltinCode))
+        name = names.get(builtin, f"BUILTIN_{builtin}")
+        ins = [sg.tensors[t] for t in op.inputs if t >= 0]
+        outs = [sg.tensors[t] for t in op.outputs]
+        tname = outs[0].name.decode() if outs and outs[0].name else ""
+        out.append(Kernel(
+            index=i, op=name,
+            input_shapes=[tuple(int(d) for d in t.shape) if t.shape is not None else () for t in ins],
+            output_shapes=[tuple(int(d) for d in t.shape) if t.shape is not None else () for t in outs],
+            options=_options(op.builtinOptions), tensor_name=tname,
+            layers=index.layers_of(tname),
+        ))
+    return out
+
+
+class _LayerIndex:
+    """Find Keras layer names inside TFLite tensor names. TensorFlow scopes add
+    `_1`-style suffixes (`conv_1` for layer `conv`), so try the name as is, then
+    without the suffix."""
+
+    _suffix = re.compile(r"_\d+$")
+
+    def __init__(self, names: Sequence[str]):
+        self.names = set(names)
+
+    def layers_of(self, tensor_name: str) -> list[str]:
+        found: list[str] = []
+        for part in tensor_name.split(";"):
+            comps = part.split("/")
+            for comp in comps[1:-1] or comps[:1]:
+                cand = comp
+                for _ in range(2):
+                    if cand in self.names:
+                        if cand not in found:
+                            found.append(cand)
+                        break
+                    cand = self._suffix.sub("", cand)
+        # The kernel's own layer (conv, depthwise, dense) is named last by the converter
+        # in fused names; put compute layers first.
+        return sorted(found, key=lambda n: (not _is_main(n), found.index(n)))
+
+
+_MAIN_HINTS = ("conv", "depthwise", "dense", "predictions", "project", "expand", "fc", "logits")
+
+
+def _is_main(name: str) -> bool:
+    low = name.lower()
+    return any(h in low for h in _MAIN_HINTS) and not any(
+        t in low for t in ("relu", "bn", "batchnorm", "activation"))
+
+
+def litert_kernels(model: Any, batch_size: int = 1) -> tuple[list[Kernel], bytes]:
+    """Convert a Keras model and return its kernels (and the LiteRT model bytes)."""
+    from latency_lab.runtimes.litert import convert_keras_model
+
+    data = convert_keras_model(model, batch_size=batch_size)
+    names = [layer.name for layer in _all_layers(model)]
+    return kernels_from_bytes(data, names), data
+
+
+def _all_layers(model: Any):
+    for layer in getattr(model, "layers", []):
+        yield layer
+        if hasattr(layer, "layers"):
+            yield from _all_layers(layer)
+
+
+# ------------------------------------------------------------ kernel -> samples
+
+
+def _hw(shape: tuple) -> tuple[int, int]:
+    if len(shape) == 4:
+        return shape[1], shape[2]
+    return 1, 1
+
+
+def _same_input(kernel: Kernel, stride: int) -> tuple[int, int]:
+    """Input size whose SAME-padded output equals this kernel's output: a VALID conv
+    after an explicit PAD is timed as the equivalent SAME conv."""
+    ho, wo = _hw(kernel.output_shapes[0])
+    if _PADDING.get(kernel.options.get("padding", 0)) == "SAME":
+        return _hw(kernel.input_shapes[0])
+    return ho * stride, wo * stride
+
+
+def _elementwise(kernel: Kernel, kind: str) -> list[tuple[str, dict]]:
+    out = kernel.output_shapes[0]
+    h, w = _hw(out) if len(out) == 4 else (1, math.prod(out[:-1]) if len(out) > 1 else 1)
+    c = out[-1] if out else 1
+    broadcast = any(math.prod(s) != math.prod(out) for s in kernel.input_shapes if s)
+    tensors = [s for s in kernel.input_shapes if s]
+    if len(tensors) < 2:  # x * constant: time as a broadcast op
+        broadcast = True
+    return [(kind, dict(h=h, w=w, c=c, broadcast=broadcast))]
+
+
+def _conv(k: Kernel):
+    s = int(k.options.get("strideH", 1))
+    h, w = _same_input(k, s)
+    cout, kh, kw, cin = k.input_shapes[1]
+    return [("conv2d", dict(h=h, w=w, cin=cin, cout=cout, k=int(round(math.sqrt(kh * kw))), s=s))]
+
+
+def _depthwise(k: Kernel):
+    s = int(k.options.get("strideH", 1))
+    h, w = _same_input(k, s)
+    _, kh, kw, c = k.input_shapes[1]
+    return [("depthwise", dict(h=h, w=w, c=c, k=int(round(math.sqrt(kh * kw))), s=s))]
+
+
+def _dense(k: Kernel):
+    x, wt = k.input_shapes[0], k.input_shapes[1]
+    cout, cin = wt
+    rows = math.prod(x) // cin
+    return [("dense", dict(rows=rows, cin=cin, cout=cout))]
+
+
+def _pool(kind: str):
+    def f(k: Kernel):
+        s = int(k.options.get("strideH", 1))
+        h, w = _same_input(k, s)
+        size = int(round(math.sqrt(k.options.get("filterHeight", 1) * k.options.get("filterWidth", 1))))
+        return [("pool", dict(h=h, w=w, c=k.input_shapes[0][-1], k=size, s=s, kind=kind))]
+
+    return f
+
+
+def _mean(k: Kernel):
+    x = k.input_shapes[0]
+    h, w = _hw(x)
+    return [("global_pool", dict(h=h, w=w, c=x[-1]))]
+
+
+def _concat(k: Kernel):
+    out = k.output_shapes[0]
+    h, w = _hw(out)
+    chans = [s[-1] for s in k.input_shapes]
+    first, res = chans[0], []
+    for c in chans[1:]:
+        res.append(("concat", dict(h=h, w=w, c1=first, c2=c)))
+        first += c
+    return res
+
+
+def _activation(fn: str):
+    def f(k: Kernel):
+        out = k.output_shapes[0]
+        h, w = _hw(out)
+        return [("activation", dict(h=h, w=w, c=out[-1], fn=fn))]
+
+    return f
+
+
+def _pad(k: Kernel):
+    x = k.input_shapes[0]
+    h, w = _hw(x)
+    return [("pad", dict(h=h, w=w, c=x[-1]))]
+
+
+KERNEL_MAP = {
+    "CONV_2D": _conv,
+    "DEPTHWISE_CONV_2D": _depthwise,
+    "FULLY_CONNECTED": _dense,
+    "MAX_POOL_2D": _pool("max"),
+    "AVERAGE_POOL_2D": _pool("avg"),
+    "MEAN": _mean,
+    "ADD": lambda k: _elementwise(k, "add"),
+    "SUB": lambda k: _elementwise(k, "add"),
+    "MUL": lambda k: _elementwise(k, "multiply"),
+    "CONCATENATION": _concat,
+    "LOGISTIC": _activation("sigmoid"),
+    "HARD_SWISH": _activation("hard_swish"),
+    "RELU": _activation("relu"),
+    "RELU6": _activation("relu6"),
+    "PAD": _pad,
+}
+
+# Real work with no microbenchmark of its own: charged through the roofline as an
+# elementwise op over its output (and read inputs).
+ROOFLINE_OPS = {"SOFTMAX", "TANH", "DIV", "RSQRT", "SQRT", "SQUARED_DIFFERENCE", "MAXIMUM",
+                "MINIMUM", "TRANSPOSE", "STRIDED_SLICE", "SLICE", "RESIZE_BILINEAR",
+                "RESIZE_NEAREST_NEIGHBOR", "GELU", "EXP", "LEAKY_RELU", "PRELU", "SUM",
+                "REDUCE_MAX", "MIRROR_PAD", "PADV2", "SPLIT", "SPLIT_V", "PACK", "UNPACK",
+                "TILE", "GATHER", "QUANTIZE", "DEQUANTIZE", "BATCH_MATMUL", "ABS", "NEG",
+                "POW", "SQUARE", "SELECT", "SELECT_V2", "CAST", "LOG_SOFTMAX", "ELU"}
+
+
+def bench_configs(kernel: Kernel) -> list[tuple[str, dict]] | None:
+    """Microbenchmark configs that time `kernel`; [] when free; None when the kernel is
+    charged through the roofline. Unknown kernels are an error naming the op."""
+    if kernel.op in FREE_OPS:
+        return []
+    if kernel.op in KERNEL_MAP:
+        return KERNEL_MAP[kernel.op](kernel)
+    if kernel.op in ROOFLINE_OPS:
+        return None
+    raise UnsupportedOpError(
+        f"LiteRT kernel {kernel.op} (layer {kernel.layer!r}, {kernel.describe()}) has no "
+        f"latency model. Timed kernels: {', '.join(sorted(KERNEL_MAP))}; roofline-costed: "
+        f"{', '.join(sorted(ROOFLINE_OPS))}. Add it to latency_lab.litert_graph."
+    )
+
+
+def roofline_work(kernel: Kernel) -> tuple[float, float]:
+    """(FLOPs, bytes) of a roofline-charged kernel: one FLOP per output element, bytes
+    of all float inputs and outputs (4 bytes each)."""
+    out_elems = sum(math.prod(s) for s in kernel.output_shapes if s)
+    in_elems = sum(math.prod(s) for s in kernel.input_shapes if s)
+    return float(out_elems), float(4 * (out_elems + in_elems))

@@ -1,0 +1,337 @@
+"""What a device profile says, as numbers (`profile_figures`, shared by the table and the
+JSON of `latency-lab show`) and as a picture (`plot_roofline`).
+
+matplotlib is imported only inside `plot_roofline`, and through its object-oriented
+API with the Agg canvas: no pyplot, no global backend switch, nothing opens a window.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import statistics
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from latency_lab.errors import LatencyLabError
+
+CLASS_ORDER = ("dense", "depthwise", "elementwise")
+# Ceiling colours: dark, saturated, and unlike the tab10 hues the samples use.
+CEILING_STYLE = {
+    "dense": ("#0b3c8c", "-"),
+    "depthwise": ("#a50f15", "--"),
+    "elementwise": ("#006d2c", "-."),
+}
+_EXTRA_CEILING = ("#4a1486", ":")
+# Marker per op class, so a sample's class reads at a glance beside its colour.
+CLASS_MARKER = {"dense": "o", "depthwise": "^", "elementwise": "s"}
+
+
+# ----------------------------------------------------------------- numbers
+
+
+def profile_figures(prof) -> dict:
+    """Derived figures of a profile: ceilings in GFLOP/s, bandwidth in GB/s, ridge
+    points in FLOP/byte, overheads in microseconds, per-op sample statistics, the
+    provenance citations and the progress state. Plain JSON data."""
+    roof = prof.roofline
+    bw = roof["memory_bytes_per_s"]
+    classes = _ordered_classes(roof["compute_flops_per_s"])
+    per_op: dict[str, dict] = {}
+    for op in sorted({s.op for s in prof.samples}):
+        rows = prof.samples_for(op)
+        spreads = [s.iqr_ms / s.median_ms for s in rows]
+        per_op[op] = {"count": len(rows),
+                      "median_spread": statistics.median(spreads),
+                      "unstable": sum(1 for s in rows if s.unstable)}
+    citations: list[dict] = []
+    for src in prof.provenance["sources"]:
+        entry = next((c for c in citations if c["citation"] == src["citation"]), None)
+        if entry is None:
+            entry = {"citation": src["citation"], "url": src.get("url"), "quantities": []}
+            citations.append(entry)
+        if src["quantity"] not in entry["quantities"]:
+            entry["quantities"].append(src["quantity"])
+    progress = prof.progress
+    if progress is None:
+        state = "complete"
+    else:
+        state = "complete" if progress["complete"] else "partial"
+    return {
+        "ceilings_gflop_per_s": {c: roof["compute_flops_per_s"][c] / 1e9 for c in classes},
+        "memory_gb_per_s": bw / 1e9,
+        "ridge_flop_per_byte": {c: roof["compute_flops_per_s"][c] / bw for c in classes},
+        "overhead_us": {"per_op": prof.per_op_overhead_ms * 1e3,
+                        "per_invocation": prof.per_invocation_overhead_ms * 1e3},
+        "samples_per_op": per_op,
+        "samples_total": len(prof.samples),
+        "unstable_total": sum(1 for s in prof.samples if s.unstable),
+        "citations": citations,
+        "progress": {"state": state, **(progress or {})},
+    }
+
+
+def _ordered_classes(ceilings: dict) -> list[str]:
+    return [c for c in CLASS_ORDER if c in ceilings] + sorted(
+        c for c in ceilings if c not in CLASS_ORDER)
+
+
+@dataclass(frozen=True)
+class RooflinePoint:
+    op: str
+    op_class: str
+    intensity_flop_per_byte: float
+    attained_gflop_per_s: float
+    unstable: bool
+
+
+def roofline_points(prof) -> tuple[list[RooflinePoint], dict[str, int]]:
+    """(points, skipped): one point per sample that has FLOPs, from the cost registry
+    (`microbench.work`) and its median time; `skipped` counts, per op, the samples that
+    cannot sit on a roofline (overhead chains, data-movement ops with no FLOPs, ops
+    unknown to this version)."""
+    from latency_lab import microbench
+    from latency_lab.errors import LatencyLabError as _Err
+
+    points: list[RooflinePoint] = []
+    skipped: dict[str, int] = {}
+    for s in prof.samples:
+        if s.op == "chain" or s.op not in microbench.BENCH_OPS:
+            skipped[s.op] = skipped.get(s.op, 0) + 1
+            continue
+        try:
+            w = microbench.work(s.op, s.config)
+            cls = microbench.op_class(s.op, s.config)
+        except (_Err, KeyError, TypeError, ValueError):
+            skipped[s.op] = skipped.get(s.op, 0) + 1
+            continue
+        if w.flops <= 0 or w.bytes_total <= 0:
+            skipped[s.op] = skipped.get(s.op, 0) + 1
+            continue
+        points.append(RooflinePoint(
+            op=s.op, op_class=cls, intensity_flop_per_byte=w.flops / w.bytes_total,
+            attained_gflop_per_s=w.flops / (s.median_ms / 1e3) / 1e9, unstable=s.unstable))
+    return points, skipped
+
+
+# ----------------------------------------------------------------- picture
+
+
+def _fmt_rate(v: float) -> str:
+    return f"{v:,.0f}" if v >= 100 else f"{v:.3g}"
+
+
+def _runtime_text(prof) -> str:
+    r = prof.runtime
+    if r["name"] == "spec":
+        return "datasheet figures"
+    parts = [r["name"]]
+    if r.get("version"):
+        parts.append(str(r["version"]))
+    if r.get("backend"):
+        parts.append(f"({r['backend']})")
+    if r.get("threads"):
+        parts.append(f"{r['threads']} thread{'s' if r['threads'] != 1 else ''}")
+    return " ".join(parts)
+
+
+def _decade_floor(v: float) -> float:
+    return 10.0 ** math.floor(math.log10(v))
+
+
+def _decade_ceil(v: float) -> float:
+    return 10.0 ** math.ceil(math.log10(v))
+
+
+def _spread_labels(values: list[float], min_gap: float) -> list[float]:
+    """Log10 positions for labels at `values` (log10), descending, at least `min_gap`
+    apart: a label that would overlap the one above moves down."""
+    out: list[float] = []
+    for v in values:
+        if out and out[-1] - v < min_gap:
+            v = out[-1] - min_gap
+        out.append(v)
+    return out
+
+
+def plot_roofline(prof, path, *, dpi: int = 150) -> Path:
+    """Save a log-log roofline chart of `prof` to `path` (format from the suffix; PNG
+    if there is none). Written to a temporary file in the same directory, then renamed,
+    so a reader never sees half a file. Raises LatencyLabError for an unwritable path
+    or an unknown format."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+    from matplotlib.lines import Line2D
+
+    path = Path(os.fspath(path))
+    fmt = path.suffix[1:].lower() or "png"
+
+    roof = prof.roofline
+    bw_gb = roof["memory_bytes_per_s"] / 1e9
+    ceilings = {c: roof["compute_flops_per_s"][c] / 1e9
+                for c in _ordered_classes(roof["compute_flops_per_s"])}
+    points, skipped = roofline_points(prof)
+
+    # Classes that share one ceiling (datasheet profiles) are drawn once.
+    groups: list[tuple[float, list[str]]] = []
+    for cls, peak in sorted(ceilings.items(), key=lambda kv: -kv[1]):
+        if groups and math.isclose(groups[-1][0], peak, rel_tol=1e-6):
+            groups[-1][1].append(cls)
+        else:
+            groups.append((peak, [cls]))
+
+    ridges = [peak / bw_gb for peak, _ in groups]
+    xs = [p.intensity_flop_per_byte for p in points] + ridges
+    x_lo = _decade_floor(min(xs) / 3) if points else _decade_floor(min(ridges) / 300)
+    x_hi = _decade_ceil(max(xs) * 3) if points else _decade_ceil(max(ridges) * 100)
+    x_lo = min(x_lo, _decade_floor(min(ridges) / 30))
+    x_hi = max(x_hi, _decade_ceil(max(ridges) * 10))
+    top = max(ceilings.values())
+    ys = [p.attained_gflop_per_s for p in points] + [bw_gb * x_lo]
+    y_lo = _decade_floor(min(ys) / 2)
+    y_hi = _decade_ceil(top * 3)
+
+    fig = Figure(figsize=(11, 6.5))
+    FigureCanvasAgg(fig)
+    # Fixed margins (not a layout engine) so the slope label's angle, computed from
+    # display coordinates below, stays right when the file is written.
+    fig.subplots_adjust(left=0.08, right=0.72, top=0.88, bottom=0.12)
+    ax = fig.add_subplot(1, 1, 1)
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlim(x_lo, x_hi)
+    ax.set_ylim(y_lo, y_hi)
+    ax.grid(True, which="major", color="#d9d9d9", linewidth=0.8)
+    ax.grid(True, which="minor", color="#f0f0f0", linewidth=0.5)
+    ax.set_axisbelow(True)
+
+    # Ceilings: min(peak, bandwidth * intensity), sampled densely in log space.
+    n = 400
+    grid = [x_lo * (x_hi / x_lo) ** (i / (n - 1)) for i in range(n)]
+    ceiling_handles = []
+    log_span = math.log10(y_hi) - math.log10(y_lo)
+    label_pos = _spread_labels([math.log10(peak) for peak, _ in groups], 0.06 * log_span)
+    for (peak, classes), label_y in zip(groups, label_pos):
+        colour, style = CEILING_STYLE.get(classes[0], _EXTRA_CEILING)
+        if len(classes) > 1:
+            colour, style = "#252525", "-"
+        ax.plot(grid, [min(peak, bw_gb * x) for x in grid], color=colour, linestyle=style,
+                linewidth=2.4, zorder=3)
+        name = " = ".join(classes)
+        ridge = peak / bw_gb
+        ax.plot([ridge], [peak], marker="o", markersize=5, color=colour, zorder=4)
+        ax.text(x_hi / 1.25, 10 ** label_y * 1.12, f"{name}  {_fmt_rate(peak)} GFLOP/s",
+                color=colour, ha="right", va="bottom", fontsize=10, fontweight="bold",
+                zorder=5, bbox=dict(boxstyle="round,pad=0.15", fc="white", ec="none",
+                                    alpha=0.8))
+        ceiling_handles.append(Line2D(
+            [], [], color=colour, linestyle=style, linewidth=2.4,
+            label=f"{name} ceiling (ridge {ridge:.3g} FLOP/B)"))
+
+    # The shared memory slope, labelled along the line.
+    x_text = x_lo * 3
+    if bw_gb * x_text < y_lo * 3:
+        x_text = y_lo * 3 / bw_gb
+    x_text = min(x_text, min(ridges) / 3)
+    y_text = bw_gb * x_text
+    p0 = ax.transData.transform((x_text, y_text))
+    p1 = ax.transData.transform((x_text * 10, y_text * 10))
+    angle = math.degrees(math.atan2(p1[1] - p0[1], p1[0] - p0[0]))
+    ax.annotate(f"memory {_fmt_rate(bw_gb)} GB/s", (x_text, y_text), xytext=(0, 5),
+                textcoords="offset points", rotation=angle, rotation_mode="anchor",
+                ha="left", va="bottom", color="#444444", fontsize=10, fontweight="bold",
+                zorder=5)
+
+    # Samples, one colour per op, one marker per class.
+    import matplotlib
+
+    palette = matplotlib.colormaps["tab10"].colors
+    ops = sorted({p.op for p in points}, key=lambda o: (
+        CLASS_ORDER.index(_class_of(points, o)) if _class_of(points, o) in CLASS_ORDER
+        else len(CLASS_ORDER), o))
+    sample_handles = []
+    for i, op in enumerate(ops):
+        mine = [p for p in points if p.op == op]
+        colour = palette[i % len(palette)]
+        marker = CLASS_MARKER.get(mine[0].op_class, "D")
+        ax.scatter([p.intensity_flop_per_byte for p in mine],
+                   [p.attained_gflop_per_s for p in mine], s=28, marker=marker,
+                   color=colour, alpha=0.8, edgecolors="white", linewidths=0.5, zorder=6)
+        unstable = [p for p in mine if p.unstable]
+        if unstable:
+            ax.scatter([p.intensity_flop_per_byte for p in unstable],
+                       [p.attained_gflop_per_s for p in unstable], s=70, marker="o",
+                       facecolors="none", edgecolors="black", linewidths=0.8, zorder=7)
+        sample_handles.append(Line2D(
+            [], [], linestyle="none", marker=marker, color=colour, markersize=7,
+            label=f"{op} ({mine[0].op_class}, {len(mine)})"))
+    if any(p.unstable for p in points):
+        sample_handles.append(Line2D([], [], linestyle="none", marker="o", markersize=9,
+                                     markerfacecolor="none", markeredgecolor="black",
+                                     label="unstable (IQR/median > tol.)"))
+
+    ax.set_xlabel("arithmetic intensity (FLOP/byte)", fontsize=11)
+    ax.set_ylabel("attained performance (GFLOP/s)", fontsize=11)
+    fig.suptitle(f"Roofline: {prof.device_name}", fontsize=14, fontweight="bold",
+                 x=0.40, y=0.97)
+    sub = f"{_runtime_text(prof)} · {prof.provenance_kind} profile"
+    if prof.provenance_kind == "measured":
+        sub += (f" · {len(prof.samples)} samples · overhead "
+                f"{prof.per_op_overhead_ms * 1e3:.2f} µs/op, "
+                f"{prof.per_invocation_overhead_ms * 1e3:.2f} µs/invocation")
+    ax.set_title(sub, fontsize=10, color="#444444")
+
+    leg1 = ax.legend(handles=ceiling_handles, title="ceilings", loc="upper left",
+                     bbox_to_anchor=(1.02, 1.0), fontsize=9, title_fontsize=10,
+                     frameon=False, alignment="left")
+    ax.add_artist(leg1)
+    if sample_handles:
+        ax.legend(handles=sample_handles, title="samples (op, class, count)",
+                  loc="upper left", bbox_to_anchor=(1.02, 0.72), fontsize=9,
+                  title_fontsize=10, frameon=False, alignment="left")
+    notes = []
+    if skipped:
+        notes.append("not plotted (no FLOPs or overhead chains): " + ", ".join(
+            f"{op} {k}" for op, k in sorted(skipped.items())))
+    if not prof.samples:
+        notes.append("datasheet profile: ceilings only, no measured samples")
+    if notes:
+        fig.text(0.08, 0.025, "\n".join(notes), fontsize=8.5, color="#555555",
+                 ha="left", va="bottom", wrap=True)
+    _save_atomic(fig, path, fmt, dpi)
+    return path
+
+
+def _class_of(points: list[RooflinePoint], op: str) -> str:
+    return next(p.op_class for p in points if p.op == op)
+
+
+def _save_atomic(fig, path: Path, fmt: str, dpi: int) -> None:
+    supported = fig.canvas.get_supported_filetypes()
+    if fmt not in supported:
+        raise LatencyLabError(
+            f"{path}: cannot write a plot in format {fmt!r}; use a file name ending in "
+            f"one of {', '.join('.' + k for k in sorted(supported))} (e.g. roofline.png).")
+    directory = path.resolve().parent
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
+    except OSError as e:
+        raise LatencyLabError(
+            f"{path}: cannot write the plot: {e.strerror or e} (directory '{directory}'); "
+            f"create the directory, make it writable, or choose another --plot path.") from e
+    try:
+        with os.fdopen(fd, "wb") as f:
+            fig.savefig(f, format=fmt, dpi=dpi, facecolor="white")
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException as e:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        if isinstance(e, OSError):
+            raise LatencyLabError(
+                f"{path}: could not write the plot: {e.strerror or e}; check free disk "
+                f"space and permissions, or choose another --plot path.") from e
+        raise

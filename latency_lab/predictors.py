@@ -1,0 +1,276 @@
+"""Latency predictors, scikit-learn style.
+
+X is a sequence of kernels, each `(op, config)` as in a profile sample (microbench op
+name and its configuration); y is latency in ms. Predictors are refit from a profile's
+stored samples at load time (never pickled):
+
+- RooflineModel: max(FLOPs / peak of the op's class, bytes / bandwidth) + per-op
+  overhead, from measured or datasheet ceilings.
+- LookupTableModel: the measured table. A configuration in the table returns its
+  median exactly; anything else is the roofline time times a learned efficiency
+  factor, interpolated by a Gaussian process over log-sizes of the configuration
+  (so it is smooth between table points and falls back to the mean efficiency far
+  from them). Out-of-range configurations are clamped to the table's range or
+  refused, as chosen.
+- FlopsBaseline: latency = c * FLOPs with one fitted constant; for comparison only.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from typing import Any, Iterable, Sequence
+
+import numpy as np
+from sklearn.base import BaseEstimator, RegressorMixin
+
+from latency_lab import microbench
+from latency_lab.errors import ProfileError, UnsupportedOpError
+from latency_lab.profile import DeviceProfile, load_profile, sample_key
+
+Kernel = tuple  # (op, config)
+
+
+def _as_kernels(X: Iterable) -> list[tuple[str, dict]]:
+    out = []
+    for item in X:
+        if hasattr(item, "op") and hasattr(item, "config"):
+            out.append((item.op, dict(item.config)))
+        else:
+            op, cfg = item
+            out.append((op, dict(cfg)))
+    return out
+
+
+def samples_xy(profile: DeviceProfile) -> tuple[list[tuple[str, dict]], np.ndarray]:
+    """Table samples of a profile as (X, y_ms); overhead chains are excluded."""
+    rows = [s for s in profile.samples if s.op != "chain"]
+    return [(s.op, dict(s.config)) for s in rows], np.array([s.median_ms for s in rows])
+
+
+class _ProfilePredictor(RegressorMixin, BaseEstimator):
+    def _profile(self) -> DeviceProfile:
+        return load_profile(self.profile)
+
+    def predict(self, X) -> np.ndarray:
+        return np.array([self._predict_one(op, cfg) for op, cfg in _as_kernels(X)])
+
+    def bound(self, op: str, config: dict) -> str:
+        """'compute' or 'memory' (which roofline branch binds), or 'overhead' when the
+        op is smaller than the fixed per-op cost."""
+        w = microbench.work(op, config)
+        return self._bound_of(w.flops, w.bytes_total, microbench.op_class(op, config))
+
+    def _bound_of(self, flops: float, nbytes: float, cls: str) -> str:
+        compute_s = flops / self.peak_flops_per_s_.get(cls, self.peak_flops_per_s_["elementwise"]) if flops else 0.0
+        memory_s = nbytes / self.memory_bytes_per_s_
+        if max(compute_s, memory_s) * 1e3 < self.per_op_ms_:
+            return "overhead"
+        return "compute" if compute_s >= memory_s else "memory"
+
+    def roofline_ms(self, flops: float, nbytes: float, cls: str) -> float:
+        peak = self.peak_flops_per_s_.get(cls, self.peak_flops_per_s_["elementwise"])
+        return max(flops / peak if flops else 0.0, nbytes / self.memory_bytes_per_s_) * 1e3 + self.per_op_ms_
+
+    def predict_work(self, flops: float, nbytes: float, cls: str) -> float:
+        """Latency of a kernel with no table of its own (roofline-charged)."""
+        return self.roofline_ms(flops, nbytes, cls)
+
+    def _fit_roofline(self, prof: DeviceProfile) -> None:
+        roof = prof.roofline
+        self.peak_flops_per_s_ = dict(roof["compute_flops_per_s"])
+        self.memory_bytes_per_s_ = float(roof["memory_bytes_per_s"])
+        self.per_op_ms_ = float(prof.per_op_overhead_ms)
+        self.per_invocation_ms_ = float(prof.per_invocation_overhead_ms)
+
+
+class RooflineModel(_ProfilePredictor):
+    """max(compute, memory) + per-op overhead from the profile's ceilings."""
+
+    def __init__(self, profile: Any = None):
+        self.profile = profile
+
+    def fit(self, X=None, y=None) -> "RooflineModel":
+        self._fit_roofline(self._profile())
+        return self
+
+    def _predict_one(self, op: str, cfg: dict) -> float:
+        w = microbench.work(op, cfg)
+        return self.roofline_ms(w.flops, w.bytes_total, microbench.op_class(op, cfg))
+
+
+class FlopsBaseline(_ProfilePredictor):
+    """latency = c * FLOPs, c fitted as the median ms/FLOP over the samples (robust to
+    the memory-bound ones); ops without FLOPs cost nothing."""
+
+    def __init__(self, profile: Any = None):
+        self.profile = profile
+
+    def fit(self, X=None, y=None) -> "FlopsBaseline":
+        prof = self._profile()
+        self._fit_roofline(prof)
+        if X is None:
+            X, y = samples_xy(prof)
+        kernels = _as_kernels(X)
+        ratios = [t / microbench.work(op, cfg).flops
+                  for (op, cfg), t in zip(kernels, y) if microbench.work(op, cfg).flops > 0]
+        if not ratios:
+            raise ProfileError("FlopsBaseline needs samples with FLOPs; the profile has none")
+        self.ms_per_flop_ = float(np.median(ratios))
+        return self
+
+    def _predict_one(self, op: str, cfg: dict) -> float:
+        return self.ms_per_flop_ * microbench.work(op, cfg).flops
+
+    def predict_work(self, flops: float, nbytes: float, cls: str) -> float:
+        return self.ms_per_flop_ * flops
+
+
+# --------------------------------------------------------------- lookup table
+
+_LINEAR_KEYS = ("k", "s")
+
+
+def _featurize(op: str, cfg: dict, categories: dict[str, list]) -> list[float]:
+    feats: list[float] = []
+    for key in sorted(cfg):
+        v = cfg[key]
+        if isinstance(v, bool):
+            feats.append(float(v))
+        elif isinstance(v, str):
+            feats.extend(1.0 if v == c else 0.0 for c in categories.get(key, []))
+        elif key in _LINEAR_KEYS:
+            feats.append(float(v))
+        else:
+            feats.append(math.log(max(float(v), 1.0)))
+    return feats
+
+
+class LookupTableModel(_ProfilePredictor):
+    """Measured op timings, exact at table points and interpolated between them.
+
+    out_of_range: "clamp" (default) clamps each feature to the table's range, so the
+    roofline scaling carries the prediction and the efficiency is the nearest edge's;
+    "error" raises UnsupportedOpError naming the op and configuration.
+    missing_op: what to do for an op kind with fewer than `min_samples` samples:
+    "roofline" (default, uses the roofline with the table's median efficiency) or
+    "error".
+    """
+
+    def __init__(self, profile: Any = None, out_of_range: str = "clamp",
+                 missing_op: str = "roofline", min_samples: int = 4, random_state: int = 0):
+        self.profile = profile
+        self.out_of_range = out_of_range
+        self.missing_op = missing_op
+        self.min_samples = min_samples
+        self.random_state = random_state
+
+    def fit(self, X=None, y=None) -> "LookupTableModel":
+        if self.out_of_range not in ("clamp", "error"):
+            raise ValueError(f"out_of_range must be 'clamp' or 'error', got {self.out_of_range!r}")
+        if self.missing_op not in ("roofline", "error"):
+            raise ValueError(f"missing_op must be 'roofline' or 'error', got {self.missing_op!r}")
+        prof = self._profile()
+        self._fit_roofline(prof)
+        if X is None:
+            X, y = samples_xy(prof)
+        kernels = _as_kernels(X)
+        y = np.asarray(y, dtype=float)
+        if not kernels:
+            raise ProfileError(
+                f"profile {prof.device_name!r} ({prof.provenance_kind}) has no lookup-table "
+                "samples; LookupTableModel needs a measured profile (`latency-lab profile`). "
+                "Use RooflineModel for datasheet profiles."
+            )
+        self.table_ = {sample_key(op, cfg): float(t) for (op, cfg), t in zip(kernels, y)}
+        self.models_: dict[str, dict] = {}
+        by_op: dict[str, list[int]] = {}
+        for i, (op, _) in enumerate(kernels):
+            by_op.setdefault(op, []).append(i)
+        log_eff_all = []
+        for op, idx in by_op.items():
+            cfgs = [kernels[i][1] for i in idx]
+            base = np.array([self._roof(op, c) for c in cfgs])
+            target = np.log(y[idx] / base)
+            log_eff_all.extend(target.tolist())
+            if len(idx) < self.min_samples:
+                continue
+            cats = {k: sorted({c[k] for c in cfgs}) for k in cfgs[0] if isinstance(cfgs[0][k], str)}
+            feats = np.array([_featurize(op, c, cats) for c in cfgs])
+            self.models_[op] = {
+                "gp": self._gp(feats, target),
+                "categories": cats,
+                "low": feats.min(axis=0),
+                "high": feats.max(axis=0),
+                "keys": sorted(cfgs[0]),
+            }
+        self.median_log_efficiency_ = float(np.median(log_eff_all))
+        return self
+
+    def _gp(self, feats: np.ndarray, target: np.ndarray):
+        from sklearn.gaussian_process import GaussianProcessRegressor
+        from sklearn.gaussian_process.kernels import RBF, ConstantKernel, WhiteKernel
+
+        span = np.maximum(feats.max(axis=0) - feats.min(axis=0), 1.0)
+        kernel = ConstantKernel(0.3, (1e-3, 10.0)) * RBF(span, (1e-2, 1e3)) + WhiteKernel(1e-3, (1e-6, 1e-1))
+        gp = GaussianProcessRegressor(kernel=kernel, normalize_y=True, random_state=self.random_state,
+                                      n_restarts_optimizer=1)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # convergence chatter on tiny tables
+            gp.fit(feats, target)
+        return gp
+
+    def predict_work(self, flops: float, nbytes: float, cls: str) -> float:
+        return self.roofline_ms(flops, nbytes, cls) * math.exp(self.median_log_efficiency_)
+
+    def _roof(self, op: str, cfg: dict) -> float:
+        w = microbench.work(op, cfg)
+        return self.roofline_ms(w.flops, w.bytes_total, microbench.op_class(op, cfg))
+
+    def _predict_one(self, op: str, cfg: dict) -> float:
+        exact = self.table_.get(sample_key(op, cfg))
+        if exact is not None:
+            return exact
+        microbench.get_bench_op(op).check(cfg)
+        base = self._roof(op, cfg)
+        m = self.models_.get(op)
+        if m is None:
+            if self.missing_op == "error":
+                raise UnsupportedOpError(
+                    f"the profile has no lookup table for op {op!r} (configuration {cfg}); "
+                    "re-profile, or use missing_op='roofline'"
+                )
+            return base * math.exp(self.median_log_efficiency_)
+        if sorted(cfg) != m["keys"]:
+            raise UnsupportedOpError(
+                f"op {op!r} configuration {cfg} has keys {sorted(cfg)}, the table has {m['keys']}"
+            )
+        f = np.array(_featurize(op, cfg, m["categories"]))
+        if np.any(f < m["low"] - 1e-9) or np.any(f > m["high"] + 1e-9):
+            if self.out_of_range == "error":
+                raise UnsupportedOpError(
+                    f"op {op!r} configuration {cfg} lies outside the profile's table range; "
+                    "profile a wider range or use out_of_range='clamp'"
+                )
+            f = np.clip(f, m["low"], m["high"])
+        return base * float(np.exp(m["gp"].predict(f[None, :])[0]))
+
+
+PREDICTORS: dict[str, type] = {
+    "lookup": LookupTableModel,
+    "roofline": RooflineModel,
+    "flops": FlopsBaseline,
+}
+
+
+def make_predictor(name: str, profile: Any, **kwargs: Any):
+    try:
+        cls = PREDICTORS[name]
+    except KeyError:
+        raise ProfileError(f"unknown predictor {name!r}; choose one of {', '.join(PREDICTORS)}") from None
+    return cls(profile=load_profile(profile), **kwargs).fit()
+
+
+def rmspe(pred: Sequence[float], true: Sequence[float]) -> float:
+    p, t = np.asarray(pred, float), np.asarray(true, float)
+    return float(np.sqrt(np.mean(((p - t) / t) ** 2)))
