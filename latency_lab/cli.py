@@ -217,44 +217,55 @@ def run_show(args: argparse.Namespace) -> int:
 def _print_profile_summary(prof) -> None:
     """The profile table `profile` prints after a run and `show` prints on request."""
     from rich.table import Table
+    from rich.text import Text
 
     from latency_lab.plots import profile_figures
 
     fig = profile_figures(prof)
     r = prof.runtime
-    t = Table(title=f"{prof.device_name} / {prof.runtime_name} ({prof.provenance_kind})")
+    # Text, not markup: names and citations come from the file and may hold [brackets].
+    t = Table(title=Text(f"{prof.device_name} / {prof.runtime_name} "
+                         f"({prof.provenance_kind})"))
     t.add_column("quantity")
     t.add_column("value", overflow="fold")
-    t.add_row("device", prof.device_name)
-    t.add_row("kind", prof.device_kind)
-    t.add_row("fingerprint", prof.fingerprint or "none (not tied to one device)")
+
+    def row(name: str, value: str) -> None:
+        t.add_row(name, Text(value))
+
+    row("device", prof.device_name)
+    row("kind", prof.device_kind)
+    row("fingerprint", prof.fingerprint or "none (not tied to one device)")
     if r["name"] == "spec":
-        t.add_row("runtime", "spec (datasheet figures, not measured)")
+        row("runtime", "spec (datasheet figures, not measured)")
     else:
-        threads = r["threads"]
-        t.add_row("runtime", f"{r['name']} {r['version'] or '(version unknown)'}"
-                  f"{' / ' + r['backend'] if r['backend'] else ''}"
-                  f"{' on ' + r['device'] if r['device'] else ''}, "
-                  f"{threads if threads is not None else '?'} thread(s), "
-                  f"{r['dtype']}, batch {r['batch']}")
-    t.add_row("provenance", prof.provenance_kind)
+        threads = r["threads"] if r["threads"] is not None else "?"
+        row("runtime", f"{r['name']} {r['version'] or '(version unknown)'}"
+            f"{' / ' + r['backend'] if r['backend'] else ''}"
+            f"{' on ' + r['device'] if r['device'] else ''}, {threads} thread(s), "
+            f"{r['dtype']}, batch {r['batch']}")
+    row("provenance", prof.provenance_kind)
     for i, c in enumerate(fig["citations"], 1):
-        text = f"{c['citation']} [{', '.join(c['quantities'])}]"
+        text = f"{c['citation']} (for {', '.join(c['quantities'])})"
         if c.get("url"):
             text += f"\n{c['url']}"
-        t.add_row(f"source {i}", text)
+        row(f"source {i}", text)
     t.add_section()
     for cls, v in fig["ceilings_gflop_per_s"].items():
-        t.add_row(f"ceiling {cls}", f"{v:,.1f} GFLOP/s")
-    t.add_row("memory bandwidth", f"{fig['memory_gb_per_s']:,.1f} GB/s")
+        row(f"ceiling {cls}", f"{v:,.1f} GFLOP/s")
+    row("memory bandwidth", f"{fig['memory_gb_per_s']:,.1f} GB/s")
     for cls, v in fig["ridge_flop_per_byte"].items():
-        t.add_row(f"ridge point {cls}", f"{v:.3g} FLOP/byte")
+        row(f"ridge point {cls}", f"{v:.3g} FLOP/byte")
     t.add_section()
     oh = fig["overhead_us"]
-    t.add_row("per-op overhead", f"{oh['per_op']:.2f} µs")
-    t.add_row("per-invocation overhead", f"{oh['per_invocation']:.2f} µs")
+    unknown = prof.provenance_kind == "spec"
+    for key, name in (("per_op", "per-op overhead"),
+                      ("per_invocation", "per-invocation overhead")):
+        if unknown and oh[key] == 0:
+            row(name, "unknown (datasheets give none; stored as 0)")
+        else:
+            row(name, f"{oh[key]:.2f} µs")
     t.add_section()
-    t.add_row("samples", f"{fig['samples_total']} ({fig['unstable_total']} unstable)")
+    row("samples", f"{fig['samples_total']} ({fig['unstable_total']} unstable)")
     p = fig["progress"]
     if "planned" in p:
         state = (f"{p['state']}: {p['done']} of {p['planned']} planned samples, "
@@ -263,7 +274,7 @@ def _print_profile_summary(prof) -> None:
             state += f"; continue with `latency-lab profile --resume --out {prof.source}`"
     else:
         state = f"{p['state']} (no progress record)"
-    t.add_row("progress", state)
+    row("progress", state)
     out = console()
     out.print(t)
     if fig["samples_per_op"]:
@@ -272,9 +283,132 @@ def _print_profile_summary(prof) -> None:
         for col in ("samples", "median spread (IQR/median)", "unstable"):
             s.add_column(col, justify="right")
         for op, st in fig["samples_per_op"].items():
-            s.add_row(op, str(st["count"]), f"{st['median_spread'] * 100:.1f}%",
+            s.add_row(Text(op), str(st["count"]), f"{st['median_spread'] * 100:.1f}%",
                       str(st["unstable"]))
         out.print(s)
+
+
+# ------------------------------------------------- predict / measure / validate
+
+
+def _predict_args(p: argparse.ArgumentParser) -> None:
+    add_model_args(p)
+    p.add_argument("--profile", required=True, help="profile JSON path or shipped name")
+    p.add_argument("--predictor", default=None, choices=["lookup", "roofline", "flops"],
+                   help="default: lookup for measured profiles, roofline for datasheet ones")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+
+
+@command("predict", "predict a model's latency from a device profile", _predict_args)
+def run_predict(args: argparse.Namespace) -> int:
+    from latency_lab.predict import predict_model
+    from latency_lab.profile import load_profile
+
+    prof = load_profile(args.profile)
+    model, _ = load_model_from_args(args, args.model)
+    predictor = args.predictor or ("lookup" if prof.samples else "roofline")
+    res = predict_model(model, prof, predictor, batch_size=args.batch_size,
+                        model_name=args.model)
+    data = res.to_dict()
+    data["profile"] = args.profile
+    if args.json:
+        print(json.dumps(data))
+        return 0
+    from rich.table import Table
+
+    table = Table(title=f"{args.model} on {prof.device_name} ({prof.runtime_name}, {predictor})")
+    for col in ("layer", "type", "ms", "bound"):
+        table.add_column(col, justify="right" if col == "ms" else "left")
+    for layer in res.layers:
+        table.add_row(layer.name, layer.type, f"{layer.latency_ms:.4f}", layer.bound)
+    table.add_section()
+    table.add_row("total", f"{len(res.layers)} layers", f"{res.latency_ms:.3f}", "")
+    console().print(table)
+    return 0
+
+
+def _measure_args(p: argparse.ArgumentParser) -> None:
+    add_model_args(p)
+    p.add_argument("--runtime", default="litert", choices=["litert", "keras"])
+    p.add_argument("--threads", type=_positive_int, default=1, metavar="N")
+    p.add_argument("--device", default="cpu", choices=["cpu", "gpu"])
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+
+
+@command("measure", "measure a model's latency on this machine", _measure_args)
+def run_measure(args: argparse.Namespace) -> int:
+    from latency_lab import device_info
+    from latency_lab.runtimes import get as get_runtime
+    from latency_lab.timing import TimingConfig
+
+    model, _ = load_model_from_args(args, args.model)
+    runtime = get_runtime(args.runtime, threads=args.threads, device=args.device)
+    m = runtime.measure_model(model, TimingConfig(warmup_runs=3, min_time_s=0.1, repeats=9))
+    info = device_info.collect("gpu" if args.device == "gpu" else "cpu")
+    data = {"model": args.model, "runtime": args.runtime, "threads": runtime.threads,
+            "median_ms": m.median_ms, "iqr_ms": m.iqr_ms, "repeats": m.repeats,
+            "device": {"name": info["name"], "fingerprint": info["fingerprint"]},
+            "runtime_version": runtime.info().get("version"), "unstable": m.unstable}
+    if args.json:
+        print(json.dumps(data))
+    else:
+        flag = " (unstable: IQR > 10% of median)" if m.unstable else ""
+        console().print(f"{args.model}: {m.median_ms:.3f} ms median, IQR {m.iqr_ms:.3f} ms over "
+                        f"{m.repeats} repeats ({args.runtime} {data['runtime_version']}, "
+                        f"{runtime.threads} thread(s), {info['name']}){flag}",
+                        markup=False, highlight=False)
+    return 0
+
+
+def _validate_args(p: argparse.ArgumentParser) -> None:
+    add_model_args(p, many=True)
+    p.add_argument("--profile", required=True, help="a measured profile of this machine")
+    p.add_argument("--report", metavar="DIR", help="write validation.json, scatter.png, worst_layers.md")
+    p.add_argument("--predictor", action="append", choices=["lookup", "roofline", "flops"],
+                   help="predictors to compare (repeatable; default all three)")
+
+
+def render_validation(report) -> None:
+    from rich.table import Table
+
+    t = Table(title=f"predicted vs measured ({report.runtime['name']}, "
+                    f"{report.runtime.get('threads')} thread(s), {report.device['name']})")
+    t.add_column("model")
+    t.add_column("measured ms", justify="right")
+    for p in report.predictors:
+        t.add_column(f"{p} ms", justify="right")
+        t.add_column("err %", justify="right")
+    for r in report.results:
+        row = [r.name, f"{r.measured_ms:.3f}"]
+        for p in report.predictors:
+            row += [f"{r.predicted_ms[p]:.3f}", f"{r.error_pct(p):+.1f}"]
+        t.add_row(*row)
+    console().print(t)
+    s = Table(title="summary")
+    s.add_column("predictor")
+    for col in ("within ±5%", "within ±10%", "RMSPE %", "Spearman", "mean err %"):
+        s.add_column(col, justify="right")
+    for p, fig in report.summary().items():
+        s.add_row(p, f"{100 * fig['within_5pct']:.0f}%", f"{100 * fig['within_10pct']:.0f}%",
+                  f"{fig['rmspe_pct']:.1f}", f"{fig['spearman']:.3f}", f"{fig['mean_error_pct']:+.1f}")
+    console().print(s)
+
+
+@command("validate", "compare predicted with measured latency on real models", _validate_args)
+def run_validate(args: argparse.Namespace) -> int:
+    from latency_lab.validate import DEFAULT_PREDICTORS, validate, write_report
+
+    def models():
+        for spec in args.model:
+            model, _ = load_model_from_args(args, spec)
+            yield spec, model
+
+    report = validate(models(), args.profile, tuple(args.predictor or DEFAULT_PREDICTORS))
+    render_validation(report)
+    if args.report:
+        for path in write_report(report, args.report):
+            console(stderr=True).print(f"wrote {path}", markup=False, highlight=False)
+    return 0
 
 
 # ---------------------------------------------------------------------- main

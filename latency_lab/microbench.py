@@ -511,3 +511,33 @@ def adaptive_plan(samples: Sequence, n: int, seed: int = 0,
             plan.append(p)
         i += 1
     return plan
+
+
+# Whole networks measured at the end of a profile so predictors can learn what isolated
+# op timings miss inside a network (weights falling out of cache). Their input sizes
+# differ from the validation set in scripts/validate_benchmark.py on purpose.
+CALIBRATION_QUICK = (
+    ("MobileNetV2", {"alpha": 0.75, "input_shape": (112, 112, 3)}, None),
+    ("ResNet50", {"input_shape": (56, 56, 3)}, None),
+    ("EfficientNetB0", {"input_shape": (80, 80, 3)}, None),
+)
+CALIBRATION_FULL = CALIBRATION_QUICK + (
+    ("MobileNet", {"alpha": 0.25, "input_shape": (144, 144, 3)}, None),
+    ("DenseNet121", {"input_shape": (56, 56, 3)}, None),
+    ("MobileNetV2", {"alpha": 1.0, "input_shape": (112, 112, 3)}, 101),
+    ("ResNet50", {"input_shape": (72, 72, 3)}, 102),
+)
+
+
+def calibration_models(quick: bool):
+    """Yield (label, model) for the calibration set; the third field of an entry is a
+    slimming seed (None: the plain network)."""
+    from latency_lab.variants import application, random_slim
+
+    for name, kwargs, seed in (CALIBRATION_QUICK if quick else CALIBRATION_FULL):
+        model = application(name, **kwargs)
+        label = f"{name}({', '.join(f'{k}={v}' for k, v in kwargs.items())})"
+        if seed is not None:
+            model = random_slim(model, seed)
+            label += f" slim seed {seed}"
+        yield label, model

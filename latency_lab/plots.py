@@ -17,15 +17,19 @@ from pathlib import Path
 from latency_lab.errors import LatencyLabError
 
 CLASS_ORDER = ("dense", "depthwise", "elementwise")
-# Ceiling colours: dark, saturated, and unlike the tab10 hues the samples use.
-CEILING_STYLE = {
-    "dense": ("#0b3c8c", "-"),
-    "depthwise": ("#a50f15", "--"),
-    "elementwise": ("#006d2c", "-."),
+# One hue family per op class: the ceiling is the darkest shade, the ops of that class
+# take lighter shades (and their own marker), so a point reads against its own roof.
+CEILING_COLOUR = {"dense": "#08306b", "depthwise": "#a63603", "elementwise": "#00441b"}
+CEILING_STYLE = {"dense": "-", "depthwise": "--", "elementwise": "-."}
+SAMPLE_STYLES = {
+    "dense": [("#2171b5", "o"), ("#41b6c4", "D"), ("#6baed6", "h"), ("#225ea8", "p")],
+    "depthwise": [("#e6550d", "^"), ("#fdae6b", "v"), ("#d94801", "<")],
+    "elementwise": [("#31a354", "s"), ("#bcbd22", "P"), ("#78c679", "X"),
+                    ("#8c6d31", "D"), ("#006837", "*"), ("#c2a83e", "v")],
 }
-_EXTRA_CEILING = ("#4a1486", ":")
-# Marker per op class, so a sample's class reads at a glance beside its colour.
-CLASS_MARKER = {"dense": "o", "depthwise": "^", "elementwise": "s"}
+_OTHER_COLOURS = ["#756bb1", "#e377c2", "#7f7f7f", "#9e9ac8"]
+_SHARED_COLOUR = "#252525"
+_MEMORY_COLOUR = "#636363"
 
 
 # ----------------------------------------------------------------- numbers
@@ -92,7 +96,6 @@ def roofline_points(prof) -> tuple[list[RooflinePoint], dict[str, int]]:
     cannot sit on a roofline (overhead chains, data-movement ops with no FLOPs, ops
     unknown to this version)."""
     from latency_lab import microbench
-    from latency_lab.errors import LatencyLabError as _Err
 
     points: list[RooflinePoint] = []
     skipped: dict[str, int] = {}
@@ -103,7 +106,7 @@ def roofline_points(prof) -> tuple[list[RooflinePoint], dict[str, int]]:
         try:
             w = microbench.work(s.op, s.config)
             cls = microbench.op_class(s.op, s.config)
-        except (_Err, KeyError, TypeError, ValueError):
+        except (LatencyLabError, KeyError, TypeError, ValueError):
             skipped[s.op] = skipped.get(s.op, 0) + 1
             continue
         if w.flops <= 0 or w.bytes_total <= 0:
@@ -116,6 +119,11 @@ def roofline_points(prof) -> tuple[list[RooflinePoint], dict[str, int]]:
 
 
 # ----------------------------------------------------------------- picture
+
+
+def _plain(text: str) -> str:
+    """Text from a profile shown literally: a '$' would start matplotlib mathtext."""
+    return str(text).replace("$", r"\$")
 
 
 def _fmt_rate(v: float) -> str:
@@ -131,9 +139,10 @@ def _runtime_text(prof) -> str:
         parts.append(str(r["version"]))
     if r.get("backend"):
         parts.append(f"({r['backend']})")
+    text = " ".join(parts)
     if r.get("threads"):
-        parts.append(f"{r['threads']} thread{'s' if r['threads'] != 1 else ''}")
-    return " ".join(parts)
+        text += f", {r['threads']} thread{'s' if r['threads'] != 1 else ''}"
+    return text
 
 
 def _decade_floor(v: float) -> float:
@@ -159,7 +168,12 @@ def plot_roofline(prof, path, *, dpi: int = 150) -> Path:
     """Save a log-log roofline chart of `prof` to `path` (format from the suffix; PNG
     if there is none). Written to a temporary file in the same directory, then renamed,
     so a reader never sees half a file. Raises LatencyLabError for an unwritable path
-    or an unknown format."""
+    or an unknown format.
+
+    Each compute class's ceiling is min(peak, bandwidth * intensity): the memory slope
+    they share is drawn once (grey) up to the highest ridge point, each flat part in
+    the class colour from its ridge point (dot) on. Classes with the same peak (spec
+    profiles) are drawn as one line."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
     from matplotlib.lines import Line2D
@@ -173,7 +187,6 @@ def plot_roofline(prof, path, *, dpi: int = 150) -> Path:
                 for c in _ordered_classes(roof["compute_flops_per_s"])}
     points, skipped = roofline_points(prof)
 
-    # Classes that share one ceiling (datasheet profiles) are drawn once.
     groups: list[tuple[float, list[str]]] = []
     for cls, peak in sorted(ceilings.items(), key=lambda kv: -kv[1]):
         if groups and math.isclose(groups[-1][0], peak, rel_tol=1e-6):
@@ -182,129 +195,127 @@ def plot_roofline(prof, path, *, dpi: int = 150) -> Path:
             groups.append((peak, [cls]))
 
     ridges = [peak / bw_gb for peak, _ in groups]
-    xs = [p.intensity_flop_per_byte for p in points] + ridges
-    x_lo = _decade_floor(min(xs) / 3) if points else _decade_floor(min(ridges) / 300)
-    x_hi = _decade_ceil(max(xs) * 3) if points else _decade_ceil(max(ridges) * 100)
-    x_lo = min(x_lo, _decade_floor(min(ridges) / 30))
-    x_hi = max(x_hi, _decade_ceil(max(ridges) * 10))
+    xs = [p.intensity_flop_per_byte for p in points]
+    x_lo = _decade_floor(min(xs + [min(ridges) / 10]) / 1.5 if xs else min(ridges) / 90)
+    x_hi = _decade_ceil(max(xs + [max(ridges) * 10]) * 3)
     top = max(ceilings.values())
-    ys = [p.attained_gflop_per_s for p in points] + [bw_gb * x_lo]
-    y_lo = _decade_floor(min(ys) / 2)
+    y_lo = _decade_floor(min([p.attained_gflop_per_s for p in points] + [bw_gb * x_lo]) / 2)
     y_hi = _decade_ceil(top * 3)
 
-    fig = Figure(figsize=(11, 6.5))
+    has_samples = bool(points)
+    fig = Figure(figsize=(11.5, 6.5) if has_samples else (9, 6.5))
     FigureCanvasAgg(fig)
-    # Fixed margins (not a layout engine) so the slope label's angle, computed from
-    # display coordinates below, stays right when the file is written.
-    fig.subplots_adjust(left=0.08, right=0.72, top=0.88, bottom=0.12)
+    # Fixed margins (no layout engine) so the slope label's angle, computed from display
+    # coordinates below, is still right when the file is written.
+    fig.subplots_adjust(left=0.085, right=0.70 if has_samples else 0.96, top=0.87,
+                        bottom=0.13)
     ax = fig.add_subplot(1, 1, 1)
     ax.set_xscale("log")
     ax.set_yscale("log")
     ax.set_xlim(x_lo, x_hi)
     ax.set_ylim(y_lo, y_hi)
     ax.grid(True, which="major", color="#d9d9d9", linewidth=0.8)
-    ax.grid(True, which="minor", color="#f0f0f0", linewidth=0.5)
+    ax.grid(True, which="minor", color="#f2f2f2", linewidth=0.5)
     ax.set_axisbelow(True)
 
-    # Ceilings: min(peak, bandwidth * intensity), sampled densely in log space.
-    n = 400
-    grid = [x_lo * (x_hi / x_lo) ** (i / (n - 1)) for i in range(n)]
-    ceiling_handles = []
+    # The shared memory slope, once, up to the highest ridge point.
+    ax.plot([x_lo, max(ridges)], [bw_gb * x_lo, bw_gb * max(ridges)], color=_MEMORY_COLOUR,
+            linewidth=2.4, solid_capstyle="butt", zorder=3)
+    handles = [Line2D([], [], color=_MEMORY_COLOUR, linewidth=2.4,
+                      label=f"memory {_fmt_rate(bw_gb)} GB/s")]
     log_span = math.log10(y_hi) - math.log10(y_lo)
     label_pos = _spread_labels([math.log10(peak) for peak, _ in groups], 0.06 * log_span)
     for (peak, classes), label_y in zip(groups, label_pos):
-        colour, style = CEILING_STYLE.get(classes[0], _EXTRA_CEILING)
-        if len(classes) > 1:
-            colour, style = "#252525", "-"
-        ax.plot(grid, [min(peak, bw_gb * x) for x in grid], color=colour, linestyle=style,
-                linewidth=2.4, zorder=3)
-        name = " = ".join(classes)
+        shared = len(classes) > 1
+        colour = _SHARED_COLOUR if shared else CEILING_COLOUR.get(classes[0], "#54278f")
+        style = "-" if shared else CEILING_STYLE.get(classes[0], ":")
         ridge = peak / bw_gb
-        ax.plot([ridge], [peak], marker="o", markersize=5, color=colour, zorder=4)
-        ax.text(x_hi / 1.25, 10 ** label_y * 1.12, f"{name}  {_fmt_rate(peak)} GFLOP/s",
+        ax.plot([ridge, x_hi], [peak, peak], color=colour, linestyle=style, linewidth=2.4,
+                zorder=3)
+        ax.plot([ridge], [peak], marker="o", markersize=6, color=colour, zorder=4)
+        name = ", ".join(classes)
+        ax.text(x_hi / 1.3, 10 ** label_y * 1.15, f"{name}  {_fmt_rate(peak)} GFLOP/s",
                 color=colour, ha="right", va="bottom", fontsize=10, fontweight="bold",
                 zorder=5, bbox=dict(boxstyle="round,pad=0.15", fc="white", ec="none",
-                                    alpha=0.8))
-        ceiling_handles.append(Line2D(
-            [], [], color=colour, linestyle=style, linewidth=2.4,
-            label=f"{name} ceiling (ridge {ridge:.3g} FLOP/B)"))
+                                    alpha=0.85))
+        handles.append(Line2D([], [], color=colour, linestyle=style, linewidth=2.4,
+                              marker="o", markersize=5,
+                              label=f"{name} (ridge {ridge:.3g} FLOP/B)"))
 
-    # The shared memory slope, labelled along the line.
-    x_text = x_lo * 3
-    if bw_gb * x_text < y_lo * 3:
-        x_text = y_lo * 3 / bw_gb
-    x_text = min(x_text, min(ridges) / 3)
-    y_text = bw_gb * x_text
-    p0 = ax.transData.transform((x_text, y_text))
-    p1 = ax.transData.transform((x_text * 10, y_text * 10))
+    # Memory label along the slope, at its low end, where samples rarely are.
+    x_text = x_lo * 1.25
+    if bw_gb * x_text < y_lo * 1.5:
+        x_text = y_lo * 1.5 / bw_gb
+    p0 = ax.transData.transform((x_text, bw_gb * x_text))
+    p1 = ax.transData.transform((x_text * 10, bw_gb * x_text * 10))
     angle = math.degrees(math.atan2(p1[1] - p0[1], p1[0] - p0[0]))
-    ax.annotate(f"memory {_fmt_rate(bw_gb)} GB/s", (x_text, y_text), xytext=(0, 5),
+    ax.annotate(f"memory {_fmt_rate(bw_gb)} GB/s", (x_text, bw_gb * x_text), xytext=(3, 5),
                 textcoords="offset points", rotation=angle, rotation_mode="anchor",
-                ha="left", va="bottom", color="#444444", fontsize=10, fontweight="bold",
-                zorder=5)
+                ha="left", va="bottom", color=_MEMORY_COLOUR, fontsize=10,
+                fontweight="bold", zorder=5)
 
-    # Samples, one colour per op, one marker per class.
-    import matplotlib
-
-    palette = matplotlib.colormaps["tab10"].colors
-    ops = sorted({p.op for p in points}, key=lambda o: (
-        CLASS_ORDER.index(_class_of(points, o)) if _class_of(points, o) in CLASS_ORDER
-        else len(CLASS_ORDER), o))
+    # Samples: class hue family and marker, a distinct shade per op.
     sample_handles = []
-    for i, op in enumerate(ops):
-        mine = [p for p in points if p.op == op]
-        colour = palette[i % len(palette)]
-        marker = CLASS_MARKER.get(mine[0].op_class, "D")
-        ax.scatter([p.intensity_flop_per_byte for p in mine],
-                   [p.attained_gflop_per_s for p in mine], s=28, marker=marker,
-                   color=colour, alpha=0.8, edgecolors="white", linewidths=0.5, zorder=6)
-        unstable = [p for p in mine if p.unstable]
-        if unstable:
-            ax.scatter([p.intensity_flop_per_byte for p in unstable],
-                       [p.attained_gflop_per_s for p in unstable], s=70, marker="o",
-                       facecolors="none", edgecolors="black", linewidths=0.8, zorder=7)
-        sample_handles.append(Line2D(
-            [], [], linestyle="none", marker=marker, color=colour, markersize=7,
-            label=f"{op} ({mine[0].op_class}, {len(mine)})"))
-    if any(p.unstable for p in points):
+    by_class: dict[str, dict[str, list[RooflinePoint]]] = {}
+    for p in points:
+        by_class.setdefault(p.op_class, {}).setdefault(p.op, []).append(p)
+    extra = iter(_OTHER_COLOURS * 4)
+    for cls in _ordered_classes(by_class):
+        styles = SAMPLE_STYLES.get(cls, [])
+        ops = sorted(by_class[cls], key=lambda o: (-len(by_class[cls][o]), o))
+        for i, op in enumerate(ops):
+            mine = by_class[cls][op]
+            colour, marker = styles[i] if i < len(styles) else (next(extra), "o")
+            ax.scatter([p.intensity_flop_per_byte for p in mine],
+                       [p.attained_gflop_per_s for p in mine], s=30, marker=marker,
+                       color=colour, alpha=0.85, edgecolors="white", linewidths=0.5,
+                       zorder=6)
+            sample_handles.append(Line2D([], [], linestyle="none", marker=marker,
+                                         color=colour, markersize=7,
+                                         label=f"{op} ({cls}, {len(mine)})"))
+    unstable = [p for p in points if p.unstable]
+    if unstable:
+        ax.scatter([p.intensity_flop_per_byte for p in unstable],
+                   [p.attained_gflop_per_s for p in unstable], s=80, marker="o",
+                   facecolors="none", edgecolors="black", linewidths=0.8, zorder=7)
         sample_handles.append(Line2D([], [], linestyle="none", marker="o", markersize=9,
                                      markerfacecolor="none", markeredgecolor="black",
-                                     label="unstable (IQR/median > tol.)"))
+                                     label=f"unstable ({len(unstable)})"))
 
     ax.set_xlabel("arithmetic intensity (FLOP/byte)", fontsize=11)
     ax.set_ylabel("attained performance (GFLOP/s)", fontsize=11)
-    fig.suptitle(f"Roofline: {prof.device_name}", fontsize=14, fontweight="bold",
-                 x=0.40, y=0.97)
-    sub = f"{_runtime_text(prof)} · {prof.provenance_kind} profile"
-    if prof.provenance_kind == "measured":
+    centre = (0.085 + (0.70 if has_samples else 0.96)) / 2
+    fig.suptitle(f"Roofline: {_plain(prof.device_name)}", fontsize=14, fontweight="bold",
+                 x=centre, y=0.975)
+    sub = f"{_plain(_runtime_text(prof))} · {prof.provenance_kind} profile"
+    if prof.samples:
         sub += (f" · {len(prof.samples)} samples · overhead "
                 f"{prof.per_op_overhead_ms * 1e3:.2f} µs/op, "
-                f"{prof.per_invocation_overhead_ms * 1e3:.2f} µs/invocation")
-    ax.set_title(sub, fontsize=10, color="#444444")
+                f"{prof.per_invocation_overhead_ms * 1e3:.2f} µs/call")
+    ax.set_title(sub, fontsize=10, color="#444444", pad=10)
 
-    leg1 = ax.legend(handles=ceiling_handles, title="ceilings", loc="upper left",
-                     bbox_to_anchor=(1.02, 1.0), fontsize=9, title_fontsize=10,
-                     frameon=False, alignment="left")
-    ax.add_artist(leg1)
-    if sample_handles:
+    if has_samples:
+        leg = ax.legend(handles=handles, title="ceilings", loc="upper left",
+                        bbox_to_anchor=(1.03, 1.0), fontsize=9, title_fontsize=10,
+                        frameon=False, alignment="left")
+        ax.add_artist(leg)
         ax.legend(handles=sample_handles, title="samples (op, class, count)",
-                  loc="upper left", bbox_to_anchor=(1.02, 0.72), fontsize=9,
+                  loc="upper left", bbox_to_anchor=(1.03, 0.70), fontsize=9,
                   title_fontsize=10, frameon=False, alignment="left")
+    else:
+        ax.legend(handles=handles, title="ceilings", loc="lower right", fontsize=9,
+                  title_fontsize=10, framealpha=0.95, alignment="left")
     notes = []
     if skipped:
-        notes.append("not plotted (no FLOPs or overhead chains): " + ", ".join(
-            f"{op} {k}" for op, k in sorted(skipped.items())))
+        notes.append("not plotted (no FLOPs, or overhead chains): " + ", ".join(
+            f"{op} ({k})" for op, k in sorted(skipped.items())))
     if not prof.samples:
         notes.append("datasheet profile: ceilings only, no measured samples")
     if notes:
-        fig.text(0.08, 0.025, "\n".join(notes), fontsize=8.5, color="#555555",
-                 ha="left", va="bottom", wrap=True)
+        fig.text(0.085, 0.02, "\n".join(notes), fontsize=8.5, color="#555555",
+                 ha="left", va="bottom")
     _save_atomic(fig, path, fmt, dpi)
     return path
-
-
-def _class_of(points: list[RooflinePoint], op: str) -> str:
-    return next(p.op_class for p in points if p.op == op)
 
 
 def _save_atomic(fig, path: Path, fmt: str, dpi: int) -> None:
@@ -335,3 +346,10 @@ def _save_atomic(fig, path: Path, fmt: str, dpi: int) -> None:
                 f"{path}: could not write the plot: {e.strerror or e}; check free disk "
                 f"space and permissions, or choose another --plot path.") from e
         raise
+
+
+def save_figure(fig, path, *, dpi: int = 150) -> Path:
+    """Write any matplotlib figure atomically (format from the suffix)."""
+    path = Path(path)
+    _save_atomic(fig, path, path.suffix.lstrip(".").lower() or "png", dpi)
+    return path

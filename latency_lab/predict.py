@@ -24,6 +24,24 @@ class WorkItem:
     op_class: str = costs.ELEMENTWISE
     kernel: str = ""
 
+    @property
+    def weight_bytes(self) -> float:
+        if not self.configs:
+            return 0.0
+        return float(sum(microbench.work(op, cfg).params for op, cfg in self.configs) * 4)
+
+    def to_dict(self) -> dict:
+        """JSON form stored in a profile's calibration section."""
+        if self.configs is not None:
+            return {"configs": [[op, cfg] for op, cfg in self.configs]}
+        return {"flops": self.flops, "bytes": self.bytes, "op_class": self.op_class}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "WorkItem":
+        if "configs" in d:
+            return cls("", "", [(op, dict(cfg)) for op, cfg in d["configs"]])
+        return cls("", "", None, float(d["flops"]), float(d["bytes"]), str(d["op_class"]))
+
 
 @dataclass
 class LayerPrediction:
@@ -54,10 +72,10 @@ def _layer_types(model: Any) -> dict[str, str]:
     return {layer.name: type(layer).__name__ for layer in litert_graph._all_layers(model)}
 
 
-def work_items(model: Any, profile: DeviceProfile, *, batch_size: int = 1,
+def work_items(model: Any, runtime: str, *, batch_size: int = 1,
                input_shape=None) -> list[WorkItem]:
-    """The kernels to predict, in the form the profile's runtime executes them."""
-    runtime = profile.runtime_name
+    """The kernels to predict, in the form `runtime` (a profile's runtime name:
+    litert, keras or spec) executes them."""
     if runtime == "litert":
         kernels, _ = litert_graph.litert_kernels(model, batch_size=batch_size)
         types = _layer_types(model)
@@ -108,7 +126,7 @@ def predict_items(items: list[WorkItem], predictor: Any) -> tuple[float, list[La
             preds = predictor.predict(item.configs)
             # Each single-op sample includes one invocation overhead; count it once.
             ms = float(sum(preds)) - predictor.per_invocation_ms_ * len(preds)
-            ms = max(ms, 0.0)
+            ms = max(ms, 0.0) + predictor.in_network_ms(item.weight_bytes, len(preds))
             op, cfg = item.configs[0]
             bound = predictor.bound(op, cfg)
         total += ms
@@ -131,6 +149,6 @@ def predict_model(model: Any, profile: Any, predictor: str = "lookup", *,
             "`latency-lab profile`"
         )
     est = make_predictor(predictor, prof)
-    items = work_items(model, prof, batch_size=batch_size)
+    items = work_items(model, prof.runtime_name, batch_size=batch_size)
     total, layers = predict_items(items, est)
     return NetworkPrediction(model_name or model.name, prof.device_name, predictor, total, layers)

@@ -76,6 +76,11 @@ class _ProfilePredictor(RegressorMixin, BaseEstimator):
         """Latency of a kernel with no table of its own (roofline-charged)."""
         return self.roofline_ms(flops, nbytes, cls)
 
+    def in_network_ms(self, weight_bytes: float, n_kernels: int) -> float:
+        """Extra time a kernel takes inside a network over its isolated timing (weights
+        no longer hot in cache); only calibrated predictors have one."""
+        return 0.0
+
     def _fit_roofline(self, prof: DeviceProfile) -> None:
         roof = prof.roofline
         self.peak_flops_per_s_ = dict(roof["compute_flops_per_s"])
@@ -205,7 +210,39 @@ class LookupTableModel(_ProfilePredictor):
                 "keys": sorted(cfgs[0]),
             }
         self.median_log_efficiency_ = float(np.median(log_eff_all))
+        self._fit_in_network(prof)
         return self
+
+    def _fit_in_network(self, prof: DeviceProfile) -> None:
+        """Fit the in-network correction on the profile's calibration models (whole
+        networks measured by the profiler): measured = sum of isolated kernel
+        predictions + b_w * weight_bytes / bandwidth + b_k * kernels, with b >= 0,
+        least squares on relative error. Without calibration models both are zero."""
+        from scipy.optimize import nnls
+
+        from latency_lab.predict import WorkItem, predict_items
+
+        self.in_network_weight_factor_ = 0.0
+        self.in_network_kernel_ms_ = 0.0
+        models = (prof.calibration or {}).get("models") or []
+        if len(models) < 2:
+            return
+        rows, target = [], []
+        for m in models:
+            items = [WorkItem.from_dict(d) for d in m["items"]]
+            base, _ = predict_items(items, self)
+            w = sum(i.weight_bytes for i in items)
+            n = sum(len(i.configs) for i in items if i.configs)
+            t = float(m["measured_ms"])
+            rows.append([w / self.memory_bytes_per_s_ * 1e3 / t, n / t])
+            target.append((t - base) / t)
+        coef, _ = nnls(np.array(rows), np.array(target))
+        self.in_network_weight_factor_ = float(coef[0])
+        self.in_network_kernel_ms_ = float(coef[1])
+
+    def in_network_ms(self, weight_bytes: float, n_kernels: int) -> float:
+        return (self.in_network_weight_factor_ * weight_bytes / self.memory_bytes_per_s_ * 1e3
+                + self.in_network_kernel_ms_ * n_kernels)
 
     def _gp(self, feats: np.ndarray, target: np.ndarray):
         from sklearn.gaussian_process import GaussianProcessRegressor

@@ -5,6 +5,7 @@ re-measuring anything."""
 
 from __future__ import annotations
 
+import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -45,12 +46,13 @@ def _timing(run: ProfileRun) -> TimingConfig:
     return TimingConfig(warmup_runs=2, min_time_s=0.02, repeats=7, max_retries=2)
 
 
-def _existing(run: ProfileRun, runtime_info: dict, fingerprint: str) -> list[Sample]:
+def _existing(run: ProfileRun, runtime_info: dict, fingerprint: str) -> tuple[list[Sample], dict]:
+    """Samples and calibration of the profile being resumed (empty when not resuming)."""
     if not run.resume:
-        return []
+        return [], {}
     if not run.out.exists():
         run.log(f"--resume: {run.out} does not exist yet; starting a new profile")
-        return []
+        return [], {}
     old = DeviceProfile.load(run.out)
     for key in ("name", "threads", "backend", "device"):
         if old.runtime.get(key) != runtime_info.get(key):
@@ -64,7 +66,7 @@ def _existing(run: ProfileRun, runtime_info: dict, fingerprint: str) -> list[Sam
             f"--resume: {run.out} was measured on another device (fingerprint "
             f"{old.fingerprint}, this one {fingerprint}); write to a new --out file"
         )
-    return list(old.samples)
+    return list(old.samples), dict(old.calibration or {})
 
 
 def _build(run: ProfileRun, info: dict, runtime_info: dict, samples: list[Sample],
@@ -97,13 +99,61 @@ def _programs(plan: list[microbench.PlannedSample], seed: int) -> list[OpProgram
     return out
 
 
+def _calibrate(run: ProfileRun, runtime, runtime_name: str, bar) -> list[dict]:
+    """Measure the calibration networks whole; store their kernels so predictors can
+    be refit from the profile alone."""
+    from latency_lab.predict import work_items
+
+    out = []
+    task = bar.add_task("calibration networks", total=len(
+        microbench.CALIBRATION_QUICK if run.quick else microbench.CALIBRATION_FULL))
+    timing = TimingConfig(warmup_runs=3, min_time_s=0.05, repeats=7, max_retries=2)
+    for label, model in microbench.calibration_models(run.quick):
+        items = work_items(model, runtime_name)
+        m = runtime.measure_model(model, timing)
+        out.append({"name": label, "measured_ms": m.median_ms, "iqr_ms": m.iqr_ms,
+                    "items": [i.to_dict() for i in items]})
+        bar.advance(task)
+    return out
+
+
+def _check_out_writable(out: Path) -> None:
+    """Fail before measuring anything when --out cannot be written (otherwise the first
+    save fails only after the first batch has been measured)."""
+    directory = out.resolve().parent
+    if out.is_dir():
+        raise ProfileError(f"{out}: is a directory; pass the path of a .json file to write.")
+    if not directory.is_dir():
+        raise ProfileError(
+            f"{out}: directory '{directory}' does not exist (or is not a directory); "
+            f"create it or choose another --out path.")
+    if not os.access(directory, os.W_OK | os.X_OK):
+        raise ProfileError(
+            f"{out}: directory '{directory}' is not writable; make it writable or choose "
+            f"another --out path.")
+
+
+def _measure_in_batches(plan, seed, runtime, timing, record, save, over_budget, log) -> bool:
+    """Measure `plan` in batches, saving after each; False if the budget stopped it."""
+    chunk = 24
+    for start in range(0, len(plan), chunk):
+        if over_budget():
+            log("budget reached; saving what was measured (continue with --resume)")
+            return False
+        runtime.measure_ops(_programs(plan[start:start + chunk], seed + start), timing, record)
+        save()
+    return True
+
+
 def run_profile(run: ProfileRun) -> DeviceProfile:
     started = time.time()
+    run.out = Path(run.out)
+    _check_out_writable(run.out)
     kind = "gpu" if run.device == "gpu" else "cpu"
     info = device_info.collect(kind)
     runtime = get_runtime(run.runtime, threads=run.threads, device=run.device)
     runtime_info = runtime.info()
-    done = _existing(run, runtime_info, info["fingerprint"])
+    done, old_calibration = _existing(run, runtime_info, info["fingerprint"])
     done_keys = {s.key for s in done}
     samples: list[Sample] = list(done)
     temps_before = device_info.gpu_temperatures() if kind == "gpu" else []
@@ -113,19 +163,25 @@ def run_profile(run: ProfileRun) -> DeviceProfile:
         run.quick, seed=run.seed, max_samples=run.max_table_samples)
     todo = [p for p in plan if p.key not in done_keys]
     n_adaptive = run.adaptive_samples if run.adaptive_samples is not None else (0 if run.quick else 120)
+    plan_keys = {p.key for p in plan}
+    # On --resume, samples outside the plan are adaptive ones already measured.
+    n_adaptive_left = max(0, n_adaptive - sum(1 for s in done if s.key not in plan_keys))
     planned = len(plan) + n_adaptive
     run.log(f"{len(plan)} samples planned (+{n_adaptive} adaptive), {len(done)} already "
             f"measured, runtime {runtime_info['name']} {runtime_info['version']} "
             f"with {runtime.threads} thread(s)")
     by_key = {p.key: p for p in plan}
     timing = _timing(run)
-    state = {"complete": False}
+    # "saved": a valid profile is on disk (needs the roofline phase, i.e. the first batch).
+    state = {"complete": False, "saved": bool(done)}
+    calibration: dict = dict(old_calibration)
 
     def extra() -> dict:
         unstable = sum(1 for s in samples if s.unstable)
         out = {"samples": len(samples), "unstable_samples": unstable,
                "timing": {"min_time_s": timing.min_time_s, "repeats": timing.repeats,
                           "spread_tolerance": timing.spread_tolerance}}
+        out.update(calibration)
         if kind == "gpu":
             out["gpu_temperature_c"] = {"before": temps_before,
                                         "after": device_info.gpu_temperatures()}
@@ -136,6 +192,7 @@ def run_profile(run: ProfileRun) -> DeviceProfile:
                       state["complete"], extra())
         if prof is not None:
             prof.save(run.out)
+            state["saved"] = True
 
     def record(prog: OpProgram, m: Measurement) -> None:
         p = by_key[prog.key]
@@ -145,7 +202,11 @@ def run_profile(run: ProfileRun) -> DeviceProfile:
         bar.advance(task)
 
     def over_budget() -> bool:
-        return run.budget_s is not None and time.time() - started > run.budget_s
+        # The budget applies once a valid profile is on disk, so the first batch (the
+        # roofline phase every profile needs) always runs, even when planning alone
+        # took longer than the budget.
+        return (run.budget_s is not None and state["saved"]
+                and time.time() - started > run.budget_s)
 
     from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
                                TimeElapsedColumn, TimeRemainingColumn)
@@ -153,32 +214,31 @@ def run_profile(run: ProfileRun) -> DeviceProfile:
     with Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
                   TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(),
                   disable=not run.progress, transient=False) as bar:
-        task = bar.add_task("profiling", total=len(todo) + n_adaptive)
+        task = bar.add_task("profiling", total=len(todo) + n_adaptive_left)
         try:
-            chunk = 24
-            for start in range(0, len(todo), chunk):
+            finished = _measure_in_batches(todo, run.seed, runtime, timing, record, save,
+                                           over_budget, run.log)
+            if finished and n_adaptive_left > 0:
+                extra_plan = microbench.adaptive_plan(samples, n_adaptive_left, seed=run.seed)
+                extra_plan = [p for p in extra_plan if p.key not in {s.key for s in samples}]
+                by_key.update({p.key: p for p in extra_plan})
+                finished = _measure_in_batches(extra_plan, run.seed + 7919, runtime, timing,
+                                               record, save, over_budget, run.log)
+            if finished and not calibration.get("models"):
                 if over_budget():
-                    run.log("budget reached; saving what was measured (continue with --resume)")
-                    break
-                batch = todo[start:start + chunk]
-                runtime.measure_ops(_programs(batch, run.seed + start), timing, record)
-                save()
-            else:
-                if n_adaptive and not over_budget():
-                    extra_plan = microbench.adaptive_plan(samples, n_adaptive, seed=run.seed)
-                    extra_plan = [p for p in extra_plan if p.key not in {s.key for s in samples}]
-                    by_key.update({p.key: p for p in extra_plan})
-                    for start in range(0, len(extra_plan), chunk):
-                        if over_budget():
-                            break
-                        batch = extra_plan[start:start + chunk]
-                        runtime.measure_ops(_programs(batch, run.seed + 7919 + start), timing, record)
-                        save()
-                state["complete"] = not over_budget()
+                    finished = False
+                else:
+                    calibration["models"] = _calibrate(run, runtime, runtime_info["name"], bar)
+            state["complete"] = finished
         except KeyboardInterrupt:
             save()
             run.log(f"interrupted: {len(samples)} samples kept in {run.out}; continue with --resume")
             raise
     save()
+    if not state["saved"]:
+        raise ProfileError(
+            f"{run.out}: nothing could be saved: the measured samples lack the roofline "
+            f"phase (a large elementwise op and one op per compute class) that every "
+            f"profile needs; run `latency-lab profile` again without --resume.")
     prof = DeviceProfile.load(run.out)
     return prof

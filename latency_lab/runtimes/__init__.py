@@ -63,6 +63,6 @@ def get(name: str, **kwargs: Any) -> Runtime:
             f"unknown runtime {name!r}; choose one of {', '.join(available())}"
         ) from None
     threads = kwargs.get("threads", 1)
-    if not isinstance(threads, int) or threads < 1:
+    if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
         raise InputSpecError(f"threads must be a positive integer, got {threads!r}")
     return factory(**kwargs)

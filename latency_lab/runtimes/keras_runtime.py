@@ -8,6 +8,7 @@ that has no TensorFlow. The clock is read only after the device has finished
 
 from __future__ import annotations
 
+import os
 import warnings
 from typing import Any, Callable, Sequence
 
@@ -88,7 +89,7 @@ def _set_tf_threads(threads: int) -> int:
                 RuntimeWarning,
                 stacklevel=3,
             )
-        return actual or threads
+        return actual or (os.cpu_count() or threads)  # 0 means TF uses every core
     return threads
 
 

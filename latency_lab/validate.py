@@ -1,0 +1,194 @@
+"""Predicted vs measured latency on real networks (the `validate` command).
+
+Each model is measured with the profile's runtime (same harness as profiling) and
+predicted by every predictor from the same kernel list; the summary is what the field
+reports: share within +/-5% and +/-10%, RMSPE and Spearman rank correlation.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterable, Sequence
+
+import numpy as np
+
+from latency_lab import device_info
+from latency_lab.errors import LatencyLabError, ProfileError
+from latency_lab.predict import LayerPrediction, predict_items, work_items
+from latency_lab.predictors import PREDICTORS, make_predictor
+from latency_lab.profile import DeviceProfile, load_profile, write_json_atomic
+from latency_lab.timing import TimingConfig
+
+DEFAULT_PREDICTORS = ("lookup", "roofline", "flops")
+
+
+@dataclass
+class ModelResult:
+    name: str
+    measured_ms: float
+    iqr_ms: float
+    predicted_ms: dict[str, float]
+    layers: dict[str, list[LayerPrediction]] = field(default_factory=dict)
+
+    def error_pct(self, predictor: str) -> float:
+        return 100.0 * (self.predicted_ms[predictor] - self.measured_ms) / self.measured_ms
+
+    def to_dict(self) -> dict:
+        return {"name": self.name, "measured_ms": self.measured_ms, "iqr_ms": self.iqr_ms,
+                "predicted_ms": dict(self.predicted_ms),
+                "error_pct": {p: self.error_pct(p) for p in self.predicted_ms}}
+
+
+def spearman(a: Sequence[float], b: Sequence[float]) -> float:
+    from scipy.stats import spearmanr
+
+    if len(a) < 3:
+        return float("nan")
+    return float(spearmanr(a, b).statistic)
+
+
+def summarize(results: Sequence[ModelResult], predictor: str) -> dict:
+    pred = np.array([r.predicted_ms[predictor] for r in results])
+    meas = np.array([r.measured_ms for r in results])
+    rel = (pred - meas) / meas
+    return {
+        "models": len(results),
+        "within_5pct": float(np.mean(np.abs(rel) <= 0.05)),
+        "within_10pct": float(np.mean(np.abs(rel) <= 0.10)),
+        "rmspe_pct": float(100 * np.sqrt(np.mean(rel ** 2))),
+        "mean_error_pct": float(100 * np.mean(rel)),
+        "max_abs_error_pct": float(100 * np.max(np.abs(rel))),
+        "spearman": spearman(pred, meas),
+    }
+
+
+@dataclass
+class ValidationReport:
+    profile: str
+    runtime: dict
+    device: dict
+    results: list[ModelResult]
+    predictors: tuple[str, ...]
+
+    def summary(self) -> dict[str, dict]:
+        return {p: summarize(self.results, p) for p in self.predictors}
+
+    def to_dict(self) -> dict:
+        return {"profile": self.profile, "runtime": self.runtime, "device": self.device,
+                "summary": self.summary(), "models": [r.to_dict() for r in self.results]}
+
+
+def check_runtime(profile: DeviceProfile) -> str:
+    name = profile.runtime_name
+    if name not in ("litert", "keras"):
+        raise ProfileError(
+            f"profile {profile.device_name!r} has runtime {name!r} (a datasheet profile); "
+            "validation measures on this machine, so it needs a measured profile of this "
+            "device: run `latency-lab profile --out my.json` first"
+        )
+    return name
+
+
+def validate(models: Iterable[tuple[str, Any]], profile: Any,
+             predictors: Sequence[str] = DEFAULT_PREDICTORS,
+             timing: TimingConfig | None = None,
+             on_model: Callable[[ModelResult], None] | None = None) -> ValidationReport:
+    from latency_lab.runtimes import get as get_runtime
+
+    prof = load_profile(profile)
+    runtime_name = check_runtime(prof)
+    info = device_info.collect(prof.device_kind if prof.device_kind != "tpu" else "cpu")
+    prof.check_device(info["fingerprint"], info["name"])
+    for p in predictors:
+        if p not in PREDICTORS:
+            raise ProfileError(f"unknown predictor {p!r}; choose from {', '.join(PREDICTORS)}")
+    estimators = {p: make_predictor(p, prof) for p in predictors}
+    runtime = get_runtime(runtime_name, threads=prof.threads or 1,
+                          device=prof.runtime.get("device") or "cpu")
+    timing = timing or TimingConfig(warmup_runs=3, min_time_s=0.1, repeats=9, max_retries=2)
+    results = []
+    for name, model in models:
+        items = work_items(model, runtime_name)
+        m = runtime.measure_model(model, timing)
+        preds, layers = {}, {}
+        for p, est in estimators.items():
+            preds[p], layers[p] = predict_items(items, est)
+        r = ModelResult(name, m.median_ms, m.iqr_ms, preds, layers)
+        results.append(r)
+        if on_model:
+            on_model(r)
+    if not results:
+        raise LatencyLabError("validate needs at least one model")
+    return ValidationReport(str(profile if isinstance(profile, str) else prof.device_name),
+                            runtime.info(), {"name": info["name"], "fingerprint": info["fingerprint"]},
+                            results, tuple(predictors))
+
+
+def write_report(report: ValidationReport, out_dir: str | Path, worst: int = 3) -> list[Path]:
+    """validation.json (all figures), scatter.png, worst_layers.md (per-layer
+    predictions of the worst models, largest first)."""
+    out = Path(out_dir)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise LatencyLabError(f"cannot create report directory {str(out)!r}: {exc}") from exc
+    paths = [out / "validation.json", out / "scatter.png", out / "worst_layers.md"]
+    write_json_atomic(paths[0], report.to_dict())
+    from latency_lab.plots import save_figure
+
+    save_figure(scatter_figure(report), paths[1])
+    paths[2].write_text(worst_layers_markdown(report, worst))
+    return paths
+
+
+def scatter_figure(report: ValidationReport):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6.5, 6))
+    meas = [r.measured_ms for r in report.results]
+    lo, hi = min(meas) * 0.7, max(meas) * 1.4
+    xs = np.geomspace(lo, hi, 50)
+    ax.fill_between(xs, xs * 0.9, xs * 1.1, color="0.85", label="±10%")
+    ax.plot(xs, xs, color="0.3", lw=1)
+    summary = report.summary()
+    markers = {"lookup": "o", "roofline": "s", "flops": "^"}
+    for p in report.predictors:
+        s = summary[p]
+        ax.scatter(meas, [r.predicted_ms[p] for r in report.results], marker=markers.get(p, "x"),
+                   s=28, alpha=0.8,
+                   label=f"{p}: {100 * s['within_10pct']:.0f}% in ±10%, RMSPE {s['rmspe_pct']:.1f}%")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlim(lo, hi)
+    ax.set_ylim(lo, hi)
+    ax.set_xlabel("measured latency (ms)")
+    ax.set_ylabel("predicted latency (ms)")
+    ax.set_title(f"{report.device['name']} / {report.runtime['name']} "
+                 f"{report.runtime.get('threads')} thread(s): {len(report.results)} models")
+    ax.legend(loc="upper left", fontsize=8)
+    ax.grid(True, which="both", alpha=0.3)
+    fig.tight_layout()
+    return fig
+
+
+def worst_layers_markdown(report: ValidationReport, worst: int = 3, predictor: str | None = None,
+                          top: int = 12) -> str:
+    predictor = predictor or report.predictors[0]
+    ranked = sorted(report.results, key=lambda r: -abs(r.error_pct(predictor)))[:worst]
+    lines = [f"# Worst models for the {predictor} predictor", ""]
+    for r in ranked:
+        layers = sorted(r.layers.get(predictor, []), key=lambda l: -l.latency_ms)
+        total = sum(l.latency_ms for l in layers) or 1.0
+        lines += [f"## {r.name}: predicted {r.predicted_ms[predictor]:.3f} ms, measured "
+                  f"{r.measured_ms:.3f} ms ({r.error_pct(predictor):+.1f}%)", "",
+                  "| layer | type | predicted ms | share | bound |", "|---|---|---:|---:|---|"]
+        for l in layers[:top]:
+            lines.append(f"| {l.name} | {l.type} | {l.latency_ms:.4f} | "
+                         f"{100 * l.latency_ms / total:.1f}% | {l.bound} |")
+        lines.append("")
+    return "\n".join(lines)
+

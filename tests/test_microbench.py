@@ -1,0 +1,301 @@
+"""latency_lab.microbench: the op registry, work() against hand-computed FLOPs, derived
+ceilings/overheads from synthetic samples, and the sampling plans."""
+
+import math
+
+import numpy as np
+import pytest
+
+from latency_lab import costs, microbench
+from latency_lab.errors import ProfileError
+from latency_lab.microbench import (
+    BENCH_OPS,
+    ceilings_from_samples,
+    overhead_from_samples,
+    op_class,
+    work,
+)
+from latency_lab.profile import Sample, sample_key
+
+# One small config per registered op, with exactly that op's keys.
+SMALL = {
+    "conv2d": dict(h=8, w=8, cin=8, cout=16, k=3, s=2),
+    "depthwise": dict(h=9, w=7, c=8, k=3, s=2),
+    "dense": dict(rows=4, cin=8, cout=6),
+    "pool": dict(h=8, w=8, c=4, k=2, s=2, kind="max"),
+    "global_pool": dict(h=5, w=5, c=6),
+    "add": dict(h=4, w=4, c=8, broadcast=False),
+    "multiply": dict(h=4, w=4, c=8, broadcast=True),
+    "concat": dict(h=4, w=4, c1=3, c2=5),
+    "activation": dict(h=4, w=4, c=8, fn="swish"),
+    "pad": dict(h=4, w=5, c=3),
+    "chain": dict(n=3, size=8),
+}
+
+
+def sample(op, config, median_ms, *, iqr_ms=0.0, unstable=False):
+    return Sample(op=op, config=dict(config), median_ms=median_ms, iqr_ms=iqr_ms,
+                  repeats=5, raw_ms=(median_ms,) * 5, unstable=unstable)
+
+
+# ------------------------------------------------------------------ registry
+
+
+def test_every_registered_op_has_a_small_config_here():
+    assert set(SMALL) == set(BENCH_OPS), "add a SMALL config for each new bench op"
+
+
+@pytest.mark.parametrize("op", sorted(SMALL))
+def test_config_keys_are_respected(op):
+    bop = microbench.get_bench_op(op)
+    cfg = SMALL[op]
+    assert set(cfg) == set(bop.keys)
+    bop.check(cfg)  # complete: no error
+    for missing in bop.keys:
+        partial = {k: v for k, v in cfg.items() if k != missing}
+        with pytest.raises(ProfileError, match=repr(missing)):
+            bop.check(partial)
+    # The builder and the IR agree on the inputs, and the built function (run eagerly
+    # with keras.ops) produces the IR's output shape: every key is used consistently.
+    shapes, fn = bop.build(cfg, np.random.default_rng(0))
+    if op == "chain":
+        # The chain's IR is a nominal two-input add (its work is never used for
+        # ceilings); the program itself takes one input.
+        assert [tuple(s) for s in shapes] == [(1, cfg["size"])]
+    else:
+        assert [tuple(s) for s in shapes] == bop.input_shapes(cfg)
+    ir = bop.to_ir(cfg)
+    xs = [np.ones(s, np.float32) for s in shapes]
+    out = np.asarray(fn(*xs))
+    if op == "chain":
+        assert out.shape == (1, cfg["size"])
+    else:
+        assert out.shape == tuple(ir.output_shape)
+    w = work(op, cfg)
+    assert w.bytes_total > 0 and w.flops >= 0
+
+
+def test_config_values_change_the_work():
+    base = SMALL["conv2d"]
+    for key in ("h", "w", "cin", "cout", "k"):
+        bigger = dict(base, **{key: base[key] * 2})
+        assert work("conv2d", bigger).flops > work("conv2d", base).flops, key
+
+
+def test_unknown_bench_op_names_the_known_ones():
+    with pytest.raises(ProfileError, match="unknown microbenchmark op 'conv3d'.*conv2d"):
+        microbench.get_bench_op("conv3d")
+
+
+def test_op_classes():
+    assert op_class("conv2d", SMALL["conv2d"]) == costs.DENSE
+    assert op_class("dense", SMALL["dense"]) == costs.DENSE
+    assert op_class("depthwise", SMALL["depthwise"]) == costs.DEPTHWISE
+    assert op_class("add", SMALL["add"]) == costs.ELEMENTWISE
+
+
+# ------------------------------------------------------------ hand-computed work
+
+
+def test_conv2d_flops_and_bytes_by_hand():
+    # 8x8x8 -> stride 2 'same' -> 4x4x16, 3x3 kernel.
+    w = work("conv2d", SMALL["conv2d"])
+    assert w.flops == 2 * (4 * 4) * (3 * 3) * 8 * 16 == 36864
+    params = 3 * 3 * 8 * 16 + 16
+    assert w.params == params
+    assert w.bytes_read == (8 * 8 * 8 + params) * 4
+    assert w.bytes_written == 4 * 4 * 16 * 4
+
+
+def test_conv2d_stride1_flops_by_hand():
+    w = work("conv2d", dict(h=8, w=8, cin=8, cout=8, k=3, s=1))
+    assert w.flops == 2 * 64 * 9 * 8 * 8 == 73728
+
+
+def test_depthwise_flops_by_hand():
+    # 9x7 stride 2 'same' -> ceil(9/2) x ceil(7/2) = 5 x 4.
+    w = work("depthwise", SMALL["depthwise"])
+    assert w.flops == 2 * (5 * 4) * (3 * 3) * 8 == 2880
+    assert w.params == 3 * 3 * 8 + 8
+
+
+def test_dense_flops_by_hand():
+    w = work("dense", SMALL["dense"])
+    assert w.flops == 2 * 4 * 8 * 6 == 384
+    assert w.params == 8 * 6 + 6
+    assert w.bytes_read == (4 * 8 + 8 * 6 + 6) * 4
+    assert w.bytes_written == 4 * 6 * 4
+
+
+def test_add_bytes_by_hand():
+    w = work("add", dict(h=1024, w=1024, c=4, broadcast=False))
+    n = 1024 * 1024 * 4
+    assert w.flops == n
+    assert w.bytes_total == 3 * n * 4  # two inputs read, one output written
+
+
+# ------------------------------------------------------- ceilings from samples
+
+BIG_ADD = dict(h=1024, w=1024, c=4, broadcast=False)  # 48 MiB working set
+SMALL_ADD = dict(h=56, w=56, c=64, broadcast=False)    # cache-sized
+CONV = dict(h=8, w=8, cin=8, cout=8, k=3, s=1)          # 73728 FLOPs
+DW = dict(h=9, w=7, c=8, k=3, s=2)                      # 2880 FLOPs
+DENSE = dict(rows=4, cin=8, cout=6)                     # 384 FLOPs
+
+
+def _synthetic():
+    return [
+        sample("conv2d", CONV, 0.001),      # 73728 / 1e-6 s = 7.3728e10 FLOP/s
+        sample("dense", DENSE, 0.0001),     # 384 / 1e-7 s = 3.84e9 (lower: not the max)
+        sample("depthwise", DW, 0.0001),    # 2880 / 1e-7 s = 2.88e10
+        sample("add", BIG_ADD, 2.0),        # 50331648 B / 2e-3 s = 2.5165824e10 B/s
+        sample("add", SMALL_ADD, 0.01),     # 200704 FLOP / 1e-5 s = 2.00704e10 FLOP/s
+        sample("chain", dict(n=9, size=8), 1e-4),  # ignored by the ceilings
+    ]
+
+
+def test_ceilings_from_samples_by_hand():
+    c = ceilings_from_samples(_synthetic())
+    flops = c["compute_flops_per_s"]
+    assert flops["dense"] == pytest.approx(73728 / 1e-6)
+    assert flops["depthwise"] == pytest.approx(2880 / 1e-7)
+    # Elementwise: best of the big add (4194304 FLOPs / 2 ms) and the small one.
+    assert flops["elementwise"] == pytest.approx(max(4194304 / 2e-3, 56 * 56 * 64 / 1e-5))
+    assert c["memory_bytes_per_s"] == pytest.approx(3 * 1024 * 1024 * 4 * 4 / 2e-3)
+    assert c["precision"] == "fp32"
+
+
+def test_bandwidth_uses_only_working_sets_past_32_mib():
+    # A faster small add must not set the bandwidth (it runs from cache).
+    samples = _synthetic() + [sample("add", SMALL_ADD, 1e-6)]
+    c = ceilings_from_samples(samples)
+    assert c["memory_bytes_per_s"] == pytest.approx(50331648 / 2e-3)
+
+
+def test_missing_bandwidth_sample_raises():
+    samples = [s for s in _synthetic() if s.config != BIG_ADD]
+    with pytest.raises(ProfileError, match="memory bandwidth"):
+        ceilings_from_samples(samples)
+
+
+def test_missing_class_raises_naming_it():
+    samples = [s for s in _synthetic() if s.op != "depthwise"]
+    with pytest.raises(ProfileError, match="depthwise"):
+        ceilings_from_samples(samples)
+
+
+def test_ceilings_ignore_unknown_ops():
+    samples = _synthetic() + [sample("conv9d", {"x": 1}, 1e-9)]
+    assert ceilings_from_samples(samples)["compute_flops_per_s"]["dense"] == pytest.approx(
+        7.3728e10)
+
+
+# ------------------------------------------------------- overhead from samples
+
+
+def test_overhead_from_exact_chain_line():
+    chains = [sample("chain", dict(n=n, size=8), 0.005 + 0.001 * n)
+              for n in microbench.CHAIN_LENGTHS]
+    o = overhead_from_samples(chains + [sample("conv2d", CONV, 5.0)])
+    assert o["per_op_ms"] == pytest.approx(0.001, rel=1e-9)
+    assert o["per_invocation_ms"] == pytest.approx(0.005, rel=1e-9)
+
+
+def test_overhead_negative_intercept_clamps_to_zero():
+    chains = [sample("chain", dict(n=n, size=8), 0.001 * n) for n in (10, 20, 40)]
+    chains[0] = sample("chain", dict(n=10, size=8), 0.0099)  # noise below the line
+    o = overhead_from_samples(chains)
+    assert o["per_invocation_ms"] >= 0.0
+    assert o["per_op_ms"] == pytest.approx(0.001, rel=0.05)
+
+
+def test_overhead_needs_two_chain_lengths():
+    assert overhead_from_samples([sample("chain", dict(n=9, size=8), 0.01)]) == {
+        "per_op_ms": 0.0, "per_invocation_ms": 0.0}
+
+
+# ------------------------------------------------------------------- plans
+
+
+def test_roofline_plan_contents():
+    for quick in (True, False):
+        plan = microbench.roofline_plan(quick)
+        keys = [p.key for p in plan]
+        assert len(keys) == len(set(keys)), "no duplicate samples"
+        for p in plan:
+            assert p.phase == "roofline"
+            assert set(p.config) == set(BENCH_OPS[p.op].keys), p
+            assert p.key == sample_key(p.op, p.config)
+        classes = {op_class(p.op, p.config) for p in plan if p.op != "chain"}
+        assert {costs.DENSE, costs.DEPTHWISE, costs.ELEMENTWISE} <= classes
+        # Bandwidth needs an elementwise sample past 32 MiB.
+        assert any(op_class(p.op, p.config) == costs.ELEMENTWISE
+                   and work(p.op, p.config).bytes_total >= 32 * 2**20
+                   for p in plan if p.op != "chain")
+        chains = sorted(p.config["n"] for p in plan if p.op == "chain")
+        assert chains == sorted(microbench.CHAIN_LENGTHS) and len(chains) >= 2
+    assert len(microbench.roofline_plan(False)) > len(microbench.roofline_plan(True))
+
+
+def test_roofline_plan_measured_fakely_gives_valid_ceilings():
+    plan = microbench.roofline_plan(True)
+    samples = []
+    for p in plan:
+        w = work(p.op, p.config)
+        samples.append(sample(p.op, p.config, (w.flops / 1e11 + w.bytes_total / 2e10) * 1e3
+                              + 1e-3))
+    c = ceilings_from_samples(samples)
+    assert all(v > 0 for v in c["compute_flops_per_s"].values())
+    assert 0 < c["memory_bytes_per_s"] <= 2e10
+
+
+def _table_samples(n_per_op=8):
+    out = []
+    rng = np.random.default_rng(1)
+    for i in range(n_per_op):
+        cfg = dict(h=8 + 2 * i, w=8 + 2 * i, cin=8 + i, cout=16, k=3, s=1)
+        w = work("conv2d", cfg)
+        noise = 1.0 + (0.5 if i == 3 else 0.02 * rng.standard_normal())
+        out.append(sample("conv2d", cfg, (w.flops / 1e10) * 1e3 * noise))
+        dcfg = dict(rows=4 + i, cin=16, cout=8 + 3 * i)
+        out.append(sample("dense", dcfg, 1e-3 * (1 + i) * (1.8 if i == 5 else 1.0)))
+    out.append(sample("chain", dict(n=9, size=8), 1e-3))
+    return out
+
+
+@pytest.mark.parametrize("n", [0, 1, 3, 10])
+def test_adaptive_plan_returns_only_new_keys_and_at_most_n(n):
+    samples = _table_samples()
+    plan = microbench.adaptive_plan(samples, n, seed=0)
+    old = {s.key for s in samples}
+    keys = [p.key for p in plan]
+    assert len(plan) <= n
+    assert len(set(keys)) == len(keys)
+    assert not set(keys) & old
+    for p in plan:
+        assert p.phase == "adaptive"
+        assert p.op in ("conv2d", "dense")  # never chains
+        assert set(p.config) == set(BENCH_OPS[p.op].keys)
+
+
+def test_adaptive_plan_targets_the_worst_fit():
+    samples = _table_samples()
+    plan = microbench.adaptive_plan(samples, 1, seed=0)
+    assert len(plan) == 1
+    # The worst leave-one-out error is the outlier conv (50 % off) or dense (80 % off).
+    errs = sorted(((e, s) for op in ("conv2d", "dense")
+                   for e, s in microbench.loo_relative_errors(op, samples)),
+                  key=lambda t: -t[0])
+    assert plan[0].op == errs[0][1].op
+
+
+def test_adaptive_plan_with_too_few_samples_still_new():
+    samples = [sample("dense", dict(rows=4, cin=8, cout=8), 0.01)]
+    plan = microbench.adaptive_plan(samples, 5, seed=3)
+    assert 0 < len(plan) <= 5
+    assert samples[0].key not in {p.key for p in plan}
+
+
+def test_geometric_mean():
+    assert microbench.geometric_mean([1, 100]) == pytest.approx(10)
+    assert math.isnan(microbench.geometric_mean([]))

@@ -1,0 +1,471 @@
+"""latency_lab.profiler (driven by a fake, deterministic runtime and a fake clock) and
+the `profile` / `show` commands. No keras.applications model is built: the table plan
+is replaced by a fixed list and the calibration networks by none."""
+
+import json
+import math
+import types
+
+import pytest
+
+from latency_lab import cli, microbench, profiler
+from latency_lab.errors import ProfileError
+from latency_lab.microbench import PlannedSample
+from latency_lab.profile import DeviceProfile
+from latency_lab.profiler import ProfileRun, run_profile
+from latency_lab.timing import Measurement
+
+CHUNK = 24  # samples per batch in run_profile
+
+
+def fake_seconds(op, config):
+    """The fake device: 100 GFLOP/s compute, 20 GB/s memory, 1 us per op, additive;
+    a chain of n tiny ops takes 5 us + n * 1 us."""
+    if op == "chain":
+        return 5e-6 + config["n"] * 1e-6
+    w = microbench.work(op, config)
+    return w.flops / 1e11 + w.bytes_total / 2e10 + 1e-6
+
+
+def parse_key(key):
+    op, cfg = key.split("|", 1)
+    return op, json.loads(cfg)
+
+
+class Clock:
+    def __init__(self):
+        self.now = 1000.0
+
+    def time(self):
+        return self.now
+
+
+class FakeRuntime:
+    """Measures programs by their key; counts calls; can advance a fake clock or
+    raise KeyboardInterrupt on a chosen call."""
+
+    name = "litert"
+
+    def __init__(self, world, threads=1, device="cpu"):
+        self.world = world
+        self.threads = threads
+        self.device = device
+
+    def info(self):
+        return {"name": "litert", "version": "9.9.9-fake", "backend": "xnnpack",
+                "device": self.device, "threads": self.threads, "dtype": "float32",
+                "batch": 1}
+
+    def measure_ops(self, programs, timing=None, on_result=None):
+        w = self.world
+        w.calls += 1
+        if w.interrupt_on_call == w.calls:
+            raise KeyboardInterrupt
+        results = []
+        for prog in programs:
+            w.measured.append(prog.key)
+            s = fake_seconds(*parse_key(prog.key))
+            m = Measurement(median_s=s, iqr_s=0.01 * s, raw_s=[s] * 5, repeats=5)
+            results.append(m)
+            if on_result:
+                on_result(prog, m)
+        w.clock.now += w.seconds_per_call
+        return results
+
+    def measure_model(self, model, timing=None):  # calibration networks (none here)
+        return Measurement(median_s=1e-3, iqr_s=1e-5, raw_s=[1e-3] * 5, repeats=5)
+
+
+def table_configs(n):
+    out = []
+    for i in range(n):
+        kind = i % 4
+        if kind == 0:
+            out.append(("conv2d", dict(h=8 + i, w=8 + i, cin=8, cout=8 + i, k=3, s=1)))
+        elif kind == 1:
+            out.append(("depthwise", dict(h=8 + i, w=8, c=8 + i, k=3, s=1 + i % 2)))
+        elif kind == 2:
+            out.append(("dense", dict(rows=1 + i, cin=16, cout=8 + i)))
+        else:
+            out.append(("add", dict(h=4 + i, w=4, c=8, broadcast=bool(i % 2))))
+    return out
+
+
+@pytest.fixture
+def world(monkeypatch):
+    """Fake runtime, fake clock, fixed table plan (40 samples: with the quick roofline
+    plan, 51 samples = batches of 24, 24 and 3), no calibration networks."""
+    w = types.SimpleNamespace(calls=0, measured=[], interrupt_on_call=None,
+                              seconds_per_call=1.0, clock=Clock(), runtimes=[])
+
+    def get_runtime(name, threads=1, device="cpu"):
+        rt = FakeRuntime(w, threads=threads, device=device)
+        w.runtimes.append(rt)
+        return rt
+
+    def table_plan(quick, seed=0, max_samples=None):
+        return [PlannedSample(op, cfg, "table") for op, cfg in table_configs(40)]
+
+    monkeypatch.setattr(profiler, "get_runtime", get_runtime)
+    monkeypatch.setattr(microbench, "table_plan", table_plan)
+    monkeypatch.setattr(microbench, "calibration_models", lambda quick: iter(()),
+                        raising=False)
+    monkeypatch.setattr(profiler, "time", types.SimpleNamespace(time=w.clock.time))
+    w.n_planned = len(microbench.roofline_plan(True)) + 40
+    return w
+
+
+def make_run(out, **kw):
+    kw.setdefault("quick", True)
+    kw.setdefault("adaptive_samples", 0)
+    return ProfileRun(out=out, progress=False, log=lambda m: None, **kw)
+
+
+# --------------------------------------------------------------- full runs
+
+
+def test_complete_run_writes_a_valid_profile(tmp_path, world):
+    out = tmp_path / "p.json"
+    prof = run_profile(make_run(out))
+    assert out.exists()
+    loaded = DeviceProfile.load(out)
+    assert loaded == prof
+    assert prof.progress["complete"] is True
+    assert prof.progress["done"] == prof.progress["planned"] == world.n_planned
+    assert len(prof.samples) == world.n_planned == len(set(world.measured))
+    assert world.calls == math.ceil(world.n_planned / CHUNK)
+    assert prof.runtime["version"] == "9.9.9-fake" and prof.threads == 1
+    assert prof.provenance_kind == "measured"
+    # Ceilings and overheads are derived from the stored samples.
+    assert prof.roofline == microbench.ceilings_from_samples(prof.samples)
+    o = microbench.overhead_from_samples(prof.samples)
+    assert prof.per_op_overhead_ms == pytest.approx(o["per_op_ms"])
+    assert prof.per_invocation_overhead_ms == pytest.approx(o["per_invocation_ms"])
+    # ... and they recover the fake device: 20 GB/s memory (the big add is memory
+    # bound), compute below 100 GFLOP/s, chains give 1 us/op + 5 us/call.
+    assert prof.memory_bytes_per_s < 2e10
+    assert prof.memory_bytes_per_s == pytest.approx(2e10, rel=0.05)
+    for cls in ("dense", "depthwise", "elementwise"):
+        assert 0 < prof.peak_flops_per_s(cls) < 1e11
+    assert prof.per_op_overhead_ms == pytest.approx(1e-3)
+    assert prof.per_invocation_overhead_ms == pytest.approx(5e-3)
+    for s in prof.samples:
+        assert s.median_ms == pytest.approx(fake_seconds(s.op, s.config) * 1e3)
+        assert s.repeats == 5 and len(s.raw_ms) == 5 and not s.unstable
+
+
+def test_run_records_threads_and_device_info(tmp_path, world):
+    prof = run_profile(make_run(tmp_path / "p.json", threads=3))
+    assert prof.threads == 3 and prof.runtime["backend"] == "xnnpack"
+    assert prof.fingerprint and prof.device_kind == "cpu"
+    assert prof.device["info"]["fingerprint"] == prof.fingerprint
+
+
+# ------------------------------------------------------------------ budget
+
+
+def test_budget_exceeded_after_first_batch_keeps_samples(tmp_path, world):
+    world.seconds_per_call = 100.0
+    out = tmp_path / "p.json"
+    prof = run_profile(make_run(out, budget_s=50))
+    assert world.calls == 1
+    assert prof.progress["complete"] is False
+    assert prof.progress["done"] == len(prof.samples) == CHUNK
+    assert prof.progress["planned"] == world.n_planned
+    assert DeviceProfile.load(out) == prof
+
+
+def test_budget_spent_by_planning_still_measures_the_first_batch(tmp_path, world,
+                                                                  monkeypatch):
+    """Planning (building keras.applications models) can outlast a small budget; the
+    roofline batch must still run so that a valid profile is written."""
+    plan = microbench.table_plan
+
+    def slow_plan(*a, **kw):
+        world.clock.now += 1000.0
+        return plan(*a, **kw)
+
+    monkeypatch.setattr(microbench, "table_plan", slow_plan)
+    out = tmp_path / "p.json"
+    prof = run_profile(make_run(out, budget_s=50))
+    assert world.calls == 1 and len(prof.samples) == CHUNK
+    assert prof.progress["complete"] is False
+
+
+def test_budget_not_reached_is_complete(tmp_path, world):
+    prof = run_profile(make_run(tmp_path / "p.json", budget_s=1e6))
+    assert prof.progress["complete"] is True
+
+
+# ------------------------------------------------------------------ resume
+
+
+def test_resume_measures_only_the_missing_samples(tmp_path, world):
+    out = tmp_path / "p.json"
+    world.seconds_per_call = 100.0
+    first = run_profile(make_run(out, budget_s=50))
+    first_keys = {s.key for s in first.samples}
+    assert len(first_keys) == CHUNK
+
+    world.seconds_per_call = 1.0
+    world.measured.clear()
+    calls_before = world.calls
+    second = run_profile(make_run(out, resume=True))
+    assert len(world.measured) == world.n_planned - CHUNK
+    assert not set(world.measured) & first_keys
+    assert world.calls - calls_before == math.ceil((world.n_planned - CHUNK) / CHUNK)
+    assert second.progress["complete"] is True
+    assert len(second.samples) == len(second.sample_keys) == world.n_planned
+    # The first run's samples are kept as they were.
+    old = {s.key: s for s in first.samples}
+    for s in second.samples:
+        if s.key in old:
+            assert s == old[s.key] and s.to_dict() == old[s.key].to_dict()
+
+
+def test_resume_of_a_complete_profile_measures_nothing(tmp_path, world):
+    out = tmp_path / "p.json"
+    run_profile(make_run(out))
+    world.measured.clear()
+    prof = run_profile(make_run(out, resume=True))
+    assert world.measured == []
+    assert prof.progress["complete"] is True
+    assert len(prof.samples) == world.n_planned
+
+
+def test_resume_without_a_file_starts_fresh(tmp_path, world):
+    prof = run_profile(make_run(tmp_path / "new.json", resume=True))
+    assert len(prof.samples) == world.n_planned
+
+
+def test_resume_with_other_threads_is_refused(tmp_path, world):
+    out = tmp_path / "p.json"
+    run_profile(make_run(out, threads=1))
+    before = out.read_bytes()
+    world.measured.clear()
+    with pytest.raises(ProfileError, match=r"threads.*--threads"):
+        run_profile(make_run(out, threads=2, resume=True))
+    assert world.measured == []
+    assert out.read_bytes() == before
+
+
+def test_resume_on_another_device_is_refused(tmp_path, world):
+    out = tmp_path / "p.json"
+    prof = run_profile(make_run(out))
+    data = prof.to_dict()
+    data["device"]["fingerprint"] = "0123456789abcdef"
+    DeviceProfile(data).save(out)
+    with pytest.raises(ProfileError, match="another device"):
+        run_profile(make_run(out, resume=True))
+
+
+# --------------------------------------------------------------- interrupts
+
+
+def test_ctrl_c_on_second_batch_keeps_the_first(tmp_path, world):
+    world.interrupt_on_call = 2
+    out = tmp_path / "p.json"
+    with pytest.raises(KeyboardInterrupt):
+        run_profile(make_run(out))
+    prof = DeviceProfile.load(out)  # valid
+    assert len(prof.samples) == CHUNK
+    assert {s.key for s in prof.samples} == set(world.measured)
+    assert prof.progress["complete"] is False
+    assert [p.name for p in tmp_path.iterdir()] == ["p.json"]  # no temporary files
+
+
+def test_ctrl_c_then_resume_finishes(tmp_path, world):
+    world.interrupt_on_call = 2
+    out = tmp_path / "p.json"
+    with pytest.raises(KeyboardInterrupt):
+        run_profile(make_run(out))
+    world.interrupt_on_call = None
+    world.measured.clear()
+    prof = run_profile(make_run(out, resume=True))
+    assert len(world.measured) == world.n_planned - CHUNK
+    assert prof.progress["complete"] is True
+
+
+# ------------------------------------------------------------- bad output
+
+
+def test_unwritable_out_directory(tmp_path, world):
+    blocker = tmp_path / "afile"
+    blocker.write_text("not a directory")
+    out = blocker / "p.json"
+    with pytest.raises(ProfileError, match="p.json.*not a directory"):
+        run_profile(make_run(out))
+    assert world.calls == 0  # refused before measuring anything
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["afile"]
+    assert blocker.read_text() == "not a directory"
+
+
+def test_out_is_a_directory(tmp_path, world):
+    with pytest.raises(ProfileError, match="is a directory"):
+        run_profile(make_run(tmp_path))
+    assert world.calls == 0 and list(tmp_path.iterdir()) == []
+
+
+def test_missing_out_directory(tmp_path, world):
+    out = tmp_path / "no" / "such" / "dir" / "p.json"
+    with pytest.raises(ProfileError, match="p.json.*does not exist"):
+        run_profile(make_run(out))
+    assert world.calls == 0
+    assert list(tmp_path.iterdir()) == []
+
+
+# ---------------------------------------------------------------- CLI: show
+
+
+@pytest.fixture
+def measured_profile(tmp_path, world):
+    out = tmp_path / "measured.json"
+    run_profile(make_run(out))
+    return out
+
+
+def run_cli(argv, capsys):
+    code = cli.main([str(a) for a in argv])
+    got = capsys.readouterr()
+    return code, got.out, got.err
+
+
+def test_show_table_of_a_measured_profile(measured_profile, capsys):
+    code, out, err = run_cli(["show", measured_profile], capsys)
+    assert code == 0, err
+    prof = DeviceProfile.load(measured_profile)
+    assert prof.device_name[:20] in out
+    for text in ("GB/s", "GFLOP/s", "FLOP/byte", "µs", "9.9.9-fake", "complete",
+                 "conv2d", "depthwise", "chain", "samples per op"):
+        assert text in out, text
+
+
+def test_show_table_of_a_shipped_spec_profile(capsys):
+    code, out, err = run_cli(["show", "t4"], capsys)
+    assert code == 0, err
+    assert "NVIDIA T4" in out and "GB/s" in out and "300.0 GB/s" in out
+    assert "8,100.0 GFLOP/s" in out
+    assert "27 FLOP/byte" in out  # ridge 8.1e12 / 3e11
+    assert "datasheet" in out  # the citations
+    assert "peak_flops_per_s" in out  # not swallowed as rich markup
+
+
+def test_show_json(measured_profile, capsys):
+    code, out, err = run_cli(["show", measured_profile, "--json"], capsys)
+    assert code == 0, err
+    data = json.loads(out)
+    prof = DeviceProfile.load(measured_profile)
+    expected = prof.summary()
+    for key in expected:
+        assert data[key] == expected[key]
+    d = data["derived"]
+    bw = prof.memory_bytes_per_s
+    assert d["memory_gb_per_s"] == pytest.approx(bw / 1e9)
+    for cls in ("dense", "depthwise", "elementwise"):
+        assert d["ridge_flop_per_byte"][cls] == pytest.approx(prof.peak_flops_per_s(cls) / bw)
+        assert d["ceilings_gflop_per_s"][cls] == pytest.approx(
+            prof.peak_flops_per_s(cls) / 1e9)
+    assert d["overhead_us"]["per_op"] == pytest.approx(prof.per_op_overhead_ms * 1e3)
+    assert d["samples_per_op"]["conv2d"]["count"] == len(prof.samples_for("conv2d"))
+    assert d["samples_per_op"]["conv2d"]["median_spread"] == pytest.approx(0.01)
+    assert d["progress"]["state"] == "complete"
+
+
+def test_show_json_of_spec_profile_lists_citations(capsys):
+    code, out, _ = run_cli(["show", "T4", "--json"], capsys)
+    assert code == 0
+    d = json.loads(out)["derived"]
+    assert d["citations"] and all(c["citation"] for c in d["citations"])
+    assert d["samples_total"] == 0 and d["samples_per_op"] == {}
+
+
+@pytest.mark.parametrize("which", ["measured", "t4"])
+def test_show_plot_writes_a_png(tmp_path, measured_profile, capsys, which):
+    png = tmp_path / "roof.png"
+    spec = measured_profile if which == "measured" else "t4"
+    code, _, err = run_cli(["show", spec, "--plot", png], capsys)
+    assert code == 0, err
+    data = png.read_bytes()
+    assert len(data) > 10_000 and data[:8] == b"\x89PNG\r\n\x1a\n"
+    assert not [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]
+
+
+def test_show_plot_to_unwritable_path(tmp_path, capsys):
+    blocker = tmp_path / "afile"
+    blocker.write_text("x")
+    code, _, err = run_cli(["show", "t4", "--plot", blocker / "roof.png"], capsys)
+    assert code == 2
+    assert "error:" in err and "roof.png" in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["afile"]
+
+
+def test_show_plot_unknown_format(tmp_path, capsys):
+    code, _, err = run_cli(["show", "t4", "--plot", tmp_path / "roof.xyz"], capsys)
+    assert code == 2 and "error:" in err and ".png" in err
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_show_unknown_profile_name(capsys):
+    code, out, err = run_cli(["show", "no_such_gpu"], capsys)
+    assert code == 2
+    assert "error:" in err and "no_such_gpu" in err and "t4" in err
+    assert "Traceback" not in err
+
+
+@pytest.mark.parametrize("text", ["{", "[1, 2", "", "{\"schema\": 1,}"])
+def test_show_malformed_json_names_the_file(tmp_path, capsys, text):
+    bad = tmp_path / "broken.json"
+    bad.write_text(text)
+    code, _, err = run_cli(["show", bad], capsys)
+    assert code == 2
+    assert "error:" in err and "broken.json" in err and "malformed JSON" in err
+
+
+def test_show_invalid_profile_names_the_field(tmp_path, capsys):
+    data = DeviceProfile.load(__import__("device_profiles").path("t4")).to_dict()
+    data["roofline"]["memory_bytes_per_s"] = -1
+    bad = tmp_path / "neg.json"
+    bad.write_text(json.dumps(data))
+    code, _, err = run_cli(["show", bad], capsys)
+    assert code == 2 and "neg.json" in err and "memory_bytes_per_s" in err
+
+
+# ------------------------------------------------------------- CLI: profile
+
+
+@pytest.mark.parametrize("budget", ["0", "-1", "nan", "-inf"])
+def test_profile_bad_budget(tmp_path, capsys, world, budget):
+    out = tmp_path / "p.json"
+    code, _, err = run_cli(["profile", "--out", out, f"--budget={budget}"], capsys)
+    assert code == 2
+    assert "error:" in err and "--budget" in err
+    assert world.calls == 0 and not out.exists()
+
+
+@pytest.mark.parametrize("args", [["--threads", "0"], ["--threads", "x"],
+                                  ["--runtime", "tflite"], ["--device", "tpu"], []])
+def test_profile_bad_arguments(tmp_path, capsys, world, args):
+    argv = ["profile"] + (["--out", tmp_path / "p.json"] if args else []) + args
+    with pytest.raises(SystemExit) as exc:
+        cli.main([str(a) for a in argv])
+    assert exc.value.code == 2
+    assert world.calls == 0
+
+
+def test_profile_command_end_to_end(tmp_path, capsys, world):
+    out = tmp_path / "p.json"
+    code, stdout, err = run_cli(["profile", "--out", out, "--quick"], capsys)
+    assert code == 0, err
+    assert DeviceProfile.load(out).progress["complete"] is True
+    assert "GB/s" in stdout and "samples per op" in stdout  # the shared summary table
+
+
+def test_plot_takes_names_literally(tmp_path):
+    """Device names come from files: '$' must not start matplotlib mathtext, nor
+    '[...]' rich markup in the table."""
+    from latency_lab.plots import plot_roofline
+
+    data = DeviceProfile.load(__import__("device_profiles").path("t4")).to_dict()
+    data["device"]["name"] = "GPU $5 $x_{1 [bold]"
+    out = plot_roofline(DeviceProfile(data), tmp_path / "r.png")
+    assert out.read_bytes()[:4] == b"\x89PNG"
