@@ -105,8 +105,9 @@ class RooflineModel(_ProfilePredictor):
 
 
 class FlopsBaseline(_ProfilePredictor):
-    """latency = c * FLOPs, c fitted as the median ms/FLOP over the samples (robust to
-    the memory-bound ones); ops without FLOPs cost nothing."""
+    """latency = c * FLOPs with c = sum(ms) / sum(FLOPs) over the samples (the
+    FLOP-weighted fit, so large compute-bound ops, which dominate networks, set it);
+    ops without FLOPs cost nothing."""
 
     def __init__(self, profile: Any = None):
         self.profile = profile
@@ -117,11 +118,11 @@ class FlopsBaseline(_ProfilePredictor):
         if X is None:
             X, y = samples_xy(prof)
         kernels = _as_kernels(X)
-        ratios = [t / microbench.work(op, cfg).flops
-                  for (op, cfg), t in zip(kernels, y) if microbench.work(op, cfg).flops > 0]
-        if not ratios:
+        flops = np.array([microbench.work(op, cfg).flops for op, cfg in kernels])
+        times = np.asarray(y, dtype=float)
+        if not np.any(flops > 0):
             raise ProfileError("FlopsBaseline needs samples with FLOPs; the profile has none")
-        self.ms_per_flop_ = float(np.median(ratios))
+        self.ms_per_flop_ = float(times[flops > 0].sum() / flops[flops > 0].sum())
         return self
 
     def _predict_one(self, op: str, cfg: dict) -> float:
