@@ -291,6 +291,34 @@ def _chain_build(c: Config, rng):
 bench_op("chain", ("n", "size"))((_chain_ir, _chain_build))
 
 
+def _stream_ir(c: Config) -> Op:
+    # The cost of one layer of the chain; the chain's bytes are n times its weights.
+    return Op("weight_stream", "Dense", ["x"], [(1, c["c"])], [(1, c["c"])], {"use_bias": False})
+
+
+def _stream_build(c: Config, rng):
+    """`n` matrix-vector products with distinct c x c weights: time is the time to
+    stream n*c*c*4 bytes of weights, from whichever memory level holds that many."""
+    import keras
+
+    mats = [_w(rng, c["c"], c["c"]) for _ in range(int(c["n"]))]
+
+    def fn(x):
+        y = x
+        for m in mats:
+            y = keras.ops.matmul(y, keras.ops.convert_to_tensor(m))
+        return y
+
+    return [(1, c["c"])], fn
+
+
+bench_op("weight_stream", ("n", "c"))((_stream_ir, _stream_build))
+
+# Samples that characterize the device (overheads, the memory hierarchy) rather than
+# populate the lookup table.
+AUXILIARY_OPS = frozenset({"chain", "weight_stream"})
+
+
 # ------------------------------------------------------------------ plans
 
 
@@ -331,7 +359,40 @@ def roofline_plan(quick: bool) -> list[PlannedSample]:
             ("add", dict(h=2048, w=1024, c=4, broadcast=False)),
         ]
     items += [("chain", dict(n=n, size=8)) for n in CHAIN_LENGTHS]
+    items += [("weight_stream", cfg) for cfg in WEIGHT_STREAM_QUICK]
+    if not quick:
+        items += [("weight_stream", cfg) for cfg in WEIGHT_STREAM_FULL]
     return [PlannedSample(op, cfg, "roofline") for op, cfg in items]
+
+
+# Working sets of weights from L2-resident to far past the last-level cache: 0.25 MiB
+# to 128 MiB (c=256: 0.25 MiB per matrix, c=512: 1 MiB, c=1024: 4 MiB).
+WEIGHT_STREAM_QUICK = (dict(n=1, c=256), dict(n=2, c=512), dict(n=2, c=1024),
+                       dict(n=8, c=1024), dict(n=32, c=1024))
+WEIGHT_STREAM_FULL = (dict(n=2, c=256), dict(n=1, c=512), dict(n=4, c=512),
+                      dict(n=4, c=1024), dict(n=4, c=2048), dict(n=6, c=2048),
+                      dict(n=16, c=1024), dict(n=24, c=1024), dict(n=8, c=2048))
+
+
+def weight_bandwidth_curve(samples: Sequence) -> tuple[np.ndarray, np.ndarray]:
+    """(working-set bytes, attained bytes/s) of the weight_stream samples, sorted by
+    size; empty arrays when the profile has none."""
+    pts = sorted((4.0 * s.config["n"] * s.config["c"] ** 2, s.median_ms) for s in samples
+                 if s.op == "weight_stream")
+    if not pts:
+        return np.array([]), np.array([])
+    size = np.array([p[0] for p in pts])
+    bw = size / (np.array([p[1] for p in pts]) / 1e3)
+    return size, bw
+
+
+def bandwidth_at(curve: tuple[np.ndarray, np.ndarray], nbytes: float) -> float | None:
+    """Weight-streaming bandwidth for a working set of `nbytes`, interpolated in log
+    space and held constant beyond the measured range; None without a curve."""
+    size, bw = curve
+    if size.size == 0:
+        return None
+    return float(np.exp(np.interp(math.log(max(nbytes, 1.0)), np.log(size), np.log(bw))))
 
 
 def application_layer_configs(families: Iterable[tuple[str, dict]]) -> list[tuple[str, Config]]:
@@ -358,6 +419,8 @@ def application_layer_configs(families: Iterable[tuple[str, dict]]) -> list[tupl
 QUICK_FAMILIES = (
     ("MobileNetV2", {"alpha": 0.5, "input_shape": (128, 128, 3)}),
     ("ResNet50", {"input_shape": (64, 64, 3)}),
+    ("MobileNetV3Small", {"input_shape": (128, 128, 3)}),  # hard-swish, squeeze-excite
+    ("EfficientNetB0", {"input_shape": (64, 64, 3)}),  # swish (sigmoid + mul)
 )
 FULL_FAMILIES = (
     ("MobileNet", {"alpha": 0.5, "input_shape": (160, 160, 3)}),
@@ -389,7 +452,7 @@ def table_plan(quick: bool, seed: int = 0, max_samples: int | None = None) -> li
     per_op: dict[str, list[Config]] = {}
     for op, cfg in configs:
         per_op.setdefault(op, []).append(cfg)
-    budget = max_samples or (160 if quick else 900)
+    budget = max_samples or (200 if quick else 900)
     # Share of the budget per op kind: convs dominate real latency.
     weights = {"conv2d": 5, "depthwise": 3, "dense": 1, "add": 1, "multiply": 1,
                "concat": 1, "pool": 1, "global_pool": 1, "activation": 1, "pad": 1}
@@ -422,7 +485,7 @@ def ceilings_from_samples(samples: Sequence) -> dict:
     best = {costs.DENSE: 0.0, costs.DEPTHWISE: 0.0, costs.ELEMENTWISE: 0.0}
     bandwidth = 0.0
     for s in samples:
-        if s.op == "chain" or s.op not in BENCH_OPS:
+        if s.op in AUXILIARY_OPS or s.op not in BENCH_OPS:
             continue
         w = work(s.op, s.config)
         seconds = s.median_ms / 1e3
@@ -496,7 +559,7 @@ def adaptive_plan(samples: Sequence, n: int, seed: int = 0,
     error above `threshold`), worst first, `n` in total."""
     rng = random.Random(seed + 1)
     worst: list[tuple[float, object]] = []
-    for op in sorted({s.op for s in samples if s.op in BENCH_OPS and s.op != "chain"}):
+    for op in sorted({s.op for s in samples if s.op in BENCH_OPS and s.op not in AUXILIARY_OPS}):
         worst += [(e, s) for e, s in loo_relative_errors(op, samples) if e > threshold]
     worst.sort(key=lambda t: -t[0])
     plan: list[PlannedSample] = []

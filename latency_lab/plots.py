@@ -100,7 +100,7 @@ def roofline_points(prof) -> tuple[list[RooflinePoint], dict[str, int]]:
     points: list[RooflinePoint] = []
     skipped: dict[str, int] = {}
     for s in prof.samples:
-        if s.op == "chain" or s.op not in microbench.BENCH_OPS:
+        if s.op in microbench.AUXILIARY_OPS or s.op not in microbench.BENCH_OPS:
             skipped[s.op] = skipped.get(s.op, 0) + 1
             continue
         try:

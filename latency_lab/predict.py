@@ -118,15 +118,13 @@ def predict_items(items: list[WorkItem], predictor: Any) -> tuple[float, list[La
     """Total ms (with per-invocation overhead) and per-layer predictions."""
     per_layer: dict[str, LayerPrediction] = {}
     total = predictor.per_invocation_ms_
+    network_weight_bytes = sum(item.weight_bytes for item in items)
     for item in items:
         if item.configs is None:
             ms = predictor.predict_work(item.flops, item.bytes, item.op_class)
             bound = predictor._bound_of(item.flops, item.bytes, item.op_class)
         else:
-            preds = predictor.predict(item.configs)
-            # Each single-op sample includes one invocation overhead; count it once.
-            ms = float(sum(preds)) - predictor.per_invocation_ms_ * len(preds)
-            ms = max(ms, 0.0) + predictor.in_network_ms(item.weight_bytes, len(preds))
+            ms = predictor.kernel_ms(item.configs, network_weight_bytes)
             op, cfg = item.configs[0]
             bound = predictor.bound(op, cfg)
         total += ms

@@ -44,7 +44,7 @@ def _as_kernels(X: Iterable) -> list[tuple[str, dict]]:
 
 def samples_xy(profile: DeviceProfile) -> tuple[list[tuple[str, dict]], np.ndarray]:
     """Table samples of a profile as (X, y_ms); overhead chains are excluded."""
-    rows = [s for s in profile.samples if s.op != "chain"]
+    rows = [s for s in profile.samples if s.op not in microbench.AUXILIARY_OPS]
     return [(s.op, dict(s.config)) for s in rows], np.array([s.median_ms for s in rows])
 
 
@@ -76,10 +76,12 @@ class _ProfilePredictor(RegressorMixin, BaseEstimator):
         """Latency of a kernel with no table of its own (roofline-charged)."""
         return self.roofline_ms(flops, nbytes, cls)
 
-    def in_network_ms(self, weight_bytes: float, n_kernels: int) -> float:
-        """Extra time a kernel takes inside a network over its isolated timing (weights
-        no longer hot in cache); only calibrated predictors have one."""
-        return 0.0
+    def kernel_ms(self, configs: Sequence, network_weight_bytes: float = 0.0) -> float:
+        """Time of one kernel made of `configs` inside a network whose weights total
+        `network_weight_bytes`. Each single-op sample includes one invocation overhead;
+        the network pays it once, so it is taken off here."""
+        preds = self.predict(configs)
+        return max(0.0, float(sum(preds)) - self.per_invocation_ms_ * len(preds))
 
     def _fit_roofline(self, prof: DeviceProfile) -> None:
         roof = prof.roofline
@@ -215,15 +217,22 @@ class LookupTableModel(_ProfilePredictor):
         return self
 
     def _fit_in_network(self, prof: DeviceProfile) -> None:
-        """Fit the in-network correction on the profile's calibration models (whole
-        networks measured by the profiler): measured = sum of isolated kernel
-        predictions + b_w * weight_bytes / bandwidth + b_k * kernels, with b >= 0,
-        least squares on relative error. Without calibration models both are zero."""
+        """Refit what isolated timings miss inside a network.
+
+        1. Weight streaming: an op timed alone keeps its weights in cache; in a network
+           whose weights exceed the cache they stream from further out. The profile's
+           weight_stream samples give bandwidth against working-set size, and a kernel
+           costs at least its weight bytes at the bandwidth of the network's total.
+        2. What remains is fitted on the profile's calibration networks (measured whole,
+           never part of a validation set): measured = (1 + scale) * sum + per_kernel *
+           kernels, both >= 0, least squares on relative error. Without calibration
+           networks both are zero."""
         from scipy.optimize import nnls
 
         from latency_lab.predict import WorkItem, predict_items
 
-        self.in_network_weight_factor_ = 0.0
+        self.weight_curve_ = microbench.weight_bandwidth_curve(prof.samples)
+        self.in_network_scale_ = 0.0
         self.in_network_kernel_ms_ = 0.0
         models = (prof.calibration or {}).get("models") or []
         if len(models) < 2:
@@ -232,18 +241,24 @@ class LookupTableModel(_ProfilePredictor):
         for m in models:
             items = [WorkItem.from_dict(d) for d in m["items"]]
             base, _ = predict_items(items, self)
-            w = sum(i.weight_bytes for i in items)
             n = sum(len(i.configs) for i in items if i.configs)
             t = float(m["measured_ms"])
-            rows.append([w / self.memory_bytes_per_s_ * 1e3 / t, n / t])
+            rows.append([base / t, n / t])
             target.append((t - base) / t)
         coef, _ = nnls(np.array(rows), np.array(target))
-        self.in_network_weight_factor_ = float(coef[0])
+        self.in_network_scale_ = float(coef[0])
         self.in_network_kernel_ms_ = float(coef[1])
 
-    def in_network_ms(self, weight_bytes: float, n_kernels: int) -> float:
-        return (self.in_network_weight_factor_ * weight_bytes / self.memory_bytes_per_s_ * 1e3
-                + self.in_network_kernel_ms_ * n_kernels)
+    def kernel_ms(self, configs: Sequence, network_weight_bytes: float = 0.0) -> float:
+        preds = self.predict(configs)
+        bw = microbench.bandwidth_at(self.weight_curve_, network_weight_bytes)
+        total = 0.0
+        for (op, cfg), p in zip(_as_kernels(configs), preds):
+            t = max(float(p) - self.per_invocation_ms_, 0.0)
+            if bw:
+                t = max(t, 4.0 * microbench.work(op, cfg).params / bw * 1e3)
+            total += t * (1.0 + self.in_network_scale_) + self.in_network_kernel_ms_
+        return total
 
     def _gp(self, feats: np.ndarray, target: np.ndarray):
         from sklearn.gaussian_process import GaussianProcessRegressor

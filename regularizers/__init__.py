@@ -1,0 +1,55 @@
+"""Keras 3 training-time channel regularizers (MorphNet style) built on latency_lab.
+
+    reg = FlopsRegularizer(model=model, algorithm="gamma", threshold=1e-2)
+    model.compile(optimizer="adam", loss=reg.wrap_loss("sparse_categorical_crossentropy", 1e-9))
+    model.fit(x, y, callbacks=[StructureLogger(reg, log_dir="logs", every_n_steps=500)])
+    export_structure(reg, "learned_structure", step=final_step)
+
+Custom loop: ``loss = base_loss + strength * reg.get_regularization_term()`` inside the
+GradientTape (under tf.distribute divide the term by ``num_replicas_in_sync``, e.g.
+``tf.nn.scale_regularization_loss(strength * term)``).
+"""
+
+from regularizers.base import (
+    FlopsRegularizer,
+    ModelSizeRegularizer,
+    NetworkRegularizer,
+    RegularizedLoss,
+)
+from regularizers.callbacks import StructureLogger
+from regularizers.grouping import ChannelGraph, build_channel_graph
+from regularizers.structure import export_structure, load_structure
+
+__all__ = [
+    "ChannelGraph",
+    "FlopsRegularizer",
+    "LatencyRegularizer",
+    "ModelSizeRegularizer",
+    "NetworkRegularizer",
+    "ProbabilisticGate",
+    "RegularizedLoss",
+    "StructureLogger",
+    "build_channel_graph",
+    "export_structure",
+    "insert_gates",
+    "load_structure",
+]
+
+
+def __getattr__(name):  # lazy: gates and the latency regularizer live in other modules
+    if name in ("ProbabilisticGate", "insert_gates", "gate_layers"):
+        from regularizers import gates
+
+        return getattr(gates, name)
+    if name == "LatencyRegularizer":
+        try:
+            from regularizers.latency import LatencyRegularizer
+        except ModuleNotFoundError as e:
+            if e.name != "regularizers.latency":
+                raise
+            raise AttributeError(
+                "regularizers.LatencyRegularizer is not available: regularizers/latency.py "
+                "is missing from this installation."
+            ) from None
+        return LatencyRegularizer
+    raise AttributeError(f"module 'regularizers' has no attribute {name!r}")

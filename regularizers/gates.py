@@ -2,7 +2,7 @@
 
 `ProbabilisticGate` follows "Fine-Grained Stochastic Architecture Search" (FiGS,
 arXiv:2006.09581) and MorphNet's ``LogisticSigmoidGating``: every channel ``c`` has a
-trainable log-odds ``l_c`` (initialised to 2.5, i.e. an 92% keep probability).
+trainable log-odds ``l_c`` (initialised to 2.5, i.e. a 92% keep probability).
 
 * Training: draw one logistic sample per channel, ``n = log(u) - log(1 - u)`` with
   ``u ~ U(eps, 1 - eps)``, form the relaxed mask ``s = sigmoid((l + n) / tau)`` and the hard
@@ -235,7 +235,8 @@ class ProbabilisticGate(keras.layers.Layer):
 
     @classmethod
     def from_config(cls, config):
-        return cls(**config)
+        # The base implementation deserializes a dtype-policy dict before calling cls().
+        return super().from_config(dict(config))
 
 
 # ----------------------------------------------------------------------- insert_gates

@@ -299,3 +299,30 @@ def test_insert_gates_rejects_subclassed_and_nested():
         insert_gates(outer, after=("conv",))
     with pytest.raises(ValueError, match="`temperature`"):
         insert_gates(outer, temperature=0)
+
+
+def test_fresh_noise_each_training_call():
+    gate = ProbabilisticGate(init_logit=0.0, seed=1)
+    x = np.ones((1, 64), "float32")
+    first, second = (gate(x, training=True).numpy() for _ in range(2))
+    assert not np.array_equal(first, second)  # equal with probability 2**-64
+
+
+def test_fit_trains_gate_logits_and_shared_original_weights():
+    model = _residual_cnn()
+    gated = insert_gates(model, seed=1, init_logit=0.0)
+    gated.compile(optimizer=keras.optimizers.SGD(1.0), loss="sparse_categorical_crossentropy")
+    data = np.random.default_rng(0).normal(size=(4, 8, 8, 3)).astype("float32")
+    logits_before = [g.logits.numpy().copy() for g in gate_layers(gated)]
+    kernel_before = model.get_layer("conv1").kernel.numpy().copy()
+    gated.fit(data, np.array([0, 1, 2, 0]), epochs=2, batch_size=4, verbose=0)
+    for before, gate in zip(logits_before, gate_layers(gated)):
+        assert not np.allclose(before, gate.logits.numpy())
+    assert not np.allclose(kernel_before, model.get_layer("conv1").kernel.numpy())
+
+
+def test_mixed_precision_config_round_trip():
+    gate = ProbabilisticGate(dtype="mixed_float16", temperature=0.3)
+    clone = ProbabilisticGate.from_config(gate.get_config())
+    assert clone.compute_dtype == "float16" and clone.variable_dtype == "float32"
+    assert clone.temperature == 0.3

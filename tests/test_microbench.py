@@ -30,6 +30,7 @@ SMALL = {
     "activation": dict(h=4, w=4, c=8, fn="swish"),
     "pad": dict(h=4, w=5, c=3),
     "chain": dict(n=3, size=8),
+    "weight_stream": dict(n=2, c=16),
 }
 
 
@@ -299,3 +300,18 @@ def test_adaptive_plan_with_too_few_samples_still_new():
 def test_geometric_mean():
     assert microbench.geometric_mean([1, 100]) == pytest.approx(10)
     assert math.isnan(microbench.geometric_mean([]))
+
+
+def test_weight_bandwidth_curve_interpolates_in_log_space():
+    # 1 MiB streamed in 0.01 ms -> 1.048576e11 B/s; 64 MiB in 6.4 ms -> 1.048576e10 B/s.
+    samples = [sample("weight_stream", dict(n=1, c=512), 0.01),
+               sample("weight_stream", dict(n=16, c=1024), 6.4)]
+    curve = microbench.weight_bandwidth_curve(samples)
+    assert list(curve[0]) == [2.0**20, 64 * 2.0**20]
+    assert microbench.bandwidth_at(curve, 2.0**20) == pytest.approx(1.048576e11)
+    # 8 MiB is halfway in log size between 1 and 64 MiB: geometric mean of the two.
+    assert microbench.bandwidth_at(curve, 8 * 2.0**20) == pytest.approx(
+        (1.048576e11 * 1.048576e10) ** 0.5)
+    # Held constant outside the measured range.
+    assert microbench.bandwidth_at(curve, 2.0**30) == pytest.approx(1.048576e10)
+    assert microbench.bandwidth_at(microbench.weight_bandwidth_curve([]), 1e6) is None

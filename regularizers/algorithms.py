@@ -1,0 +1,330 @@
+"""Per-group regularization vectors and alive masks (Gamma, GroupLasso, LogisticSigmoid).
+
+An algorithm is bound once to a `ChannelGraph` and the model's layers. It decides which
+groups it can regularize (a conv without a BatchNormalization after it cannot be
+gamma-regularized, a conv without a gate cannot be gate-regularized: those groups are
+kept whole, listed in one warning) and, per training step, returns one float32 vector
+per regularized group (differentiable in the weights it reads) plus the alive mask.
+
+Combining several sources of one group (tied by Add/Multiply/...):
+    gamma, group_lasso: element-wise max of the sources' vectors;
+    logistic_sigmoid:   1 - prod(1 - p) over the group's gates.
+Alive: vector > threshold (gamma, group_lasso); vector >= alive_threshold (gates).
+"""
+
+from __future__ import annotations
+
+import warnings
+from typing import Any
+
+from regularizers.grouping import ChannelGraph, ChannelOp
+
+ALGORITHMS = ("gamma", "group_lasso", "logistic_sigmoid")
+
+__all__ = ["ALGORITHMS", "GroupAlgorithm", "GammaAlgorithm", "GroupLassoAlgorithm",
+           "LogisticSigmoidAlgorithm", "make_algorithm", "layers_by_op_name"]
+
+
+def layers_by_op_name(model: Any) -> dict[str, Any]:
+    """Keras layers keyed by graph-IR name (nested models: ``outer/inner``)."""
+    import keras
+
+    found: dict[str, Any] = {}
+
+    def walk(m: Any, prefix: str) -> None:
+        for layer in m.layers:
+            if isinstance(layer, keras.Model):
+                walk(layer, f"{prefix}{layer.name}/")
+            else:
+                found[f"{prefix}{layer.name}"] = layer
+
+    walk(model, "")
+    return found
+
+
+def _tf():
+    import tensorflow as tf
+
+    return tf
+
+
+def _f32(x):
+    tf = _tf()
+    return tf.cast(tf.convert_to_tensor(x), tf.float32)
+
+
+class GroupAlgorithm:
+    """Base: binds to a channel graph; subclasses fill ``self._plans`` in ``_plan()``."""
+
+    name = "base"
+
+    def __init__(self, cgraph: ChannelGraph, layers: dict[str, Any], *,
+                 threshold: float = 1e-2, l1_fraction: float = 0.0,
+                 alive_threshold: float = 0.1):
+        self.cgraph = cgraph
+        self.layers = layers
+        self.threshold = float(threshold)
+        self.l1_fraction = float(l1_fraction)
+        self.alive_threshold = float(alive_threshold)
+        self._plans: dict[int, list] = {}
+        self.unregularized: dict[int, list[str]] = {}  # group -> sources without a vector
+        self._plan()
+        if self.unregularized:
+            names = sorted({n for ns in self.unregularized.values() for n in ns})
+            warnings.warn(self._unregularized_message(names), stacklevel=4)
+        if not self._plans:
+            raise ValueError(self._nothing_message())
+
+    # ------------------------------------------------------------------ subclass API
+    def _plan(self) -> None:
+        raise NotImplementedError
+
+    def source_vector(self, part: Any):
+        """float32 vector of one planned part (a BN, a kernel, a gate slice)."""
+        raise NotImplementedError
+
+    def combine(self, vectors: list):
+        tf = _tf()
+        if len(vectors) == 1:
+            return vectors[0]
+        return tf.reduce_max(tf.stack(vectors), axis=0)
+
+    def alive_mask(self, vector):
+        return vector > self.threshold
+
+    def _unregularized_message(self, names: list[str]) -> str:
+        return f"{self.name}: layers {names} cannot be regularized; kept whole."
+
+    def _nothing_message(self) -> str:
+        return (f"algorithm {self.name!r}: no channel group of model "
+                f"{self.cgraph.graph.name!r} can be regularized.")
+
+    # -------------------------------------------------------------------- per step
+    @property
+    def regularized_groups(self) -> list[int]:
+        return list(self._plans)
+
+    def group_vectors(self) -> dict[int, Any]:
+        """{group id: float32 vector of the group's size} for regularized groups."""
+        return {gid: self.combine([self.source_vector(p) for p in parts])
+                for gid, parts in self._plans.items()}
+
+    # -------------------------------------------------------------------- helpers
+    def _prunable_groups(self):
+        for gid, g in self.cgraph.groups.items():
+            if not g.frozen and g.sources:
+                yield gid, g
+
+    def _layer(self, op_name: str):
+        try:
+            return self.layers[op_name.split("#", 1)[0]]
+        except KeyError:
+            raise ValueError(
+                f"layer {op_name!r} of the graph was not found among the model's layers"
+            ) from None
+
+
+class GammaAlgorithm(GroupAlgorithm):
+    """|gamma| of the BatchNormalization layers acting on a group's channels.
+
+    A BN covers a group when the group's channels reach the BN input through
+    channel-preserving layers only (the BN right after the conv; also a BN after a
+    Concatenate, an Add or a depthwise conv, as in DenseNet, pre-activation ResNets
+    and MobileNets). The group's vector is the max over the covering BNs (a channel is
+    dead only when every BN reading it has a small gamma). Groups no BN covers
+    (squeeze-excite reduce convs, heads, ...) are kept whole.
+    """
+
+    name = "gamma"
+
+    def _plan(self) -> None:
+        prunable = dict(self._prunable_groups())
+        parts: dict[int, list] = {}
+        for cop in self.cgraph.ops:
+            if cop.type != "BatchNormalization" or not self._on_channel_axis(cop):
+                continue
+            offset = 0
+            for gid, mult in cop.in_segments[0]:
+                size = self.cgraph.groups[gid].size * mult
+                if mult == 1 and gid in prunable:
+                    layer = self._layer(cop.name)
+                    if not getattr(layer, "scale", True) or getattr(layer, "gamma", None) is None:
+                        raise ValueError(
+                            f"BatchNormalization layer {layer.name!r} (on the channels of "
+                            f"{prunable[gid].sources}) has scale=False, so it has no gamma "
+                            "for the 'gamma' algorithm. Build it with scale=True, add it "
+                            "(or the convs before it) to frozen_layers, or use "
+                            "algorithm='group_lasso'."
+                        )
+                    parts.setdefault(gid, []).append((layer, offset, size))
+                offset += size
+        for gid, g in prunable.items():
+            if gid in parts:
+                self._plans[gid] = parts[gid]
+            else:
+                self.unregularized[gid] = list(g.sources)
+
+    @staticmethod
+    def _on_channel_axis(cop: ChannelOp) -> bool:
+        op = cop.op
+        rank = len(op.input_shapes[0])
+        axis = op.attrs.get("axis", -1)
+        if isinstance(axis, tuple):
+            if len(axis) != 1:
+                return False
+            axis = axis[0]
+        return int(axis) % rank == op.channel_axis % rank
+
+    def source_vector(self, part):
+        tf = _tf()
+        bn, offset, size = part
+        g = tf.abs(_f32(bn.gamma))
+        if offset == 0 and size == int(g.shape[0]):
+            return g
+        return g[offset:offset + size]
+
+    def _unregularized_message(self, names):
+        return (
+            f"Gamma regularizer: conv/dense layers {names} have no BatchNormalization "
+            "on their output channels (e.g. squeeze-excite convs, heads), so their "
+            "output channels are kept whole (not regularized). "
+            "Use algorithm='group_lasso' to regularize them, or ignore this if intended."
+        )
+
+    def _nothing_message(self):
+        return (
+            f"Gamma regularizer: no conv/dense layer of model {self.cgraph.graph.name!r} "
+            "can be regularized: no BatchNormalization (scale=True) acts on the output "
+            "channels of a conv/dense "
+            "(scale=True) outside the frozen layers. Use algorithm='group_lasso', or add "
+            "BatchNormalization after the convolutions."
+        )
+
+
+# Output-channel axis of the kernel that defines a source's output channels.
+_KERNEL_ATTR = {
+    "SeparableConv1D": ("pointwise_kernel", -1),
+    "SeparableConv2D": ("pointwise_kernel", -1),
+    "Conv1DTranspose": ("kernel", -2),
+    "Conv2DTranspose": ("kernel", -2),
+    "Conv3DTranspose": ("kernel", -2),
+}
+
+
+class GroupLassoAlgorithm(GroupAlgorithm):
+    """Per output channel (1 - f) * sqrt(mean(w^2)) + f * mean(|w|) of the kernel."""
+
+    name = "group_lasso"
+
+    def _plan(self) -> None:
+        seen_layers: set[int] = set()
+        for gid, g in self._prunable_groups():
+            parts = []
+            for src in g.sources:
+                cop = self.cgraph.op(src)
+                layer = self._layer(src)
+                if id(layer) in seen_layers and cop.op.attrs.get("shared_from"):
+                    continue  # a shared layer's later call: same kernel
+                seen_layers.add(id(layer))
+                attr, axis = _KERNEL_ATTR.get(cop.type, ("kernel", -1))
+                kernel = getattr(layer, attr, None)
+                if kernel is None:
+                    raise ValueError(f"layer {layer.name!r} ({cop.type}) has no {attr!r} weight")
+                parts.append((kernel, axis))
+            if parts:
+                self._plans[gid] = parts
+
+    def source_vector(self, part):
+        tf = _tf()
+        kernel, axis = part
+        w = _f32(kernel)
+        rank = len(w.shape)
+        axis = axis % rank
+        reduce_axes = [i for i in range(rank) if i != axis]
+        f = self.l1_fraction
+        out = 0.0
+        if f < 1.0:
+            ms = tf.reduce_mean(tf.square(w), axis=reduce_axes)
+            positive = ms > 0
+            # sqrt with a finite gradient at an all-zero channel.
+            l2 = tf.where(positive, tf.sqrt(tf.where(positive, ms, tf.ones_like(ms))),
+                          tf.zeros_like(ms))
+            out = (1.0 - f) * l2
+        if f > 0.0:
+            out = out + f * tf.reduce_mean(tf.abs(w), axis=reduce_axes)
+        return out
+
+
+class LogisticSigmoidAlgorithm(GroupAlgorithm):
+    """Gate probabilities sigmoid(logits) of the ProbabilisticGate layers on a group."""
+
+    name = "logistic_sigmoid"
+
+    def _plan(self) -> None:
+        gates: dict[int, list] = {}
+        for cop in self.cgraph.ops:
+            if cop.type != "ProbabilisticGate":
+                continue
+            layer = self._layer(cop.name)
+            offset = 0
+            for gid, mult in cop.in_segments[0]:
+                size = self.cgraph.groups[gid].size * mult
+                if mult == 1:
+                    gates.setdefault(gid, []).append((layer, offset, size))
+                offset += size
+        for gid, g in self._prunable_groups():
+            if gid in gates:
+                self._plans[gid] = gates[gid]
+            else:
+                self.unregularized[gid] = list(g.sources)
+
+    def source_vector(self, part):
+        layer, offset, size = part
+        p = _f32(layer.probabilities())
+        if offset == 0 and size == int(p.shape[0]):
+            return p
+        return p[offset:offset + size]
+
+    def combine(self, vectors):
+        tf = _tf()
+        if len(vectors) == 1:
+            return vectors[0]
+        return 1.0 - tf.reduce_prod(1.0 - tf.stack(vectors), axis=0)
+
+    def alive_mask(self, vector):
+        return vector >= self.alive_threshold
+
+    def _unregularized_message(self, names):
+        return (
+            f"LogisticSigmoid regularizer: conv/dense layers {names} have no "
+            "ProbabilisticGate on their output channels, so those channels are kept whole "
+            "(not regularized). Add gates with regularizers.insert_gates(model, "
+            "after=('activation', 'linear')), or ignore this if intended."
+        )
+
+    def _nothing_message(self):
+        return (
+            f"LogisticSigmoid regularizer: model {self.cgraph.graph.name!r} has no "
+            "ProbabilisticGate on a prunable conv/dense output. Insert gates first: "
+            "model = regularizers.insert_gates(model)."
+        )
+
+
+_BY_NAME = {
+    "gamma": GammaAlgorithm,
+    "group_lasso": GroupLassoAlgorithm,
+    "logistic_sigmoid": LogisticSigmoidAlgorithm,
+}
+
+
+def make_algorithm(name: str, cgraph: ChannelGraph, layers: dict[str, Any],
+                   **kwargs) -> GroupAlgorithm:
+    try:
+        cls = _BY_NAME[name]
+    except KeyError:
+        raise ValueError(
+            f"Invalid value for argument `algorithm`: expected one of {list(ALGORITHMS)}, "
+            f"received {name!r}."
+        ) from None
+    return cls(cgraph, layers, **kwargs)
+

@@ -1,0 +1,441 @@
+"""NetworkRegularizer: the cost-weighted channel regularizer (MorphNet style) and the
+FLOP and model-size regularizers built on it.
+
+For every costed op with cost C(A_in, A_out) (A = alive channel counts) the
+regularization term is
+
+    dC/dA_in * R_in + dC/dA_out * R_out        (at the current alive counts)
+
+where R is the sum of the group regularization vectors over the op's input / output
+channel segments (multipliers scale). For a bilinear cost C = c * A_in * A_out this is
+c * (A_in * R_out + A_out * R_in). Depthwise convs (output channels = input channels,
+C = c * A) get c * (R_in + R_out), following DESIGN.md / MorphNet. Alive counts carry no
+gradient; R does. Frozen groups count in full and have R = 0.
+
+Everything about the graph (groups, which weights feed which group, the per-op channel
+segments) is computed once in ``__init__``; a training step only evaluates the group
+vectors, their alive counts and sums, and a fixed list of per-op products.
+
+Extending (e.g. a latency regularizer):
+    * ``costed_ops()``: the ops that have a cost (default: conv/dense/depthwise; return
+      ``self.channel_graph.ops`` minus inputs to cost every kernel).
+    * ``prepare_op(op) -> payload``: called once per costed op in ``__init__``; the
+      result is stored in ``op.payload`` (e.g. a fitted per-op latency surrogate).
+      Set the attributes it needs *before* calling ``super().__init__``.
+    * ``op_cost(op, alive_in, alive_out)``: the cost of one op; ``alive_in`` is a list
+      (one count per input tensor), ``alive_out`` the output count. Values are Python
+      numbers or float64 tensors; use only arithmetic (or tf ops) on them.
+    * ``op_cost_derivatives(op, alive_in, alive_out) -> (list d_in, d_out)``: default
+      is the exact forward difference C(a + 1) - C(a) in each argument (exact for the
+      bilinear FLOP / size costs); override with analytic derivatives of a smooth
+      surrogate.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import numbers
+from typing import Any, Iterable, Sequence
+
+import keras
+
+from latency_lab import costs
+from regularizers.algorithms import ALGORITHMS, GroupAlgorithm, layers_by_op_name, make_algorithm
+from regularizers.grouping import ChannelGraph, ChannelOp, Segment, build_channel_graph
+
+__all__ = ["NetworkRegularizer", "FlopsRegularizer", "ModelSizeRegularizer",
+           "RegularizedLoss", "check_strength"]
+
+
+# ------------------------------------------------------------------- validation
+
+
+def _is_real(v: Any) -> bool:
+    return isinstance(v, numbers.Real) and not isinstance(v, bool)
+
+
+def _check_float(name: str, value: Any, *, lo: float | None = 0.0, hi: float | None = None,
+                 expected: str = "a non-negative float") -> float:
+    if not _is_real(value) or math.isnan(value) or math.isinf(value) \
+            or (lo is not None and value < lo) or (hi is not None and value > hi):
+        raise ValueError(
+            f"Invalid value for argument `{name}`: expected {expected}, "
+            f"received {value!r}."
+        )
+    return float(value)
+
+
+def check_strength(strength: Any) -> float:
+    return _check_float("strength", strength)
+
+
+def _check_names(name: str, value: Any, allow_none: bool) -> tuple[str, ...] | None:
+    if value is None:
+        if allow_none:
+            return None
+        return ()
+    if isinstance(value, str):
+        value = (value,)
+    try:
+        items = tuple(value)
+    except TypeError:
+        raise ValueError(
+            f"Invalid value for argument `{name}`: expected a list of layer names, "
+            f"received {value!r}."
+        ) from None
+    bad = [v for v in items if not isinstance(v, str)]
+    if bad:
+        raise ValueError(
+            f"Invalid value for argument `{name}`: expected a list of layer names (str), "
+            f"received {value!r}."
+        )
+    return items
+
+
+# ------------------------------------------------------------------ the regularizer
+
+
+class NetworkRegularizer:
+    """Base class of the FLOP, model-size (and latency) regularizers.
+
+    Args:
+        model: a built Keras Functional or Sequential model (nested models are
+            flattened; subclassed models cannot be traced).
+        algorithm: "gamma" (|gamma| of the BatchNormalization after each conv),
+            "group_lasso" (kernel norms) or "logistic_sigmoid" (ProbabilisticGate
+            probabilities; insert gates first with `regularizers.insert_gates`).
+        threshold: a channel is alive when its vector value > threshold (gamma and
+            group_lasso).
+        l1_fraction: group_lasso mix f in (1 - f) * L2 + f * L1, in [0, 1].
+        alive_threshold: logistic_sigmoid: alive when probability >= this, in (0, 1).
+        input_boundary: layer names; they and everything upstream are never regularized.
+        frozen_layers: layer names kept at full width (see `build_channel_graph`).
+        input_shape: input size without batch, for models with variable input sizes.
+
+    Costs are per example (batch 1).
+    """
+
+    cost_name = "cost"
+
+    def __init__(
+        self,
+        model: Any,
+        algorithm: str = "gamma",
+        threshold: float = 1e-2,
+        l1_fraction: float = 0.0,
+        alive_threshold: float = 0.1,
+        input_boundary: Sequence[str] | None = None,
+        frozen_layers: Iterable[str] = (),
+        input_shape: Sequence[int] | None = None,
+    ):
+        if algorithm not in ALGORITHMS:
+            raise ValueError(
+                f"Invalid value for argument `algorithm`: expected one of "
+                f"{list(ALGORITHMS)}, received {algorithm!r}."
+            )
+        self.algorithm = algorithm
+        self.threshold = _check_float("threshold", threshold)
+        self.l1_fraction = _check_float("l1_fraction", l1_fraction, hi=1.0,
+                                        expected="a float in [0, 1]")
+        self.alive_threshold = _check_float("alive_threshold", alive_threshold,
+                                            expected="a float strictly between 0 and 1",
+                                            hi=1.0)
+        if not 0.0 < self.alive_threshold < 1.0:
+            raise ValueError(
+                "Invalid value for argument `alive_threshold`: expected a float strictly "
+                f"between 0 and 1, received {alive_threshold!r}."
+            )
+        self.input_boundary = _check_names("input_boundary", input_boundary, True)
+        self.frozen_layers = _check_names("frozen_layers", frozen_layers, False)
+        self.input_shape = None if input_shape is None else tuple(int(d) for d in input_shape)
+        if model is None:
+            raise ValueError(
+                f"{type(self).__name__} needs a model: pass model=<keras.Model>."
+            )
+        self.model = model
+
+        self.channel_graph: ChannelGraph = build_channel_graph(
+            model, input_boundary=self.input_boundary, frozen_layers=self.frozen_layers,
+            input_shape=self.input_shape)
+        self.graph = self.channel_graph.graph
+        self._algo: GroupAlgorithm = make_algorithm(
+            algorithm, self.channel_graph, layers_by_op_name(model),
+            threshold=self.threshold, l1_fraction=self.l1_fraction,
+            alive_threshold=self.alive_threshold)
+        self._regularized = set(self._algo.regularized_groups)
+        self._sizes = {gid: g.size for gid, g in self.channel_graph.groups.items()}
+
+        ops = []
+        for op in self.costed_ops():
+            op = dataclasses.replace(op)
+            op.payload = self.prepare_op(op)
+            ops.append(op)
+        self._ops: list[ChannelOp] = ops
+        # Conv/dense layers reported in the structure (one entry per Keras layer).
+        self._structure_ops: dict[str, int] = {}
+        for op in self.channel_graph.sources:
+            self._structure_ops.setdefault(op.layer_name, op.out_group)
+
+    # ------------------------------------------------------------------ hooks
+    def costed_ops(self) -> list[ChannelOp]:
+        """Ops that carry a cost. Default: conv, dense and depthwise layers."""
+        return self.channel_graph.costed_ops
+
+    def prepare_op(self, op: ChannelOp) -> Any:
+        """Per-op precomputation, once, stored in ``op.payload``. Default: None."""
+        return None
+
+    def op_cost(self, op: ChannelOp, alive_in: list, alive_out: Any) -> Any:
+        """Cost of one op at the given alive counts (numbers or float64 tensors)."""
+        raise NotImplementedError(f"{type(self).__name__} must implement op_cost")
+
+    def op_cost_derivatives(self, op: ChannelOp, alive_in: list, alive_out: Any):
+        """(list of dC/dA_in per input, dC/dA_out) at the given alive counts.
+
+        Default: forward differences C(a + 1) - C(a), exact for costs linear in each
+        count. Depthwise ops (C = c * A, one group in and out) return d_in = [c] and
+        d_out = c, so the term is c * (R_in + R_out) as in MorphNet."""
+        base = self.op_cost(op, alive_in, alive_out)
+        d_out = self.op_cost(op, alive_in, alive_out + 1) - base
+        if op.kind == "depthwise":
+            return [d_out], d_out
+        d_in = []
+        for i in range(len(alive_in)):
+            bumped = list(alive_in)
+            bumped[i] = bumped[i] + 1
+            d_in.append(self.op_cost(op, bumped, alive_out) - base)
+        return d_in, d_out
+
+    # ------------------------------------------------------------ per-step state
+    def _group_state(self):
+        """(alive counts by group, R by group) for this step."""
+        tf = _tf()
+        vectors = self._algo.group_vectors()
+        alive: dict[int, Any] = dict(self._sizes)
+        reg: dict[int, Any] = {}
+        for gid, v in vectors.items():
+            mask = self._algo.alive_mask(v)
+            alive[gid] = tf.stop_gradient(tf.reduce_sum(tf.cast(mask, tf.float64)))
+            reg[gid] = tf.reduce_sum(v)
+        return alive, reg
+
+    @staticmethod
+    def _reg_sum(segments: Sequence[Segment], reg: dict) -> Any:
+        total = None
+        for gid, mult in segments:
+            r = reg.get(gid)
+            if r is None:
+                continue
+            r = r if mult == 1 else float(mult) * r
+            total = r if total is None else total + r
+        return total
+
+    @staticmethod
+    def _alive(segments: Sequence[Segment], alive: dict) -> Any:
+        total: Any = 0
+        for gid, mult in segments:
+            a = alive[gid]
+            total = total + (a if mult == 1 else mult * a)
+        return total
+
+    def _compute(self, want_term: bool, want_cost: bool):
+        tf = _tf()
+        alive, reg = self._group_state()
+        term = tf.constant(0.0, tf.float32)
+        cost: Any = tf.constant(0.0, tf.float64)
+        for op in self._ops:
+            a_in = [self._alive(seg, alive) for seg in op.in_segments]
+            a_out = self._alive(op.out_segments, alive)
+            if want_cost:
+                cost = cost + tf.cast(self.op_cost(op, a_in, a_out), tf.float64)
+            if not want_term:
+                continue
+            r_in = [self._reg_sum(seg, reg) for seg in op.in_segments]
+            r_out = self._reg_sum(op.out_segments, reg)
+            if r_out is None and all(r is None for r in r_in):
+                continue
+            d_in, d_out = self.op_cost_derivatives(op, a_in, a_out)
+            for d, r in zip(d_in, r_in):
+                if r is not None:
+                    term = term + tf.cast(tf.stop_gradient(d), tf.float32) * r
+            if r_out is not None:
+                term = term + tf.cast(tf.stop_gradient(d_out), tf.float32) * r_out
+        return term, cost, alive
+
+    # ---------------------------------------------------------------- public API
+    def get_regularization_term(self):
+        """Scalar float32 tensor: sum over costed ops of dC/dA * R (differentiable in
+        the regularized weights only). Works eagerly and inside tf.function."""
+        return self._compute(True, False)[0]
+
+    def get_cost_tensor(self):
+        """The cost with dead channels removed, as a float64 tensor (graph-safe)."""
+        return self._compute(False, True)[1]
+
+    def get_cost(self) -> float:
+        """The cost with dead channels removed (per example), as a Python float."""
+        return float(self.get_cost_tensor())
+
+    def get_alive_counts(self) -> dict[str, int]:
+        """{conv/dense layer name: alive output channels} (frozen layers in full)."""
+        alive, _ = self._group_state()
+        return {name: int(round(float(alive[gid])))
+                for name, gid in self._structure_ops.items()}
+
+    def get_regularization_vectors(self) -> dict[str, Any]:
+        """{conv/dense layer name: its group's vector} for regularized layers."""
+        vectors = self._algo.group_vectors()
+        return {name: vectors[gid] for name, gid in self._structure_ops.items()
+                if gid in vectors}
+
+    @property
+    def regularized_layers(self) -> list[str]:
+        return [n for n, gid in self._structure_ops.items() if gid in self._regularized]
+
+    def wrap_loss(self, loss: Any, strength: float, name: str | None = None):
+        """A Keras loss for ``model.compile(loss=...)`` that adds
+        ``strength * get_regularization_term()`` to ``loss`` (a loss name, function or
+        `keras.losses.Loss`). See `RegularizedLoss`."""
+        return RegularizedLoss(loss, self, strength, name=name)
+
+    # --------------------------------------------------------------------- config
+    def get_config(self) -> dict:
+        """Hyperparameters only (the model is not serialized): rebuild with
+        ``cls.from_config(config, model=model)``."""
+        return {
+            "algorithm": self.algorithm,
+            "threshold": self.threshold,
+            "l1_fraction": self.l1_fraction,
+            "alive_threshold": self.alive_threshold,
+            "input_boundary": None if self.input_boundary is None else list(self.input_boundary),
+            "frozen_layers": list(self.frozen_layers),
+            "input_shape": None if self.input_shape is None else list(self.input_shape),
+        }
+
+    @classmethod
+    def from_config(cls, config: dict, model: Any = None, **kwargs):
+        if model is None:
+            raise ValueError(
+                f"{cls.__name__}.from_config needs the model the regularizer is bound "
+                f"to: call {cls.__name__}.from_config(config, model=model)."
+            )
+        return cls(model=model, **{**dict(config), **kwargs})
+
+    def __repr__(self) -> str:
+        return (f"{type(self).__name__}(model={self.graph.name!r}, "
+                f"algorithm={self.algorithm!r}, threshold={self.threshold})")
+
+
+def _tf():
+    import tensorflow as tf
+
+    return tf
+
+
+class FlopsRegularizer(NetworkRegularizer):
+    """FLOPs of conv, dense and depthwise layers (2 per multiply-add, per example),
+    from `latency_lab.costs`. Biases, BN and element-wise ops are not counted."""
+
+    cost_name = "flops"
+
+    def op_cost(self, op, alive_in, alive_out):
+        return costs.cost_of(op.op, list(alive_in), alive_out).flops
+
+
+class ModelSizeRegularizer(NetworkRegularizer):
+    """Kernel weights of conv, dense and depthwise layers (kh * kw * A_in * A_out);
+    biases and BN parameters are not counted."""
+
+    cost_name = "model_size"
+
+    def prepare_op(self, op):
+        # Same op without bias: `params` of the cost registry is then kernel weights only.
+        return dataclasses.replace(op.op, attrs={**op.op.attrs, "use_bias": False})
+
+    def op_cost(self, op, alive_in, alive_out):
+        return costs.cost_of(op.payload, list(alive_in), alive_out).params
+
+
+# ------------------------------------------------------------------ fit integration
+
+
+def _scale_for_replicas(value):
+    tf = _tf()
+    n = tf.distribute.get_strategy().num_replicas_in_sync
+    return value * (1.0 / n) if n > 1 else value
+
+
+@keras.saving.register_keras_serializable(package="latency_lab")
+class _FunctionLoss(keras.losses.Loss):
+    """A per-example loss function as a Keras Loss (mean over the batch)."""
+
+    def __init__(self, fn):
+        super().__init__(name=getattr(fn, "__name__", "loss"))
+        self.fn = fn
+
+    def call(self, y_true, y_pred):
+        return self.fn(y_true, y_pred)
+
+    def get_config(self):
+        return {"name": self.name, "fn": keras.losses.serialize(self.fn)}
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(keras.losses.deserialize(config["fn"]))
+
+
+@keras.saving.register_keras_serializable(package="latency_lab")
+class RegularizedLoss(keras.losses.Loss):
+    """``loss(y_true, y_pred) + strength * regularizer.get_regularization_term()``.
+
+    Use with plain ``model.compile(loss=reg.wrap_loss("mse", 1e-8))`` and ``fit``.
+    The term is added once per batch (not per example, not weighted by sample_weight)
+    and divided by the number of replicas under tf.distribute, as Keras does for its
+    own losses, so the gradient summed over replicas counts it once. With several model
+    outputs wrap only one output's loss. ``strength`` is read when the train function
+    is traced: to change it, compile again. Not restorable from a saved model's compile
+    config (the regularizer is bound to a live model): loading a saved compiled model
+    restores only the base loss, with a warning; wrap it again before training.
+    """
+
+    def __init__(self, loss, regularizer, strength, name=None):
+        strength = check_strength(strength)
+        base = keras.losses.get(loss)
+        if base is None:
+            raise ValueError(
+                "Invalid value for argument `loss`: expected a loss name, function or "
+                f"keras.losses.Loss, received {loss!r}."
+            )
+        if not isinstance(base, keras.losses.Loss):
+            base = _FunctionLoss(base)
+        super().__init__(name=name or f"{base.name}_plus_{regularizer.cost_name}")
+        self.base_loss = base
+        self.regularizer = regularizer
+        self.strength = strength
+
+    def __call__(self, y_true, y_pred, sample_weight=None):
+        tf = _tf()
+        value = self.base_loss(y_true, y_pred, sample_weight)
+        if self.strength == 0.0:
+            return value
+        term = self.regularizer.get_regularization_term()
+        extra = _scale_for_replicas(tf.cast(self.strength, tf.float32) * term)
+        return value + tf.cast(extra, value.dtype)
+
+    def call(self, y_true, y_pred):  # __call__ is overridden; kept for the Loss API
+        return self.base_loss.call(y_true, y_pred)
+
+    def get_config(self):
+        return {"name": self.name, "strength": self.strength,
+                "loss": keras.losses.serialize(self.base_loss)}
+
+    @classmethod
+    def from_config(cls, config):
+        import warnings
+
+        warnings.warn(
+            f"loss {config.get('name')!r} was a regularizer-wrapped loss; it is restored "
+            "as its base loss only (the regularizer is bound to a live model). Compile "
+            "again with reg.wrap_loss(...) to keep regularizing.", stacklevel=2)
+        return keras.losses.deserialize(config["loss"])

@@ -1,0 +1,104 @@
+"""StructureLogger: a Keras callback that logs a regularizer's term, cost and alive
+counts to TensorBoard and exports the learned structure every N steps."""
+
+from __future__ import annotations
+
+import os
+
+import keras
+
+from regularizers.structure import export_structure
+
+__all__ = ["StructureLogger"]
+
+
+class StructureLogger(keras.callbacks.Callback):
+    """Log and export what a regularizer has learned during ``model.fit``.
+
+    Every ``every_n_steps`` training steps (and once when training ends) it
+    * writes ``{export_dir}/structure_{step:08d}.json`` (skipped if export_dir is None),
+    * if ``log_dir`` is given, writes TensorBoard scalars ``regularizer/term``,
+      ``regularizer/{cost_name}`` and ``alive/{layer}`` via tf.summary.
+
+    The step is the optimizer's iteration count (so resumed training continues the
+    numbering), or a count of batches seen when there is no optimizer.
+    """
+
+    def __init__(self, regularizer, log_dir=None, export_dir="learned_structure",
+                 every_n_steps=100):
+        super().__init__()
+        if isinstance(every_n_steps, bool) or not isinstance(every_n_steps, int) \
+                or every_n_steps < 1:
+            raise ValueError(
+                "Invalid value for argument `every_n_steps`: expected a positive int, "
+                f"received {every_n_steps!r}."
+            )
+        if not hasattr(regularizer, "get_alive_counts"):
+            raise ValueError(
+                "Invalid value for argument `regularizer`: expected a NetworkRegularizer, "
+                f"received {type(regularizer).__name__}."
+            )
+        self.regularizer = regularizer
+        self.log_dir = None if log_dir is None else os.fspath(log_dir)
+        self.export_dir = None if export_dir is None else os.fspath(export_dir)
+        self.every_n_steps = every_n_steps
+        self._batches = 0
+        self._last_logged = None
+        self._writer = None
+        self.written: list[str] = []  # structure files written, in order
+
+    def _step(self) -> int:
+        opt = getattr(self.model, "optimizer", None) if self.model is not None else None
+        it = getattr(opt, "iterations", None)
+        if it is not None:
+            try:
+                return int(it.numpy() if hasattr(it, "numpy") else it)
+            except Exception:  # noqa: BLE001 - fall back to our own count
+                pass
+        return self._batches
+
+    def on_train_batch_end(self, batch, logs=None):
+        self._batches += 1
+        step = self._step()
+        if step % self.every_n_steps == 0:
+            self.log(step)
+
+    def on_train_end(self, logs=None):
+        step = self._step()
+        if step != self._last_logged:
+            self.log(step)
+        if self._writer is not None:
+            self._writer.flush()
+
+    def log(self, step: int) -> None:
+        """Export and log now, at ``step``."""
+        self._last_logged = step
+        reg = self.regularizer
+        counts = reg.get_alive_counts()
+        if self.export_dir is not None:
+            self.written.append(export_structure(counts, self.export_dir, step))
+        if self.log_dir is not None:
+            import tensorflow as tf
+
+            if self._writer is None:
+                self._writer = tf.summary.create_file_writer(self.log_dir)
+            term = float(reg.get_regularization_term())
+            cost = reg.get_cost()
+            with self._writer.as_default(step=step):
+                _scalar("regularizer/term", term, step)
+                _scalar(f"regularizer/{reg.cost_name}", cost, step)
+                for name, count in counts.items():
+                    _scalar(f"alive/{name}", count, step)
+            self._writer.flush()
+
+
+def _scalar(tag: str, value: float, step: int) -> None:
+    """A TensorBoard scalar. tf.summary.scalar needs the tensorboard package; the core
+    tf.summary.write with the "scalars" plugin metadata writes the same event."""
+    import tensorflow as tf
+    from tensorflow.core.framework import summary_pb2
+
+    metadata = summary_pb2.SummaryMetadata()
+    metadata.plugin_data.plugin_name = "scalars"
+    tf.summary.write(tag, tf.constant(float(value), tf.float32), step=step,
+                     metadata=metadata)
