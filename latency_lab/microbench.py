@@ -395,21 +395,21 @@ def bandwidth_at(curve: tuple[np.ndarray, np.ndarray], nbytes: float) -> float |
     return float(np.exp(np.interp(math.log(max(nbytes, 1.0)), np.log(size), np.log(bw))))
 
 
-def application_layer_configs(families: Iterable[tuple[str, dict]]) -> list[tuple[str, Config]]:
-    """(bench op, config) for every costed layer of the given keras.applications
-    builds. Imports Keras; the result is deduplicated but unordered."""
+def application_layer_configs(families: Iterable[tuple[str, dict]],
+                              runtime: str = "litert") -> list[tuple[str, Config]]:
+    """(bench op, config) of every kernel `runtime` runs for the given keras.applications
+    builds: the same kernel list predictions use (for LiteRT, the converted model's
+    kernels, so swish is timed as LOGISTIC + MUL as it really runs). Deduplicated."""
     import keras
 
-    from latency_lab.keras_graph import from_keras
-    from latency_lab.mapping import bench_configs_for_op
+    from latency_lab.predict import work_items
+    from latency_lab.profile import sample_key
 
     seen: dict[str, tuple[str, Config]] = {}
     for name, kwargs in families:
         model = getattr(keras.applications, name)(weights=None, **kwargs)
-        for op in from_keras(model):
-            for bop, cfg in bench_configs_for_op(op):
-                from latency_lab.profile import sample_key
-
+        for item in work_items(model, runtime):
+            for bop, cfg in item.configs or ():
                 seen.setdefault(sample_key(bop, cfg), (bop, cfg))
         del model
         keras.backend.clear_session()
@@ -443,19 +443,20 @@ def _slim(cfg: Config, rng: random.Random) -> Config:
     return out
 
 
-def table_plan(quick: bool, seed: int = 0, max_samples: int | None = None) -> list[PlannedSample]:
+def table_plan(quick: bool, seed: int = 0, max_samples: int | None = None,
+               runtime: str = "litert") -> list[PlannedSample]:
     """Lookup-table samples: real layer configs (some slimmed), subsampled per op so
     every op kind is represented."""
     families = QUICK_FAMILIES if quick else FULL_FAMILIES
     rng = random.Random(seed)
-    configs = application_layer_configs(families)
+    configs = application_layer_configs(families, runtime)
     per_op: dict[str, list[Config]] = {}
     for op, cfg in configs:
         per_op.setdefault(op, []).append(cfg)
     budget = max_samples or (200 if quick else 900)
     # Share of the budget per op kind: convs dominate real latency.
-    weights = {"conv2d": 5, "depthwise": 3, "dense": 1, "add": 1, "multiply": 1,
-               "concat": 1, "pool": 1, "global_pool": 1, "activation": 1, "pad": 1}
+    weights = {"conv2d": 5, "depthwise": 3, "dense": 1, "add": 1, "multiply": 2,
+               "concat": 1, "pool": 1, "global_pool": 1, "activation": 2, "pad": 1}
     total_w = sum(weights[o] for o in per_op if o in weights) or 1
     plan: list[PlannedSample] = []
     from latency_lab.profile import sample_key

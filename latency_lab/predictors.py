@@ -219,14 +219,16 @@ class LookupTableModel(_ProfilePredictor):
     def _fit_in_network(self, prof: DeviceProfile) -> None:
         """Refit what isolated timings miss inside a network.
 
-        1. Weight streaming: an op timed alone keeps its weights in cache; in a network
-           whose weights exceed the cache they stream from further out. The profile's
-           weight_stream samples give bandwidth against working-set size, and a kernel
-           costs at least its weight bytes at the bandwidth of the network's total.
-        2. What remains is fitted on the profile's calibration networks (measured whole,
-           never part of a validation set): measured = (1 + scale) * sum + per_kernel *
-           kernels, both >= 0, least squares on relative error. Without calibration
-           networks both are zero."""
+        An op timed alone runs with its weights and inputs hot in cache and pays no
+        scheduling between kernels; inside a network its weights arrive from wherever
+        a working set of the network's total weight bytes lives. Per kernel:
+
+            t = (1 + scale) * t_isolated + per_kernel_ms + stream * W_k / bw(W_net)
+
+        where bw() is the profile's weight-streaming curve (weight_stream samples).
+        scale, per_kernel_ms and stream (all >= 0) are fitted by least squares on
+        relative error over the profile's calibration networks (measured whole, never
+        part of a validation set). Without calibration networks all are zero."""
         from scipy.optimize import nnls
 
         from latency_lab.predict import WorkItem, predict_items
@@ -234,20 +236,24 @@ class LookupTableModel(_ProfilePredictor):
         self.weight_curve_ = microbench.weight_bandwidth_curve(prof.samples)
         self.in_network_scale_ = 0.0
         self.in_network_kernel_ms_ = 0.0
+        self.in_network_stream_ = 0.0
         models = (prof.calibration or {}).get("models") or []
-        if len(models) < 2:
+        if len(models) < 3:
             return
         rows, target = [], []
         for m in models:
             items = [WorkItem.from_dict(d) for d in m["items"]]
             base, _ = predict_items(items, self)
             n = sum(len(i.configs) for i in items if i.configs)
+            w = sum(i.weight_bytes for i in items)
+            bw = microbench.bandwidth_at(self.weight_curve_, w)
+            stream = w / bw * 1e3 if bw else 0.0
             t = float(m["measured_ms"])
-            rows.append([base / t, n / t])
+            rows.append([base / t, n / t, stream / t])
             target.append((t - base) / t)
         coef, _ = nnls(np.array(rows), np.array(target))
-        self.in_network_scale_ = float(coef[0])
-        self.in_network_kernel_ms_ = float(coef[1])
+        self.in_network_scale_, self.in_network_kernel_ms_, self.in_network_stream_ = (
+            float(c) for c in coef)
 
     def kernel_ms(self, configs: Sequence, network_weight_bytes: float = 0.0) -> float:
         preds = self.predict(configs)
@@ -255,9 +261,9 @@ class LookupTableModel(_ProfilePredictor):
         total = 0.0
         for (op, cfg), p in zip(_as_kernels(configs), preds):
             t = max(float(p) - self.per_invocation_ms_, 0.0)
-            if bw:
-                t = max(t, 4.0 * microbench.work(op, cfg).params / bw * 1e3)
             total += t * (1.0 + self.in_network_scale_) + self.in_network_kernel_ms_
+            if bw:
+                total += self.in_network_stream_ * 4.0 * microbench.work(op, cfg).params / bw * 1e3
         return total
 
     def _gp(self, feats: np.ndarray, target: np.ndarray):

@@ -160,7 +160,8 @@ def run_profile(run: ProfileRun) -> DeviceProfile:
 
     run.log("planning samples from keras.applications layers ...")
     plan = microbench.roofline_plan(run.quick) + microbench.table_plan(
-        run.quick, seed=run.seed, max_samples=run.max_table_samples)
+        run.quick, seed=run.seed, max_samples=run.max_table_samples,
+        runtime=runtime_info["name"])
     todo = [p for p in plan if p.key not in done_keys]
     n_adaptive = run.adaptive_samples if run.adaptive_samples is not None else (0 if run.quick else 120)
     plan_keys = {p.key for p in plan}
