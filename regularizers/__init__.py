@@ -3,13 +3,15 @@
     reg = FlopsRegularizer(model=model, algorithm="gamma", threshold=1e-2)
     model.compile(optimizer="adam", loss=reg.wrap_loss("sparse_categorical_crossentropy", 1e-9))
     model.fit(x, y, callbacks=[StructureLogger(reg, log_dir="logs", every_n_steps=500)])
-    export_structure(reg, "learned_structure", step=final_step)
+    path = export_structure(reg, "learned_structure", step=final_step)
+    slim = apply_structure(model, load_structure(path), align=8)   # then retrain
 
 Custom loop: ``loss = base_loss + strength * reg.get_regularization_term()`` inside the
 GradientTape (under tf.distribute divide the term by ``num_replicas_in_sync``, e.g.
 ``tf.nn.scale_regularization_loss(strength * term)``).
 """
 
+from regularizers.apply import apply_structure, fit_to_target, scale_structure
 from regularizers.base import (
     FlopsRegularizer,
     ModelSizeRegularizer,
@@ -29,10 +31,13 @@ __all__ = [
     "ProbabilisticGate",
     "RegularizedLoss",
     "StructureLogger",
+    "apply_structure",
     "build_channel_graph",
     "export_structure",
+    "fit_to_target",
     "insert_gates",
     "load_structure",
+    "scale_structure",
 ]
 
 

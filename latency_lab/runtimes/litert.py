@@ -25,10 +25,18 @@ OPS_PER_CONVERSION = 24
 
 @contextlib.contextmanager
 def _quiet():
-    """The converter prints SavedModel details on stdout; keep our output clean."""
+    """The converter prints SavedModel details on stdout and deprecation chatter through
+    absl; keep our output clean (errors still raise)."""
+    from absl import logging as absl_logging
+
+    level = absl_logging.get_verbosity()
+    absl_logging.set_verbosity(absl_logging.ERROR)
     buf = io.StringIO()
-    with contextlib.redirect_stdout(buf):
-        yield
+    try:
+        with contextlib.redirect_stdout(buf):
+            yield
+    finally:
+        absl_logging.set_verbosity(level)
 
 
 def litert_version() -> str:

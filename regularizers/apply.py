@@ -1,0 +1,672 @@
+"""Rebuild a slim Keras model from a learned channel structure.
+
+    structure = load_structure("learned_structure/structure_00010000.json")
+    slim = apply_structure(model, structure, align=8)        # weights of kept channels
+    factor, scaled, ms = fit_to_target(model, structure, "t4", target_ms=1.5,
+                                       predictor="roofline")
+
+A structure is ``{conv/dense layer name: alive output channels}`` (see
+`regularizers.structure`). Channel groups come from `build_channel_graph`: every
+conv/dense layer of the structure sets the width of its group (layers tied by an Add
+must agree), the other layers (BatchNormalization, depthwise convs, activations,
+pooling, Add, Concatenate, Flatten, ...) follow their inputs. The new model is built by
+walking the functional graph and re-creating every layer from its config (new layer
+instances on new tensors; nested models are flattened into one functional model).
+
+With ``copy_weights=True`` the surviving channels of each group are chosen by an
+importance score (given, or: max |gamma| of the group's BatchNormalization layers when
+every source conv has one, else the L2 norm of the source kernels per output channel)
+and every weight is sliced to them, so a network whose removed channels are exactly
+zero at inference computes the same outputs after slimming.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+
+from regularizers.grouping import ChannelGraph, ChannelOp, build_channel_graph
+
+__all__ = ["apply_structure", "scale_structure", "fit_to_target", "group_widths"]
+
+_FILTER_TYPES = frozenset({
+    "Conv1D", "Conv2D", "Conv3D", "Conv1DTranspose", "Conv2DTranspose", "Conv3DTranspose",
+    "SeparableConv1D", "SeparableConv2D",
+})
+_TRANSPOSE_TYPES = frozenset({"Conv1DTranspose", "Conv2DTranspose", "Conv3DTranspose"})
+_SEPARABLE_TYPES = frozenset({"SeparableConv1D", "SeparableConv2D"})
+
+
+# ------------------------------------------------------------------- name matching
+
+
+def _source_index(cg: ChannelGraph) -> dict[str, list[ChannelOp]]:
+    """Names a structure may use for a conv/dense layer -> its ops (all calls)."""
+    index: dict[str, list[ChannelOp]] = {}
+    for op in cg.sources:
+        keys = {op.layer_name, op.layer_name.rsplit("/", 1)[-1]}
+        for k in keys:
+            index.setdefault(k, []).append(op)
+    return index
+
+
+def _valid_names_hint(cg: ChannelGraph, limit: int = 8) -> str:
+    names = list(dict.fromkeys(op.layer_name for op in cg.sources))
+    shown = ", ".join(repr(n) for n in names[:limit])
+    more = f", ... ({len(names)} in all)" if len(names) > limit else ""
+    return f"Valid conv/dense layer names: {shown}{more}."
+
+
+def _as_count(where: str, name: str, value: Any) -> int:
+    if isinstance(value, bool) or not (
+            isinstance(value, (int, np.integer))
+            or (isinstance(value, (float, np.floating)) and float(value).is_integer())):
+        raise ValueError(
+            f"{where}: the count of layer {name!r} must be an int, received {value!r}."
+        )
+    return int(value)
+
+
+def _check_align(where: str, align: Any) -> int:
+    if isinstance(align, bool) or not isinstance(align, (int, np.integer)) or align < 1:
+        raise ValueError(
+            f"{where}: `align` must be an int >= 1 (round channel counts up to a multiple "
+            f"of it), received {align!r}."
+        )
+    return int(align)
+
+
+def _align_up(count: int, align: int, cap: int | None = None) -> int:
+    out = int(math.ceil(count / align) * align)
+    return out if cap is None else min(out, cap)
+
+
+def _resolve_groups(cg: ChannelGraph, structure: Mapping, where: str, *,
+                    min_count: int = 1) -> tuple[dict[int, tuple[int, str]], dict[str, int]]:
+    """Validate `structure`; return ({group id: (count, first layer)}, {name: group id}).
+
+    Raises ValueError for unknown names, counts out of range and tied layers that
+    disagree. Frozen groups are returned too (callers decide what to do with them).
+    """
+    if not isinstance(structure, Mapping):
+        raise ValueError(
+            f"{where}: expected a structure mapping {{layer name: alive channel count}}, "
+            f"received {type(structure).__name__}."
+        )
+    index = _source_index(cg)
+    per_group: dict[int, tuple[int, str]] = {}
+    group_of: dict[str, int] = {}
+    for name, value in structure.items():
+        if not isinstance(name, str) or name not in index:
+            raise ValueError(
+                f"{where}: model {cg.graph.name!r} has no conv/dense layer named {name!r} "
+                f"(structure entry {name!r}: {value!r}). {_valid_names_hint(cg)}"
+            )
+        count = _as_count(where, name, value)
+        gids = {op.out_group for op in index[name]}
+        if len(gids) != 1 or None in gids:
+            raise ValueError(f"{where}: layer {name!r} has no single output channel group.")
+        gid = gids.pop()
+        size = cg.groups[gid].size
+        if not min_count <= count <= size:
+            raise ValueError(
+                f"{where}: structure entry {name!r}: {count} is out of range; expected an "
+                f"int in [{min_count}, {size}] (the full width of layer {name!r} is {size})."
+            )
+        if gid in per_group and per_group[gid][0] != count:
+            other, other_count = per_group[gid][1], per_group[gid][0]
+            raise ValueError(
+                f"{where}: layers {other!r} and {name!r} are tied (their channels are "
+                f"combined element-wise, e.g. by an Add, so they form one group) but the "
+                f"structure gives {other!r}: {other_count} and {name!r}: {count}. Give "
+                f"tied layers the same count (group sources: {cg.groups[gid].sources})."
+            )
+        per_group.setdefault(gid, (count, name))
+        group_of[name] = gid
+    return per_group, group_of
+
+
+def group_widths(model_or_cg: Any, structure: Mapping, align: int = 1, *,
+                 where: str = "group_widths") -> dict[int, int]:
+    """{group id: new width} of every group of the model's channel graph."""
+    cg = model_or_cg if isinstance(model_or_cg, ChannelGraph) else build_channel_graph(model_or_cg)
+    align = _check_align(where, align)
+    per_group, _ = _resolve_groups(cg, structure, where)
+    widths = {gid: g.size for gid, g in cg.groups.items()}
+    for gid, (count, name) in per_group.items():
+        g = cg.groups[gid]
+        if g.frozen:
+            if count != g.size:
+                warnings.warn(
+                    f"{where}: layer {name!r} keeps its full width {g.size} (structure "
+                    f"says {count}): its channels are frozen "
+                    f"({', '.join(sorted(set(g.frozen_reasons)))}).", stacklevel=3)
+            continue
+        widths[gid] = _align_up(count, align, g.size)
+    return widths
+
+
+# ------------------------------------------------------------------ channel choice
+
+
+def _layer_for(model: Any, ir_name: str) -> Any:
+    """The Keras layer of an IR op name (``outer/inner#2`` -> nested get_layer)."""
+    layer = model
+    for part in ir_name.split("#", 1)[0].split("/"):
+        layer = layer.get_layer(part)
+    return layer
+
+
+def _kernel_scores(layer: Any, type_: str) -> np.ndarray:
+    """L2 norm of a conv/dense kernel per output channel."""
+    if type_ in _SEPARABLE_TYPES:
+        k = np.asarray(layer.pointwise_kernel.numpy())
+    else:
+        k = np.asarray(layer.kernel.numpy())
+    if type_ in _TRANSPOSE_TYPES:
+        k = np.moveaxis(k, -2, -1)
+    k = k.reshape(-1, k.shape[-1])
+    return np.sqrt(np.sum(np.square(k, dtype=np.float64), axis=0))
+
+
+def _group_scores(model: Any, cg: ChannelGraph, gid: int) -> np.ndarray:
+    """Default importance of a group's channels (see module docstring)."""
+    group = cg.groups[gid]
+    src_ops = [o for o in cg.sources if o.out_group == gid]
+    bn_gammas = []
+    all_bn = True
+    for op in src_ops:
+        found = None
+        for cname in cg.consumers.get(op.name, []):
+            c = cg.op(cname)
+            if c.type == "BatchNormalization":
+                bn = _layer_for(model, c.name)
+                if getattr(bn, "gamma", None) is not None:
+                    found = np.abs(np.asarray(bn.gamma.numpy(), dtype=np.float64))
+                    break
+        if found is None:
+            all_bn = False
+            break
+        bn_gammas.append(found)
+    if all_bn and bn_gammas:
+        return np.max(np.stack(bn_gammas), axis=0)
+    scores = [_kernel_scores(_layer_for(model, op.name), op.type) for op in src_ops]
+    if not scores:
+        return np.zeros(group.size)
+    return np.max(np.stack(scores), axis=0)
+
+
+def _top_k(scores: np.ndarray, k: int) -> np.ndarray:
+    order = np.argsort(-np.asarray(scores, dtype=np.float64), kind="stable")
+    return np.sort(order[:k]).astype(np.int64)
+
+
+def _choose_channels(model: Any, cg: ChannelGraph, widths: dict[int, int],
+                     importance: Mapping | None, copy_weights: bool) -> dict[int, np.ndarray]:
+    given: dict[int, list[np.ndarray]] = {}
+    if importance is not None:
+        if not isinstance(importance, Mapping):
+            raise ValueError(
+                "apply_structure: `importance` must be None or a mapping {conv/dense layer "
+                f"name: 1-D per-channel scores}}, received {type(importance).__name__}."
+            )
+        index = _source_index(cg)
+        for name, scores in importance.items():
+            if name not in index:
+                raise ValueError(
+                    f"apply_structure: `importance` names {name!r}, which is not a "
+                    f"conv/dense layer of model {cg.graph.name!r}. {_valid_names_hint(cg)}"
+                )
+            gid = index[name][0].out_group
+            arr = np.asarray(scores, dtype=np.float64)
+            if arr.shape != (cg.groups[gid].size,):
+                raise ValueError(
+                    f"apply_structure: importance of layer {name!r} has shape {arr.shape}; "
+                    f"expected ({cg.groups[gid].size},), one score per output channel."
+                )
+            given.setdefault(gid, []).append(arr)
+    kept: dict[int, np.ndarray] = {}
+    for gid, g in cg.groups.items():
+        k = widths[gid]
+        if k >= g.size:
+            kept[gid] = np.arange(g.size, dtype=np.int64)
+        elif gid in given:
+            kept[gid] = _top_k(np.max(np.stack(given[gid]), axis=0), k)
+        elif copy_weights:
+            kept[gid] = _top_k(_group_scores(model, cg, gid), k)
+        else:
+            kept[gid] = np.arange(k, dtype=np.int64)
+    return kept
+
+
+def _propagate(cg: ChannelGraph, group_kept: dict[int, np.ndarray]) -> dict[str, np.ndarray]:
+    """Kept channel indices (into the original channels) of every tensor ref."""
+    kept: dict[str, np.ndarray] = {}
+    for cop in cg.ops:
+        op = cop.op
+        ins = [kept[r] for r in op.inputs]
+        full_out = op.channels_out
+        if cop.kind == "input":
+            out = np.arange(full_out)
+        elif cop.kind == "source":
+            out = group_kept[cop.out_group]
+        elif cop.kind == "depthwise":
+            dm = int(op.attrs.get("depth_multiplier", 1))
+            out = (ins[0][:, None] * dm + np.arange(dm)[None, :]).reshape(-1)
+        elif cop.kind == "pass_through":
+            out = ins[0]
+        elif cop.kind == "merge":
+            live = [k for k, s in zip(ins, op.input_shapes)
+                    if _channels(s, op) == full_out or full_out == 1]
+            live = live or ins
+            out = live[0]
+            for other in live[1:]:
+                if not np.array_equal(other, out):
+                    raise ValueError(
+                        f"apply_structure: the inputs of layer {cop.layer_name!r} "
+                        f"({cop.type}) would keep different channels; keep the layers "
+                        "feeding it at full width.")
+        elif cop.kind == "concat":
+            parts, offset = [], 0
+            for k, s in zip(ins, op.input_shapes):
+                parts.append(k + offset)
+                offset += _channels(s, op)
+            out = np.concatenate(parts)
+        elif cop.kind == "reshape":
+            if op.type == "Flatten":
+                shape = op.input_shapes[0]
+                c = _channels(shape, op)
+                rank = len(shape)
+                axis = op.channel_axis % rank if rank >= 2 else 0
+                positions = math.prod(int(d) for i, d in enumerate(shape) if i not in (0, axis))
+                out = (np.arange(positions)[:, None] * c + ins[0][None, :]).reshape(-1)
+            else:
+                out = ins[0]
+        else:  # "frozen": an unsupported layer kept whole
+            for k, s in zip(ins, op.input_shapes):
+                if len(k) != _channels(s, op):
+                    raise ValueError(
+                        f"apply_structure: layer {cop.layer_name!r} ({cop.type}) cannot "
+                        "follow a change of its input channels; keep the layers feeding "
+                        "it at full width.")
+            out = np.arange(full_out)
+        kept[op.name] = np.asarray(out, dtype=np.int64)
+        for i in range(1, len(op.output_shapes)):
+            kept[f"{op.name}:{i}"] = np.arange(_channels(op.output_shapes[i], op))
+    return kept
+
+
+def _channels(shape: Sequence[int], op: Any) -> int:
+    if len(shape) < 2:
+        return 1
+    return int(shape[op.channel_axis % len(shape)])
+
+
+# ------------------------------------------------------------------------ rebuild
+
+
+class _Rebuilder:
+    """Walks the functional graph in the order of `latency_lab.keras_graph.from_keras`
+    (so op names match the channel graph) and calls new layers on new tensors."""
+
+    def __init__(self, cg: ChannelGraph, kept: dict[str, np.ndarray]):
+        self.cg = cg
+        self.kept = kept
+        self.names: set[str] = set()
+        self.new_layer_of: dict[int, Any] = {}  # id(old layer) -> new layer
+        self.copies: list[tuple[Any, Any, ChannelOp]] = []  # (old, new, first call)
+        self.used_layer_names: set[str] = set()
+
+    def unique(self, name: str) -> str:
+        if name not in self.names:
+            self.names.add(name)
+            return name
+        i = 1
+        while f"{name}#{i}" in self.names:
+            i += 1
+        self.names.add(f"{name}#{i}")
+        return f"{name}#{i}"
+
+    def walk(self, function: Any, new_inputs: list[Any], prefix: str) -> list[Any]:
+        new_of: dict[int, Any] = {id(x): t for x, t in zip(function.inputs, new_inputs)}
+        for depth in sorted(function._nodes_by_depth, reverse=True):
+            for node in function._nodes_by_depth[depth]:
+                if node.is_input or node.operation is None:
+                    continue
+                self._node(node, new_of, prefix)
+        return [new_of[id(x)] for x in function.outputs]
+
+    def _node(self, node: Any, new_of: dict, prefix: str) -> None:
+        import keras
+
+        from latency_lab.keras_graph import _functional_of, _is_model
+
+        operation = node.operation
+        inputs = list(node.input_tensors)
+        if any(id(x) not in new_of for x in inputs):
+            return
+        if _is_model(operation):
+            inner = _functional_of(operation, f"nested model {prefix}{operation.name!r}")
+            outs = self.walk(inner, [new_of[id(x)] for x in inputs],
+                             f"{prefix}{operation.name}/")
+            for x, t in zip(node.outputs, outs):
+                new_of[id(x)] = t
+            return
+        name = self.unique(prefix + operation.name)
+        cop = self.cg.op(name)
+        new_layer = self.new_layer_of.get(id(operation))
+        if new_layer is None:
+            new_layer = self._new_layer(operation, cop, prefix)
+            self.new_layer_of[id(operation)] = new_layer
+            if isinstance(operation, keras.layers.Layer):
+                self.copies.append((operation, new_layer, cop))
+        args, kwargs = node.arguments.fill_in(new_of)
+        outs = keras.tree.flatten(new_layer(*args, **kwargs))
+        for x, t in zip(node.outputs, outs):
+            new_of[id(x)] = t
+
+    def _new_layer(self, operation: Any, cop: ChannelOp, prefix: str) -> Any:
+        import keras
+
+        if not isinstance(operation, keras.layers.Layer):
+            return operation  # a keras.ops operation: stateless, called again
+        op = cop.op
+        out_n = len(self.kept[op.name])
+        in_n = [len(self.kept[r]) for r in op.inputs]
+        in_full = [_channels(s, op) for s in op.input_shapes]
+        cfg = operation.get_config()
+        t = cop.type
+        if cop.kind == "source":
+            groups = int(cfg.get("groups", 1) or 1)
+            if groups > 1 and (out_n != op.channels_out or in_n[0] != in_full[0]):
+                raise ValueError(
+                    f"apply_structure: layer {cop.layer_name!r} is a grouped convolution "
+                    f"(groups={groups}); its channel counts cannot change. Keep it and the "
+                    "layers feeding it at full width.")
+            if "filters" in cfg:
+                cfg["filters"] = out_n
+            elif "units" in cfg:
+                cfg["units"] = out_n
+            else:
+                raise ValueError(
+                    f"apply_structure: cannot set the width of layer {cop.layer_name!r} "
+                    f"({t}): its config has neither `filters` nor `units`.")
+        elif t == "Reshape" and out_n != op.channels_out:
+            target = list(cfg["target_shape"])
+            axis = op.channel_axis % len(op.output_shape) - 1
+            if target[axis] != op.channels_out:
+                raise ValueError(
+                    f"apply_structure: cannot resize Reshape layer {cop.layer_name!r} "
+                    f"(target_shape {tuple(target)}) to {out_n} channels.")
+            target[axis] = out_n
+            cfg["target_shape"] = tuple(target)
+        if prefix:  # flattened nested model: avoid clashing layer names
+            base = cfg.get("name", operation.name)
+            if base in self.used_layer_names:
+                cfg["name"] = prefix.replace("/", "_") + base
+        self.used_layer_names.add(cfg.get("name", operation.name))
+        return type(operation).from_config(cfg)
+
+
+def _slice_weight(value: np.ndarray, new_shape: tuple, var_name: str, cop: ChannelOp,
+                  in_idx: np.ndarray, in_full: int, out_idx: np.ndarray,
+                  out_full: int) -> np.ndarray:
+    t = cop.type
+    short = var_name.rsplit("/", 1)[-1]
+    if cop.kind == "source" and short in ("kernel", "depthwise_kernel", "pointwise_kernel",
+                                          "bias"):
+        if short == "bias":
+            return np.take(value, out_idx, axis=-1)
+        if short == "depthwise_kernel":
+            return np.take(value, in_idx, axis=-2)
+        if short == "pointwise_kernel":
+            dm = value.shape[-2] // max(in_full, 1)
+            dw_idx = (in_idx[:, None] * dm + np.arange(dm)[None, :]).reshape(-1)
+            return np.take(np.take(value, dw_idx, axis=-2), out_idx, axis=-1)
+        if t in _TRANSPOSE_TYPES:
+            return np.take(np.take(value, out_idx, axis=-2), in_idx, axis=-1)
+        return np.take(np.take(value, in_idx, axis=-2), out_idx, axis=-1)
+    if cop.kind == "depthwise" and short in ("kernel", "bias"):
+        if short == "kernel":
+            return np.take(value, in_idx, axis=-2)
+        return np.take(value, out_idx, axis=-1)
+    # Generic: slice every axis whose size changed, by the input or output channels.
+    for axis, (old, new) in enumerate(zip(value.shape, new_shape)):
+        if old == new:
+            continue
+        if old == out_full and new == len(out_idx):
+            value = np.take(value, out_idx, axis=axis)
+        elif old == in_full and new == len(in_idx):
+            value = np.take(value, in_idx, axis=axis)
+        else:
+            raise ValueError(
+                f"apply_structure: cannot carry weight {var_name!r} of layer "
+                f"{cop.layer_name!r} ({t}) from shape {tuple(value.shape)} to "
+                f"{tuple(new_shape)}; pass copy_weights=False or keep the layer's inputs "
+                "at full width.")
+    return value
+
+
+def _copy_weights(rb: _Rebuilder, kept: dict[str, np.ndarray]) -> None:
+    for old, new, cop in rb.copies:
+        old_vars, new_vars = list(old.weights), list(new.weights)
+        if not old_vars:
+            continue
+        if len(old_vars) != len(new_vars):
+            raise ValueError(
+                f"apply_structure: layer {cop.layer_name!r} has {len(old_vars)} weights "
+                f"but its rebuilt copy has {len(new_vars)}; pass copy_weights=False.")
+        op = cop.op
+        if op.inputs:
+            in_idx = kept[op.inputs[0]]
+            in_full = _channels(op.input_shapes[0], op)
+        else:
+            in_idx, in_full = np.arange(0), 0
+        out_idx, out_full = kept[op.name], op.channels_out
+        for ov, nv in zip(old_vars, new_vars):
+            value = np.asarray(ov.numpy())
+            new_shape = tuple(int(d) for d in nv.shape)
+            if value.shape != new_shape or len(out_idx) != out_full or len(in_idx) != in_full:
+                if value.ndim:
+                    value = _slice_weight(value, new_shape, ov.name, cop, in_idx, in_full,
+                                          out_idx, out_full)
+            if value.shape != new_shape:
+                raise ValueError(
+                    f"apply_structure: weight {ov.name!r} of layer {cop.layer_name!r} "
+                    f"sliced to shape {value.shape}, but the rebuilt layer expects "
+                    f"{new_shape}; pass copy_weights=False.")
+            nv.assign(value)
+
+
+def apply_structure(model: Any, structure: Mapping, copy_weights: bool = True,
+                    align: int = 1, importance: Mapping | None = None):
+    """A new functional model with the channel counts of `structure`.
+
+    Args:
+        model: a built Keras Functional or Sequential model.
+        structure: ``{conv/dense layer name: output channels}`` (e.g. from
+            `load_structure` or ``regularizer.get_alive_counts()``). Layers not named
+            keep their full width; tied layers (combined by Add etc.) must agree.
+        copy_weights: carry the weights of the surviving channels (chosen by
+            `importance` or by BN |gamma| / kernel norm); False: fresh initial weights,
+            the first channels of each group survive.
+        align: round every group's count up to a multiple of `align` (capped at the
+            full width).
+        importance: optional ``{conv/dense layer name: per-channel scores}``; the top
+            channels of each group (max over its named layers) survive.
+
+    Returns:
+        A new `keras.Model` (same layer names; nested models flattened). The model
+        inputs and outputs (frozen groups) keep their widths.
+
+    Raises:
+        ValueError: unknown layer names, counts outside ``[1, full width]``, tied layers
+            with different counts, or a layer that cannot follow the change.
+    """
+    import keras
+
+    from latency_lab.keras_graph import _functional_of
+
+    if not isinstance(model, keras.Model):
+        raise ValueError(
+            f"apply_structure: expected a keras.Model, received {type(model).__name__}.")
+    align = _check_align("apply_structure", align)
+    cg = build_channel_graph(model)
+    widths = group_widths(cg, structure, align, where="apply_structure")
+    group_kept = _choose_channels(model, cg, widths, importance, bool(copy_weights))
+    kept = _propagate(cg, group_kept)
+
+    function = _functional_of(model, f"model {model.name!r}")
+    rb = _Rebuilder(cg, kept)
+    new_inputs = []
+    for x in function.inputs:
+        layer = x._keras_history.operation
+        name = layer.name if layer is not None else x.name
+        rb.unique(name)
+        rb.used_layer_names.add(name)
+        new_inputs.append(keras.Input(batch_shape=tuple(x.shape), dtype=x.dtype, name=name))
+    outputs = rb.walk(function, new_inputs, "")
+    ins_struct = getattr(function, "_inputs_struct", None)
+    outs_struct = getattr(function, "_outputs_struct", None)
+    ins = keras.tree.pack_sequence_as(ins_struct, new_inputs) if ins_struct is not None \
+        else new_inputs
+    outs = keras.tree.pack_sequence_as(outs_struct, outputs) if outs_struct is not None \
+        else outputs
+    slim = keras.Model(ins, outs, name=model.name)
+    if copy_weights:
+        _copy_weights(rb, kept)
+    return slim
+
+
+# -------------------------------------------------------------- scaling / fitting
+
+
+def _round_half_up(x: float) -> int:
+    return int(math.floor(x + 0.5))
+
+
+def scale_structure(structure: Mapping, factor: float, model: Any = None,
+                    align: int = 1) -> dict[str, int]:
+    """Every count times `factor` (rounded half up, at least 1, then rounded up to a
+    multiple of `align`). With `model`: counts are capped at each layer's full width,
+    frozen layers keep their full width, and tied layers stay equal (the largest)."""
+    align = _check_align("scale_structure", align)
+    if isinstance(factor, bool) or not isinstance(factor, (int, float, np.integer, np.floating)) \
+            or not math.isfinite(float(factor)) or factor <= 0:
+        raise ValueError(
+            f"scale_structure: `factor` must be a finite number > 0, received {factor!r}.")
+    factor = float(factor)
+    if model is None:
+        if not isinstance(structure, Mapping):
+            raise ValueError(
+                "scale_structure: expected a structure mapping {layer name: count}, "
+                f"received {type(structure).__name__}.")
+        out = {}
+        for name, value in structure.items():
+            count = _as_count("scale_structure", str(name), value)
+            if count < 0:
+                raise ValueError(
+                    f"scale_structure: the count of layer {name!r} must be >= 0, "
+                    f"received {count}.")
+            out[name] = _align_up(max(1, _round_half_up(count * factor)), align)
+        return out
+    cg = model if isinstance(model, ChannelGraph) else build_channel_graph(model)
+    _, group_of = _resolve_groups(cg, structure, "scale_structure", min_count=0)
+    scaled: dict[str, int] = {}
+    per_group: dict[int, int] = {}
+    for name, value in structure.items():
+        gid = group_of[name]
+        g = cg.groups[gid]
+        if g.frozen:
+            scaled[name] = g.size
+        else:
+            scaled[name] = _align_up(max(1, _round_half_up(int(value) * factor)), align, g.size)
+        per_group[gid] = max(per_group.get(gid, 0), scaled[name])
+    return {name: per_group[group_of[name]] for name in scaled}
+
+
+def fit_to_target(model: Any, structure: Mapping, profile: Any, target_ms: float,
+                  predictor: str | None = None, align: int = 1, tol: float = 0.01):
+    """The largest uniform factor whose scaled structure is predicted to run within
+    `target_ms`.
+
+    Bisection over ``(0, max_factor]`` (``max_factor``: every layer at full width) on
+    the predicted latency of ``apply_structure(model, scale_structure(...),
+    copy_weights=False)``; stops when the bracket is narrower than ``tol * max_factor``.
+    The bisection grid does not depend on the target, so a larger target never gives a
+    smaller factor.
+
+    Args:
+        profile: a DeviceProfile, a profile path or a shipped profile name ("t4").
+        predictor: "lookup", "roofline", ...; default "lookup" when the profile has
+            lookup-table samples, else "roofline".
+
+    Returns:
+        ``(factor, scaled_structure, predicted_ms)``.
+
+    Raises:
+        ValueError: even the smallest structure (every scaled layer at 1 channel,
+            rounded up to `align`) is predicted above `target_ms`.
+    """
+    from latency_lab.predict import predict_items, work_items
+    from latency_lab.predictors import make_predictor
+    from latency_lab.profile import load_profile
+
+    align = _check_align("fit_to_target", align)
+    if isinstance(target_ms, bool) or not isinstance(target_ms, (int, float, np.integer,
+                                                                 np.floating)) \
+            or not math.isfinite(float(target_ms)) or target_ms <= 0:
+        raise ValueError(
+            f"fit_to_target: `target_ms` must be a finite number > 0, received {target_ms!r}.")
+    if not isinstance(tol, (int, float)) or not 0 < tol < 1:
+        raise ValueError(f"fit_to_target: `tol` must be in (0, 1), received {tol!r}.")
+    cg = build_channel_graph(model)
+    _, group_of = _resolve_groups(cg, structure, "fit_to_target", min_count=0)
+    ratios = [cg.groups[group_of[n]].size / int(c) for n, c in structure.items()
+              if not cg.groups[group_of[n]].frozen and int(c) > 0]
+    if not ratios:
+        raise ValueError(
+            "fit_to_target: the structure names no prunable conv/dense layer with a count "
+            "> 0, so no factor changes the model; give counts for layers that are not "
+            f"model outputs. {_valid_names_hint(cg)}")
+    max_factor = max(ratios)
+    counts = [int(c) for n, c in structure.items() if not cg.groups[group_of[n]].frozen]
+    min_factor = 0.49 / max(max(counts), 1)  # every scaled count rounds to 0 -> 1
+
+    prof = load_profile(profile)
+    if predictor is None:
+        predictor = "lookup" if prof.samples else "roofline"
+    est = make_predictor(predictor, prof)
+    cache: dict[tuple, float] = {}
+
+    def evaluate(f: float) -> tuple[dict, float]:
+        scaled = scale_structure(structure, f, cg, align)
+        key = tuple(sorted(scaled.items()))
+        if key not in cache:
+            slim = apply_structure(model, scaled, copy_weights=False, align=align)
+            items = work_items(slim, prof.runtime_name)
+            cache[key] = float(predict_items(items, est)[0])
+        return scaled, cache[key]
+
+    lo_struct, lo_ms = evaluate(min_factor)
+    if lo_ms > target_ms:
+        raise ValueError(
+            f"fit_to_target: target {target_ms:g} ms is unreachable: the smallest structure "
+            f"(every scaled layer at {align if align > 1 else 1} channel(s)) is predicted at "
+            f"{lo_ms:.6g} ms on {prof.device_name!r} ({predictor}). Raise target_ms to at "
+            f"least {lo_ms:.6g}, or prune more layers (e.g. ones not in the structure).")
+    hi_struct, hi_ms = evaluate(max_factor)
+    if hi_ms <= target_ms:
+        return max_factor, hi_struct, hi_ms
+    lo, hi = min_factor, max_factor
+    while hi - lo > tol * max_factor:
+        mid = 0.5 * (lo + hi)
+        s, ms = evaluate(mid)
+        if ms <= target_ms:
+            lo, lo_struct, lo_ms = mid, s, ms
+        else:
+            hi = mid
+    return lo, lo_struct, lo_ms
