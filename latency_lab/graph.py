@@ -38,6 +38,21 @@ def dtype_bytes(dtype: str) -> int:
 Shape = tuple  # tuple[int, ...], batch first
 
 
+class UniqueNames:
+    """Hands out op names, suffixing `#1`, `#2`, ... for later calls of a shared layer."""
+
+    def __init__(self) -> None:
+        self.names: set[str] = set()
+
+    def __call__(self, name: str) -> str:
+        candidate, i = name, 0
+        while candidate in self.names:
+            i += 1
+            candidate = f"{name}#{i}"
+        self.names.add(candidate)
+        return candidate
+
+
 @dataclass
 class Op:
     """One node: a Keras layer call (or a keras.ops call, typed `ops.<Name>`).

@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any, Sequence
 
 from latency_lab.errors import InputSpecError, UnsupportedModelError
-from latency_lab.graph import Graph, Op
+from latency_lab.graph import Graph, Op, UniqueNames
 
 # Config keys copied into Op.attrs, normalized to plain Python types.
 _TUPLE_KEYS = ("kernel_size", "strides", "dilation_rate", "pool_size", "size")
@@ -135,18 +135,8 @@ class _Builder:
         self.batch_size = batch_size
         self.recompute = recompute
         self.ops: list[Op] = []
-        self.names: set[str] = set()
+        self.unique = UniqueNames()
         self.first_call: dict[int, str] = {}  # id(layer) -> op name of its first call
-
-    def unique(self, name: str) -> str:
-        if name not in self.names:
-            self.names.add(name)
-            return name
-        i = 1
-        while f"{name}#{i}" in self.names:
-            i += 1
-        self.names.add(f"{name}#{i}")
-        return f"{name}#{i}"
 
     def shape(self, spec: Any, op_name: str) -> tuple:
         dims = list(spec.shape)

@@ -28,6 +28,7 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
+from latency_lab.graph import UniqueNames
 from regularizers.grouping import ChannelGraph, ChannelOp, build_channel_graph
 
 __all__ = ["apply_structure", "scale_structure", "fit_to_target", "group_widths"]
@@ -315,20 +316,10 @@ class _Rebuilder:
     def __init__(self, cg: ChannelGraph, kept: dict[str, np.ndarray]):
         self.cg = cg
         self.kept = kept
-        self.names: set[str] = set()
+        self.unique = UniqueNames()
         self.new_layer_of: dict[int, Any] = {}  # id(old layer) -> new layer
         self.copies: list[tuple[Any, Any, ChannelOp]] = []  # (old, new, first call)
         self.used_layer_names: set[str] = set()
-
-    def unique(self, name: str) -> str:
-        if name not in self.names:
-            self.names.add(name)
-            return name
-        i = 1
-        while f"{name}#{i}" in self.names:
-            i += 1
-        self.names.add(f"{name}#{i}")
-        return f"{name}#{i}"
 
     def walk(self, function: Any, new_inputs: list[Any], prefix: str) -> list[Any]:
         new_of: dict[int, Any] = {id(x): t for x, t in zip(function.inputs, new_inputs)}

@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import io
 import tempfile
+import weakref
 from typing import Any, Callable, Sequence
 
 import numpy as np
@@ -51,8 +52,24 @@ def interpreter(model_bytes: bytes, threads: int):
     return Interpreter(model_content=model_bytes, num_threads=threads)
 
 
+# Conversions by model object and batch size: predicting and measuring the same model
+# (validate, calibration, LatencyRegularizer) converts it once. Latency depends on the
+# architecture only, which a built Keras model cannot change.
+_CONVERTED: "weakref.WeakKeyDictionary[Any, dict[int, bytes]]" = weakref.WeakKeyDictionary()
+
+
 def convert_keras_model(model: Any, batch_size: int = 1) -> bytes:
-    """Frozen-graph conversion of a Keras model at a fixed batch size."""
+    """Frozen-graph conversion of a Keras model at a fixed batch size (cached)."""
+    try:
+        cached = _CONVERTED.setdefault(model, {})
+    except TypeError:  # not weak-referenceable: convert every time
+        cached = {}
+    if batch_size not in cached:
+        cached[batch_size] = _convert_keras_model(model, batch_size)
+    return cached[batch_size]
+
+
+def _convert_keras_model(model: Any, batch_size: int) -> bytes:
     import tensorflow as tf
     from tensorflow.python.framework.convert_to_constants import (
         convert_variables_to_constants_v2,
