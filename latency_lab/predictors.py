@@ -223,9 +223,12 @@ class LookupTableModel(_ProfilePredictor):
         scheduling between kernels; inside a network its weights arrive from wherever
         a working set of the network's total weight bytes lives. Per kernel:
 
-            t = (1 + scale) * t_isolated + per_kernel_ms + stream * W_k / bw(W_net)
+            t = (1 + scale) * t_isolated + per_kernel_ms
+                + stream * max(0, W_k / bw(W_net) - t_isolated)
 
-        where bw() is the profile's weight-streaming curve (weight_stream samples).
+        bw() is the profile's weight-streaming curve (weight_stream samples); the last
+        term is the part of streaming the kernel's weights at the network's bandwidth
+        that its isolated time does not already cover (compute-bound kernels hide it).
         scale, per_kernel_ms and stream (all >= 0) are fitted by least squares on
         relative error over the profile's calibration networks (measured whole, never
         part of a validation set). Without calibration networks all are zero."""
@@ -244,10 +247,12 @@ class LookupTableModel(_ProfilePredictor):
         for m in models:
             items = [WorkItem.from_dict(d) for d in m["items"]]
             base, _ = predict_items(items, self)
-            n = sum(len(i.configs) for i in items if i.configs)
-            w = sum(i.weight_bytes for i in items)
-            bw = microbench.bandwidth_at(self.weight_curve_, w)
-            stream = w / bw * 1e3 if bw else 0.0
+            w_net = sum(i.weight_bytes for i in items)
+            n, stream = 0, 0.0
+            for item in items:
+                for op, cfg in item.configs or ():
+                    n += 1
+                    stream += self._stream_excess_ms(op, cfg, self._isolated_ms(op, cfg), w_net)
             t = float(m["measured_ms"])
             rows.append([base / t, n / t, stream / t])
             target.append((t - base) / t)
@@ -255,15 +260,22 @@ class LookupTableModel(_ProfilePredictor):
         self.in_network_scale_, self.in_network_kernel_ms_, self.in_network_stream_ = (
             float(c) for c in coef)
 
+    def _isolated_ms(self, op: str, cfg: dict) -> float:
+        return max(float(self._predict_one(op, cfg)) - self.per_invocation_ms_, 0.0)
+
+    def _stream_excess_ms(self, op: str, cfg: dict, isolated_ms: float, w_net: float) -> float:
+        bw = microbench.bandwidth_at(self.weight_curve_, w_net)
+        if not bw:
+            return 0.0
+        return max(0.0, 4.0 * microbench.work(op, cfg).params / bw * 1e3 - isolated_ms)
+
     def kernel_ms(self, configs: Sequence, network_weight_bytes: float = 0.0) -> float:
-        preds = self.predict(configs)
-        bw = microbench.bandwidth_at(self.weight_curve_, network_weight_bytes)
         total = 0.0
-        for (op, cfg), p in zip(_as_kernels(configs), preds):
-            t = max(float(p) - self.per_invocation_ms_, 0.0)
-            total += t * (1.0 + self.in_network_scale_) + self.in_network_kernel_ms_
-            if bw:
-                total += self.in_network_stream_ * 4.0 * microbench.work(op, cfg).params / bw * 1e3
+        for op, cfg in _as_kernels(configs):
+            t = self._isolated_ms(op, cfg)
+            total += (t * (1.0 + self.in_network_scale_) + self.in_network_kernel_ms_
+                      + self.in_network_stream_ * self._stream_excess_ms(
+                          op, cfg, t, network_weight_bytes))
         return total
 
     def _gp(self, feats: np.ndarray, target: np.ndarray):

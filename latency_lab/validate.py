@@ -93,7 +93,11 @@ def check_runtime(profile: DeviceProfile) -> str:
 def validate(models: Iterable[tuple[str, Any]], profile: Any,
              predictors: Sequence[str] = DEFAULT_PREDICTORS,
              timing: TimingConfig | None = None,
-             on_model: Callable[[ModelResult], None] | None = None) -> ValidationReport:
+             on_model: Callable[[ModelResult], None] | None = None,
+             measurements: dict[str, tuple[float, float]] | None = None) -> ValidationReport:
+    """Measure and predict every model. `measurements` ({name: (median_ms, iqr_ms)})
+    replaces measuring with earlier figures of the same models on this machine, for
+    iterating on predictors; a name missing from it is measured."""
     from latency_lab.runtimes import get as get_runtime
 
     prof = load_profile(profile)
@@ -110,11 +114,15 @@ def validate(models: Iterable[tuple[str, Any]], profile: Any,
     results = []
     for name, model in models:
         items = work_items(model, runtime_name)
-        m = runtime.measure_model(model, timing)
+        if measurements and name in measurements:
+            median_ms, iqr_ms = measurements[name]
+        else:
+            m = runtime.measure_model(model, timing)
+            median_ms, iqr_ms = m.median_ms, m.iqr_ms
         preds, layers = {}, {}
         for p, est in estimators.items():
             preds[p], layers[p] = predict_items(items, est)
-        r = ModelResult(name, m.median_ms, m.iqr_ms, preds, layers)
+        r = ModelResult(name, median_ms, iqr_ms, preds, layers)
         results.append(r)
         if on_model:
             on_model(r)

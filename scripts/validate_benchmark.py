@@ -79,6 +79,9 @@ def main(argv=None) -> int:
     ap.add_argument("--quick-set", action="store_true", help="a 7+4 model subset")
     ap.add_argument("--report", default="out/validation")
     ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--reuse-measurements", metavar="VALIDATION_JSON",
+                    help="take measured latencies from an earlier run's validation.json "
+                         "(same machine) instead of measuring; for iterating on predictors")
     args = ap.parse_args(argv)
 
     from latency_lab.cli import render_validation
@@ -103,7 +106,15 @@ def main(argv=None) -> int:
         errs = "  ".join(f"{p} {r.error_pct(p):+6.1f}%" for p in r.predicted_ms)
         print(f"[{count[0]:2d}] {r.name:40s} {r.measured_ms:8.3f} ms  {errs}", file=sys.stderr)
 
-    report = validate(validation_set(args.quick_set, args.seed), profile_path, on_model=progress)
+    measurements = None
+    if args.reuse_measurements:
+        import json
+
+        old = json.loads(Path(args.reuse_measurements).read_text())
+        measurements = {m["name"]: (m["measured_ms"], m["iqr_ms"]) for m in old["models"]}
+        print(f"REUSING measured latencies from {args.reuse_measurements}", file=sys.stderr)
+    report = validate(validation_set(args.quick_set, args.seed), profile_path, on_model=progress,
+                      measurements=measurements)
     render_validation(report)
     for p in write_report(report, args.report):
         print(f"wrote {p}", file=sys.stderr)

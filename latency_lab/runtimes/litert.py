@@ -81,7 +81,8 @@ def _convert_keras_model(model: Any, batch_size: int) -> bytes:
             f"model {model.name!r} has inputs of variable size {[tuple(x.shape) for x in model.inputs]}; "
             "rebuild it with a fixed input shape (or pass --input-shape) before converting"
         )
-    fn = tf.function(lambda *xs: model(list(xs) if len(xs) > 1 else xs[0], training=False))
+    fn = tf.function(lambda *xs: model(list(xs) if len(xs) > 1 else xs[0], training=False),
+                     autograph=False)
     try:
         with _quiet():
             frozen = convert_variables_to_constants_v2(fn.get_concrete_function(*specs))
@@ -108,7 +109,7 @@ def convert_programs(programs: Sequence[OpProgram]) -> bytes:
 
             return body
 
-        signatures[f"s{i}"] = tf.function(make(prog.fn)).get_concrete_function(*specs)
+        signatures[f"s{i}"] = tf.function(make(prog.fn), autograph=False).get_concrete_function(*specs)
     with tempfile.TemporaryDirectory(prefix="latency-lab-") as tmp:
         try:
             with _quiet():
