@@ -112,3 +112,23 @@ def test_load_profile_by_name_path_and_object(tmp_path):
     copy = tmp_path / "t4_copy.json"
     by_name.save(copy)
     assert load_profile(str(copy)) == by_name
+
+
+MEASURED = [n for n in device_profiles.available() if n not in GEN.SPECS]
+
+
+def test_a_measured_profile_of_this_kind_of_machine_is_shipped():
+    assert "xeon_vm_2c_litert" in MEASURED
+
+
+@pytest.mark.parametrize("name", MEASURED)
+def test_shipped_measured_profiles_load_and_fit(name):
+    from latency_lab.predictors import LookupTableModel
+
+    p = device_profiles.load(name)
+    assert p.provenance_kind == "measured"
+    assert p.runtime_name in ("litert", "keras") and p.threads == 1
+    assert p.fingerprint and p.progress["complete"]
+    assert len(p.samples) > 100
+    model = LookupTableModel(p).fit()
+    assert model.models_, "lookup tables fitted from the stored samples"
