@@ -411,6 +411,153 @@ def run_validate(args: argparse.Namespace) -> int:
     return 0
 
 
+# ---------------------------------------------------------------------- shrink
+
+
+def _shrink_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--model", metavar="MODEL",
+                   help="a .keras/.h5 file or keras.applications.NAME (needs --data); "
+                        "default: a small CNN built for the data")
+    p.add_argument("--data", metavar="DATA.npz",
+                   help="x_train, y_train, x_val, y_val (class indices); default: "
+                        "scikit-learn's digits up-sampled to 32x32")
+    p.add_argument("--input-shape", metavar="H,W,C", help="with --model keras.applications.NAME")
+    p.add_argument("--model-arg", action="append", default=[], metavar="NAME=VALUE")
+    p.add_argument("--profile", help="profile JSON path or shipped name; default: profile "
+                                     "this machine now (--quick plan) into OUT/profile.json")
+    target = p.add_mutually_exclusive_group()
+    target.add_argument("--target-ms", type=float, metavar="MS",
+                        help="latency target per inference")
+    target.add_argument("--target-fraction", type=float, metavar="F",
+                        help="target as a fraction of the full model's predicted latency "
+                             "(default 0.5)")
+    p.add_argument("--algorithm", default="gamma", choices=["gamma", "group_lasso"])
+    p.add_argument("--pretrain-epochs", type=int, default=6, metavar="N")
+    p.add_argument("--learn-epochs", type=int, default=8, metavar="N")
+    p.add_argument("--retrain-epochs", type=int, default=6, metavar="N")
+    p.add_argument("--align", type=_positive_int, default=1, metavar="N",
+                   help="round channel counts up to multiples of N")
+    p.add_argument("--no-baseline", action="store_true",
+                   help="skip the uniformly width-scaled baseline")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", default="out/shrink", metavar="DIR",
+                   help="report, plots, structures and slim.keras go here")
+    p.add_argument("--json", action="store_true", help="print the result as one JSON object")
+
+
+def _shrink_inputs(args: argparse.Namespace):
+    """(model, task) from --model/--data, with clear errors for combinations."""
+    from latency_lab.errors import InputSpecError
+    from regularizers.shrink import digits_cnn, digits_task, load_task
+
+    if args.model and not args.data:
+        raise InputSpecError("--model needs --data DATA.npz (x_train, y_train, x_val, y_val) "
+                             "to train it on; omit --model to shrink the built-in CNN on digits")
+    task = load_task(args.data) if args.data else digits_task(seed=args.seed)
+    if not args.model:
+        return digits_cnn(task.input_shape, task.classes, seed=args.seed), task
+    model, _ = load_model_from_args(args, args.model)
+    shape = tuple(int(d) for d in model.input_shape[1:])
+    if shape != task.input_shape:
+        raise InputSpecError(
+            f"model {args.model!r} takes inputs of shape {shape} but {args.data!r} holds "
+            f"images of shape {task.input_shape}; resize the data or pass --input-shape.")
+    return model, task
+
+
+@command("shrink", "learn a slim structure for a latency target, rebuild, retrain, "
+                   "predict and measure", _shrink_args)
+def run_shrink(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from latency_lab.errors import InputSpecError
+    from latency_lab.predict import predict_model
+    from latency_lab.profile import load_profile
+
+    for name in ("pretrain_epochs", "learn_epochs", "retrain_epochs"):
+        if getattr(args, name) < 0:
+            raise InputSpecError(f"--{name.replace('_', '-')} must be >= 0, "
+                                 f"got {getattr(args, name)}")
+    if args.learn_epochs < 1:
+        raise InputSpecError("--learn-epochs must be >= 1: the structure is learned then")
+    out = Path(args.out)
+    err = console(stderr=True)
+    model, task = _shrink_inputs(args)
+    if args.profile:
+        prof = load_profile(args.profile)
+    else:
+        from latency_lab.profiler import ProfileRun, run_profile
+
+        out.mkdir(parents=True, exist_ok=True)
+        err.print(f"no --profile: profiling this machine (quick plan) into {out / 'profile.json'}",
+                  markup=False, highlight=False)
+        prof = run_profile(ProfileRun(out=out / "profile.json", quick=True,
+                                      log=lambda m: err.print(m, highlight=False, markup=False)))
+    predictor = "lookup" if prof.samples else "roofline"
+    full_ms = predict_model(model, prof, predictor).latency_ms
+    if args.target_ms is not None:
+        if not args.target_ms > 0:
+            raise InputSpecError(f"--target-ms must be a positive number, got {args.target_ms}")
+        target = args.target_ms
+    else:
+        frac = 0.5 if args.target_fraction is None else args.target_fraction
+        if not 0 < frac < 1:
+            raise InputSpecError(f"--target-fraction must be in (0, 1), got {frac}")
+        target = frac * full_ms
+    err.print(f"shrinking {model.name} ({full_ms:.4f} ms predicted on {prof.device_name}) "
+              f"to {target:.4f} ms on {task.name} ({len(task.x_train)} train / "
+              f"{len(task.x_val)} val)", markup=False, highlight=False)
+
+    from regularizers.shrink import shrink
+
+    progress = Progress(TextColumn("{task.description:10s}"), BarColumn(),
+                        TextColumn("{task.completed}/{task.total} epochs"),
+                        TimeElapsedColumn(), console=err, transient=False)
+    bars: dict[str, int] = {}
+
+    def on_event(name: str, info: dict) -> None:
+        if name == "epoch":
+            progress.update(bars[info["phase"]], completed=info["epoch"])
+        elif "epochs" in info:
+            bars[name] = progress.add_task(name, total=max(info["epochs"], 0))
+        elif name in ("snap", "measure"):
+            progress.console.print(
+                f"{name}: " + (f"learned structure predicted at {info['learned_ms']:.4f} ms"
+                               if name == "snap" else "timing " + ", ".join(info["models"])),
+                markup=False, highlight=False)
+
+    try:
+        with progress:
+            result = shrink(model, task, prof, target, algorithm=args.algorithm,
+                            pretrain_epochs=args.pretrain_epochs,
+                            learn_epochs=args.learn_epochs,
+                            retrain_epochs=args.retrain_epochs, align=args.align,
+                            baseline=not args.no_baseline, seed=args.seed, out_dir=out,
+                            on_event=on_event)
+    except ValueError as e:  # regularizer / structure errors name the layer
+        raise InputSpecError(str(e)) from e
+    if args.json:
+        print(json.dumps(result.to_dict()))
+        return 0
+    from rich.table import Table
+
+    t = Table(title=f"shrink to {target:.4f} ms ({prof.runtime_name}, "
+                    f"{prof.runtime.get('threads')} thread(s), {prof.device_name})")
+    for col in ("model", "accuracy", "predicted ms", "measured ms", "vs target", "params"):
+        t.add_column(col, justify="left" if col == "model" else "right")
+    for r in result.rows.values():
+        vs = "" if r.measured_ms is None else f"{100 * (r.measured_ms / target - 1):+.1f}%"
+        meas = "" if r.measured_ms is None else f"{r.measured_ms:.4f}"
+        t.add_row(r.name, f"{100 * r.accuracy:.1f}%", f"{r.predicted_ms:.4f}", meas, vs,
+                  str(r.params))
+    console().print(t)
+    for f in result.files:
+        err.print(f"wrote {f}", markup=False, highlight=False)
+    return 0
+
+
 # ---------------------------------------------------------------------- main
 
 

@@ -18,7 +18,7 @@ from regularizers.base import (
     NetworkRegularizer,
     RegularizedLoss,
 )
-from regularizers.callbacks import StructureLogger
+from regularizers.callbacks import StrengthController, StructureLogger
 from regularizers.grouping import ChannelGraph, build_channel_graph
 from regularizers.structure import export_structure, load_structure
 
@@ -30,6 +30,7 @@ __all__ = [
     "NetworkRegularizer",
     "ProbabilisticGate",
     "RegularizedLoss",
+    "StrengthController",
     "StructureLogger",
     "apply_structure",
     "build_channel_graph",

@@ -112,11 +112,17 @@ class NetworkRegularizer:
         input_boundary: layer names; they and everything upstream are never regularized.
         frozen_layers: layer names kept at full width (see `build_channel_graph`).
         input_shape: input size without batch, for models with variable input sizes.
+        target: target mode: the cost (in this regularizer's units) training should
+            settle at. The strength becomes a variable (`strength_variable`) that
+            `update_strength()` (or the `StrengthController` callback) adapts by dual
+            ascent; see `update_strength`.
+        target_rate: dual-ascent step size per update, > 0 (target mode only).
 
     Costs are per example (batch 1).
     """
 
     cost_name = "cost"
+    _target_arg = "target"  # the argument name users pass the target as
 
     def __init__(
         self,
@@ -128,6 +134,8 @@ class NetworkRegularizer:
         input_boundary: Sequence[str] | None = None,
         frozen_layers: Iterable[str] = (),
         input_shape: Sequence[int] | None = None,
+        target: float | None = None,
+        target_rate: float = 0.02,
     ):
         if algorithm not in ALGORITHMS:
             raise ValueError(
@@ -149,6 +157,19 @@ class NetworkRegularizer:
         self.input_boundary = _check_names("input_boundary", input_boundary, True)
         self.frozen_layers = _check_names("frozen_layers", frozen_layers, False)
         self.input_shape = None if input_shape is None else tuple(int(d) for d in input_shape)
+        self.target = None if target is None else _check_float(
+            self._target_arg, target, lo=None, expected="a finite number > 0")
+        if self.target is not None and self.target <= 0:
+            raise ValueError(
+                f"Invalid value for argument `{self._target_arg}`: expected a finite number "
+                f"> 0, received {target!r}.")
+        self.target_rate = _check_float("target_rate", target_rate, lo=None,
+                                        expected="a finite number > 0")
+        if self.target_rate <= 0:
+            raise ValueError(
+                "Invalid value for argument `target_rate`: expected a finite number > 0, "
+                f"received {target_rate!r}.")
+        self.strength_variable = None  # created by wrap_loss / init_strength in target mode
         if model is None:
             raise ValueError(
                 f"{type(self).__name__} needs a model: pass model=<keras.Model>."
@@ -293,11 +314,70 @@ class NetworkRegularizer:
     def regularized_layers(self) -> list[str]:
         return [n for n, gid in self._structure_ops.items() if gid in self._regularized]
 
-    def wrap_loss(self, loss: Any, strength: float, name: str | None = None):
+    def wrap_loss(self, loss: Any, strength: float | None = None, name: str | None = None):
         """A Keras loss for ``model.compile(loss=...)`` that adds
         ``strength * get_regularization_term()`` to ``loss`` (a loss name, function or
-        `keras.losses.Loss`). See `RegularizedLoss`."""
+        `keras.losses.Loss`). See `RegularizedLoss`.
+
+        In target mode `strength` is the starting value of `strength_variable`
+        (default ``1 / cost at full width``, which makes the term dimensionless) and the
+        loss reads the variable, so `StrengthController` can change it between steps."""
+        if self.target is not None:
+            self.init_strength(strength)
+            strength = float(self.strength_variable.numpy())
+        elif strength is None:
+            raise ValueError(
+                "Invalid value for argument `strength`: expected a non-negative float "
+                "(only target mode, `target=...`, chooses it itself), received None.")
         return RegularizedLoss(loss, self, strength, name=name)
+
+    # ------------------------------------------------------------------ target mode
+    def init_strength(self, strength: float | None = None):
+        """Create (or reset) `strength_variable` for target mode and return it.
+
+        Default start: ``1 / get_cost()`` at the current widths, so the term is the
+        cost-weighted regularization vector sum relative to the whole network."""
+        if self.target is None:
+            raise ValueError(
+                f"{type(self).__name__} is not in target mode: pass "
+                f"`{self._target_arg}=...` to use a strength variable.")
+        if strength is None:
+            cost = self.get_cost()
+            strength = 1.0 / cost if cost > 0 else 1.0
+        strength = check_strength(strength)
+        tf = _tf()
+        if self.strength_variable is None:
+            self.strength_variable = tf.Variable(strength, trainable=False, dtype=tf.float32,
+                                                 name="regularizer_strength")
+            self._strength_bounds = (strength * 1e-2, strength * 1e2)
+        else:
+            self.strength_variable.assign(strength)
+        return self.strength_variable
+
+    def update_strength(self, target: float | None = None) -> float:
+        """One dual-ascent step towards the target; returns the new strength.
+
+        ``log(strength) += target_rate * (cost / target - 1)``, where cost is
+        `get_cost()` (dead channels removed). Above the target the strength grows, below
+        it shrinks, so the learned cost settles at the target without a strength sweep;
+        the multiplicative form covers strengths that differ by orders of magnitude
+        between models and cost units. The strength stays within 1e-2..1e2 times its
+        start: a far larger one makes every channel's penalty outweigh its use, so all
+        die at once. ``target`` overrides the regularizer's own for this step (the
+        `StrengthController` anneals it from the full cost down to the target, so the
+        cost, which lags the strength by the time weights take to shrink, can follow
+        without wind-up). Call it after every training step in a custom loop."""
+        if self.strength_variable is None:
+            self.init_strength()
+        goal = self.target if target is None else float(target)
+        cost = self.get_cost()
+        lo, hi = self._strength_bounds
+        value = float(self.strength_variable.numpy())
+        step = self.target_rate * (cost / goal - 1.0)
+        value *= math.exp(min(max(step, -1.0), 1.0))  # at most a factor e per update
+        value = min(max(value, lo), hi)
+        self.strength_variable.assign(value)
+        return value
 
     # --------------------------------------------------------------------- config
     def get_config(self) -> dict:
@@ -311,6 +391,8 @@ class NetworkRegularizer:
             "input_boundary": None if self.input_boundary is None else list(self.input_boundary),
             "frozen_layers": list(self.frozen_layers),
             "input_shape": None if self.input_shape is None else list(self.input_shape),
+            self._target_arg: self.target,
+            "target_rate": self.target_rate,
         }
 
     @classmethod
@@ -394,7 +476,8 @@ class RegularizedLoss(keras.losses.Loss):
     and divided by the number of replicas under tf.distribute, as Keras does for its
     own losses, so the gradient summed over replicas counts it once. With several model
     outputs wrap only one output's loss. ``strength`` is read when the train function
-    is traced: to change it, compile again. Not restorable from a saved model's compile
+    is traced: to change it, compile again; in target mode the regularizer's
+    `strength_variable` is read at every step instead. Not restorable from a saved model's compile
     config (the regularizer is bound to a live model): loading a saved compiled model
     restores only the base loss, with a warning; wrap it again before training.
     """
@@ -417,10 +500,12 @@ class RegularizedLoss(keras.losses.Loss):
     def __call__(self, y_true, y_pred, sample_weight=None):
         tf = _tf()
         value = self.base_loss(y_true, y_pred, sample_weight)
-        if self.strength == 0.0:
+        variable = getattr(self.regularizer, "strength_variable", None)
+        if variable is None and self.strength == 0.0:
             return value
+        strength = variable if variable is not None else tf.cast(self.strength, tf.float32)
         term = self.regularizer.get_regularization_term()
-        extra = _scale_for_replicas(tf.cast(self.strength, tf.float32) * term)
+        extra = _scale_for_replicas(tf.cast(strength, tf.float32) * term)
         return value + tf.cast(extra, value.dtype)
 
     def call(self, y_true, y_pred):  # __call__ is overridden; kept for the Loss API

@@ -1,5 +1,7 @@
-"""StructureLogger: a Keras callback that logs a regularizer's term, cost and alive
-counts to TensorBoard and exports the learned structure every N steps."""
+"""Keras callbacks for structure learning: StructureLogger logs a regularizer's term,
+cost and alive counts to TensorBoard and exports the learned structure every N steps;
+StrengthController drives target mode (the strength adapts until the cost settles at
+the target)."""
 
 from __future__ import annotations
 
@@ -9,7 +11,7 @@ import keras
 
 from regularizers.structure import export_structure
 
-__all__ = ["StructureLogger"]
+__all__ = ["StructureLogger", "StrengthController"]
 
 
 class StructureLogger(keras.callbacks.Callback):
@@ -27,12 +29,7 @@ class StructureLogger(keras.callbacks.Callback):
     def __init__(self, regularizer, log_dir=None, export_dir="learned_structure",
                  every_n_steps=100):
         super().__init__()
-        if isinstance(every_n_steps, bool) or not isinstance(every_n_steps, int) \
-                or every_n_steps < 1:
-            raise ValueError(
-                "Invalid value for argument `every_n_steps`: expected a positive int, "
-                f"received {every_n_steps!r}."
-            )
+        _check_every("every_n_steps", every_n_steps)
         if not hasattr(regularizer, "get_alive_counts"):
             raise ValueError(
                 "Invalid value for argument `regularizer`: expected a NetworkRegularizer, "
@@ -87,9 +84,78 @@ class StructureLogger(keras.callbacks.Callback):
             with self._writer.as_default(step=step):
                 _scalar("regularizer/term", term, step)
                 _scalar(f"regularizer/{reg.cost_name}", cost, step)
+                if getattr(reg, "strength_variable", None) is not None:
+                    _scalar("regularizer/strength", float(reg.strength_variable.numpy()), step)
                 for name, count in counts.items():
                     _scalar(f"alive/{name}", count, step)
             self._writer.flush()
+
+
+class StrengthController(keras.callbacks.Callback):
+    """Target mode in ``model.fit``: one `update_strength()` dual-ascent step every
+    ``every_n_steps`` batches, so the regularizer's cost settles at its target.
+
+    With ``anneal_steps`` the goal moves linearly from the cost at the start of
+    training down to the target over that many steps (then stays there), as in gradual
+    pruning: the cost only responds once weights have shrunk, and chasing a distant
+    target from the first step winds the strength up until every channel dies.
+
+    The regularizer must be in target mode (``LatencyRegularizer(..., target_ms=T)``)
+    and the model compiled with ``reg.wrap_loss(loss)``. ``history`` keeps
+    ``(step, cost, strength)`` of every update for inspection and plots."""
+
+    def __init__(self, regularizer, every_n_steps: int = 1, anneal_steps: int = 0):
+        super().__init__()
+        _check_every("every_n_steps", every_n_steps)
+        if isinstance(anneal_steps, bool) or not isinstance(anneal_steps, int) \
+                or anneal_steps < 0:
+            raise ValueError(
+                "Invalid value for argument `anneal_steps`: expected an int >= 0, "
+                f"received {anneal_steps!r}.")
+        if getattr(regularizer, "target", None) is None:
+            raise ValueError(
+                "Invalid value for argument `regularizer`: StrengthController needs a "
+                "regularizer in target mode (e.g. LatencyRegularizer(profile, model=model, "
+                f"target_ms=2.0)), received {regularizer!r}.")
+        self.regularizer = regularizer
+        self.every_n_steps = every_n_steps
+        self.anneal_steps = anneal_steps
+        self.history: list[tuple[int, float, float]] = []
+        self._batches = 0
+        self._start_cost: float | None = None
+
+    def on_train_begin(self, logs=None):
+        if self.regularizer.strength_variable is None:
+            raise ValueError(
+                "StrengthController: the regularizer has no strength variable yet; compile "
+                "the model with loss=reg.wrap_loss(loss) before fit().")
+        if self._start_cost is None:
+            self._start_cost = self.regularizer.get_cost()
+
+    def goal(self, step: int) -> float:
+        """The target the controller steers to at ``step`` (annealed)."""
+        target = self.regularizer.target
+        if not self.anneal_steps or self._start_cost is None \
+                or self._start_cost <= target:
+            return target
+        frac = min(1.0, step / self.anneal_steps)
+        return self._start_cost + frac * (target - self._start_cost)
+
+    def on_train_batch_end(self, batch, logs=None):
+        self._batches += 1
+        if self._batches % self.every_n_steps:
+            return
+        strength = self.regularizer.update_strength(self.goal(self._batches))
+        self.history.append((self._batches, self.regularizer.get_cost(), strength))
+        if logs is not None:
+            logs["reg_strength"] = strength
+
+
+def _check_every(name: str, value) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(
+            f"Invalid value for argument `{name}`: expected a positive int, "
+            f"received {value!r}.")
 
 
 def _scalar(tag: str, value: float, step: int) -> None:

@@ -67,13 +67,17 @@ class LatencyRegularizer(NetworkRegularizer):
         profile: a DeviceProfile, a path to a profile JSON, or a shipped profile name.
         model: the Keras model to regularize (bound once at construction).
         predictor: "lookup" (measured profiles), "roofline" (any profile) or "flops".
+        target_ms: target mode: the predicted latency (ms) training should settle at;
+            the strength adapts by dual ascent (`NetworkRegularizer.update_strength`,
+            driven by the `StrengthController` callback), so no strength sweep is needed.
         Other arguments as in `NetworkRegularizer`.
     """
 
     cost_name = "latency_ms"
+    _target_arg = "target_ms"
 
     def __init__(self, profile: Any, model: Any = None, predictor: str | None = None,
-                 **kwargs: Any):
+                 target_ms: float | None = None, **kwargs: Any):
         self.profile = load_profile(profile)
         self.predictor_name = predictor or ("lookup" if self.profile.samples else "roofline")
         if self.predictor_name == "lookup" and not self.profile.samples:
@@ -86,7 +90,8 @@ class LatencyRegularizer(NetworkRegularizer):
             raise ValueError("LatencyRegularizer needs a model: pass model=<keras.Model>.")
         self._items = work_items(model, self.profile.runtime_name)
         self._weight_bytes = sum(i.weight_bytes for i in self._items)
-        super().__init__(model=model, **kwargs)
+        self._cost_cache: dict[tuple, float] = {}
+        super().__init__(model=model, target=target_ms, **kwargs)
 
     # ------------------------------------------------------------------ hooks
     def costed_ops(self) -> list[ChannelOp]:
@@ -151,6 +156,9 @@ class LatencyRegularizer(NetworkRegularizer):
         profile's predictor itself (not the surrogate)."""
         alive, _ = self._group_state()
         alive = {g: float(a) for g, a in alive.items()}
+        key = tuple(sorted(alive.items()))
+        if key in self._cost_cache:  # alive counts change rarely; the predictor is slow
+            return self._cost_cache[key]
         items = []
         for op in self._ops:
             s: _Surrogate = op.payload
@@ -158,7 +166,12 @@ class LatencyRegularizer(NetworkRegularizer):
             fi, fo = self._fractions(s, a_in, self._alive(op.out_segments, alive))
             items.append(scale_item(s.item, float(fi), float(fo)))
         total, _ = predict_items(items, self.predictor)
+        self._cost_cache[key] = float(total)
         return float(total)
+
+    @property
+    def target_ms(self) -> float | None:
+        return self.target
 
     def get_config(self) -> dict:
         config = super().get_config()

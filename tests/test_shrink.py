@@ -1,0 +1,149 @@
+"""The shrink flow: data loading (digits, .npz) with clear errors, the end-to-end run
+on a tiny task (learned structure at the target, report files, a real LiteRT
+measurement), and the `latency-lab shrink` command's bad-input cases."""
+
+import json
+import os
+
+import numpy as np
+import pytest
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+import keras  # noqa: E402
+
+from latency_lab.cli import main  # noqa: E402
+from latency_lab.errors import LatencyLabError  # noqa: E402
+from latency_lab.predict import predict_model  # noqa: E402
+from regularizers.shrink import (digits_cnn, digits_task, full_structure, load_task,  # noqa: E402
+                                 shrink)
+
+PROFILE = "xeon_vm_2c_litert"  # a shipped measured LiteRT profile
+
+
+def test_digits_task_shapes_and_split():
+    t = digits_task(image_size=16, seed=0)
+    assert t.input_shape == (16, 16, 1) and t.classes == 10
+    assert len(t.x_train) + len(t.x_val) == 1797
+    # nearest up-sampling: every 2x2 block is constant
+    assert np.array_equal(t.x_train[:, ::2, ::2], t.x_train[:, 1::2, 1::2])
+    hard = digits_task(image_size=32, digit_size=16, noise=0.5, copies=2, seed=0)
+    assert hard.input_shape == (32, 32, 1) and len(hard.x_train) == 2 * len(t.x_train)
+    assert hard.name == "digits32-shift16-noise0.5"
+    with pytest.raises(ValueError, match="digit_size"):
+        digits_task(image_size=16, digit_size=24)
+
+
+def test_load_task_reads_npz_and_adds_channel_axis(tmp_path):
+    p = tmp_path / "d.npz"
+    rng = np.random.default_rng(0)
+    np.savez(p, x_train=rng.random((6, 8, 8)), y_train=np.arange(6) % 3,
+             x_test=rng.random((3, 8, 8)), y_test=np.eye(3)[[0, 1, 2]])
+    t = load_task(p)
+    assert t.input_shape == (8, 8, 1) and t.classes == 3
+    assert t.y_val.tolist() == [0, 1, 2]  # one-hot turned into indices
+    assert t.x_train.dtype == np.float32
+
+
+@pytest.mark.parametrize("arrays, message", [
+    ({"x_train": np.zeros((2, 4, 4, 1))}, "y_train"),
+    ({"x_train": np.zeros((2, 4, 4, 1)), "y_train": np.zeros(2)}, "no validation split"),
+    ({"x_train": np.zeros((2, 4)), "y_train": np.zeros(2), "x_val": np.zeros((2, 4)),
+      "y_val": np.zeros(2)}, "x_train has shape"),
+    ({"x_train": np.zeros((2, 4, 4, 1)), "y_train": np.zeros(3),
+      "x_val": np.zeros((2, 4, 4, 1)), "y_val": np.zeros(2)}, "y_train has shape"),
+    ({"x_train": np.zeros((2, 4, 4, 1)), "y_train": np.zeros(2),
+      "x_val": np.zeros((2, 5, 5, 1)), "y_val": np.zeros(2)}, "differ in shape"),
+    ({"x_train": np.full((2, 4, 4, 1), np.nan), "y_train": np.zeros(2),
+      "x_val": np.zeros((2, 4, 4, 1)), "y_val": np.zeros(2)}, "NaN"),
+    ({"x_train": np.zeros((2, 4, 4, 1)), "y_train": np.array([0.5, 1.0]),
+      "x_val": np.zeros((2, 4, 4, 1)), "y_val": np.zeros(2)}, "class indices"),
+])
+def test_load_task_bad_files_name_the_array(tmp_path, arrays, message):
+    p = tmp_path / "bad.npz"
+    np.savez(p, **arrays)
+    with pytest.raises(LatencyLabError, match=message):
+        load_task(p)
+
+
+def test_load_task_missing_and_corrupt(tmp_path):
+    with pytest.raises(LatencyLabError, match="does not exist"):
+        load_task(tmp_path / "nope.npz")
+    bad = tmp_path / "corrupt.npz"
+    bad.write_bytes(b"not a zip")
+    with pytest.raises(LatencyLabError, match="not a readable .npz"):
+        load_task(bad)
+
+
+def test_full_structure_lists_every_conv_and_dense():
+    m = digits_cnn((16, 16, 1), 10, widths=(4, 8))
+    assert full_structure(m) == {"conv1": 4, "conv2": 8, "logits": 10}
+
+
+def test_shrink_end_to_end_on_a_tiny_task(tmp_path):
+    task = digits_task(image_size=16, seed=0)
+    model = digits_cnn(task.input_shape, task.classes, widths=(8, 16, 16))
+    full_ms = predict_model(model, PROFILE).latency_ms
+    target = 0.6 * full_ms
+    events = []
+    r = shrink(model, task, PROFILE, target, pretrain_epochs=1, learn_epochs=1,
+               retrain_epochs=1, out_dir=tmp_path, seed=0,
+               on_event=lambda name, info: events.append(name))
+    assert list(r.rows) == ["full", "learned", "uniform"]
+    for name in ("learned", "uniform"):
+        row = r.rows[name]
+        # snapped to the target: at or below it, and every layer within its full width
+        assert row.predicted_ms <= target * (1 + 1e-9)
+        assert all(1 <= row.structure[k] <= v for k, v in r.rows["full"].structure.items())
+        assert row.measured_ms > 0 and np.isfinite(row.measured_ms)
+        assert 0.0 <= row.accuracy <= 1.0
+    assert r.rows["learned"].structure["logits"] == 10  # outputs never pruned
+    assert r.rows["full"].predicted_ms == pytest.approx(full_ms)
+    assert r.strength_history and all(s > 0 for _, _, s in r.strength_history)
+    for phase in ("pretrain", "baseline", "learn", "snap", "retrain", "measure", "done"):
+        assert phase in events
+    for f in ("report.md", "result.json", "accuracy_vs_latency.png", "channels.png",
+              "slim.keras"):
+        assert (tmp_path / f).stat().st_size > 0, f
+    assert list((tmp_path / "learned_structure").glob("structure_*.json"))
+    data = json.loads((tmp_path / "result.json").read_text())
+    assert data["rows"]["learned"]["structure"] == r.rows["learned"].structure
+    slim = keras.saving.load_model(tmp_path / "slim.keras")
+    assert full_structure(slim) == r.rows["learned"].structure
+    assert "| learned |" in (tmp_path / "report.md").read_text()
+
+
+def test_shrink_rejects_a_target_above_the_full_model():
+    task = digits_task(image_size=8)
+    model = digits_cnn(task.input_shape, task.classes, widths=(4,))
+    with pytest.raises(ValueError, match="not below the full model"):
+        shrink(model, task, PROFILE, 1e3, pretrain_epochs=0, measure=False)
+    with pytest.raises(ValueError, match="algorithm"):
+        shrink(model, task, PROFILE, 1e-3, algorithm="logistic_sigmoid")
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--model", "keras.applications.MobileNet"], "--model needs --data"),
+    (["--target-fraction", "1.5"], "--target-fraction must be in"),
+    (["--target-ms", "-1"], "--target-ms must be a positive"),
+    (["--learn-epochs", "0"], "--learn-epochs must be >= 1"),
+    (["--data", "/nonexistent/d.npz"], "does not exist"),
+    (["--target-ms", "1000"], "not below the full model"),
+])
+def test_shrink_cli_bad_input(capsys, tmp_path, argv, message):
+    rc = main(["shrink", "--profile", PROFILE, "--pretrain-epochs", "0",
+               "--out", str(tmp_path), *argv])
+    assert rc == 2
+    assert message in " ".join(capsys.readouterr().err.split())
+
+
+def test_shrink_cli_model_and_data_shape_mismatch(capsys, tmp_path):
+    p = tmp_path / "d.npz"
+    np.savez(p, x_train=np.zeros((4, 8, 8, 1)), y_train=np.zeros(4, int),
+             x_val=np.zeros((2, 8, 8, 1)), y_val=np.zeros(2, int))
+    m = digits_cnn((16, 16, 1), 10, widths=(4,))
+    mp = tmp_path / "m.keras"
+    m.save(mp)
+    rc = main(["shrink", "--profile", PROFILE, "--model", str(mp), "--data", str(p),
+               "--out", str(tmp_path / "o")])
+    assert rc == 2
+    assert "inputs of shape (16, 16, 1)" in " ".join(capsys.readouterr().err.split())
