@@ -163,7 +163,7 @@ def run_profile(run: ProfileRun) -> DeviceProfile:
         run.quick, seed=run.seed, max_samples=run.max_table_samples,
         runtime=runtime_info["name"])
     todo = [p for p in plan if p.key not in done_keys]
-    n_adaptive = run.adaptive_samples if run.adaptive_samples is not None else (0 if run.quick else 120)
+    n_adaptive = run.adaptive_samples if run.adaptive_samples is not None else (0 if run.quick else 100)
     plan_keys = {p.key for p in plan}
     # On --resume, samples outside the plan are adaptive ones already measured.
     n_adaptive_left = max(0, n_adaptive - sum(1 for s in done if s.key not in plan_keys))
