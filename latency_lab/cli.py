@@ -390,7 +390,7 @@ def render_validation(report) -> None:
         s.add_column(col, justify="right")
     for p, fig in report.summary().items():
         s.add_row(p, f"{100 * fig['within_5pct']:.0f}%", f"{100 * fig['within_10pct']:.0f}%",
-                  f"{fig['rmspe_pct']:.1f}", f"{fig['spearman']:.3f}", f"{fig['mean_error_pct']:+.1f}")
+                  f"{fig['rmspe_pct']:.1f}", "n/a" if fig["spearman"] is None else f"{fig['spearman']:.3f}", f"{fig['mean_error_pct']:+.1f}")
     console().print(s)
 
 

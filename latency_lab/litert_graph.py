@@ -55,7 +55,8 @@ def _options(obj: Any) -> dict:
             if isinstance(v, (int, float, bool, str, bytes))}
 
 
-def kernels_from_bytes(model_bytes: bytes, layer_names: Sequence[str] = ()) -> list[Kernel]:
+def kernels_from_bytes(model_bytes: bytes, layer_names: Sequence[str] = (),
+                       layer_types: dict[str, str] | None = None) -> list[Kernel]:
     """Operators of the main subgraph in execution order."""
     from ai_edge_litert import schema_py_generated as sc
 
@@ -63,7 +64,7 @@ def kernels_from_bytes(model_bytes: bytes, layer_names: Sequence[str] = ()) -> l
     names = _builtin_names()
     sg = model.subgraphs[0]
     out: list[Kernel] = []
-    index = _LayerIndex(layer_names)
+    index = _LayerIndex(layer_names, layer_types)
     for i, op in enumerate(sg.operators):
         code = model.operatorCodes[op.opcodeIndex]
         builtin = max(int(code.builtinCode), int(code.deprecatedBuiltinCode))
@@ -76,22 +77,45 @@ def kernels_from_bytes(model_bytes: bytes, layer_names: Sequence[str] = ()) -> l
             input_shapes=[tuple(int(d) for d in t.shape) if t.shape is not None else () for t in ins],
             output_shapes=[tuple(int(d) for d in t.shape) if t.shape is not None else () for t in outs],
             options=_options(op.builtinOptions), tensor_name=tname,
-            layers=index.layers_of(tname),
+            layers=index.layers_of(tname, name),
         ))
     return out
+
+
+# Keras layer classes a LiteRT kernel can come from: the kernel is named after such a
+# layer first when its fused output tensor names several (conv + BN + activation).
+_KERNEL_LAYER_TYPES = {
+    "CONV_2D": ("Conv2D", "SeparableConv2D", "Conv1D"),
+    "DEPTHWISE_CONV_2D": ("DepthwiseConv2D", "SeparableConv2D", "DepthwiseConv1D"),
+    "FULLY_CONNECTED": ("Dense", "EinsumDense"),
+    "BATCH_MATMUL": ("Dense", "EinsumDense"),
+    "TRANSPOSE_CONV": ("Conv2DTranspose",),
+    "MEAN": ("GlobalAveragePooling2D", "GlobalAveragePooling1D"),
+    "MAX_POOL_2D": ("MaxPooling2D",),
+    "AVERAGE_POOL_2D": ("AveragePooling2D",),
+    "ADD": ("Add",),
+    "SUB": ("Subtract",),
+    "MUL": ("Multiply",),
+    "MAXIMUM": ("Maximum",),
+    "CONCATENATION": ("Concatenate",),
+}
+_COMPUTE_TYPES = frozenset({"Conv1D", "Conv2D", "Conv3D", "SeparableConv2D", "DepthwiseConv2D",
+                            "Conv2DTranspose", "Dense", "EinsumDense"})
 
 
 class _LayerIndex:
     """Find Keras layer names inside TFLite tensor names. TensorFlow scopes add
     `_1`-style suffixes (`conv_1` for layer `conv`), so try the name as is, then
-    without the suffix."""
+    without the suffix. With layer types known, a fused kernel is attributed to the
+    layer whose class produces that kernel (the conv of conv + BN + ReLU)."""
 
     _suffix = re.compile(r"_\d+$")
 
-    def __init__(self, names: Sequence[str]):
+    def __init__(self, names: Sequence[str], types: dict[str, str] | None = None):
         self.names = set(names)
+        self.types = types or {}
 
-    def layers_of(self, tensor_name: str) -> list[str]:
+    def layers_of(self, tensor_name: str, op: str = "") -> list[str]:
         found: list[str] = []
         for part in tensor_name.split(";"):
             comps = part.split("/")
@@ -103,9 +127,15 @@ class _LayerIndex:
                             found.append(cand)
                         break
                     cand = self._suffix.sub("", cand)
-        # The kernel's own layer (conv, depthwise, dense) is named last by the converter
-        # in fused names; put compute layers first.
-        return sorted(found, key=lambda n: (not _is_main(n), found.index(n)))
+        expected = _KERNEL_LAYER_TYPES.get(op, ())
+
+        def rank(n: str) -> tuple:
+            t = self.types.get(n)
+            if t is None:  # types unknown: fall back on the name
+                return (1 if _is_main(n) else 2, found.index(n))
+            return (0 if t in expected else 1 if t in _COMPUTE_TYPES else 2, found.index(n))
+
+        return sorted(found, key=rank)
 
 
 _MAIN_HINTS = ("conv", "depthwise", "dense", "predictions", "project", "expand", "fc", "logits")
@@ -117,13 +147,37 @@ def _is_main(name: str) -> bool:
         t in low for t in ("relu", "bn", "batchnorm", "activation"))
 
 
+def _attribute_unnamed(kernels: list[Kernel], model: Any) -> None:
+    """Kernels whose output tensor names no layer (the model's outputs are renamed
+    `Identity`, `StatefulPartitionedCall:0`, ...) are given the first unclaimed Keras
+    layer of a class that produces that kernel and of the same output shape."""
+    claimed = {name for k in kernels for name in k.layers}
+    for k in kernels:
+        if k.layers or k.op not in _KERNEL_LAYER_TYPES or not k.output_shapes:
+            continue
+        shape = tuple(k.output_shapes[0][1:])
+        for layer in _all_layers(model):
+            if layer.name in claimed or type(layer).__name__ not in _KERNEL_LAYER_TYPES[k.op]:
+                continue
+            try:
+                out = tuple(int(d) for d in layer.output.shape[1:])
+            except (AttributeError, TypeError, ValueError):
+                continue
+            if out == shape:
+                k.layers = [layer.name]
+                claimed.add(layer.name)
+                break
+
+
 def litert_kernels(model: Any, batch_size: int = 1) -> tuple[list[Kernel], bytes]:
     """Convert a Keras model and return its kernels (and the LiteRT model bytes)."""
     from latency_lab.runtimes.litert import convert_keras_model
 
     data = convert_keras_model(model, batch_size=batch_size)
-    names = [layer.name for layer in _all_layers(model)]
-    return kernels_from_bytes(data, names), data
+    types = {layer.name: type(layer).__name__ for layer in _all_layers(model)}
+    kernels = kernels_from_bytes(data, list(types), types)
+    _attribute_unnamed(kernels, model)
+    return kernels, data
 
 
 def _all_layers(model: Any):

@@ -538,7 +538,7 @@ def _validate_v2(ctx: _Ctx, data: dict) -> dict:
 # ---------------------------------------------------------------------------------
 
 
-def write_json_atomic(path, data: dict) -> None:
+def write_json_atomic(path, data: dict, what: str = "the profile") -> None:
     """Write ``data`` as JSON to ``path`` atomically: a temporary file in the same
     directory, flushed and fsynced, then ``os.replace``. On any failure the temporary
     file is removed, an existing file at ``path`` is left untouched, and ProfileError
@@ -550,7 +550,7 @@ def write_json_atomic(path, data: dict) -> None:
                                    dir=directory)
     except OSError as e:
         raise ProfileError(
-            f"{path}: cannot write the profile: {e.strerror or e} (directory "
+            f"{path}: cannot write {what}: {e.strerror or e} (directory "
             f"'{directory}'); create the directory, make it writable, or choose another "
             f"output path.") from e
     try:
@@ -577,11 +577,11 @@ def write_json_atomic(path, data: dict) -> None:
             fix = "check free disk space and permissions, or choose another output path"
         elif isinstance(e, (TypeError, ValueError)):
             cause = f"data is not valid JSON ({e})"
-            fix = "this is a bug in the code that built the profile; please report it"
+            fix = f"this is a bug in the code that built {what}; please report it"
         else:
             cause = f"{type(e).__name__}: {e}"
             fix = "the previous file (if any) was left unchanged; try again"
-        raise ProfileError(f"{path}: could not write the profile: {cause}; {fix}.") from e
+        raise ProfileError(f"{path}: could not write {what}: {cause}; {fix}.") from e
     try:  # make the rename itself durable; not possible on every platform
         dfd = os.open(directory, os.O_RDONLY)
         try:

@@ -40,12 +40,15 @@ class ModelResult:
                 "error_pct": {p: self.error_pct(p) for p in self.predicted_ms}}
 
 
-def spearman(a: Sequence[float], b: Sequence[float]) -> float:
+def spearman(a: Sequence[float], b: Sequence[float]) -> float | None:
+    """Spearman rank correlation, or None (JSON null) when it is undefined: fewer than
+    three models, or all of one side equal."""
     from scipy.stats import spearmanr
 
     if len(a) < 3:
-        return float("nan")
-    return float(spearmanr(a, b).statistic)
+        return None
+    rho = float(spearmanr(a, b).statistic)
+    return None if np.isnan(rho) else rho
 
 
 def summarize(results: Sequence[ModelResult], predictor: str) -> dict:
@@ -142,7 +145,7 @@ def write_report(report: ValidationReport, out_dir: str | Path, worst: int = 3) 
     except OSError as exc:
         raise LatencyLabError(f"cannot create report directory {str(out)!r}: {exc}") from exc
     paths = [out / "validation.json", out / "scatter.png", out / "worst_layers.md"]
-    write_json_atomic(paths[0], report.to_dict())
+    write_json_atomic(paths[0], report.to_dict(), "the validation report")
     from latency_lab.plots import save_figure
 
     save_figure(scatter_figure(report), paths[1])

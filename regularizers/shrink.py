@@ -406,7 +406,7 @@ def write_report(result: ShrinkResult, out_dir: str | os.PathLike) -> list[Path]
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     paths = []
-    write_json_atomic(out / "result.json", result.to_dict())
+    write_json_atomic(out / "result.json", result.to_dict(), "the shrink result")
     paths.append(out / "result.json")
     paths.append(save_figure(_accuracy_figure(result), out / "accuracy_vs_latency.png"))
     paths.append(save_figure(_channels_figure(result), out / "channels.png"))

@@ -78,7 +78,7 @@ def export_structure(regularizer_or_alive_counts: Any, directory: str | os.PathL
         ) from e
     path = os.path.join(directory, structure_filename(step))
     try:
-        write_json_atomic(path, counts)
+        write_json_atomic(path, counts, "the structure")
     except ProfileError as e:
         raise ValueError(f"export_structure: cannot write {path!r}: {e}") from e
     return path

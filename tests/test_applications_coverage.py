@@ -5,7 +5,7 @@ not change."""
 
 import pytest
 
-keras = pytest.importorskip("keras")
+import keras  # noqa: E402  (a hard dependency: a missing install must fail, not skip)
 
 from latency_lab.analyze import analyze_model  # noqa: E402
 

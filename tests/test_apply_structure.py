@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-keras = pytest.importorskip("keras")
+import keras  # noqa: E402  (a hard dependency: a missing install must fail, not skip)
 L = keras.layers
 
 from regularizers import apply_structure, fit_to_target, scale_structure  # noqa: E402

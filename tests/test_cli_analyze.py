@@ -7,7 +7,7 @@ import warnings
 import pytest
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-keras = pytest.importorskip("keras")
+import keras  # noqa: E402  (a hard dependency: a missing install must fail, not skip)
 layers = keras.layers
 
 from latency_lab import costs  # noqa: E402

@@ -9,8 +9,8 @@ import collections
 
 import pytest
 
-tf = pytest.importorskip("tensorflow")
-keras = pytest.importorskip("keras")
+import tensorflow as tf  # noqa: E402
+import keras  # noqa: E402  (a hard dependency: a missing install must fail, not skip)
 
 from latency_lab.analyze import analyze_model  # noqa: E402
 

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-keras = pytest.importorskip("keras")
-tf = pytest.importorskip("tensorflow")
+import keras  # noqa: E402  (a hard dependency: a missing install must fail, not skip)
+import tensorflow as tf  # noqa: E402
 layers = keras.layers
 
 from regularizers.gates import ProbabilisticGate, gate_layers, insert_gates  # noqa: E402

@@ -5,7 +5,7 @@ import os
 import pytest
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-keras = pytest.importorskip("keras")
+import keras  # noqa: E402  (a hard dependency: a missing install must fail, not skip)
 L = keras.layers
 
 from regularizers.grouping import alive_count, build_channel_graph  # noqa: E402

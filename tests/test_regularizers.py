@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-keras = pytest.importorskip("keras")
-tf = pytest.importorskip("tensorflow")
+import keras  # noqa: E402  (a hard dependency: a missing install must fail, not skip)
+import tensorflow as tf  # noqa: E402
 L = keras.layers
 
 from regularizers import (  # noqa: E402
@@ -329,7 +329,8 @@ def test_group_lasso_value_and_gradient_only_reaches_source_kernels():
 
 
 def test_logistic_sigmoid_gradient_reaches_gate_logits_only():
-    gates = pytest.importorskip("regularizers.gates")
+    from regularizers import gates
+
     x = keras.Input((4, 4, 3))
     h = L.ReLU(name="r1")(L.BatchNormalization(name="bn1")(L.Conv2D(4, 1, name="c1")(x)))
     h = L.ReLU(name="r2")(L.Conv2D(4, 1, name="c2")(h))
@@ -352,7 +353,6 @@ def test_logistic_sigmoid_gradient_reaches_gate_logits_only():
 
 
 def test_logistic_sigmoid_without_gates_is_an_error():
-    pytest.importorskip("regularizers.gates")
     with pytest.raises(ValueError, match="insert_gates"):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")

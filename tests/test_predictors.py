@@ -1,0 +1,236 @@
+"""Predictors on hand-made profiles (exact at table points, monotone in channels,
+out-of-range and missing-op behaviour, hand-computed roofline and FLOPs baseline), the
+LiteRT kernel mapping of a small network (BN and activations fused, each kernel counted
+once under its own layer), and the predict / measure / validate command line."""
+
+import json
+import os
+
+import numpy as np
+import pytest
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+import keras  # noqa: E402
+
+from latency_lab import microbench  # noqa: E402
+from latency_lab.cli import main  # noqa: E402
+from latency_lab.errors import ProfileError, UnsupportedOpError  # noqa: E402
+from latency_lab.predict import predict_model, work_items  # noqa: E402
+from latency_lab.predictors import (FlopsBaseline, LookupTableModel, RooflineModel,  # noqa: E402
+                                    make_predictor)
+from latency_lab.profile import DeviceProfile, Sample  # noqa: E402
+
+L = keras.layers
+
+
+def _device_ms(op, cfg):
+    """A made-up device: 20 GFLOP/s, 10 GB/s, 1 us per op."""
+    w = microbench.work(op, cfg)
+    return max(w.flops / 2e10, w.bytes_total / 1e10) * 1e3 + 0.001
+
+
+def _profile(runtime="litert", overhead=None):
+    cfgs = [("conv2d", dict(h=h, w=h, cin=cin, cout=cout, k=3, s=1))
+            for h in (8, 16) for cin in (8, 16, 32) for cout in (8, 16, 32)]
+    cfgs += [("dense", dict(rows=1, cin=c, cout=10)) for c in (8, 16, 32, 64)]
+    cfgs += [("depthwise", dict(h=h, w=h, c=c, k=3, s=1)) for h in (8, 16) for c in (8, 16, 32)]
+    cfgs += [("add", dict(h=64, w=64, c=1024, broadcast=False))]
+    samples = [Sample(op, cfg, _device_ms(op, cfg), 0.0, 5, (_device_ms(op, cfg),) * 5)
+               for op, cfg in cfgs]
+    return DeviceProfile.create(
+        device={"kind": "cpu", "name": "hand-made cpu", "fingerprint": None, "info": {}},
+        runtime={"name": runtime, "version": "test", "backend": "xnnpack", "device": "cpu",
+                 "threads": 1, "dtype": "float32", "batch": 1},
+        roofline=microbench.ceilings_from_samples(samples), samples=samples,
+        overhead=overhead)
+
+
+def _conv(h=12, cin=12, cout=12):
+    return ("conv2d", dict(h=h, w=h, cin=cin, cout=cout, k=3, s=1))
+
+
+def test_lookup_is_exact_at_table_points_and_scores_one():
+    prof = _profile()
+    est = LookupTableModel(prof).fit()
+    X = [(s.op, s.config) for s in prof.samples]
+    y = np.array([s.median_ms for s in prof.samples])
+    np.testing.assert_array_equal(est.predict(X), y)
+    assert est.score(X, y) == 1.0
+
+
+def test_lookup_is_monotone_in_channels_between_table_points():
+    est = LookupTableModel(_profile()).fit()
+    by_out = est.predict([_conv(cout=c) for c in range(8, 33, 2)])
+    by_in = est.predict([_conv(cin=c) for c in range(8, 33, 2)])
+    assert np.all(np.diff(by_out) > 0) and np.all(np.diff(by_in) > 0)
+    # between table points it stays close to the device it was measured on
+    truth = np.array([_device_ms(*_conv(cout=c)) for c in range(8, 33, 2)])
+    assert np.max(np.abs(by_out / truth - 1)) < 0.1
+
+
+def test_lookup_out_of_range_clamps_or_names_the_configuration():
+    prof = _profile()
+    edge = LookupTableModel(prof).fit().predict([_conv(cout=32)])[0]
+    beyond = LookupTableModel(prof).fit().predict([_conv(cout=64)])[0]
+    assert np.isfinite(beyond) and beyond > edge  # roofline scaling carries it past the edge
+    strict = LookupTableModel(prof, out_of_range="error").fit()
+    with pytest.raises(UnsupportedOpError, match=r"'conv2d'.*'cout': 64.*outside"):
+        strict.predict([_conv(cout=64)])
+
+
+def test_lookup_missing_op_falls_back_or_is_an_error():
+    prof = _profile()
+    cfg = ("global_pool", dict(h=8, w=8, c=16))
+    assert LookupTableModel(prof).fit().predict([cfg])[0] > 0
+    with pytest.raises(UnsupportedOpError, match=r"no lookup table for op 'global_pool'"):
+        LookupTableModel(prof, missing_op="error").fit().predict([cfg])
+    with pytest.raises(ValueError, match="out_of_range"):
+        LookupTableModel(prof, out_of_range="extrapolate").fit()
+
+
+def test_roofline_hand_computed():
+    # t4: 8.1 TFLOP/s for every class and 300 GB/s (MorphNet's table), no overheads
+    est = RooflineModel("t4").fit()
+    op, cfg = "conv2d", dict(h=8, w=8, cin=16, cout=16, k=3, s=1)
+    flops = 2 * 8 * 8 * 3 * 3 * 16 * 16
+    assert microbench.work(op, cfg).flops == flops
+    nbytes = microbench.work(op, cfg).bytes_total
+    expected = max(flops / 8.1e12, nbytes / 300e9) * 1e3
+    assert est.predict([(op, cfg)])[0] == pytest.approx(expected, rel=1e-12)
+    assert est.bound(op, cfg) == ("compute" if flops / 8.1e12 > nbytes / 300e9 else "memory")
+    # with overheads: the per-op one is added to every kernel
+    prof = _profile(overhead={"per_op_ms": 0.002, "per_invocation_ms": 0.001})
+    r = RooflineModel(prof).fit()
+    peak = prof.roofline["compute_flops_per_s"]["dense"]
+    bw = prof.roofline["memory_bytes_per_s"]
+    assert r.predict([(op, cfg)])[0] == pytest.approx(
+        max(flops / peak, nbytes / bw) * 1e3 + 0.002, rel=1e-12)
+
+
+def test_flops_baseline_is_one_flop_weighted_constant():
+    prof = _profile()
+    est = FlopsBaseline(prof).fit()
+    rows = [s for s in prof.samples if microbench.work(s.op, s.config).flops > 0]
+    c = sum(s.median_ms for s in rows) / sum(microbench.work(s.op, s.config).flops for s in rows)
+    assert est.ms_per_flop_ == pytest.approx(c, rel=1e-12)
+    a, b = est.predict([_conv(cout=8), _conv(cout=16)])
+    assert b / a == pytest.approx(2.0, rel=1e-12)
+
+
+def test_unknown_predictor_and_lookup_on_a_spec_profile():
+    with pytest.raises(ProfileError, match="unknown predictor 'magic'"):
+        make_predictor("magic", "t4")
+    with pytest.raises(ProfileError, match="no lookup-table samples"):
+        make_predictor("lookup", "t4")
+
+
+# ---------------------------------------------------------------- LiteRT mapping
+
+
+def _small_net():
+    x = keras.Input((16, 16, 3))
+    h = L.Conv2D(8, 3, padding="same", name="stem")(x)
+    h = L.BatchNormalization(name="stem_bn")(h)
+    h = L.ReLU(name="stem_relu")(h)
+    h = L.DepthwiseConv2D(3, padding="same", name="dw")(h)
+    h = L.BatchNormalization(name="dw_bn")(h)
+    h = L.ReLU(6.0, name="dw_relu6")(h)
+    h = L.GlobalAveragePooling2D(name="gap")(h)
+    y = L.Dense(4, name="head")(h)
+    return keras.Model(x, y, name="small")
+
+
+def test_litert_kernels_fuse_bn_and_activations_and_keep_layer_names():
+    items = work_items(_small_net(), "litert")
+    assert [(i.layer, i.layer_type, i.kernel) for i in items] == [
+        ("stem", "Conv2D", "CONV_2D"),
+        ("dw", "DepthwiseConv2D", "DEPTHWISE_CONV_2D"),
+        ("gap", "GlobalAveragePooling2D", "MEAN"),
+        ("head", "Dense", "FULLY_CONNECTED"),
+    ]
+    assert items[0].configs == [("conv2d", dict(h=16, w=16, cin=3, cout=8, k=3, s=1))]
+    assert items[1].configs == [("depthwise", dict(h=16, w=16, c=8, k=3, s=1))]
+    assert items[3].configs == [("dense", dict(rows=1, cin=8, cout=4))]
+
+
+def test_network_prediction_is_the_sum_of_its_kernels_plus_one_invocation():
+    prof = _profile(overhead={"per_op_ms": 0.0, "per_invocation_ms": 0.003})
+    res = predict_model(_small_net(), prof, "roofline")
+    assert [l.name for l in res.layers] == ["stem", "dw", "gap", "head"]
+    est = RooflineModel(prof).fit()
+    kernels = [c for i in work_items(_small_net(), "litert") for c in i.configs]
+    # each single-op figure holds one invocation, which the network pays only once
+    per_kernel = np.maximum(est.predict(kernels) - 0.003, 0.0)
+    assert res.latency_ms == pytest.approx(0.003 + per_kernel.sum(), rel=1e-9)
+    assert sum(l.latency_ms for l in res.layers) == pytest.approx(res.latency_ms - 0.003)
+
+
+# ------------------------------------------------------------------ command line
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory):
+    d = tmp_path_factory.mktemp("pred")
+    model_path = d / "small.keras"
+    _small_net().save(model_path)
+    litert = d / "litert.json"
+    _profile().save(litert)
+    keras_prof = d / "keras.json"
+    _profile(runtime="keras").save(keras_prof)
+    return {"model": str(model_path), "litert": str(litert), "keras": str(keras_prof)}
+
+
+def test_predict_json_shape(capsys, files):
+    assert main(["predict", files["model"], "--profile", files["litert"], "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert {"model", "profile", "latency_ms", "layers"} <= set(data)
+    assert data["latency_ms"] > 0 and data["profile"] == files["litert"]
+    assert [l["name"] for l in data["layers"]] == ["stem", "dw", "gap", "head"]
+    for layer in data["layers"]:
+        assert set(layer) == {"name", "type", "latency_ms", "bound"}
+        assert layer["bound"] in ("compute", "memory", "overhead")
+
+
+def test_measure_json_shape(capsys, files):
+    assert main(["measure", files["model"], "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert {"model", "runtime", "threads", "median_ms", "iqr_ms", "repeats", "device"} <= set(data)
+    assert data["runtime"] == "litert" and data["threads"] == 1
+    assert data["median_ms"] > 0 and data["iqr_ms"] >= 0 and data["repeats"] >= 1
+    assert {"name", "fingerprint"} <= set(data["device"])
+
+
+def test_validate_writes_report(capsys, files, tmp_path):
+    rc = main(["validate", "--profile", files["litert"], files["model"],
+               "--report", str(tmp_path)])
+    assert rc == 0
+    report = json.loads((tmp_path / "validation.json").read_text())
+    text = json.dumps(report)
+    for key in ("lookup", "roofline", "flops", "spearman", "rmspe"):
+        assert key in text, key
+    # one model: the rank correlation is undefined, written as null (not NaN)
+    assert report["summary"]["lookup"]["spearman"] is None
+    assert "n/a" in capsys.readouterr().out
+    assert (tmp_path / "scatter.png").stat().st_size > 0
+
+
+def test_validate_refuses_a_datasheet_profile(capsys, files):
+    assert main(["validate", "--profile", "t4", files["model"]]) == 2
+    assert "datasheet profile" in " ".join(capsys.readouterr().err.split())
+
+
+def test_predict_with_a_keras_profile_predicts_keras_layers(capsys, files):
+    # a profile of another runtime predicts that runtime's layers (BN and ReLU run as
+    # their own ops in Keras), not LiteRT's fused kernels
+    assert main(["predict", files["model"], "--profile", files["keras"], "--json"]) == 0
+    names = [l["name"] for l in json.loads(capsys.readouterr().out)["layers"]]
+    assert "stem" in names and "head" in names and len(names) > 4
+
+
+def test_a_kernel_without_a_latency_model_is_an_error_naming_it():
+    from latency_lab.litert_graph import Kernel, bench_configs
+
+    k = Kernel(3, "UNIDIRECTIONAL_SEQUENCE_LSTM", [(1, 5, 4)], [(1, 5, 8)],
+               tensor_name="model/lstm/x", layers=["lstm"])
+    with pytest.raises(UnsupportedOpError, match=r"UNIDIRECTIONAL_SEQUENCE_LSTM \(layer 'lstm'"):
+        bench_configs(k)
