@@ -474,7 +474,21 @@ def table_plan(quick: bool, seed: int = 0, max_samples: int | None = None,
             if k not in seen:
                 seen.add(k)
                 plan.append(PlannedSample(op, cfg, "table"))
+    for op, cfg in coverage_configs(quick):
+        k = sample_key(op, cfg)
+        if k not in seen:
+            seen.add(k)
+            plan.append(PlannedSample(op, cfg, "table"))
     return plan
+
+
+def coverage_configs(quick: bool) -> list[tuple[str, Config]]:
+    """Regular convs with 5x5 and 7x7 kernels at strides 1 and 2: the application
+    families have almost none (5x5 and 7x7 appear as depthwise convs and one ResNet
+    stem), yet user networks and searched architectures use them."""
+    sizes = ((28, 32),) if quick else ((56, 32), (28, 64), (14, 128))
+    return [("conv2d", dict(h=h, w=h, cin=c, cout=c, k=k, s=s))
+            for h, c in sizes for k in (5, 7) for s in (1, 2)]
 
 
 # --------------------------------------------------------- derived figures
