@@ -479,6 +479,11 @@ def table_plan(quick: bool, seed: int = 0, max_samples: int | None = None,
         if k not in seen:
             seen.add(k)
             plan.append(PlannedSample(op, cfg, "table"))
+    # Measured in a shuffled order: on a shared machine the noise comes in spells of
+    # seconds to minutes, and measuring one op kind after another turned each spell
+    # into a bias of a whole op kind; shuffled, it is per-sample noise the table's
+    # regressor averages out. A --budget cut also leaves every op kind some samples.
+    rng.shuffle(plan)
     return plan
 
 

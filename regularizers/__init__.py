@@ -48,14 +48,7 @@ def __getattr__(name):  # lazy: gates and the latency regularizer live in other 
 
         return getattr(gates, name)
     if name == "LatencyRegularizer":
-        try:
-            from regularizers.latency import LatencyRegularizer
-        except ModuleNotFoundError as e:
-            if e.name != "regularizers.latency":
-                raise
-            raise AttributeError(
-                "regularizers.LatencyRegularizer is not available: regularizers/latency.py "
-                "is missing from this installation."
-            ) from None
+        from regularizers.latency import LatencyRegularizer
+
         return LatencyRegularizer
     raise AttributeError(f"module 'regularizers' has no attribute {name!r}")

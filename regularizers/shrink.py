@@ -14,7 +14,12 @@ Steps (each reported through ``on_event``):
      to ``out_dir/learned_structure/`` as it goes;
   3. snap it to the target: `fit_to_target` scales the learned widths uniformly so the
      predicted latency meets the target (MorphNet's expand step), since a structure
-     learned in a short run rarely lands exactly on it;
+     learned in a short run rarely lands exactly on it. With ``measure=True`` the
+     snapped network is then timed on the profile's runtime and, if it misses the
+     target by more than ``snap_tolerance``, snapped again to a goal corrected by
+     measured / predicted (at most ``snap_rounds`` times): the profile's bias on this
+     particular network is taken out, so learned and uniform models meet at the same
+     measured latency;
   4. `apply_structure` (surviving weights carried) and retrain;
   5. the baseline (built right after step 1, from the pretrained weights): the model
      scaled uniformly to the same target and retrained for ``learn_epochs +
@@ -254,6 +259,7 @@ class ShrinkResult:
     learned_raw: dict[str, int]
     learned_raw_ms: float
     snap_factor: float
+    snap_goal_ms: dict[str, float]
     strength_history: list[tuple[int, float, float]]
     files: list[str] = dataclasses.field(default_factory=list)
 
@@ -261,6 +267,12 @@ class ShrinkResult:
         d = dataclasses.asdict(self)
         d["rows"] = {k: v.to_dict() for k, v in self.rows.items()}
         return d
+
+
+def _probe_timing():
+    from latency_lab.timing import TimingConfig
+
+    return TimingConfig(warmup_runs=2, min_time_s=0.05, repeats=5)
 
 
 def _measure(model, prof, timing=None):
@@ -277,6 +289,7 @@ def shrink(model, task: Task, profile: Any, target_ms: float, *, algorithm: str 
            pretrain_epochs: int = 6, learn_epochs: int = 8, retrain_epochs: int = 6,
            learning_rate: float = 5e-3, batch_size: int = 32, threshold: float = 1e-2,
            align: int = 1, baseline: bool = True, measure: bool = True, seed: int = 0,
+           snap_rounds: int = 2, snap_tolerance: float = 0.05,
            out_dir: str | os.PathLike | None = None,
            on_event: Callable[[str, dict], None] | None = None) -> ShrinkResult:
     """Learn, snap, apply, retrain; compare with uniform width scaling. See the module
@@ -316,6 +329,24 @@ def shrink(model, task: Task, profile: Any, target_ms: float, *, algorithm: str 
     def predicted(m) -> float:
         return float(predict_model(m, prof, predictor).latency_ms)
 
+    goals: dict[str, float] = {}
+
+    def snap(name: str, structure: dict) -> tuple[float, dict]:
+        """fit_to_target, then (measuring) re-aim by measured / predicted."""
+        goal = target_ms
+        factor, snapped, _ = fit_to_target(model, structure, prof, goal, predictor=predictor,
+                                           align=align)
+        for _ in range(snap_rounds if measure else 0):
+            probe = apply_structure(model, snapped, copy_weights=False, align=align)
+            measured = _measure(probe, prof, _probe_timing()).median_ms
+            if abs(measured / target_ms - 1) <= snap_tolerance:
+                break
+            goal *= target_ms / measured
+            factor, snapped, _ = fit_to_target(model, structure, prof, goal,
+                                               predictor=predictor, align=align)
+        goals[name] = goal
+        return factor, snapped
+
     full = full_structure(model)
     full_ms = predicted(model)
     if target_ms >= full_ms:
@@ -332,8 +363,7 @@ def shrink(model, task: Task, profile: Any, target_ms: float, *, algorithm: str 
     if baseline:
         baseline_epochs = learn_epochs + retrain_epochs
         emit("baseline", {"epochs": baseline_epochs})
-        _, uniform_s, _ = fit_to_target(model, full, prof, target_ms, predictor=predictor,
-                                        align=align)
+        _, uniform_s = snap("uniform", full)
         uniform = apply_structure(model, uniform_s, copy_weights=True, align=align)
         train(uniform, task, baseline_epochs, learning_rate=learning_rate,
               batch_size=batch_size, callbacks=[_Epochs("baseline", baseline_epochs)],
@@ -358,8 +388,7 @@ def shrink(model, task: Task, profile: Any, target_ms: float, *, algorithm: str 
 
     # 4. snap the learned widths to the target
     emit("snap", {"learned_ms": learned_raw_ms})
-    factor, learned, _ = fit_to_target(model, learned_raw, prof, target_ms,
-                                       predictor=predictor, align=align)
+    factor, learned = snap("learned", learned_raw)
 
     # 5. apply and retrain
     emit("retrain", {"epochs": retrain_epochs})
@@ -382,7 +411,7 @@ def shrink(model, task: Task, profile: Any, target_ms: float, *, algorithm: str 
     result = ShrinkResult(target_ms=float(target_ms), profile=str(profile) if not hasattr(
         profile, "device_name") else prof.device_name, runtime=dict(prof.runtime),
         algorithm=algorithm, rows=rows, learned_raw=learned_raw,
-        learned_raw_ms=float(learned_raw_ms), snap_factor=float(factor),
+        learned_raw_ms=float(learned_raw_ms), snap_factor=float(factor), snap_goal_ms=goals,
         strength_history=list(controller.history))
     if out is not None:
         out.mkdir(parents=True, exist_ok=True)
@@ -426,7 +455,9 @@ def report_markdown(result: ShrinkResult) -> str:
         f"Profile {result.profile} ({rt.get('name')} {rt.get('version')}, "
         f"{rt.get('threads')} thread(s)); algorithm {result.algorithm}. The learned "
         f"structure was predicted at {result.learned_raw_ms:.4g} ms at the end of "
-        f"training and scaled by {result.snap_factor:.3f} to meet the target.",
+        f"training and scaled by {result.snap_factor:.3f} to meet the target (predicted "
+        "goals after the measured correction: "
+        + ", ".join(f"{k} {v:.4g} ms" for k, v in result.snap_goal_ms.items()) + ").",
         "",
         "| model | accuracy | predicted ms | measured ms | vs target | params |",
         "|---|---:|---:|---:|---:|---:|",

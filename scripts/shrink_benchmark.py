@@ -8,7 +8,9 @@ shrink CNN (`regularizers.shrink.digits_cnn`). For every seed the model is pretr
 once; for every target (a fraction of the full model's predicted latency) `shrink`
 learns a structure in target mode, snaps it to the target, retrains it, and builds the
 uniform baseline from the same pretrained weights with as many epochs after
-pretraining. Both are measured with LiteRT (the profile's runtime and threads).
+pretraining. Both are snapped to the target with the measured correction (`shrink`
+re-aims by measured / predicted when a snapped network misses the target by > 5%) and
+measured with LiteRT (the profile's runtime and threads).
 
 "Equal measured latency": besides the pair at each target, the uniform models of one
 seed form an accuracy-vs-measured-latency curve; the learned model is compared with that
@@ -80,7 +82,8 @@ def main(argv=None) -> int:
             row = {"seed": seed, "fraction": frac, "target_ms": target,
                    "full_accuracy": r.rows["full"].accuracy,
                    "full_measured_ms": r.rows["full"].measured_ms,
-                   "learned_raw_ms": r.learned_raw_ms, "snap_factor": r.snap_factor}
+                   "learned_raw_ms": r.learned_raw_ms, "snap_factor": r.snap_factor,
+                   "snap_goal_ms": r.snap_goal_ms}
             for name in ("learned", "uniform"):
                 m = r.rows[name]
                 row.update({f"{name}_accuracy": m.accuracy, f"{name}_predicted_ms": m.predicted_ms,

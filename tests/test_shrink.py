@@ -91,8 +91,10 @@ def test_shrink_end_to_end_on_a_tiny_task(tmp_path):
     assert list(r.rows) == ["full", "learned", "uniform"]
     for name in ("learned", "uniform"):
         row = r.rows[name]
-        # snapped to the target: at or below it, and every layer within its full width
-        assert row.predicted_ms <= target * (1 + 1e-9)
+        # snapped to the (measured-corrected) goal: at or below it, and every layer
+        # within its full width; the correction only re-aims by measured / predicted
+        assert row.predicted_ms <= r.snap_goal_ms[name] * (1 + 1e-9)
+        assert 0.2 * target < r.snap_goal_ms[name] < 5 * target
         assert all(1 <= row.structure[k] <= v for k, v in r.rows["full"].structure.items())
         assert row.measured_ms > 0 and np.isfinite(row.measured_ms)
         assert 0.0 <= row.accuracy <= 1.0
@@ -147,3 +149,25 @@ def test_shrink_cli_model_and_data_shape_mismatch(capsys, tmp_path):
                "--out", str(tmp_path / "o")])
     assert rc == 2
     assert "inputs of shape (16, 16, 1)" in " ".join(capsys.readouterr().err.split())
+
+
+def test_shrink_cli_on_a_user_model_and_npz(capsys, tmp_path):
+    task = digits_task(image_size=16, seed=1)
+    p = tmp_path / "d.npz"
+    np.savez(p, x_train=task.x_train[:256], y_train=task.y_train[:256],
+             x_val=task.x_val[:64], y_val=task.y_val[:64])
+    mp = tmp_path / "user.keras"
+    digits_cnn((16, 16, 1), 10, widths=(8, 16)).save(mp)
+    out = tmp_path / "out"
+    rc = main(["shrink", "--profile", PROFILE, "--model", str(mp), "--data", str(p),
+               "--target-fraction", "0.6", "--pretrain-epochs", "1", "--learn-epochs", "1",
+               "--retrain-epochs", "1", "--no-baseline", "--align", "2", "--out", str(out),
+               "--json"])
+    assert rc == 0
+    data = json.loads(capsys.readouterr().out)
+    assert list(data["rows"]) == ["full", "learned"]
+    learned = data["rows"]["learned"]
+    assert learned["predicted_ms"] <= data["snap_goal_ms"]["learned"] * (1 + 1e-9)
+    assert learned["measured_ms"] > 0
+    assert all(v % 2 == 0 for k, v in learned["structure"].items() if k != "logits")
+    assert (out / "report.md").exists() and (out / "slim.keras").exists()
