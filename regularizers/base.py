@@ -354,7 +354,7 @@ class NetworkRegularizer:
             self.strength_variable.assign(strength)
         return self.strength_variable
 
-    def update_strength(self, target: float | None = None) -> float:
+    def update_strength(self, target: float | None = None, cost: float | None = None) -> float:
         """One dual-ascent step towards the target; returns the new strength.
 
         ``log(strength) += target_rate * (cost / target - 1)``, where cost is
@@ -366,11 +366,12 @@ class NetworkRegularizer:
         die at once. ``target`` overrides the regularizer's own for this step (the
         `StrengthController` anneals it from the full cost down to the target, so the
         cost, which lags the strength by the time weights take to shrink, can follow
-        without wind-up). Call it after every training step in a custom loop."""
+        without wind-up). ``cost`` passes a `get_cost()` the caller already has. Call it
+        after every training step in a custom loop."""
         if self.strength_variable is None:
             self.init_strength()
         goal = self.target if target is None else float(target)
-        cost = self.get_cost()
+        cost = self.get_cost() if cost is None else float(cost)
         lo, hi = self._strength_bounds
         value = float(self.strength_variable.numpy())
         step = self.target_rate * (cost / goal - 1.0)

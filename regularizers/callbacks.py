@@ -145,8 +145,9 @@ class StrengthController(keras.callbacks.Callback):
         self._batches += 1
         if self._batches % self.every_n_steps:
             return
-        strength = self.regularizer.update_strength(self.goal(self._batches))
-        self.history.append((self._batches, self.regularizer.get_cost(), strength))
+        cost = self.regularizer.get_cost()  # one evaluation of the groups per update
+        strength = self.regularizer.update_strength(self.goal(self._batches), cost=cost)
+        self.history.append((self._batches, cost, strength))
         if logs is not None:
             logs["reg_strength"] = strength
 
