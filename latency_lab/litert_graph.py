@@ -55,16 +55,17 @@ def _options(obj: Any) -> dict:
             if isinstance(v, (int, float, bool, str, bytes))}
 
 
-def kernels_from_bytes(model_bytes: bytes, layer_names: Sequence[str] = (),
-                       layer_types: dict[str, str] | None = None) -> list[Kernel]:
-    """Operators of the main subgraph in execution order."""
+def kernels_from_bytes(model_bytes: bytes, layer_types: dict[str, str] | None = None,
+                       ) -> list[Kernel]:
+    """Operators of the main subgraph in execution order; ``layer_types`` ({Keras layer
+    name: class name}) lets each kernel be named after the layer it comes from."""
     from ai_edge_litert import schema_py_generated as sc
 
     model = sc.ModelT.InitFromPackedBuf(model_bytes, 0)
     names = _builtin_names()
     sg = model.subgraphs[0]
     out: list[Kernel] = []
-    index = _LayerIndex(layer_names, layer_types)
+    index = _LayerIndex(layer_types or {})
     for i, op in enumerate(sg.operators):
         code = model.operatorCodes[op.opcodeIndex]
         builtin = max(int(code.builtinCode), int(code.deprecatedBuiltinCode))
@@ -111,9 +112,9 @@ class _LayerIndex:
 
     _suffix = re.compile(r"_\d+$")
 
-    def __init__(self, names: Sequence[str], types: dict[str, str] | None = None):
-        self.names = set(names)
-        self.types = types or {}
+    def __init__(self, types: dict[str, str]):
+        self.names = set(types)
+        self.types = types
 
     def layers_of(self, tensor_name: str, op: str = "") -> list[str]:
         found: list[str] = []
@@ -130,21 +131,10 @@ class _LayerIndex:
         expected = _KERNEL_LAYER_TYPES.get(op, ())
 
         def rank(n: str) -> tuple:
-            t = self.types.get(n)
-            if t is None:  # types unknown: fall back on the name
-                return (1 if _is_main(n) else 2, found.index(n))
+            t = self.types[n]
             return (0 if t in expected else 1 if t in _COMPUTE_TYPES else 2, found.index(n))
 
         return sorted(found, key=rank)
-
-
-_MAIN_HINTS = ("conv", "depthwise", "dense", "predictions", "project", "expand", "fc", "logits")
-
-
-def _is_main(name: str) -> bool:
-    low = name.lower()
-    return any(h in low for h in _MAIN_HINTS) and not any(
-        t in low for t in ("relu", "bn", "batchnorm", "activation"))
 
 
 def _attribute_unnamed(kernels: list[Kernel], model: Any) -> None:
@@ -175,7 +165,7 @@ def litert_kernels(model: Any, batch_size: int = 1) -> tuple[list[Kernel], bytes
 
     data = convert_keras_model(model, batch_size=batch_size)
     types = {layer.name: type(layer).__name__ for layer in _all_layers(model)}
-    kernels = kernels_from_bytes(data, list(types), types)
+    kernels = kernels_from_bytes(data, types)
     _attribute_unnamed(kernels, model)
     return kernels, data
 
