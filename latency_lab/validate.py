@@ -101,7 +101,7 @@ def validate(models: Iterable[tuple[str, Any]], profile: Any,
     """Measure and predict every model. `measurements` ({name: (median_ms, iqr_ms)})
     replaces measuring with earlier figures of the same models on this machine, for
     iterating on predictors; a name missing from it is measured."""
-    from latency_lab.runtimes import get as get_runtime
+    from latency_lab.runtimes import for_profile as runtime_for_profile
 
     prof = load_profile(profile)
     runtime_name = check_runtime(prof)
@@ -111,8 +111,7 @@ def validate(models: Iterable[tuple[str, Any]], profile: Any,
         if p not in PREDICTORS:
             raise ProfileError(f"unknown predictor {p!r}; choose from {', '.join(PREDICTORS)}")
     estimators = {p: make_predictor(p, prof) for p in predictors}
-    runtime = get_runtime(runtime_name, threads=prof.threads or 1,
-                          device=prof.runtime.get("device") or "cpu")
+    runtime = runtime_for_profile(prof)
     timing = timing or TimingConfig(warmup_runs=3, min_time_s=0.1, repeats=9, max_retries=2)
     results = []
     for name, model in models:

@@ -276,13 +276,11 @@ def _probe_timing():
 
 
 def _measure(model, prof, timing=None):
-    from latency_lab.runtimes import get as get_runtime
+    from latency_lab.runtimes import for_profile
     from latency_lab.timing import TimingConfig
 
-    rt = get_runtime(prof.runtime_name, threads=int(prof.runtime.get("threads") or 1),
-                     device=prof.runtime.get("device") or "cpu")
-    return rt.measure_model(model, timing or TimingConfig(warmup_runs=3, min_time_s=0.1,
-                                                          repeats=9))
+    return for_profile(prof).measure_model(
+        model, timing or TimingConfig(warmup_runs=3, min_time_s=0.1, repeats=9))
 
 
 def shrink(model, task: Task, profile: Any, target_ms: float, *, algorithm: str = "gamma",

@@ -23,16 +23,6 @@ STRENGTHS = (0.0, 0.3, 1.0, 3.0)
 ALGORITHMS = ("gamma", "group_lasso", "logistic_sigmoid")
 
 
-def digits(seed: int = 0):
-    import numpy as np
-    from sklearn.datasets import load_digits
-    from sklearn.model_selection import train_test_split
-
-    d = load_digits()
-    x = (d.images / 16.0).astype("float32")[..., None]
-    return train_test_split(x, d.target, test_size=0.25, random_state=seed, stratify=d.target)
-
-
 def build(seed: int):
     import keras
 
@@ -57,8 +47,10 @@ def run(algorithm: str, strength: float, profile: str, epochs: int, seed: int) -
     import numpy as np
 
     from regularizers import FlopsRegularizer, LatencyRegularizer, insert_gates
+    from regularizers.shrink import digits_task
 
-    xtr, xva, ytr, yva = digits(seed)
+    task = digits_task(image_size=8, seed=seed)  # the 8x8 images as shipped
+    xtr, xva, ytr, yva = task.x_train, task.x_val, task.y_train, task.y_val
     model = build(seed)
     if algorithm == "logistic_sigmoid":
         model = insert_gates(model, seed=seed)

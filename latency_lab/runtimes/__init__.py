@@ -66,3 +66,10 @@ def get(name: str, **kwargs: Any) -> Runtime:
     if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
         raise InputSpecError(f"threads must be a positive integer, got {threads!r}")
     return factory(**kwargs)
+
+
+def for_profile(profile: Any) -> Runtime:
+    """The runtime a measured profile was taken with (name, threads, device), so that
+    what is measured against a profile runs as the profile's samples did."""
+    return get(profile.runtime_name, threads=profile.threads or 1,
+               device=profile.runtime.get("device") or "cpu")
