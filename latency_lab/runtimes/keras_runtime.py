@@ -14,7 +14,7 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from latency_lab.errors import MeasurementError
+from latency_lab.errors import InputSpecError, MeasurementError
 from latency_lab.runtimes import OpProgram
 from latency_lab.timing import Measurement, TimingConfig, measure
 
@@ -47,6 +47,15 @@ def _jax_sync(out: Any) -> None:
     jax.block_until_ready(out)
 
 
+def _jax_gpus() -> int:
+    import jax
+
+    try:
+        return len(jax.devices("gpu"))
+    except RuntimeError:  # jaxlib without CUDA, or no driver: "Unknown backend: 'gpu'"
+        return 0
+
+
 def _torch_compile(fn: Callable, jit: bool) -> Callable:
     import torch
 
@@ -64,11 +73,26 @@ def _torch_sync(out: Any) -> None:
         torch.cuda.synchronize()
 
 
-BACKENDS: dict[str, tuple[Callable, Callable]] = {
-    "tensorflow": (_tf_compile, _tf_sync),
-    "jax": (_jax_compile, _jax_sync),
-    "torch": (_torch_compile, _torch_sync),
+def _tf_gpus() -> int:
+    import tensorflow as tf
+
+    return len(tf.config.list_physical_devices("GPU"))
+
+
+def _torch_gpus() -> int:
+    import torch
+
+    return torch.cuda.device_count() if torch.cuda.is_available() else 0
+
+
+#: backend -> (compile, synchronize, number of GPUs the backend can run on)
+BACKENDS: dict[str, tuple[Callable, Callable, Callable[[], int]]] = {
+    "tensorflow": (_tf_compile, _tf_sync, _tf_gpus),
+    "jax": (_jax_compile, _jax_sync, _jax_gpus),
+    "torch": (_torch_compile, _torch_sync, _torch_gpus),
 }
+
+DEVICES = ("cpu", "gpu")
 
 
 def _set_tf_threads(threads: int) -> int:
@@ -105,10 +129,24 @@ class KerasRuntime:
                 f"Keras backend {self.backend!r} is not supported for timing; use one of "
                 f"{', '.join(BACKENDS)} (set KERAS_BACKEND)"
             )
+        if device not in DEVICES:
+            raise InputSpecError(
+                f"the keras runtime runs on {' or '.join(DEVICES)}; got device {device!r}"
+            )
         self.device = device
         self.jit = jit
         self.threads = _set_tf_threads(threads) if self.backend == "tensorflow" else threads
-        self._compile, self._sync = BACKENDS[self.backend]
+        self._compile, self._sync, gpu_count = BACKENDS[self.backend]
+        # Checked here because the backends do not refuse: TensorFlow's soft placement
+        # runs a "gpu:0" scope on the CPU without a word, so the profile would hold CPU
+        # timings labelled gpu.
+        if device == "gpu" and gpu_count() == 0:
+            raise MeasurementError(
+                f"device gpu: the Keras {self.backend} backend sees no GPU on this machine, "
+                "so the timings would come from the CPU. Install a GPU build of "
+                f"{self.backend} (or choose another backend with KERAS_BACKEND), or measure "
+                "with --device cpu."
+            )
 
     def info(self) -> dict:
         import keras
