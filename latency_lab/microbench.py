@@ -612,6 +612,15 @@ CALIBRATION_FULL = CALIBRATION_QUICK + (
 )
 
 
+def _calibration_label(name: str, kwargs: dict, seed: int | None) -> str:
+    label = f"{name}({', '.join(f'{k}={v}' for k, v in kwargs.items())})"
+    return label if seed is None else f"{label} slim seed {seed}"
+
+
+def calibration_labels(quick: bool) -> list[str]:
+    return [_calibration_label(*entry) for entry in (CALIBRATION_QUICK if quick else CALIBRATION_FULL)]
+
+
 def calibration_models(quick: bool):
     """Yield (label, model) for the calibration set; the third field of an entry is a
     slimming seed (None: the plain network)."""
@@ -619,8 +628,6 @@ def calibration_models(quick: bool):
 
     for name, kwargs, seed in (CALIBRATION_QUICK if quick else CALIBRATION_FULL):
         model = application(name, **kwargs)
-        label = f"{name}({', '.join(f'{k}={v}' for k, v in kwargs.items())})"
         if seed is not None:
             model = random_slim(model, seed)
-            label += f" slim seed {seed}"
-        yield label, model
+        yield _calibration_label(name, kwargs, seed), model

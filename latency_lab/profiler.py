@@ -33,17 +33,45 @@ class ProfileRun:
     timing: TimingConfig | None = None
     max_table_samples: int | None = None
     adaptive_samples: int | None = None
+    passes: int | None = None  # None: 3 for a full profile, 1 for --quick
     log: Callable[[str], None] = print
     progress: bool = True
     measured: list[Sample] = field(default_factory=list)
 
 
+def _passes(run: ProfileRun) -> int:
+    if run.passes is not None:
+        return run.passes
+    return 1 if run.quick else 3
+
+
 def _timing(run: ProfileRun) -> TimingConfig:
+    """Timing of one pass over a sample. With several passes each pass is short and
+    never retried: the later passes are the retries, taken minutes apart."""
     if run.timing is not None:
         return run.timing
     if run.quick:
         return TimingConfig(warmup_runs=1, min_time_s=0.01, repeats=5, max_retries=1)
+    if _passes(run) > 1:
+        return TimingConfig(warmup_runs=1, min_time_s=0.02, repeats=3, max_retries=0)
     return TimingConfig(warmup_runs=2, min_time_s=0.02, repeats=7, max_retries=2)
+
+
+def _passes_done(raw_ms, timing: TimingConfig) -> int:
+    """Each pass adds `timing.repeats` raw values to a sample."""
+    return len(raw_ms) // timing.repeats
+
+
+def merge_raw(old_raw_ms, new_raw_ms, tolerance: float) -> tuple[float, float, tuple, bool]:
+    """(median, IQR, raw, unstable) of a sample measured again: the figure is taken over
+    every pass's repeats, so a pass caught in one of the host's slow spells moves it
+    less than a single block of repeats would; unstable when the passes disagree by more
+    than `tolerance` (IQR / median)."""
+    from latency_lab.timing import summarize
+
+    raw = tuple(old_raw_ms) + tuple(new_raw_ms)
+    median, iqr = summarize(raw)
+    return median, iqr, raw, bool(median > 0 and iqr / median > tolerance)
 
 
 def _existing(run: ProfileRun, runtime_info: dict, fingerprint: str) -> tuple[list[Sample], dict]:
@@ -99,22 +127,54 @@ def _programs(plan: list[microbench.PlannedSample], seed: int) -> list[OpProgram
     return out
 
 
-def _calibrate(run: ProfileRun, runtime, runtime_name: str, bar) -> list[dict]:
-    """Measure the calibration networks whole; store their kernels so predictors can
-    be refit from the profile alone."""
-    from latency_lab.predict import work_items
+def _calibration_timing(run: ProfileRun) -> TimingConfig:
+    if _passes(run) > 1:
+        return TimingConfig(warmup_runs=2, min_time_s=0.05, repeats=3, max_retries=0)
+    return TimingConfig(warmup_runs=3, min_time_s=0.05, repeats=7, max_retries=2)
 
-    out = []
-    task = bar.add_task("calibration networks", total=len(
-        microbench.CALIBRATION_QUICK if run.quick else microbench.CALIBRATION_FULL))
-    timing = TimingConfig(warmup_runs=3, min_time_s=0.05, repeats=7, max_retries=2)
-    for label, model in microbench.calibration_models(run.quick):
-        items = work_items(model, runtime_name)
-        m = runtime.measure_model(model, timing)
-        out.append({"name": label, "measured_ms": m.median_ms, "iqr_ms": m.iqr_ms,
-                    "items": [i.to_dict() for i in items]})
-        bar.advance(task)
-    return out
+
+class _CalibrationNetworks:
+    """The calibration networks, measured whole once per pass so predictors can learn
+    what isolated op timings miss inside a network; their kernels are stored so
+    predictors can be refit from the profile alone. Built (and converted) once."""
+
+    def __init__(self, run: ProfileRun, runtime, runtime_name: str, entries: list[dict]):
+        self.run, self.runtime, self.runtime_name = run, runtime, runtime_name
+        self.timing = _calibration_timing(run)
+        self.entries = {e["name"]: e for e in entries}
+        self._models: list | None = None
+
+    def todo(self, pass_index: int) -> int:
+        """How many networks still need measuring in pass `pass_index` (1-based)."""
+        return sum(1 for label in microbench.calibration_labels(self.run.quick)
+                   if self._passes(self.entries.get(label)) < pass_index)
+
+    def _passes(self, entry: dict | None) -> int:
+        if entry is None:
+            return 0
+        # Profiles from before multi-pass timing stored one measurement per network.
+        return _passes_done(entry.get("raw_ms") or [entry["measured_ms"]] * self.timing.repeats,
+                            self.timing)
+
+    def measure_pass(self, pass_index: int, on_network: Callable[[], None]) -> None:
+        from latency_lab.predict import work_items
+
+        if self._models is None:
+            self._models = list(microbench.calibration_models(self.run.quick))
+        for label, model in self._models:
+            old = self.entries.get(label)
+            if self._passes(old) >= pass_index:
+                continue
+            m = self.runtime.measure_model(model, self.timing)
+            median, iqr, raw, _ = merge_raw(old.get("raw_ms", []) if old else [], m.raw_ms,
+                                            self.timing.spread_tolerance)
+            items = old["items"] if old else [i.to_dict() for i in work_items(model, self.runtime_name)]
+            self.entries[label] = {"name": label, "measured_ms": median, "iqr_ms": iqr,
+                                   "raw_ms": list(raw), "items": items}
+            on_network()
+
+    def to_list(self) -> list[dict]:
+        return list(self.entries.values())
 
 
 def _check_out_writable(out: Path) -> None:
@@ -133,19 +193,32 @@ def _check_out_writable(out: Path) -> None:
             f"another --out path.")
 
 
-def _measure_in_batches(plan, seed, runtime, timing, record, save, over_budget, log) -> bool:
-    """Measure `plan` in batches, saving after each; False if the budget stopped it."""
-    chunk = 24
-    for start in range(0, len(plan), chunk):
+CHUNK = 24  # samples converted and measured together (one LiteRT conversion)
+
+
+def _chunks(items: list, size: int = CHUNK) -> list[list]:
+    return [items[i:i + size] for i in range(0, len(items), size)]
+
+
+def _measure_in_batches(chunks, seed, runtime, timing, record, save, over_budget, log) -> bool:
+    """Measure each chunk of samples, saving after each; False if the budget stopped it.
+    Chunks keep their composition from pass to pass so a runtime can reuse its
+    conversion of a chunk; `seed` fixes their random weights."""
+    for index, chunk in chunks:
         if over_budget():
             log("budget reached; saving what was measured (continue with --resume)")
             return False
-        runtime.measure_ops(_programs(plan[start:start + chunk], seed + start), timing, record)
+        runtime.measure_ops(_programs(chunk, seed + index), timing, record)
         save()
     return True
 
 
 def run_profile(run: ProfileRun) -> DeviceProfile:
+    """Measure the plan in `passes` passes. Every pass times every sample (and every
+    calibration network) briefly, in a different chunk order, so a sample's figure is
+    the median over repeats spread across the whole run: a shared host's slow spells,
+    which last seconds to minutes, then move each figure little instead of ruining the
+    samples that happened to be measured during them."""
     started = time.time()
     run.out = Path(run.out)
     _check_out_writable(run.out)
@@ -154,42 +227,52 @@ def run_profile(run: ProfileRun) -> DeviceProfile:
     runtime = get_runtime(run.runtime, threads=run.threads, device=run.device)
     runtime_info = runtime.info()
     done, old_calibration = _existing(run, runtime_info, info["fingerprint"])
-    done_keys = {s.key for s in done}
-    samples: list[Sample] = list(done)
+    samples: dict[str, Sample] = {s.key: s for s in done}
     temps_before = device_info.gpu_temperatures() if kind == "gpu" else []
+    timing = _timing(run)
+    passes = _passes(run)
+    if isinstance(passes, bool) or not isinstance(passes, int) or passes < 1:
+        raise ProfileError(f"passes must be a positive integer, got {passes!r}")
 
     run.log("planning samples from keras.applications layers ...")
     plan = microbench.roofline_plan(run.quick) + microbench.table_plan(
         run.quick, seed=run.seed, max_samples=run.max_table_samples,
         runtime=runtime_info["name"])
-    todo = [p for p in plan if p.key not in done_keys]
-    n_adaptive = run.adaptive_samples if run.adaptive_samples is not None else (0 if run.quick else 100)
     plan_keys = {p.key for p in plan}
+    n_adaptive = run.adaptive_samples if run.adaptive_samples is not None else (0 if run.quick else 100)
     # On --resume, samples outside the plan are adaptive ones already measured.
-    n_adaptive_left = max(0, n_adaptive - sum(1 for s in done if s.key not in plan_keys))
+    adaptive = [microbench.PlannedSample(s.op, dict(s.config), "adaptive")
+                for s in done if s.key not in plan_keys]
+    n_adaptive_left = max(0, n_adaptive - len(adaptive))
     planned = len(plan) + n_adaptive
-    run.log(f"{len(plan)} samples planned (+{n_adaptive} adaptive), {len(done)} already "
-            f"measured, runtime {runtime_info['name']} {runtime_info['version']} "
-            f"with {runtime.threads} thread(s)")
-    by_key = {p.key: p for p in plan}
-    timing = _timing(run)
+    run.log(f"{len(plan)} samples planned (+{n_adaptive} adaptive) x {passes} pass(es), "
+            f"{len(done)} already measured, runtime {runtime_info['name']} "
+            f"{runtime_info['version']} with {runtime.threads} thread(s)")
+    by_key = {p.key: p for p in plan + adaptive}
     # "saved": a valid profile is on disk (needs the roofline phase, i.e. the first batch).
     state = {"complete": False, "saved": bool(done)}
     calibration: dict = dict(old_calibration)
+    networks = _CalibrationNetworks(run, runtime, runtime_info["name"],
+                                    list(calibration.get("models") or []))
+
+    def passes_of(key: str) -> int:
+        return _passes_done(samples[key].raw_ms, timing) if key in samples else 0
 
     def extra() -> dict:
-        unstable = sum(1 for s in samples if s.unstable)
-        out = {"samples": len(samples), "unstable_samples": unstable,
+        unstable = sum(1 for s in samples.values() if s.unstable)
+        out = {"samples": len(samples), "unstable_samples": unstable, "passes": passes,
                "timing": {"min_time_s": timing.min_time_s, "repeats": timing.repeats,
                           "spread_tolerance": timing.spread_tolerance}}
         out.update(calibration)
+        if networks.entries:
+            out["models"] = networks.to_list()
         if kind == "gpu":
             out["gpu_temperature_c"] = {"before": temps_before,
                                         "after": device_info.gpu_temperatures()}
         return out
 
     def save() -> None:
-        prof = _build(run, info, runtime_info, samples, planned, started,
+        prof = _build(run, info, runtime_info, list(samples.values()), planned, started,
                       state["complete"], extra())
         if prof is not None:
             prof.save(run.out)
@@ -197,9 +280,13 @@ def run_profile(run: ProfileRun) -> DeviceProfile:
 
     def record(prog: OpProgram, m: Measurement) -> None:
         p = by_key[prog.key]
-        samples.append(Sample(op=p.op, config=dict(p.config), median_ms=m.median_ms,
-                              iqr_ms=m.iqr_ms, repeats=m.repeats, raw_ms=tuple(m.raw_ms),
-                              unstable=m.unstable))
+        old = samples.get(prog.key)
+        if old is None:
+            median, iqr, raw, unstable = m.median_ms, m.iqr_ms, tuple(m.raw_ms), m.unstable
+        else:
+            median, iqr, raw, unstable = merge_raw(old.raw_ms, m.raw_ms, timing.spread_tolerance)
+        samples[prog.key] = Sample(op=p.op, config=dict(p.config), median_ms=median,
+                                   iqr_ms=iqr, repeats=len(raw), raw_ms=raw, unstable=unstable)
         bar.advance(task)
 
     def over_budget() -> bool:
@@ -209,27 +296,59 @@ def run_profile(run: ProfileRun) -> DeviceProfile:
         return (run.budget_s is not None and state["saved"]
                 and time.time() - started > run.budget_s)
 
+    def pass_chunks(group: list, pass_index: int) -> list[tuple[int, list]]:
+        """(offset, chunk) of `group` still lacking pass `pass_index`; the chunks of the
+        first pass, in a new order each later pass."""
+        out = []
+        for index, chunk in enumerate(_chunks(group)):
+            todo = [p for p in chunk if passes_of(p.key) < pass_index]
+            if todo:
+                out.append((index * CHUNK, todo))
+        if pass_index > 1:
+            np.random.default_rng(run.seed + pass_index).shuffle(out)
+        return out
+
+    def remaining() -> int:
+        keys = [p.key for p in plan + adaptive]
+        return (sum(max(0, passes - passes_of(k)) for k in keys)
+                + n_adaptive_left * passes
+                + sum(networks.todo(i) for i in range(1, passes + 1)))
+
     from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
                                TimeElapsedColumn, TimeRemainingColumn)
 
     with Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
                   TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(),
                   disable=not run.progress, transient=False) as bar:
-        task = bar.add_task("profiling", total=len(todo) + n_adaptive_left)
+        task = bar.add_task("profiling", total=remaining())
         try:
-            finished = _measure_in_batches(todo, run.seed, runtime, timing, record, save,
-                                           over_budget, run.log)
-            if finished and n_adaptive_left > 0:
-                extra_plan = microbench.adaptive_plan(samples, n_adaptive_left, seed=run.seed)
-                extra_plan = [p for p in extra_plan if p.key not in {s.key for s in samples}]
-                by_key.update({p.key: p for p in extra_plan})
-                finished = _measure_in_batches(extra_plan, run.seed + 7919, runtime, timing,
-                                               record, save, over_budget, run.log)
-            if finished and not calibration.get("models"):
-                if over_budget():
-                    finished = False
-                else:
-                    calibration["models"] = _calibrate(run, runtime, runtime_info["name"], bar)
+            finished = True
+            for pass_index in range(1, passes + 1):
+                bar.update(task, description=f"profiling (pass {pass_index}/{passes})")
+                finished = _measure_in_batches(pass_chunks(plan, pass_index), run.seed,
+                                               runtime, timing, record, save, over_budget,
+                                               run.log)
+                if finished and pass_index == 1 and n_adaptive_left > 0:
+                    extra_plan = microbench.adaptive_plan(list(samples.values()),
+                                                          n_adaptive_left, seed=run.seed)
+                    extra_plan = [p for p in extra_plan if p.key not in samples]
+                    by_key.update({p.key: p for p in extra_plan})
+                    adaptive.extend(extra_plan)
+                    # Fewer candidates than asked for: the bar's total shrinks.
+                    bar.update(task, total=bar.tasks[0].completed + remaining())
+                    n_adaptive_left = 0
+                finished = finished and _measure_in_batches(
+                    pass_chunks(adaptive, pass_index), run.seed + 7919, runtime, timing,
+                    record, save, over_budget, run.log)
+                if finished and networks.todo(pass_index):
+                    if over_budget():
+                        run.log("budget reached; saving what was measured (continue with --resume)")
+                        finished = False
+                    else:
+                        networks.measure_pass(pass_index, lambda: bar.advance(task))
+                        save()
+                if not finished:
+                    break
             state["complete"] = finished
         except KeyboardInterrupt:
             save()

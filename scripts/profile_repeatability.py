@@ -28,10 +28,14 @@ def compare(a, b) -> dict:
     diffs = [abs(s.median_ms - mb[s.key]) / ((s.median_ms + mb[s.key]) / 2)
              for s in a.samples if s.key in mb]
     diffs = np.array(diffs)
+    nets_b = {m["name"]: m["measured_ms"] for m in (b.calibration or {}).get("models", [])}
+    nets = {m["name"]: round(100 * (nets_b[m["name"]] / m["measured_ms"] - 1), 1)
+            for m in (a.calibration or {}).get("models", []) if m["name"] in nets_b}
     return {"common_samples": int(diffs.size),
             "median_rel_diff_pct": float(100 * np.median(diffs)),
             "p90_rel_diff_pct": float(100 * np.percentile(diffs, 90)),
-            "share_within_5pct": float(np.mean(diffs <= 0.05))}
+            "share_within_5pct": float(np.mean(diffs <= 0.05)),
+            "calibration_networks_b_vs_a_pct": nets}
 
 
 def main(argv=None) -> int:

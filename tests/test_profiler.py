@@ -62,18 +62,23 @@ class FakeRuntime:
         if w.interrupt_on_call == w.calls:
             raise KeyboardInterrupt
         results = []
+        w.chunks.append([p.key for p in programs])
+        n = timing.repeats if timing else 5
         for prog in programs:
             w.measured.append(prog.key)
-            s = fake_seconds(*parse_key(prog.key))
-            m = Measurement(median_s=s, iqr_s=0.01 * s, raw_s=[s] * 5, repeats=5)
+            s = fake_seconds(*parse_key(prog.key)) * w.slowdown(w.calls)
+            m = Measurement(median_s=s, iqr_s=0.01 * s, raw_s=[s] * n, repeats=n)
             results.append(m)
             if on_result:
                 on_result(prog, m)
         w.clock.now += w.seconds_per_call
         return results
 
-    def measure_model(self, model, timing=None):  # calibration networks (none here)
-        return Measurement(median_s=1e-3, iqr_s=1e-5, raw_s=[1e-3] * 5, repeats=5)
+    def measure_model(self, model, timing=None):  # calibration networks
+        self.world.networks.append(model)
+        n = timing.repeats if timing else 5
+        return Measurement(median_s=1e-3, iqr_s=1e-5, raw_s=[1e-3 * len(self.world.networks)] * n,
+                           repeats=n)
 
 
 def table_configs(n):
@@ -96,7 +101,8 @@ def world(monkeypatch):
     """Fake runtime, fake clock, fixed table plan (40 samples: with the quick roofline
     plan, 51 samples = batches of 24, 24 and 3), no calibration networks."""
     w = types.SimpleNamespace(calls=0, measured=[], interrupt_on_call=None,
-                              seconds_per_call=1.0, clock=Clock(), runtimes=[])
+                              seconds_per_call=1.0, clock=Clock(), runtimes=[], chunks=[],
+                              networks=[], slowdown=lambda call: 1.0)
 
     def get_runtime(name, threads=1, device="cpu"):
         rt = FakeRuntime(w, threads=threads, device=device)
@@ -110,6 +116,7 @@ def world(monkeypatch):
     monkeypatch.setattr(microbench, "table_plan", table_plan)
     monkeypatch.setattr(microbench, "calibration_models", lambda quick: iter(()),
                         raising=False)
+    monkeypatch.setattr(microbench, "calibration_labels", lambda quick: [])
     monkeypatch.setattr(profiler, "time", types.SimpleNamespace(time=w.clock.time))
     w.n_planned = len(microbench.roofline_plan(True)) + 40
     return w
@@ -159,6 +166,74 @@ def test_run_records_threads_and_device_info(tmp_path, world):
     assert prof.threads == 3 and prof.runtime["backend"] == "xnnpack"
     assert prof.fingerprint and prof.device_kind == "cpu"
     assert prof.device["info"]["fingerprint"] == prof.fingerprint
+
+
+# ------------------------------------------------------------------ passes
+
+
+def test_every_pass_times_every_sample_in_a_new_chunk_order(tmp_path, world):
+    prof = run_profile(make_run(tmp_path / "p.json", passes=3))
+    n_chunks = math.ceil(world.n_planned / CHUNK)
+    assert world.calls == 3 * n_chunks
+    first, later = world.chunks[:n_chunks], world.chunks[n_chunks:]
+    # Same chunks (a runtime may reuse its conversion of each), different order.
+    assert sorted(map(tuple, later[:n_chunks])) == sorted(map(tuple, first))
+    assert [tuple(c) for c in world.chunks[n_chunks:2 * n_chunks]] != [tuple(c) for c in first] or \
+        [tuple(c) for c in world.chunks[2 * n_chunks:]] != [tuple(c) for c in first]
+    for s in prof.samples:
+        assert s.repeats == len(s.raw_ms) == 3 * 5
+    assert prof.calibration["passes"] == 3
+    assert prof.progress["complete"] is True
+
+
+def test_a_slow_pass_does_not_move_the_median(tmp_path, world):
+    """Each sample's figure is the median over all passes' repeats: one pass measured
+    during a slow spell (3x here) does not show in the profile."""
+    n_chunks = math.ceil(world.n_planned / CHUNK)
+    world.slowdown = lambda call: 3.0 if n_chunks < call <= 2 * n_chunks else 1.0
+    prof = run_profile(make_run(tmp_path / "p.json", passes=3))
+    for s in prof.samples:
+        assert s.median_ms == pytest.approx(fake_seconds(s.op, s.config) * 1e3)
+        assert s.iqr_ms > 0  # the passes disagree, and the profile says so
+        assert s.unstable
+
+
+def test_budget_in_a_later_pass_then_resume_completes_the_passes(tmp_path, world):
+    out = tmp_path / "p.json"
+    n_chunks = math.ceil(world.n_planned / CHUNK)
+    world.seconds_per_call = 10.0
+    first = run_profile(make_run(out, passes=2, budget_s=10.0 * (n_chunks + 0.5)))
+    assert first.progress["complete"] is False
+    assert len(first.samples) == world.n_planned  # pass 1 is whole
+    twice = {s.key for s in first.samples if len(s.raw_ms) == 10}
+    assert 0 < len(twice) < world.n_planned
+    world.measured.clear()
+    second = run_profile(make_run(out, passes=2, resume=True))
+    assert sorted(world.measured) == sorted(s.key for s in first.samples if s.key not in twice)
+    assert second.progress["complete"] is True
+    assert all(len(s.raw_ms) == 10 for s in second.samples)
+
+
+def test_calibration_networks_are_measured_once_per_pass(tmp_path, world, monkeypatch):
+    from latency_lab import predict
+
+    monkeypatch.setattr(microbench, "calibration_labels", lambda quick: ["net-a", "net-b"])
+    monkeypatch.setattr(microbench, "calibration_models",
+                        lambda quick: iter([("net-a", "model-a"), ("net-b", "model-b")]))
+    monkeypatch.setattr(predict, "work_items", lambda model, runtime: [])
+    prof = run_profile(make_run(tmp_path / "p.json", passes=3))
+    assert world.networks == ["model-a", "model-b"] * 3
+    models = {m["name"]: m for m in prof.calibration["models"]}
+    assert sorted(models) == ["net-a", "net-b"]
+    # net-a was timed at 1, 3, 5 ms (calls 1, 3, 5 of measure_model): median 3 ms.
+    assert len(models["net-a"]["raw_ms"]) == 3 * 3  # 3 repeats per pass
+    assert models["net-a"]["measured_ms"] == pytest.approx(3.0)
+    assert models["net-b"]["measured_ms"] == pytest.approx(4.0)
+
+
+def test_passes_must_be_positive(tmp_path, world):
+    with pytest.raises(ProfileError, match="passes"):
+        run_profile(make_run(tmp_path / "p.json", passes=0))
 
 
 # ------------------------------------------------------------------ budget

@@ -55,6 +55,27 @@ def test_litert_measures_each_program_once():
     assert [m for _, m in seen] == results
 
 
+def test_litert_converts_a_chunk_once_across_passes(monkeypatch):
+    """A profile times each chunk of ops in several passes; the conversion (the slow
+    part) is done once per chunk and the measurements still come from a fresh
+    interpreter each time."""
+    from latency_lab.runtimes import litert
+
+    calls = []
+    real = litert.convert_programs
+    monkeypatch.setattr(litert, "convert_programs", lambda progs: calls.append(1) or real(progs))
+    rt = runtimes.get("litert", threads=1)
+    progs = programs()
+    first = rt.measure_ops(progs, FAST)
+    second = rt.measure_ops(progs, FAST)
+    assert len(calls) == 1
+    assert len(first) == len(second) == len(progs)
+    for m in first + second:
+        assert_good(m)
+    rt.measure_ops(progs[:2], FAST)  # another chunk: converted on its own
+    assert len(calls) == 2
+
+
 def test_litert_quick_timing_config():
     rt = runtimes.get("litert", threads=1)
     (m,) = rt.measure_ops(programs(CONFIGS[2:3]), TimingConfig.quick())

@@ -16,7 +16,9 @@ from latency_lab.timing import Measurement, TimingConfig
 
 @dataclass
 class OpProgram:
-    """A single-op program to time: input shapes and a keras.ops function."""
+    """A single-op program to time: input shapes and a keras.ops function. `key`
+    identifies the program (a profile sample's key): a runtime may reuse work done for
+    an earlier program with the same key, such as its conversion."""
 
     key: str
     input_shapes: list[tuple]
