@@ -366,6 +366,9 @@ def _validate_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--report", metavar="DIR", help="write validation.json, scatter.png, worst_layers.md")
     p.add_argument("--predictor", action="append", choices=["lookup", "roofline", "flops"],
                    help="predictors to compare (repeatable; default all three)")
+    p.add_argument("--passes", type=int, default=3, metavar="N",
+                   help="measure every model once per pass, N passes in shuffled order, "
+                        "and pool them (default 3; the spread between passes is reported)")
 
 
 def render_validation(report) -> None:
@@ -392,6 +395,11 @@ def render_validation(report) -> None:
         s.add_row(p, f"{100 * fig['within_5pct']:.0f}%", f"{100 * fig['within_10pct']:.0f}%",
                   f"{fig['rmspe_pct']:.1f}", "n/a" if fig["spearman"] is None else f"{fig['spearman']:.3f}", f"{fig['mean_error_pct']:+.1f}")
     console().print(s)
+    noise = report.measurement_noise()
+    if noise["median_pass_spread_pct"] is not None:
+        console().print(f"measurement noise: {noise['passes']} passes per model, slowest vs "
+                        f"fastest pass {noise['median_pass_spread_pct']:.1f}% apart (median over "
+                        f"models; p90 {noise['p90_pass_spread_pct']:.1f}%)", highlight=False)
 
 
 @command("validate", "compare predicted with measured latency on real models", _validate_args)
@@ -403,7 +411,12 @@ def run_validate(args: argparse.Namespace) -> int:
             model, _ = load_model_from_args(args, spec)
             yield spec, model
 
-    report = validate(models(), args.profile, tuple(args.predictor or DEFAULT_PREDICTORS))
+    if args.passes < 1:
+        from latency_lab.errors import InputSpecError
+
+        raise InputSpecError(f"--passes must be a positive integer, got {args.passes}")
+    report = validate(models(), args.profile, tuple(args.predictor or DEFAULT_PREDICTORS),
+                      passes=args.passes)
     render_validation(report)
     if args.report:
         for path in write_report(report, args.report):
@@ -432,6 +445,9 @@ def _shrink_args(p: argparse.ArgumentParser) -> None:
                         help="target as a fraction of the full model's predicted latency "
                              "(default 0.5)")
     p.add_argument("--algorithm", default="gamma", choices=["gamma", "group_lasso"])
+    p.add_argument("--retrain-from", default="pretrained", choices=["pretrained", "learned"],
+                   help="weights the slim model starts its retraining from (default: the "
+                        "pretrained ones, before the regularizer shrank them)")
     p.add_argument("--pretrain-epochs", type=int, default=6, metavar="N")
     p.add_argument("--learn-epochs", type=int, default=8, metavar="N")
     p.add_argument("--retrain-epochs", type=int, default=6, metavar="N")
@@ -535,7 +551,7 @@ def run_shrink(args: argparse.Namespace) -> int:
                             learn_epochs=args.learn_epochs,
                             retrain_epochs=args.retrain_epochs, align=args.align,
                             baseline=not args.no_baseline, seed=args.seed, out_dir=out,
-                            on_event=on_event)
+                            retrain_from=args.retrain_from, on_event=on_event)
     except ValueError as e:  # regularizer / structure errors name the layer
         raise InputSpecError(str(e)) from e
     if args.json:

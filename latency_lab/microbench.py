@@ -453,7 +453,7 @@ def table_plan(quick: bool, seed: int = 0, max_samples: int | None = None,
     per_op: dict[str, list[Config]] = {}
     for op, cfg in configs:
         per_op.setdefault(op, []).append(cfg)
-    budget = max_samples or (200 if quick else 800)
+    budget = max_samples or (200 if quick else 720)
     # Share of the budget per op kind: convs dominate real latency.
     weights = {"conv2d": 5, "depthwise": 3, "dense": 1, "add": 1, "multiply": 2,
                "concat": 1, "pool": 1, "global_pool": 1, "activation": 2, "pad": 1}

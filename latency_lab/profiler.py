@@ -17,7 +17,7 @@ from latency_lab import device_info, microbench
 from latency_lab.errors import ProfileError
 from latency_lab.profile import DeviceProfile, Sample
 from latency_lab.runtimes import OpProgram, get as get_runtime
-from latency_lab.timing import Measurement, TimingConfig
+from latency_lab.timing import Measurement, TimingConfig, pool_passes
 
 
 @dataclass
@@ -60,18 +60,6 @@ def _timing(run: ProfileRun) -> TimingConfig:
 def _passes_done(raw_ms, timing: TimingConfig) -> int:
     """Each pass adds `timing.repeats` raw values to a sample."""
     return len(raw_ms) // timing.repeats
-
-
-def merge_raw(old_raw_ms, new_raw_ms, tolerance: float) -> tuple[float, float, tuple, bool]:
-    """(median, IQR, raw, unstable) of a sample measured again: the figure is taken over
-    every pass's repeats, so a pass caught in one of the host's slow spells moves it
-    less than a single block of repeats would; unstable when the passes disagree by more
-    than `tolerance` (IQR / median)."""
-    from latency_lab.timing import summarize
-
-    raw = tuple(old_raw_ms) + tuple(new_raw_ms)
-    median, iqr = summarize(raw)
-    return median, iqr, raw, bool(median > 0 and iqr / median > tolerance)
 
 
 def _existing(run: ProfileRun, runtime_info: dict, fingerprint: str) -> tuple[list[Sample], dict]:
@@ -166,8 +154,8 @@ class _CalibrationNetworks:
             if self._passes(old) >= pass_index:
                 continue
             m = self.runtime.measure_model(model, self.timing)
-            median, iqr, raw, _ = merge_raw(old.get("raw_ms", []) if old else [], m.raw_ms,
-                                            self.timing.spread_tolerance)
+            median, iqr, raw, _ = pool_passes([old.get("raw_ms", []) if old else [], m.raw_ms],
+                                              self.timing.spread_tolerance)
             items = old["items"] if old else [i.to_dict() for i in work_items(model, self.runtime_name)]
             self.entries[label] = {"name": label, "measured_ms": median, "iqr_ms": iqr,
                                    "raw_ms": list(raw), "items": items}
@@ -284,7 +272,8 @@ def run_profile(run: ProfileRun) -> DeviceProfile:
         if old is None:
             median, iqr, raw, unstable = m.median_ms, m.iqr_ms, tuple(m.raw_ms), m.unstable
         else:
-            median, iqr, raw, unstable = merge_raw(old.raw_ms, m.raw_ms, timing.spread_tolerance)
+            median, iqr, raw, unstable = pool_passes([old.raw_ms, m.raw_ms],
+                                                     timing.spread_tolerance)
         samples[prog.key] = Sample(op=p.op, config=dict(p.config), median_ms=median,
                                    iqr_ms=iqr, repeats=len(raw), raw_ms=raw, unstable=unstable)
         bar.advance(task)

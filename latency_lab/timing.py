@@ -18,13 +18,14 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import asdict, dataclass, field, fields
-from typing import Callable, Iterable
+from typing import Callable, Iterable, Sequence
 
 import numpy as np
 
 from latency_lab.errors import MeasurementError, ProfileError
 
-__all__ = ["TimingConfig", "Measurement", "measure", "summarize"]
+__all__ = ["TimingConfig", "Measurement", "measure", "measure_interleaved", "summarize",
+           "pool_passes"]
 
 
 def _check_int(name: str, value, minimum: int) -> None:
@@ -171,6 +172,18 @@ def summarize(values: Iterable[float]) -> tuple[float, float]:
     return float(q50), float(q75 - q25)
 
 
+def pool_passes(raw_by_pass: Iterable[Iterable[float]], spread_tolerance: float = 0.10,
+                ) -> tuple[float, float, tuple[float, ...], bool]:
+    """(median, IQR, pooled raw values, unstable) of one thing timed in several passes
+    taken minutes apart. The figure is over every pass's repeats, so a pass caught in
+    one of a shared host's slow spells moves it less than one block of repeats would;
+    unstable when the pooled spread (IQR / median) exceeds `spread_tolerance`, i.e.
+    when the passes disagree. Unit-free: pass seconds or milliseconds."""
+    raw = tuple(float(v) for values in raw_by_pass for v in values)
+    median, iqr = summarize(raw)
+    return median, iqr, raw, bool(median > 0 and iqr / median > spread_tolerance)
+
+
 _CLOCK_HINT = (
     "The clock's resolution is too coarse for this function; pass a finer clock "
     "(time.perf_counter), raise TimingConfig.max_inner_loops, or time a larger unit of work."
@@ -252,13 +265,15 @@ def measure(
     *,
     clock: Callable[[], float] = time.perf_counter,
     sync: Callable[[], object] | None = None,
+    inner_loops: int | None = None,
 ) -> Measurement:
     """Time `fn()` (seconds per call) with warm-up, a calibrated inner loop and repeats.
 
     `sync` is called after each batch of calls and before reading the clock; pass the
     runtime's "wait for the device" function for asynchronous backends (GPU), or the
     figure would be the time to enqueue work, not to do it. `clock` is injectable so
-    tests can drive the harness deterministically.
+    tests can drive the harness deterministically. `inner_loops` skips the inner-loop
+    calibration (pass the count an earlier measurement of the same thing found).
     """
     config = config or TimingConfig()
     if not callable(fn):
@@ -272,7 +287,14 @@ def measure(
         runner.call(config.warmup_runs, "warm-up")
         runner.do_sync("warm-up")
 
-    n = _calibrate(runner, config)
+    if inner_loops is None:
+        n = _calibrate(runner, config)
+    else:
+        if isinstance(inner_loops, bool) or not isinstance(inner_loops, (int, np.integer)) \
+                or inner_loops < 1:
+            raise ValueError(f"measure(inner_loops=...) must be a whole number >= 1 or None, "
+                             f"got {inner_loops!r}.")
+        n = int(inner_loops)
 
     best: tuple[float, list[float], float, float] | None = None  # (spread, raw, median, iqr)
     attempts = 0
@@ -304,3 +326,63 @@ def measure(
         retries=attempts - 1,
         unstable=spread > config.spread_tolerance,
     )
+
+
+def measure_interleaved(
+    fns: Sequence[Callable[[], object]],
+    config: TimingConfig | None = None,
+    *,
+    clock: Callable[[], float] = time.perf_counter,
+    sync: Callable[[], object] | None = None,
+    inner_loops: Sequence[int | None] | None = None,
+) -> list[Measurement]:
+    """Time several functions with their repeats interleaved: after each one's warm-up
+    and inner-loop calibration (as in `measure`), round r times every function once.
+
+    Why: on a shared host the speed wanders by 10-15 % from one second to the next,
+    while the repeats of one `measure` call sit inside a fraction of a second, so its
+    median is the speed of that moment. Interleaved, one function's repeats are spread
+    over the time all of them take, and its median averages over as many of the host's
+    moments. Each timed repeat follows one untimed call, so the function's data is as
+    warm as in `measure` although other functions ran in between. No retries: the
+    spread across the rounds is what `unstable` reports.
+    """
+    config = config or TimingConfig()
+    fns = list(fns)
+    for i, fn in enumerate(fns):
+        if not callable(fn):
+            raise MeasurementError(
+                f"measure_interleaved() needs callables taking no arguments; item {i} is a "
+                f"{type(fn).__name__}. Wrap the work in a lambda or functools.partial.")
+    given = list(inner_loops) if inner_loops is not None else [None] * len(fns)
+    if len(given) != len(fns):
+        raise ValueError(f"inner_loops has {len(given)} entries for {len(fns)} functions; "
+                         "pass one count (or None) per function.")
+    runners = [_Runner(fn, sync, clock) for fn in fns]
+    counts = []
+    for runner, n in zip(runners, given):
+        if config.warmup_runs:
+            runner.call(config.warmup_runs, "warm-up")
+            runner.do_sync("warm-up")
+        if n is None:
+            n = _calibrate(runner, config)
+        elif isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
+            raise ValueError(f"inner_loops entries must be whole numbers >= 1 or None, got {n!r}.")
+        counts.append(int(n))
+    raw: list[list[float]] = [[] for _ in fns]
+    for r in range(config.repeats):
+        for i, (runner, n) in enumerate(zip(runners, counts)):
+            runner.call(1, f"re-warm before repeat {r + 1}")
+            runner.do_sync(f"re-warm before repeat {r + 1}")
+            raw[i].append(runner.timed(n, f"interleaved repeat {r + 1} of {config.repeats}") / n)
+    out = []
+    for values, n in zip(raw, counts):
+        median, iqr = summarize(values)
+        if median <= 0:
+            raise MeasurementError(
+                f"The median time per call was {median!r} s over {config.repeats} repeats of "
+                f"{n} calls; the clock did not advance. {_CLOCK_HINT}")
+        out.append(Measurement(median_s=median, iqr_s=iqr, raw_s=[float(v) for v in values],
+                               inner_loops=n, repeats=config.repeats, retries=0,
+                               unstable=iqr / median > config.spread_tolerance))
+    return out

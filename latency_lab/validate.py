@@ -18,7 +18,7 @@ from latency_lab.errors import LatencyLabError, ProfileError
 from latency_lab.predict import LayerPrediction, predict_items, work_items
 from latency_lab.predictors import PREDICTORS, make_predictor
 from latency_lab.profile import DeviceProfile, load_profile, write_json_atomic
-from latency_lab.timing import TimingConfig
+from latency_lab.timing import TimingConfig, pool_passes
 
 DEFAULT_PREDICTORS = ("lookup", "roofline", "flops")
 
@@ -30,13 +30,22 @@ class ModelResult:
     iqr_ms: float
     predicted_ms: dict[str, float]
     layers: dict[str, list[LayerPrediction]] = field(default_factory=dict)
+    pass_ms: list[float] = field(default_factory=list)  # median of each measuring pass
+
+    @property
+    def pass_spread_pct(self) -> float | None:
+        """(slowest - fastest pass) / measured: how much this machine's figure for the
+        same model moved during the run; None with fewer than two passes."""
+        if len(self.pass_ms) < 2:
+            return None
+        return 100.0 * (max(self.pass_ms) - min(self.pass_ms)) / self.measured_ms
 
     def error_pct(self, predictor: str) -> float:
         return 100.0 * (self.predicted_ms[predictor] - self.measured_ms) / self.measured_ms
 
     def to_dict(self) -> dict:
         return {"name": self.name, "measured_ms": self.measured_ms, "iqr_ms": self.iqr_ms,
-                "predicted_ms": dict(self.predicted_ms),
+                "pass_ms": list(self.pass_ms), "predicted_ms": dict(self.predicted_ms),
                 "error_pct": {p: self.error_pct(p) for p in self.predicted_ms}}
 
 
@@ -77,9 +86,19 @@ class ValidationReport:
     def summary(self) -> dict[str, dict]:
         return {p: summarize(self.results, p) for p in self.predictors}
 
+    def measurement_noise(self) -> dict:
+        """The noise floor of the measured side: how far the passes over the same model
+        spread (median and 90th percentile over models). No predictor can be judged
+        more finely than this."""
+        spreads = [r.pass_spread_pct for r in self.results if r.pass_spread_pct is not None]
+        return {"passes": max((len(r.pass_ms) for r in self.results), default=0),
+                "median_pass_spread_pct": float(np.median(spreads)) if spreads else None,
+                "p90_pass_spread_pct": float(np.percentile(spreads, 90)) if spreads else None}
+
     def to_dict(self) -> dict:
         return {"profile": self.profile, "runtime": self.runtime, "device": self.device,
-                "summary": self.summary(), "models": [r.to_dict() for r in self.results]}
+                "summary": self.summary(), "measurement": self.measurement_noise(),
+                "models": [r.to_dict() for r in self.results]}
 
 
 def check_runtime(profile: DeviceProfile) -> str:
@@ -97,11 +116,16 @@ def validate(models: Iterable[tuple[str, Any]], profile: Any,
              predictors: Sequence[str] = DEFAULT_PREDICTORS,
              timing: TimingConfig | None = None,
              on_model: Callable[[ModelResult], None] | None = None,
-             measurements: dict[str, tuple[float, float]] | None = None) -> ValidationReport:
-    """Measure and predict every model. `measurements` ({name: (median_ms, iqr_ms)})
+             measurements: dict[str, tuple[float, float]] | None = None,
+             passes: int = 3, seed: int = 0,
+             on_measurement: Callable[[str, int, Any], None] | None = None) -> ValidationReport:
+    """Predict every model, then measure them all in `passes` passes (a new order each
+    pass; see `runtimes.measure_in_passes`), so that each measured figure spans the
+    whole run as the profile's samples do. `measurements` ({name: (median_ms, iqr_ms)})
     replaces measuring with earlier figures of the same models on this machine, for
-    iterating on predictors; a name missing from it is measured."""
-    from latency_lab.runtimes import for_profile as runtime_for_profile
+    iterating on predictors; a name missing from it is measured. `on_measurement(name,
+    pass_index, measurement)` follows the measuring, `on_model(result)` the results."""
+    from latency_lab.runtimes import for_profile as runtime_for_profile, measure_in_passes
 
     prof = load_profile(profile)
     runtime_name = check_runtime(prof)
@@ -112,24 +136,36 @@ def validate(models: Iterable[tuple[str, Any]], profile: Any,
             raise ProfileError(f"unknown predictor {p!r}; choose from {', '.join(PREDICTORS)}")
     estimators = {p: make_predictor(p, prof) for p in predictors}
     runtime = runtime_for_profile(prof)
-    timing = timing or TimingConfig(warmup_runs=3, min_time_s=0.1, repeats=9, max_retries=2)
-    results = []
+    if timing is None:
+        timing = (TimingConfig(warmup_runs=2, min_time_s=0.1, repeats=3, max_retries=0)
+                  if passes > 1 else
+                  TimingConfig(warmup_runs=3, min_time_s=0.1, repeats=9, max_retries=2))
+    models = list(models)
+    if not models:
+        raise LatencyLabError("validate needs at least one model")
+    predicted = {}
     for name, model in models:
         items = work_items(model, runtime_name)
-        if measurements and name in measurements:
-            median_ms, iqr_ms = measurements[name]
-        else:
-            m = runtime.measure_model(model, timing)
-            median_ms, iqr_ms = m.median_ms, m.iqr_ms
         preds, layers = {}, {}
         for p, est in estimators.items():
             preds[p], layers[p] = predict_items(items, est)
-        r = ModelResult(name, median_ms, iqr_ms, preds, layers)
+        predicted[name] = (preds, layers)
+    measurements = measurements or {}
+    timed = measure_in_passes(runtime, [(n, m) for n, m in models if n not in measurements],
+                              timing, passes=passes, seed=seed, on_measurement=on_measurement)
+    results = []
+    for name, _ in models:
+        if name in measurements:
+            median_ms, iqr_ms = measurements[name]
+            pass_ms: list[float] = []
+        else:
+            median_ms, iqr_ms, _, _ = pool_passes([m.raw_ms for m in timed[name]],
+                                                  timing.spread_tolerance)
+            pass_ms = [m.median_ms for m in timed[name]]
+        r = ModelResult(name, median_ms, iqr_ms, *predicted[name], pass_ms=pass_ms)
         results.append(r)
         if on_model:
             on_model(r)
-    if not results:
-        raise LatencyLabError("validate needs at least one model")
     return ValidationReport(str(profile if isinstance(profile, str) else prof.device_name),
                             runtime.info(), {"name": info["name"], "fingerprint": info["fingerprint"]},
                             results, tuple(predictors))

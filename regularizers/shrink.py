@@ -20,10 +20,18 @@ Steps (each reported through ``on_event``):
      measured / predicted (at most ``snap_rounds`` times): the profile's bias on this
      particular network is taken out, so learned and uniform models meet at the same
      measured latency;
-  4. `apply_structure` (surviving weights carried) and retrain;
+  4. `apply_structure` and retrain: the channels to keep are the ones the regularizer
+     found most important (its group vectors: |gamma|, kernel norms), their weights are
+     taken from the pretrained model (``retrain_from="pretrained"``, the default) or
+     from the end of learning (``"learned"``). The L1 push of the learning phase
+     shrinks the survivors too and leaves the channels that `fit_to_target` adds back
+     dead, so restarting from the pretrained weights gives the retraining an
+     undamaged start, the same start the uniform baseline gets;
   5. the baseline (built right after step 1, from the pretrained weights): the model
-     scaled uniformly to the same target and retrained for ``learn_epochs +
-     retrain_epochs`` (as many epochs after pretraining as the learned model had);
+     scaled uniformly to the same target and retrained for as many epochs after
+     pretraining as the learned model's weights had (``retrain_epochs``, plus
+     ``learn_epochs`` with ``retrain_from="learned"``), so the two differ only in
+     their structure and which channels they keep;
   6. accuracy on the validation split, predicted and measured latency of every model.
 
 Data: scikit-learn's digits (shipped with the package, no download) up-sampled to
@@ -261,6 +269,7 @@ class ShrinkResult:
     snap_factor: float
     snap_goal_ms: dict[str, float]
     strength_history: list[tuple[int, float, float]]
+    retrain_from: str = "pretrained"
     files: list[str] = dataclasses.field(default_factory=list)
 
     def to_dict(self) -> dict:
@@ -269,18 +278,13 @@ class ShrinkResult:
         return d
 
 
-def _probe_timing():
-    from latency_lab.timing import TimingConfig
-
-    return TimingConfig(warmup_runs=2, min_time_s=0.05, repeats=5)
-
-
-def _measure(model, prof, timing=None):
+def _probe_ms(model, prof) -> float:
+    """One quick timing of a snapped network, to re-aim the snap."""
     from latency_lab.runtimes import for_profile
     from latency_lab.timing import TimingConfig
 
-    return for_profile(prof).measure_model(
-        model, timing or TimingConfig(warmup_runs=3, min_time_s=0.1, repeats=9))
+    timing = TimingConfig(warmup_runs=2, min_time_s=0.05, repeats=5)
+    return for_profile(prof).measure_model(model, timing).median_ms
 
 
 def shrink(model, task: Task, profile: Any, target_ms: float, *, algorithm: str = "gamma",
@@ -288,10 +292,12 @@ def shrink(model, task: Task, profile: Any, target_ms: float, *, algorithm: str 
            learning_rate: float = 5e-3, batch_size: int = 32, threshold: float = 1e-2,
            align: int = 1, baseline: bool = True, measure: bool = True, seed: int = 0,
            snap_rounds: int = 2, snap_tolerance: float = 0.05,
+           retrain_from: str = "pretrained", measure_passes: int = 3,
            out_dir: str | os.PathLike | None = None,
            on_event: Callable[[str, dict], None] | None = None) -> ShrinkResult:
     """Learn, snap, apply, retrain; compare with uniform width scaling. See the module
-    docstring. ``model`` is modified in place by the pre-training and learning phases.
+    docstring. ``model`` is modified in place by the pre-training and learning phases
+    (and holds its pretrained weights again at the end with ``retrain_from="pretrained"``).
 
     ``on_event(name, info)`` is called at each phase ("pretrain", "learn", "snap",
     "retrain", "baseline", "measure", "done") and after every epoch ("epoch" with
@@ -308,6 +314,9 @@ def shrink(model, task: Task, profile: Any, target_ms: float, *, algorithm: str 
         raise ValueError(
             "shrink: `algorithm` must be 'gamma' or 'group_lasso' (logistic_sigmoid leaves "
             f"gate layers in the slim model), received {algorithm!r}.")
+    if retrain_from not in ("pretrained", "learned"):
+        raise ValueError("shrink: `retrain_from` must be 'pretrained' or 'learned', "
+                         f"received {retrain_from!r}.")
     if not (isinstance(target_ms, (int, float)) and math.isfinite(target_ms) and target_ms > 0):
         raise ValueError(f"shrink: `target_ms` must be a finite number > 0, received "
                          f"{target_ms!r}.")
@@ -336,7 +345,7 @@ def shrink(model, task: Task, profile: Any, target_ms: float, *, algorithm: str 
                                            align=align)
         for _ in range(snap_rounds if measure else 0):
             probe = apply_structure(model, snapped, copy_weights=False, align=align)
-            measured = _measure(probe, prof, _probe_timing()).median_ms
+            measured = _probe_ms(probe, prof)
             if abs(measured / target_ms - 1) <= snap_tolerance:
                 break
             goal *= target_ms / measured
@@ -356,10 +365,12 @@ def shrink(model, task: Task, profile: Any, target_ms: float, *, algorithm: str 
           callbacks=[_Epochs("pretrain", pretrain_epochs)], seed=seed)
     rows = {"full": ModelRow("full", full, accuracy(model, task), full_ms,
                              params=int(model.count_params()))}
+    pretrained_weights = [w.copy() for w in model.get_weights()]
 
     # 2. the uniform baseline, from the pretrained weights (before learning changes them)
     if baseline:
-        baseline_epochs = learn_epochs + retrain_epochs
+        # The same training from the pretrained weights as the learned model gets.
+        baseline_epochs = retrain_epochs + (learn_epochs if retrain_from == "learned" else 0)
         emit("baseline", {"epochs": baseline_epochs})
         _, uniform_s = snap("uniform", full)
         uniform = apply_structure(model, uniform_s, copy_weights=True, align=align)
@@ -383,14 +394,19 @@ def shrink(model, task: Task, profile: Any, target_ms: float, *, algorithm: str 
           learning_rate=learning_rate, batch_size=batch_size, callbacks=callbacks, seed=seed)
     learned_raw = reg.get_alive_counts()
     learned_raw_ms = reg.get_cost()
+    importance = {name: np.abs(np.asarray(v, dtype=np.float64))
+                  for name, v in reg.get_regularization_vectors().items()}
 
     # 4. snap the learned widths to the target
     emit("snap", {"learned_ms": learned_raw_ms})
     factor, learned = snap("learned", learned_raw)
 
     # 5. apply and retrain
-    emit("retrain", {"epochs": retrain_epochs})
-    slim = apply_structure(model, learned, copy_weights=True, align=align)
+    emit("retrain", {"epochs": retrain_epochs, "from": retrain_from})
+    if retrain_from == "pretrained":
+        model.set_weights(pretrained_weights)
+    slim = apply_structure(model, learned, copy_weights=True, align=align,
+                           importance=importance)
     train(slim, task, retrain_epochs, learning_rate=learning_rate, batch_size=batch_size,
           callbacks=[_Epochs("retrain", retrain_epochs)], seed=seed)
     rows["learned"] = ModelRow("learned", learned, accuracy(slim, task), predicted(slim),
@@ -402,15 +418,22 @@ def shrink(model, task: Task, profile: Any, target_ms: float, *, algorithm: str 
 
     # 6. measure on this machine with the profile's runtime
     if measure:
+        from latency_lab.runtimes import for_profile, measure_in_passes
+        from latency_lab.timing import TimingConfig, pool_passes
+
         emit("measure", {"models": list(models)})
-        for name, m in models.items():
-            meas = _measure(m, prof)
-            rows[name].measured_ms, rows[name].iqr_ms = meas.median_ms, meas.iqr_ms
+        # In interleaved passes, so the models compared meet the same machine conditions.
+        timing = TimingConfig(warmup_runs=3, min_time_s=0.1, repeats=3, max_retries=0)
+        timed = measure_in_passes(for_profile(prof), list(models.items()), timing,
+                                  passes=measure_passes, seed=seed)
+        for name, passes in timed.items():
+            median, iqr, _, _ = pool_passes([m.raw_ms for m in passes])
+            rows[name].measured_ms, rows[name].iqr_ms = median, iqr
     result = ShrinkResult(target_ms=float(target_ms), profile=str(profile) if not hasattr(
         profile, "device_name") else prof.device_name, runtime=dict(prof.runtime),
         algorithm=algorithm, rows=rows, learned_raw=learned_raw,
         learned_raw_ms=float(learned_raw_ms), snap_factor=float(factor), snap_goal_ms=goals,
-        strength_history=list(controller.history))
+        strength_history=list(controller.history), retrain_from=retrain_from)
     if out is not None:
         out.mkdir(parents=True, exist_ok=True)
         slim_path = out / "slim.keras"
@@ -455,7 +478,9 @@ def report_markdown(result: ShrinkResult) -> str:
         f"structure was predicted at {result.learned_raw_ms:.4g} ms at the end of "
         f"training and scaled by {result.snap_factor:.3f} to meet the target (predicted "
         "goals after the measured correction: "
-        + ", ".join(f"{k} {v:.4g} ms" for k, v in result.snap_goal_ms.items()) + ").",
+        + ", ".join(f"{k} {v:.4g} ms" for k, v in result.snap_goal_ms.items()) + "); "
+        f"the slim model was retrained from the {result.retrain_from} weights of the "
+        "channels the regularizer ranked highest.",
         "",
         "| model | accuracy | predicted ms | measured ms | vs target | params |",
         "|---|---:|---:|---:|---:|---:|",

@@ -49,6 +49,7 @@ def main(argv=None) -> int:
     ap.add_argument("--pretrain-epochs", type=int, default=8)
     ap.add_argument("--learn-epochs", type=int, default=8)
     ap.add_argument("--retrain-epochs", type=int, default=6)
+    ap.add_argument("--retrain-from", default="pretrained", choices=["pretrained", "learned"])
     ap.add_argument("--plain-digits", action="store_true", help="the easy task instead")
     ap.add_argument("--out", default="out/shrink_benchmark")
     args = ap.parse_args(argv)
@@ -78,7 +79,8 @@ def main(argv=None) -> int:
             target = frac * full_ms
             r = shrink(model, task, prof, target, pretrain_epochs=0,
                        learn_epochs=args.learn_epochs, retrain_epochs=args.retrain_epochs,
-                       seed=seed, out_dir=out / f"seed{seed}_target{frac:g}")
+                       seed=seed, retrain_from=args.retrain_from,
+                       out_dir=out / f"seed{seed}_target{frac:g}")
             row = {"seed": seed, "fraction": frac, "target_ms": target,
                    "full_accuracy": r.rows["full"].accuracy,
                    "full_measured_ms": r.rows["full"].measured_ms,

@@ -9,6 +9,13 @@ both high points at time-correlated interference from the rest of the host.
 
     .venv/bin/python scripts/timing_noise.py --samples 60
     .venv/bin/python scripts/timing_noise.py --samples 60 --cpu 0     # pinned
+    .venv/bin/python scripts/timing_noise.py --samples 48 --interpreters
+
+--interpreters asks whether the noise follows the interpreter instance (its memory
+layout) or time: the same samples are timed in two interpreters built from the same
+converted model, A then B then A again then B again, and the script reports the median
+difference between the two timings of one interpreter (minutes apart) and between the
+two interpreters (seconds apart).
 """
 
 from __future__ import annotations
@@ -41,6 +48,49 @@ def measure_pass(n: int, seed: int, order_seed: int) -> dict[str, float]:
     return out
 
 
+def interpreter_passes(n: int, seed: int) -> dict:
+    from ai_edge_litert.interpreter import Interpreter
+
+    from latency_lab import microbench
+    from latency_lab.profiler import _programs
+    from latency_lab.runtimes.litert import _arg_order, convert_programs
+    from latency_lab.timing import TimingConfig, measure
+
+    plan = microbench.table_plan(quick=False, seed=seed)[:n]
+    timing = TimingConfig(warmup_runs=1, min_time_s=0.02, repeats=3, max_retries=0)
+    rng = np.random.default_rng(0)
+    built = []  # (interpreter, [(key, invoke)]) per chunk, for A and for B
+    for start in range(0, len(plan), 24):
+        progs = _programs(plan[start:start + 24], seed + start)
+        model = convert_programs(progs)
+        pair = []
+        for _ in range(2):
+            it = Interpreter(model_content=model, num_threads=1)
+            calls = []
+            for i, prog in enumerate(progs):
+                runner = it.get_signature_runner(f"s{i}")
+                names = sorted(runner.get_input_details(), key=_arg_order)
+                runner(**{k: rng.standard_normal(runner.get_input_details()[k]["shape"])
+                          .astype(np.float32) for k in names})
+                calls.append((prog.key, it._interpreter, runner._subgraph_index))
+            pair.append((it, calls))
+        built.append(pair)
+
+    def run(which: int) -> dict[str, float]:
+        out = {}
+        for pair in built:
+            for key, wrapper, sub in pair[which][1]:
+                out[key] = measure(lambda: wrapper.Invoke(sub), timing).median_ms
+        return out
+
+    a1, b1, a2, b2 = run(0), run(1), run(0), run(1)
+    return {"samples": len(a1),
+            "same_interpreter_A1_vs_A2_pct": rel_diff(a1, a2),
+            "same_interpreter_B1_vs_B2_pct": rel_diff(b1, b2),
+            "other_interpreter_A1_vs_B1_pct": rel_diff(a1, b1),
+            "other_interpreter_A2_vs_B2_pct": rel_diff(a2, b2)}
+
+
 def rel_diff(a: dict, b: dict) -> float:
     d = [abs(a[k] - b[k]) / ((a[k] + b[k]) / 2) for k in a if k in b]
     return float(100 * np.median(d))
@@ -52,7 +102,12 @@ def main(argv=None) -> int:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--cpu", type=int, help="pin this process (and the child) to one CPU")
     ap.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    ap.add_argument("--interpreters", action="store_true",
+                    help="same interpreter vs another instance of the same model")
     args = ap.parse_args(argv)
+    if args.interpreters:
+        print(json.dumps(interpreter_passes(args.samples, args.seed), indent=2))
+        return 0
     if args.cpu is not None:
         os.sched_setaffinity(0, {args.cpu})
     if args.child:

@@ -58,7 +58,7 @@ def label(name: str, kwargs: dict) -> str:
 
 
 def validation_set(quick: bool, seed: int):
-    """Yield (label, model) lazily so only one network is in memory at a time."""
+    """Yield (label, model); validate keeps them all, to measure them in passes."""
     from latency_lab.variants import application, random_slim
 
     plain = [PLAIN[i] for i in QUICK_SET] if quick else PLAIN
@@ -79,6 +79,7 @@ def main(argv=None) -> int:
     ap.add_argument("--quick-set", action="store_true", help="a 7+4 model subset")
     ap.add_argument("--report", default="out/validation")
     ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--passes", type=int, default=3, help="measuring passes per model")
     ap.add_argument("--reuse-measurements", metavar="VALIDATION_JSON",
                     help="take measured latencies from an earlier run's validation.json "
                          "(same machine) instead of measuring; for iterating on predictors")
@@ -113,8 +114,11 @@ def main(argv=None) -> int:
         old = json.loads(Path(args.reuse_measurements).read_text())
         measurements = {m["name"]: (m["measured_ms"], m["iqr_ms"]) for m in old["models"]}
         print(f"REUSING measured latencies from {args.reuse_measurements}", file=sys.stderr)
+    def measured(name, pass_index, m):
+        print(f"  pass {pass_index}: {name:40s} {m.median_ms:8.3f} ms", file=sys.stderr, flush=True)
+
     report = validate(validation_set(args.quick_set, args.seed), profile_path, on_model=progress,
-                      measurements=measurements)
+                      measurements=measurements, passes=args.passes, on_measurement=measured)
     render_validation(report)
     for p in write_report(report, args.report):
         print(f"wrote {p}", file=sys.stderr)

@@ -214,6 +214,50 @@ def test_validate_writes_report(capsys, files, tmp_path):
     assert (tmp_path / "scatter.png").stat().st_size > 0
 
 
+def test_validate_measures_each_model_once_per_pass(capsys, files, tmp_path):
+    rc = main(["validate", "--profile", files["litert"], files["model"], "--passes", "2",
+               "--report", str(tmp_path)])
+    assert rc == 0
+    report = json.loads((tmp_path / "validation.json").read_text())
+    assert report["measurement"]["passes"] == 2
+    (model,) = report["models"]
+    assert len(model["pass_ms"]) == 2 and all(v > 0 for v in model["pass_ms"])
+    assert min(model["pass_ms"]) <= model["measured_ms"] <= max(model["pass_ms"])
+    assert report["measurement"]["median_pass_spread_pct"] >= 0
+    assert "measurement noise: 2 passes" in capsys.readouterr().out
+
+
+def test_validate_bad_passes(capsys, files):
+    assert main(["validate", "--profile", files["litert"], files["model"], "--passes", "0"]) == 2
+    assert "--passes" in capsys.readouterr().err
+
+
+def test_measure_in_passes_shuffles_and_refuses_repeated_names():
+    from latency_lab.errors import InputSpecError
+    from latency_lab.runtimes import measure_in_passes
+    from latency_lab.timing import Measurement
+
+    class Runtime:
+        calls: list = []
+
+        def measure_model(self, model, timing=None):
+            self.calls.append(model)
+            t = 1e-3 * (len(self.calls))
+            return Measurement(median_s=t, iqr_s=0.0, raw_s=[t] * 3, repeats=3)
+
+    rt = Runtime()
+    models = [(f"m{i}", f"model-{i}") for i in range(6)]
+    out = measure_in_passes(rt, models, passes=3, seed=1)
+    assert sorted(out) == [n for n, _ in models]
+    assert all(len(v) == 3 for v in out.values())
+    assert rt.calls[:6] == [m for _, m in models]
+    assert sorted(rt.calls[6:12]) == sorted(rt.calls[:6]) and rt.calls[6:12] != rt.calls[:6]
+    with pytest.raises(InputSpecError, match="m0"):
+        measure_in_passes(rt, [("m0", 1), ("m0", 2)])
+    with pytest.raises(InputSpecError, match="passes"):
+        measure_in_passes(rt, models, passes=0)
+
+
 def test_validate_refuses_a_datasheet_profile(capsys, files):
     assert main(["validate", "--profile", "t4", files["model"]]) == 2
     assert "datasheet profile" in " ".join(capsys.readouterr().err.split())

@@ -168,6 +168,28 @@ def test_keras_runtime_measures_a_model():
     assert_good(m)
 
 
+@pytest.mark.filterwarnings("ignore:TensorFlow was already initialized:RuntimeWarning")
+def test_keras_runtime_compiles_each_program_and_model_once():
+    """Profiles time everything in several passes; tracing and compiling again every
+    pass would cost more than the timing."""
+    import keras
+
+    rt = runtimes.get("keras", threads=1)
+    compiled = []
+    real = rt._compile
+    rt._compile = lambda fn, jit: compiled.append(fn) or real(fn, jit)
+    progs = programs(CONFIGS[2:4])
+    for _ in range(2):
+        for m in rt.measure_ops(progs, FAST):
+            assert_good(m)
+    assert len(compiled) == 2
+    inputs = keras.Input((8, 8, 3))
+    model = keras.Model(inputs, keras.layers.GlobalAveragePooling2D()(inputs))
+    for _ in range(2):
+        assert_good(rt.measure_model(model, FAST))
+    assert len(compiled) == 3
+
+
 # ------------------------------------------------------------------ registry
 
 

@@ -84,11 +84,20 @@ def test_shrink_end_to_end_on_a_tiny_task(tmp_path):
     model = digits_cnn(task.input_shape, task.classes, widths=(8, 16, 16))
     full_ms = predict_model(model, PROFILE).latency_ms
     target = 0.6 * full_ms
-    events = []
+    events, pretrained = [], []
+
+    def on_event(name, info):
+        events.append(name)
+        if name == "baseline":  # right after pretraining, before learning
+            pretrained.extend(w.copy() for w in model.get_weights())
+
     r = shrink(model, task, PROFILE, target, pretrain_epochs=1, learn_epochs=1,
-               retrain_epochs=1, out_dir=tmp_path, seed=0,
-               on_event=lambda name, info: events.append(name))
+               retrain_epochs=1, out_dir=tmp_path, seed=0, on_event=on_event)
     assert list(r.rows) == ["full", "learned", "uniform"]
+    # retrain_from="pretrained" (default): the learning phase's weights were set aside
+    assert r.retrain_from == "pretrained"
+    for now, before in zip(model.get_weights(), pretrained, strict=True):
+        np.testing.assert_array_equal(now, before)
     for name in ("learned", "uniform"):
         row = r.rows[name]
         # snapped to the (measured-corrected) goal: at or below it, and every layer
@@ -121,6 +130,8 @@ def test_shrink_rejects_a_target_above_the_full_model():
         shrink(model, task, PROFILE, 1e3, pretrain_epochs=0, measure=False)
     with pytest.raises(ValueError, match="algorithm"):
         shrink(model, task, PROFILE, 1e-3, algorithm="logistic_sigmoid")
+    with pytest.raises(ValueError, match="retrain_from"):
+        shrink(model, task, PROFILE, 1e-3, retrain_from="scratch")
 
 
 @pytest.mark.parametrize("argv, message", [

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from latency_lab.errors import MeasurementError
-from latency_lab.timing import Measurement, TimingConfig, measure, summarize
+from latency_lab.timing import Measurement, TimingConfig, measure, measure_interleaved, summarize
 
 
 class FakeClock:
@@ -40,6 +40,85 @@ def test_calibration_reaches_min_time():
     assert m.inner_loops * m.median_s >= cfg.min_time_s
     assert m.median_s == STEP and m.iqr_s == 0.0
     assert m.raw_s == [STEP] * 3 and m.repeats == 3 and m.retries == 0 and not m.unstable
+
+
+def test_given_inner_loops_skip_calibration():
+    fc = FakeClock([STEP])
+    cfg = TimingConfig(warmup_runs=1, min_time_s=4 * STEP, repeats=3, max_retries=0)
+    m = measure(fc.fn, cfg, clock=fc.clock, inner_loops=6)
+    assert m.inner_loops == 6 and m.median_s == STEP
+    assert fc.calls == 1 + 3 * 6  # warm-up and the repeats, no calibration rounds
+    for bad in (0, 2.5, True):
+        with pytest.raises(ValueError, match="inner_loops"):
+            measure(fc.fn, cfg, clock=fc.clock, inner_loops=bad)
+
+
+def test_pool_passes_takes_the_median_over_every_pass():
+    from latency_lab.timing import pool_passes
+
+    median, iqr, raw, unstable = pool_passes([[1.0, 1.0, 1.0], [3.0, 3.0, 3.0], [1.0, 1.0, 1.0]])
+    assert median == 1.0 and raw == (1.0,) * 3 + (3.0,) * 3 + (1.0,) * 3
+    assert iqr == 2.0 and unstable  # the passes disagree, and that is reported
+    assert pool_passes([[1.0, 1.02], [0.99, 1.01]])[3] is False
+
+
+class SharedClock:
+    """One fake clock for several functions, each costing its own fixed time; records
+    the order in which they run."""
+
+    def __init__(self, costs):
+        self.t, self.costs, self.log = 0.0, dict(costs), []
+
+    def clock(self):
+        return self.t
+
+    def fn(self, name):
+        def call():
+            self.log.append(name)
+            self.t += self.costs[name]
+        return call
+
+
+def test_interleaved_repeats_alternate_between_functions():
+    sc = SharedClock({"a": STEP, "b": 2 * STEP})
+    cfg = TimingConfig(warmup_runs=1, min_time_s=4 * STEP, repeats=3, max_retries=0)
+    ma, mb = measure_interleaved([sc.fn("a"), sc.fn("b")], cfg, clock=sc.clock)
+    assert ma.median_s == STEP and mb.median_s == 2 * STEP
+    assert (ma.inner_loops, mb.inner_loops) == (4, 2)
+    assert ma.raw_s == [STEP] * 3 and ma.repeats == 3 and not ma.unstable
+    # After warm-up and calibration, each round runs a (one re-warm call + 4 timed),
+    # then b (1 + 2), three times over.
+    rounds = sc.log[-3 * (5 + 3):]
+    assert rounds == (["a"] * 5 + ["b"] * 3) * 3
+
+
+def test_interleaved_uses_given_inner_loops_and_checks_them():
+    sc = SharedClock({"a": STEP, "b": STEP})
+    cfg = TimingConfig(warmup_runs=0, min_time_s=4 * STEP, repeats=3, max_retries=0)
+    ma, mb = measure_interleaved([sc.fn("a"), sc.fn("b")], cfg, clock=sc.clock,
+                                 inner_loops=[7, None])
+    assert (ma.inner_loops, mb.inner_loops) == (7, 4)
+    with pytest.raises(ValueError, match="inner_loops"):
+        measure_interleaved([sc.fn("a")], cfg, clock=sc.clock, inner_loops=[1, 2])
+    with pytest.raises(ValueError, match="inner_loops"):
+        measure_interleaved([sc.fn("a")], cfg, clock=sc.clock, inner_loops=[0])
+    with pytest.raises(MeasurementError, match="item 1"):
+        measure_interleaved([sc.fn("a"), 3], cfg, clock=sc.clock)
+
+
+def test_interleaved_flags_a_function_whose_rounds_disagree():
+    t = [0.0]
+    costs = iter([STEP] * 3 + [STEP, STEP, 4 * STEP, 4 * STEP, 8 * STEP, 8 * STEP])
+
+    def clock():
+        return t[0]
+
+    def fn():
+        t[0] += next(costs, 8 * STEP)
+
+    cfg = TimingConfig(warmup_runs=0, min_time_s=STEP, repeats=3, max_retries=0)
+    (m,) = measure_interleaved([fn], cfg, clock=clock)
+    assert m.unstable and m.retries == 0
 
 
 def test_calibration_is_capped_by_max_inner_loops():

@@ -70,6 +70,36 @@ def get(name: str, **kwargs: Any) -> Runtime:
     return factory(**kwargs)
 
 
+def measure_in_passes(runtime: Runtime, models: Sequence[tuple[str, Any]],
+                      timing: TimingConfig | None = None, passes: int = 3, seed: int = 0,
+                      on_measurement: Callable[[str, int, Measurement], None] | None = None,
+                      ) -> dict[str, list[Measurement]]:
+    """Time each (name, model) once per pass, in a new order each pass: {name: one
+    Measurement per pass}. Spreading a model's repeats over the whole run keeps a slow
+    spell of a shared host (seconds to minutes) from deciding its figure; pool them
+    with `timing.pool_passes`. Each model is converted once (runtimes cache by model)."""
+    import random
+
+    if isinstance(passes, bool) or not isinstance(passes, int) or passes < 1:
+        raise InputSpecError(f"passes must be a positive integer, got {passes!r}")
+    names = [name for name, _ in models]
+    if len(set(names)) != len(names):
+        dup = sorted({n for n in names if names.count(n) > 1})
+        raise InputSpecError(f"model names must be unique to be measured in passes; repeated: {dup}")
+    out: dict[str, list[Measurement]] = {name: [] for name in names}
+    order = list(models)
+    rng = random.Random(seed)
+    for pass_index in range(1, passes + 1):
+        if pass_index > 1:
+            rng.shuffle(order)
+        for name, model in order:
+            m = runtime.measure_model(model, timing)
+            out[name].append(m)
+            if on_measurement:
+                on_measurement(name, pass_index, m)
+    return out
+
+
 def for_profile(profile: Any) -> Runtime:
     """The runtime a measured profile was taken with (name, threads, device), so that
     what is measured against a profile runs as the profile's samples did."""

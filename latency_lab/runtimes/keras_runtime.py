@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import warnings
+import weakref
 from typing import Any, Callable, Sequence
 
 import numpy as np
@@ -137,6 +138,10 @@ class KerasRuntime:
         self.jit = jit
         self.threads = _set_tf_threads(threads) if self.backend == "tensorflow" else threads
         self._compile, self._sync, gpu_count = BACKENDS[self.backend]
+        # Compiled functions by program key / model: a profile times everything in
+        # several passes and should trace and compile each once.
+        self._compiled_ops: dict[str, Callable] = {}
+        self._compiled_models: "weakref.WeakKeyDictionary[Any, Callable]" = weakref.WeakKeyDictionary()
         # Checked here because the backends do not refuse: TensorFlow's soft placement
         # runs a "gpu:0" scope on the CPU without a word, so the profile would hold CPU
         # timings labelled gpu.
@@ -159,10 +164,9 @@ class KerasRuntime:
 
         return keras.device(f"{self.device}:0")
 
-    def _time(self, fn: Callable, inputs: list, timing: TimingConfig | None) -> Measurement:
+    def _time(self, compiled: Callable, inputs: list, timing: TimingConfig | None) -> Measurement:
         import keras
 
-        compiled = self._compile(fn, self.jit)
         with self._device_scope():
             xs = [keras.ops.convert_to_tensor(x) for x in inputs]
             last: list[Any] = [None]
@@ -181,10 +185,14 @@ class KerasRuntime:
             )
         inputs = [rng.standard_normal(s).astype(np.float32) for s in shapes]
 
-        def forward(*xs):
-            return model(list(xs) if len(xs) > 1 else xs[0], training=False)
+        compiled = self._compiled_models.get(model)
+        if compiled is None:
+            def forward(*xs):
+                return model(list(xs) if len(xs) > 1 else xs[0], training=False)
 
-        return self._time(forward, inputs, timing)
+            compiled = self._compile(forward, self.jit)
+            self._compiled_models[model] = compiled
+        return self._time(compiled, inputs, timing)
 
     def measure_ops(self, programs: Sequence[OpProgram], timing: TimingConfig | None = None,
                     on_result: Callable[[OpProgram, Measurement], None] | None = None,
@@ -193,7 +201,9 @@ class KerasRuntime:
         results = []
         for prog in programs:
             inputs = [rng.standard_normal(s).astype(np.float32) for s in prog.input_shapes]
-            m = self._time(prog.fn, inputs, timing)
+            if prog.key not in self._compiled_ops:
+                self._compiled_ops[prog.key] = self._compile(prog.fn, self.jit)
+            m = self._time(self._compiled_ops[prog.key], inputs, timing)
             results.append(m)
             if on_result:
                 on_result(prog, m)

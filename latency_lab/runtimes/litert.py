@@ -10,7 +10,9 @@ constants, so the converter folds and fuses exactly as it does for a real networ
 from __future__ import annotations
 
 import contextlib
+import functools
 import io
+import os
 import tempfile
 import weakref
 from typing import Any, Callable, Sequence
@@ -19,7 +21,7 @@ import numpy as np
 
 from latency_lab.errors import MeasurementError
 from latency_lab.runtimes import OpProgram
-from latency_lab.timing import Measurement, TimingConfig, measure
+from latency_lab.timing import Measurement, TimingConfig, measure, measure_interleaved
 
 OPS_PER_CONVERSION = 24
 
@@ -136,7 +138,11 @@ class LiteRTRuntime:
         self.threads = threads
         # Conversions of op chunks by their sample keys: a profile times every chunk in
         # several passes and converts it once (about 1.5 s per chunk of 24 ops here).
-        self._converted_ops: dict[tuple[str, ...], bytes] = {}
+        # Kept on disk, not in memory: a full plan's models hold a few hundred MB of
+        # weights (the memory-bandwidth samples alone are ~100 MB each).
+        self._converted_ops: dict[tuple[str, ...], str] = {}
+        self._cache_dir: tempfile.TemporaryDirectory | None = None
+        self._inner_loops: dict[str, int] = {}  # found in the first pass, reused after
 
     def info(self) -> dict:
         return {"name": "litert", "version": litert_version(), "backend": "xnnpack",
@@ -155,6 +161,20 @@ class LiteRTRuntime:
         return self.measure_bytes(convert_keras_model(model), timing)
 
     # ------------------------------------------------------------------- ops
+    def _chunk_bytes(self, keys: tuple[str, ...], chunk: list[OpProgram]) -> bytes:
+        path = self._converted_ops.get(keys)
+        if path is not None:
+            with open(path, "rb") as f:
+                return f.read()
+        model_bytes = convert_programs(chunk)
+        if self._cache_dir is None:
+            self._cache_dir = tempfile.TemporaryDirectory(prefix="latency-lab-ops-")
+        path = os.path.join(self._cache_dir.name, f"chunk{len(self._converted_ops)}.tflite")
+        with open(path, "wb") as f:
+            f.write(model_bytes)
+        self._converted_ops[keys] = path
+        return model_bytes
+
     def measure_ops(self, programs: Sequence[OpProgram], timing: TimingConfig | None = None,
                     on_result: Callable[[OpProgram, Measurement], None] | None = None,
                     ) -> list[Measurement]:
@@ -163,18 +183,21 @@ class LiteRTRuntime:
         for start in range(0, len(programs), OPS_PER_CONVERSION):
             chunk = list(programs[start:start + OPS_PER_CONVERSION])
             keys = tuple(p.key for p in chunk)
-            if keys not in self._converted_ops:
-                self._converted_ops[keys] = convert_programs(chunk)
-            it = interpreter(self._converted_ops[keys], self.threads)
+            it = interpreter(self._chunk_bytes(keys, chunk), self.threads)
             wrapper = it._interpreter  # raw Invoke(subgraph): no Python copies timed
+            calls = []
             for i, prog in enumerate(chunk):
                 runner = it.get_signature_runner(f"s{i}")
                 names = sorted(runner.get_input_details(), key=_arg_order)
                 feeds = {n: rng.standard_normal(runner.get_input_details()[n]["shape"]).astype(np.float32)
                          for n in names}
                 runner(**feeds)  # allocates and sets inputs once
-                subgraph = runner._subgraph_index
-                m = measure(lambda: wrapper.Invoke(subgraph), timing)
+                calls.append(functools.partial(wrapper.Invoke, runner._subgraph_index))
+            # The chunk's ops are timed with interleaved repeats (see measure_interleaved).
+            measured = measure_interleaved(
+                calls, timing, inner_loops=[self._inner_loops.get(p.key) for p in chunk])
+            for prog, m in zip(chunk, measured):
+                self._inner_loops[prog.key] = m.inner_loops
                 results.append(m)
                 if on_result:
                     on_result(prog, m)
