@@ -210,6 +210,11 @@ def _conv(k: Kernel):
     s = int(k.options.get("strideH", 1))
     h, w = _same_input(k, s)
     cout, kh, kw, cin = k.input_shapes[1]
+    if h * w == 1 and kh * kw == 1:
+        # A 1x1 conv on a 1x1 map (squeeze-excite, conv heads) is a matrix-vector
+        # product, which XNNPACK runs with the fully-connected kernels: time it as the
+        # dense op it is (the conv table has no 1x1 maps to interpolate from).
+        return [("dense", dict(rows=1, cin=cin, cout=cout))]
     return [("conv2d", dict(h=h, w=w, cin=cin, cout=cout, k=int(round(math.sqrt(kh * kw))), s=s))]
 
 

@@ -205,14 +205,22 @@ def _loss_for(model):
 
 
 def train(model, task: Task, epochs: int, *, loss=None, learning_rate: float = 3e-3,
-          batch_size: int = 32, callbacks=(), seed: int = 0) -> None:
-    """Compile (Adam) and fit for ``epochs`` (no-op for 0)."""
+          batch_size: int = 32, callbacks=(), seed: int = 0, cosine: bool = True) -> None:
+    """Compile (Adam) and fit for ``epochs`` (no-op for 0). ``cosine`` decays the
+    learning rate to zero over the run: without it the final weights are a snapshot of
+    a still-bouncing optimizer, and accuracies of short runs differ by several points
+    for no reason but the last few steps. Structure learning keeps a constant rate
+    (``cosine=False``) so the regularizer can act until the end."""
     import keras
 
     if epochs <= 0:
         return
     keras.utils.set_random_seed(seed)
-    model.compile(optimizer=keras.optimizers.Adam(learning_rate),
+    rate = learning_rate
+    if cosine:
+        steps = epochs * math.ceil(len(task.x_train) / batch_size)
+        rate = keras.optimizers.schedules.CosineDecay(learning_rate, decay_steps=steps)
+    model.compile(optimizer=keras.optimizers.Adam(rate),
                   loss=loss if loss is not None else _loss_for(model))
     model.fit(task.x_train, task.y_train, epochs=epochs, batch_size=batch_size, verbose=0,
               shuffle=True, callbacks=list(callbacks))
@@ -279,12 +287,13 @@ class ShrinkResult:
 
 
 def _probe_ms(model, prof) -> float:
-    """One quick timing of a snapped network, to re-aim the snap."""
-    from latency_lab.runtimes import for_profile
-    from latency_lab.timing import TimingConfig
+    """A quick timing of a snapped network, to re-aim the snap: 3 short passes pooled."""
+    from latency_lab.runtimes import for_profile, measure_in_passes
+    from latency_lab.timing import TimingConfig, pool_passes
 
-    timing = TimingConfig(warmup_runs=2, min_time_s=0.05, repeats=5)
-    return for_profile(prof).measure_model(model, timing).median_ms
+    timing = TimingConfig(warmup_runs=2, min_time_s=0.05, repeats=3, max_retries=0)
+    (passes,) = measure_in_passes(for_profile(prof), [("probe", model)], timing).values()
+    return pool_passes([m.raw_ms for m in passes])[0]
 
 
 def shrink(model, task: Task, profile: Any, target_ms: float, *, algorithm: str = "gamma",
@@ -391,7 +400,8 @@ def shrink(model, task: Task, profile: Any, target_ms: float, *, algorithm: str 
         callbacks.append(StructureLogger(reg, export_dir=out / "learned_structure",
                                          every_n_steps=50))
     train(model, task, learn_epochs, loss=reg.wrap_loss(_loss_for(model)),
-          learning_rate=learning_rate, batch_size=batch_size, callbacks=callbacks, seed=seed)
+          learning_rate=learning_rate, batch_size=batch_size, callbacks=callbacks, seed=seed,
+          cosine=False)
     learned_raw = reg.get_alive_counts()
     learned_raw_ms = reg.get_cost()
     importance = {name: np.abs(np.asarray(v, dtype=np.float64))

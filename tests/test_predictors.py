@@ -153,6 +153,19 @@ def test_litert_kernels_fuse_bn_and_activations_and_keep_layer_names():
     assert items[3].configs == [("dense", dict(rows=1, cin=8, cout=4))]
 
 
+def test_a_1x1_conv_on_a_1x1_map_is_timed_as_the_dense_op_it_is():
+    """Squeeze-excite and conv heads: CONV_2D with a 1x1 kernel on a 1x1 map is a
+    matrix-vector product; a 1x1 conv on a larger map stays a conv."""
+    x = keras.Input((4, 4, 6))
+    pooled = L.GlobalAveragePooling2D(keepdims=True, name="squeeze")(x)
+    excite = L.Conv2D(6, 1, name="excite")(pooled)
+    y = L.Conv2D(5, 1, name="pointwise")(L.Multiply(name="scale")([x, excite]))
+    items = {i.layer: i for i in work_items(keras.Model(x, y), "litert")}
+    assert items["excite"].kernel == "CONV_2D"
+    assert items["excite"].configs == [("dense", dict(rows=1, cin=6, cout=6))]
+    assert items["pointwise"].configs == [("conv2d", dict(h=4, w=4, cin=6, cout=5, k=1, s=1))]
+
+
 def test_network_prediction_is_the_sum_of_its_kernels_plus_one_invocation():
     prof = _profile(overhead={"per_op_ms": 0.0, "per_invocation_ms": 0.003})
     res = predict_model(_small_net(), prof, "roofline")
@@ -240,10 +253,13 @@ def test_measure_in_passes_shuffles_and_refuses_repeated_names():
     class Runtime:
         calls: list = []
 
-        def measure_model(self, model, timing=None):
-            self.calls.append(model)
-            t = 1e-3 * (len(self.calls))
-            return Measurement(median_s=t, iqr_s=0.0, raw_s=[t] * 3, repeats=3)
+        def measure_models(self, models, timing=None):
+            out = []
+            for model in models:
+                self.calls.append(model)
+                t = 1e-3 * (len(self.calls))
+                out.append(Measurement(median_s=t, iqr_s=0.0, raw_s=[t] * 3, repeats=3))
+            return out
 
     rt = Runtime()
     models = [(f"m{i}", f"model-{i}") for i in range(6)]

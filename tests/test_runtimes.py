@@ -76,6 +76,27 @@ def test_litert_converts_a_chunk_once_across_passes(monkeypatch):
     assert len(calls) == 2
 
 
+def _tiny_models(n=2):
+    import keras
+
+    out = []
+    for i in range(n):
+        x = keras.Input((8, 8, 3))
+        y = keras.layers.GlobalAveragePooling2D()(keras.layers.Conv2D(4 + 4 * i, 3)(x))
+        out.append(keras.Model(x, y))
+    return out
+
+
+@pytest.mark.filterwarnings("ignore:TensorFlow was already initialized:RuntimeWarning")
+@pytest.mark.parametrize("name", ["litert", "keras"])
+def test_measure_models_times_each_model(name):
+    models = _tiny_models()
+    results = runtimes.get(name, threads=1).measure_models(models, FAST)
+    assert len(results) == 2
+    for m in results:
+        assert_good(m)
+
+
 def test_litert_quick_timing_config():
     rt = runtimes.get("litert", threads=1)
     (m,) = rt.measure_ops(programs(CONFIGS[2:3]), TimingConfig.quick())

@@ -33,6 +33,9 @@ class Runtime(Protocol):
 
     def measure_model(self, model: Any, timing: TimingConfig | None = None) -> Measurement: ...
 
+    def measure_models(self, models: Sequence[Any], timing: TimingConfig | None = None,
+                       ) -> list[Measurement]: ...
+
     def measure_ops(self, programs: Sequence[OpProgram], timing: TimingConfig | None = None,
                     on_result: Callable[[OpProgram, Measurement], None] | None = None,
                     ) -> None: ...
@@ -77,7 +80,9 @@ def measure_in_passes(runtime: Runtime, models: Sequence[tuple[str, Any]],
     """Time each (name, model) once per pass, in a new order each pass: {name: one
     Measurement per pass}. Spreading a model's repeats over the whole run keeps a slow
     spell of a shared host (seconds to minutes) from deciding its figure; pool them
-    with `timing.pool_passes`. Each model is converted once (runtimes cache by model)."""
+    with `timing.pool_passes`. Within a pass the models' repeats are interleaved
+    (`Runtime.measure_models`). Each model is converted once (runtimes cache by
+    model)."""
     import random
 
     if isinstance(passes, bool) or not isinstance(passes, int) or passes < 1:
@@ -92,8 +97,8 @@ def measure_in_passes(runtime: Runtime, models: Sequence[tuple[str, Any]],
     for pass_index in range(1, passes + 1):
         if pass_index > 1:
             rng.shuffle(order)
-        for name, model in order:
-            m = runtime.measure_model(model, timing)
+        measured = runtime.measure_models([model for _, model in order], timing)
+        for (name, _), m in zip(order, measured):
             out[name].append(m)
             if on_measurement:
                 on_measurement(name, pass_index, m)

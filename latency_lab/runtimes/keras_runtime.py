@@ -17,7 +17,7 @@ import numpy as np
 
 from latency_lab.errors import InputSpecError, MeasurementError
 from latency_lab.runtimes import OpProgram
-from latency_lab.timing import Measurement, TimingConfig, measure
+from latency_lab.timing import Measurement, TimingConfig, measure, measure_interleaved
 
 
 def _tf_compile(fn: Callable, jit: bool) -> Callable:
@@ -164,19 +164,30 @@ class KerasRuntime:
 
         return keras.device(f"{self.device}:0")
 
-    def _time(self, compiled: Callable, inputs: list, timing: TimingConfig | None) -> Measurement:
+    def _time_all(self, work: list[tuple[Callable, list]], timing: TimingConfig | None,
+                  ) -> list[Measurement]:
+        """Time (compiled function, numpy inputs) pairs, interleaved when several; the
+        device is synchronized on the last output before every clock read."""
         import keras
 
         with self._device_scope():
-            xs = [keras.ops.convert_to_tensor(x) for x in inputs]
             last: list[Any] = [None]
 
-            def call():
-                last[0] = compiled(*xs)
+            def caller(compiled: Callable, inputs: list) -> Callable[[], None]:
+                xs = [keras.ops.convert_to_tensor(x) for x in inputs]
 
-            return measure(call, timing, sync=lambda: self._sync(last[0]))
+                def call():
+                    last[0] = compiled(*xs)
 
-    def measure_model(self, model: Any, timing: TimingConfig | None = None) -> Measurement:
+                return call
+
+            calls = [caller(c, inputs) for c, inputs in work]
+            sync = lambda: self._sync(last[0])  # noqa: E731
+            if len(calls) == 1:
+                return [measure(calls[0], timing, sync=sync)]
+            return measure_interleaved(calls, timing, sync=sync)
+
+    def _model_work(self, model: Any) -> tuple[Callable, list]:
         rng = np.random.default_rng(0)
         shapes = [(1, *x.shape[1:]) for x in model.inputs]
         if any(d is None for s in shapes for d in s):
@@ -184,7 +195,6 @@ class KerasRuntime:
                 f"model {model.name!r} has variable input size; rebuild it with a fixed shape"
             )
         inputs = [rng.standard_normal(s).astype(np.float32) for s in shapes]
-
         compiled = self._compiled_models.get(model)
         if compiled is None:
             def forward(*xs):
@@ -192,7 +202,15 @@ class KerasRuntime:
 
             compiled = self._compile(forward, self.jit)
             self._compiled_models[model] = compiled
-        return self._time(compiled, inputs, timing)
+        return compiled, inputs
+
+    def measure_model(self, model: Any, timing: TimingConfig | None = None) -> Measurement:
+        return self._time_all([self._model_work(model)], timing)[0]
+
+    def measure_models(self, models: Sequence[Any], timing: TimingConfig | None = None,
+                       ) -> list[Measurement]:
+        """Several models with interleaved repeats (`measure_interleaved`)."""
+        return self._time_all([self._model_work(m) for m in models], timing)
 
     def measure_ops(self, programs: Sequence[OpProgram], timing: TimingConfig | None = None,
                     on_result: Callable[[OpProgram, Measurement], None] | None = None,
@@ -203,7 +221,7 @@ class KerasRuntime:
             inputs = [rng.standard_normal(s).astype(np.float32) for s in prog.input_shapes]
             if prog.key not in self._compiled_ops:
                 self._compiled_ops[prog.key] = self._compile(prog.fn, self.jit)
-            m = self._time(self._compiled_ops[prog.key], inputs, timing)
+            (m,) = self._time_all([(self._compiled_ops[prog.key], inputs)], timing)
             results.append(m)
             if on_result:
                 on_result(prog, m)

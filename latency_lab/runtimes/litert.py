@@ -149,16 +149,26 @@ class LiteRTRuntime:
                 "device": "cpu", "threads": self.threads, "dtype": "float32", "batch": 1}
 
     # ---------------------------------------------------------------- models
-    def measure_bytes(self, model_bytes: bytes, timing: TimingConfig | None = None) -> Measurement:
+    def _ready(self, model_bytes: bytes):
         it = interpreter(model_bytes, self.threads)
         it.allocate_tensors()
         rng = np.random.default_rng(0)
         for d in it.get_input_details():
             it.set_tensor(d["index"], rng.standard_normal(d["shape"]).astype(d["dtype"]))
-        return measure(it.invoke, timing)
+        return it
+
+    def measure_bytes(self, model_bytes: bytes, timing: TimingConfig | None = None) -> Measurement:
+        return measure(self._ready(model_bytes).invoke, timing)
 
     def measure_model(self, model: Any, timing: TimingConfig | None = None) -> Measurement:
         return self.measure_bytes(convert_keras_model(model), timing)
+
+    def measure_models(self, models: Sequence[Any], timing: TimingConfig | None = None,
+                       ) -> list[Measurement]:
+        """Several models with interleaved repeats (`measure_interleaved`), so models
+        that are compared meet the same moments of a shared host."""
+        interpreters = [self._ready(convert_keras_model(m)) for m in models]
+        return measure_interleaved([it.invoke for it in interpreters], timing)
 
     # ------------------------------------------------------------------- ops
     def _chunk_bytes(self, keys: tuple[str, ...], chunk: list[OpProgram]) -> bytes:
