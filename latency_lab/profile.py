@@ -413,9 +413,10 @@ def _v_device(ctx: _Ctx, value: Any) -> dict:
 def _v_runtime(ctx: _Ctx, value: Any) -> dict:
     p = "runtime"
     d = _dict(ctx, value, p)
-    keys = ("name", "version", "backend", "device", "threads", "dtype", "batch")
+    keys = ("name", "version", "backend", "device", "threads", "dtype", "batch",
+            "matmul_precision")
     _no_extra(ctx, d, keys, p)
-    return {
+    out = {
         "name": _str(ctx, _get(ctx, d, "name", p), "runtime.name", choices=RUNTIME_NAMES),
         "version": _str(ctx, _get(ctx, d, "version", p), "runtime.version", nullable=True),
         "backend": _str(ctx, _get(ctx, d, "backend", p), "runtime.backend", nullable=True),
@@ -425,6 +426,10 @@ def _v_runtime(ctx: _Ctx, value: Any) -> dict:
         "dtype": _str(ctx, _get(ctx, d, "dtype", p), "runtime.dtype"),
         "batch": _int(ctx, _get(ctx, d, "batch", p), "runtime.batch", minimum=1),
     }
+    if "matmul_precision" in d:  # optional: what float32 matmuls run as (keras on GPU)
+        out["matmul_precision"] = _str(ctx, d["matmul_precision"], "runtime.matmul_precision",
+                                       choices=("fp32", "tf32"))
+    return out
 
 
 _SOURCE_FIELDS = ("quantity", "value", "unit", "precision", "citation", "url")

@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import warnings
 import weakref
+from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
 import numpy as np
@@ -86,11 +87,42 @@ def _torch_gpus() -> int:
     return torch.cuda.device_count() if torch.cuda.is_available() else 0
 
 
-#: backend -> (compile, synchronize, number of GPUs the backend can run on)
-BACKENDS: dict[str, tuple[Callable, Callable, Callable[[], int]]] = {
-    "tensorflow": (_tf_compile, _tf_sync, _tf_gpus),
-    "jax": (_jax_compile, _jax_sync, _jax_gpus),
-    "torch": (_torch_compile, _torch_sync, _torch_gpus),
+def _tf_gpu_matmul() -> str:
+    import tensorflow as tf
+
+    return "tf32" if tf.config.experimental.tensor_float_32_execution_enabled() else "fp32"
+
+
+def _jax_gpu_matmul() -> str:
+    import jax
+
+    precision = str(jax.config.jax_default_matmul_precision or "default").lower()
+    return "fp32" if precision in ("highest", "float32") else "tf32"
+
+
+def _torch_gpu_matmul() -> str:
+    import torch
+
+    return "tf32" if torch.backends.cuda.matmul.allow_tf32 else "fp32"
+
+
+@dataclass(frozen=True)
+class Backend:
+    """What the runtime needs from a Keras backend."""
+
+    compile: Callable  # (fn, jit) -> compiled fn
+    sync: Callable  # (last output) -> None, once the device is idle
+    gpu_count: Callable[[], int]  # GPUs the backend can run on
+    # What float32 matmuls/convs run as on a GPU by default: "tf32" where the backend
+    # lets Ampere and newer GPUs use TensorFloat-32 (about 8x the FP32 rate on an
+    # H100), else "fp32". Recorded in the profile, so its ceilings are read right.
+    gpu_matmul: Callable[[], str]
+
+
+BACKENDS: dict[str, Backend] = {
+    "tensorflow": Backend(_tf_compile, _tf_sync, _tf_gpus, _tf_gpu_matmul),
+    "jax": Backend(_jax_compile, _jax_sync, _jax_gpus, _jax_gpu_matmul),
+    "torch": Backend(_torch_compile, _torch_sync, _torch_gpus, _torch_gpu_matmul),
 }
 
 DEVICES = ("cpu", "gpu")
@@ -137,7 +169,10 @@ class KerasRuntime:
         self.device = device
         self.jit = jit
         self.threads = _set_tf_threads(threads) if self.backend == "tensorflow" else threads
-        self._compile, self._sync, gpu_count = BACKENDS[self.backend]
+        backend = BACKENDS[self.backend]
+        self._compile, self._sync = backend.compile, backend.sync
+        self._gpu_matmul = backend.gpu_matmul
+        gpu_count = backend.gpu_count
         # Compiled functions by program key / model: a profile times everything in
         # several passes and should trace and compile each once.
         self._compiled_ops: dict[str, Callable] = {}
@@ -157,7 +192,8 @@ class KerasRuntime:
         import keras
 
         return {"name": "keras", "version": keras.__version__, "backend": self.backend,
-                "device": self.device, "threads": self.threads, "dtype": "float32", "batch": 1}
+                "device": self.device, "threads": self.threads, "dtype": "float32", "batch": 1,
+                "matmul_precision": self._gpu_matmul() if self.device == "gpu" else "fp32"}
 
     def _device_scope(self):
         import keras
