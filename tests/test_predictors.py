@@ -117,6 +117,38 @@ def test_flops_baseline_is_one_flop_weighted_constant():
     assert b / a == pytest.approx(2.0, rel=1e-12)
 
 
+def test_in_network_weight_streaming_is_fitted_from_calibration_networks():
+    """Calibration networks whose measured time is the isolated sum plus twice the
+    weight-streaming excess give back stream = 2; fewer than three give 0."""
+    from latency_lab.predict import WorkItem, predict_items
+
+    prof = _profile()
+    stream = [Sample("weight_stream", dict(n=n, c=256), ms, 0.0, 5, (ms,) * 5)
+              for n, ms in ((1, 0.05), (16, 5.0))]  # 5.2 GB/s in cache, 0.84 GB/s out
+    prof = prof.with_samples(list(prof.samples) + stream)
+    iso = LookupTableModel(prof).fit()
+    assert iso.in_network_stream_ == 0.0  # no calibration networks
+
+    def network(c, n):
+        items = [WorkItem("", "", [("dense", dict(rows=1, cin=c, cout=c))]) for _ in range(n)]
+        base, _ = predict_items(items, iso)
+        w_net = sum(i.weight_bytes for i in items)
+        excess = sum(iso._stream_excess_ms(op, cfg, iso._isolated_ms(op, cfg), w_net)
+                     for i in items for op, cfg in i.configs)
+        assert excess > 0
+        return {"name": f"dense{c}x{n}", "measured_ms": base + 2.0 * excess, "iqr_ms": 0.0,
+                "items": [i.to_dict() for i in items]}
+
+    nets = [network(512, 4), network(1024, 2), network(768, 6)]
+    fitted = LookupTableModel(prof.replace(calibration={"models": nets})).fit()
+    assert fitted.in_network_stream_ == pytest.approx(2.0, rel=1e-6)
+    assert fitted.in_network_scale_ == 0.0 and fitted.in_network_kernel_ms_ == 0.0
+    items = [WorkItem.from_dict(d) for d in nets[1]["items"]]
+    assert predict_items(items, fitted)[0] == pytest.approx(nets[1]["measured_ms"], rel=1e-6)
+    two = LookupTableModel(prof.replace(calibration={"models": nets[:2]})).fit()
+    assert two.in_network_stream_ == 0.0
+
+
 def test_unknown_predictor_and_lookup_on_a_spec_profile():
     with pytest.raises(ProfileError, match="unknown predictor 'magic'"):
         make_predictor("magic", "t4")
