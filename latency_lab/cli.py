@@ -543,6 +543,11 @@ def run_shrink(args: argparse.Namespace) -> int:
                 f"{name}: " + (f"learned structure predicted at {info['learned_ms']:.4f} ms"
                                if name == "snap" else "timing " + ", ".join(info["models"])),
                 markup=False, highlight=False)
+        elif name == "snap_limit":
+            progress.console.print(
+                f"snap: {info['model']} measured off target, but re-aiming to "
+                f"{info['goal_ms']:.4g} ms predicted is below its smallest structure; kept "
+                "the last snap", markup=False, highlight=False)
 
     try:
         with progress:

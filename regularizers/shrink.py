@@ -309,8 +309,9 @@ def shrink(model, task: Task, profile: Any, target_ms: float, *, algorithm: str 
     (and holds its pretrained weights again at the end with ``retrain_from="pretrained"``).
 
     ``on_event(name, info)`` is called at each phase ("pretrain", "learn", "snap",
-    "retrain", "baseline", "measure", "done") and after every epoch ("epoch" with
-    ``phase``, ``epoch``, ``epochs``), for progress displays."""
+    "retrain", "baseline", "measure", "done"), when a measured re-aim of the snap would
+    go below the smallest structure ("snap_limit": the last snap is kept), and after
+    every epoch ("epoch" with ``phase``, ``epoch``, ``epochs``), for progress displays."""
     import keras
 
     from latency_lab.predict import predict_model
@@ -357,9 +358,14 @@ def shrink(model, task: Task, profile: Any, target_ms: float, *, algorithm: str 
             measured = _probe_ms(probe, prof)
             if abs(measured / target_ms - 1) <= snap_tolerance:
                 break
-            goal *= target_ms / measured
-            factor, snapped, _ = fit_to_target(model, structure, prof, goal,
-                                               predictor=predictor, align=align)
+            new_goal = goal * target_ms / measured
+            try:
+                factor, snapped, _ = fit_to_target(model, structure, prof, new_goal,
+                                                   predictor=predictor, align=align)
+            except ValueError as exc:  # re-aimed below the smallest structure: keep the last
+                emit("snap_limit", {"model": name, "goal_ms": new_goal, "reason": str(exc)})
+                break
+            goal = new_goal
         goals[name] = goal
         return factor, snapped
 

@@ -123,6 +123,27 @@ def test_shrink_end_to_end_on_a_tiny_task(tmp_path):
     assert "| learned |" in (tmp_path / "report.md").read_text()
 
 
+def test_a_measured_re_aim_below_the_smallest_structure_keeps_the_last_snap(monkeypatch):
+    """Timing can say a snapped net is far slower than predicted (tiny nets: the
+    runtime's fixed costs); re-aiming below the smallest structure must not throw the
+    trained models away."""
+    from regularizers import shrink as shrink_mod
+
+    task = digits_task(image_size=16, seed=0)
+    model = digits_cnn(task.input_shape, task.classes, widths=(8, 16, 16))
+    full_ms = predict_model(model, PROFILE).latency_ms
+    monkeypatch.setattr(shrink_mod, "_probe_ms", lambda m, prof: 1e3 * full_ms)
+    events = []
+    r = shrink(model, task, PROFILE, 0.7 * full_ms, pretrain_epochs=1, learn_epochs=1,
+               retrain_epochs=1, measure=True, seed=0,
+               on_event=lambda name, info: events.append((name, info)))
+    limits = [info for name, info in events if name == "snap_limit"]
+    assert {info["model"] for info in limits} == {"uniform", "learned"}
+    assert all("unreachable" in info["reason"] for info in limits)
+    assert r.snap_goal_ms["learned"] == pytest.approx(0.7 * full_ms)  # the first snap kept
+    assert r.rows["learned"].predicted_ms <= 0.7 * full_ms * (1 + 1e-9)
+
+
 def test_shrink_rejects_a_target_above_the_full_model():
     task = digits_task(image_size=8)
     model = digits_cnn(task.input_shape, task.classes, widths=(4,))
