@@ -6,9 +6,10 @@ on a 32x32 canvas with Gaussian noise, two placements per digit), because plain 
 are separated almost perfectly even by a quarter-width network. Model: the default
 shrink CNN (`regularizers.shrink.digits_cnn`). For every seed the model is pretrained
 once; for every target (a fraction of the full model's predicted latency) `shrink`
-learns a structure in target mode, snaps it to the target, retrains it, and builds the
-uniform baseline from the same pretrained weights with as many epochs after
-pretraining. Both are snapped to the target with the measured correction (`shrink`
+learns a structure in target mode, snaps it to the target, and retrains the channels the
+regularizer ranked highest from their pretrained weights (`--retrain-from learned`:
+from the weights at the end of learning); the uniform baseline starts from the same
+pretrained weights and gets as many epochs after pretraining. Both are snapped to the target with the measured correction (`shrink`
 re-aims by measured / predicted when a snapped network misses the target by > 5%) and
 measured with LiteRT (the profile's runtime and threads).
 
@@ -16,7 +17,8 @@ measured with LiteRT (the profile's runtime and threads).
 seed form an accuracy-vs-measured-latency curve; the learned model is compared with that
 curve read (linearly interpolated) at the learned model's own measured latency.
 
-    .venv/bin/python scripts/shrink_benchmark.py --profile out/repeatability/profile_1.json
+    .venv/bin/python scripts/shrink_benchmark.py --profile device_profiles/epyc_vm_2c_litert.json \
+        --retrain-epochs 8 --seeds 0,1,2
 """
 
 from __future__ import annotations
