@@ -149,11 +149,14 @@ class _CalibrationNetworks:
 
         if self._models is None:
             self._models = list(microbench.calibration_models(self.run.quick))
-        for label, model in self._models:
+        todo = [(label, model) for label, model in self._models
+                if self._passes(self.entries.get(label)) < pass_index]
+        if not todo:
+            return
+        # Interleaved like everything else compared in a profile (measure_models).
+        measured = self.runtime.measure_models([model for _, model in todo], self.timing)
+        for (label, model), m in zip(todo, measured):
             old = self.entries.get(label)
-            if self._passes(old) >= pass_index:
-                continue
-            m = self.runtime.measure_model(model, self.timing)
             median, iqr, raw, _ = pool_passes([old.get("raw_ms", []) if old else [], m.raw_ms],
                                               self.timing.spread_tolerance)
             items = old["items"] if old else [i.to_dict() for i in work_items(model, self.runtime_name)]

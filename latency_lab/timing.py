@@ -259,6 +259,31 @@ def _calibrate(runner: _Runner, config: TimingConfig) -> int:
         n = min(target, config.max_inner_loops)
 
 
+def _prepare(runner: _Runner, config: TimingConfig, inner_loops, where: str) -> int:
+    """Warm-up, then the inner-loop count: calibrated, or the given one (checked)."""
+    if config.warmup_runs:
+        runner.call(config.warmup_runs, "warm-up")
+        runner.do_sync("warm-up")
+    if inner_loops is None:
+        return _calibrate(runner, config)
+    if isinstance(inner_loops, bool) or not isinstance(inner_loops, (int, np.integer)) \
+            or inner_loops < 1:
+        raise ValueError(f"{where}(inner_loops=...) must be a whole number >= 1 or None, "
+                         f"got {inner_loops!r}.")
+    return int(inner_loops)
+
+
+def _checked_summary(raw: list[float], n: int, config: TimingConfig) -> tuple[float, float]:
+    """(median, IQR) of per-call times; an error when the clock did not advance."""
+    median, iqr = summarize(raw)
+    if median <= 0:
+        raise MeasurementError(
+            f"The median time per call was {median!r} s over {config.repeats} repeats of "
+            f"{n} calls; the clock did not advance. {_CLOCK_HINT}"
+        )
+    return median, iqr
+
+
 def measure(
     fn: Callable[[], object],
     config: TimingConfig | None = None,
@@ -282,19 +307,7 @@ def measure(
             f"wrap the work in a lambda or functools.partial."
         )
     runner = _Runner(fn, sync, clock)
-
-    if config.warmup_runs:
-        runner.call(config.warmup_runs, "warm-up")
-        runner.do_sync("warm-up")
-
-    if inner_loops is None:
-        n = _calibrate(runner, config)
-    else:
-        if isinstance(inner_loops, bool) or not isinstance(inner_loops, (int, np.integer)) \
-                or inner_loops < 1:
-            raise ValueError(f"measure(inner_loops=...) must be a whole number >= 1 or None, "
-                             f"got {inner_loops!r}.")
-        n = int(inner_loops)
+    n = _prepare(runner, config, inner_loops, "measure")
 
     best: tuple[float, list[float], float, float] | None = None  # (spread, raw, median, iqr)
     attempts = 0
@@ -304,12 +317,7 @@ def measure(
             runner.timed(n, f"timed repeat {r + 1} of {config.repeats} (attempt {attempts})") / n
             for r in range(config.repeats)
         ]
-        median, iqr = summarize(raw)
-        if median <= 0:
-            raise MeasurementError(
-                f"The median time per call was {median!r} s over {config.repeats} repeats of "
-                f"{n} calls; the clock did not advance. {_CLOCK_HINT}"
-            )
+        median, iqr = _checked_summary(raw, n, config)
         spread = iqr / median
         if best is None or spread < best[0]:
             best = (spread, raw, median, iqr)
@@ -359,16 +367,8 @@ def measure_interleaved(
         raise ValueError(f"inner_loops has {len(given)} entries for {len(fns)} functions; "
                          "pass one count (or None) per function.")
     runners = [_Runner(fn, sync, clock) for fn in fns]
-    counts = []
-    for runner, n in zip(runners, given):
-        if config.warmup_runs:
-            runner.call(config.warmup_runs, "warm-up")
-            runner.do_sync("warm-up")
-        if n is None:
-            n = _calibrate(runner, config)
-        elif isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
-            raise ValueError(f"inner_loops entries must be whole numbers >= 1 or None, got {n!r}.")
-        counts.append(int(n))
+    counts = [_prepare(runner, config, n, "measure_interleaved")
+              for runner, n in zip(runners, given)]
     raw: list[list[float]] = [[] for _ in fns]
     for r in range(config.repeats):
         for i, (runner, n) in enumerate(zip(runners, counts)):
@@ -377,11 +377,7 @@ def measure_interleaved(
             raw[i].append(runner.timed(n, f"interleaved repeat {r + 1} of {config.repeats}") / n)
     out = []
     for values, n in zip(raw, counts):
-        median, iqr = summarize(values)
-        if median <= 0:
-            raise MeasurementError(
-                f"The median time per call was {median!r} s over {config.repeats} repeats of "
-                f"{n} calls; the clock did not advance. {_CLOCK_HINT}")
+        median, iqr = _checked_summary(values, n, config)
         out.append(Measurement(median_s=median, iqr_s=iqr, raw_s=[float(v) for v in values],
                                inner_loops=n, repeats=config.repeats, retries=0,
                                unstable=iqr / median > config.spread_tolerance))

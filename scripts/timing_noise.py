@@ -53,34 +53,28 @@ def interpreter_passes(n: int, seed: int) -> dict:
 
     from latency_lab import microbench
     from latency_lab.profiler import _programs
-    from latency_lab.runtimes.litert import _arg_order, convert_programs
+    from latency_lab.runtimes.litert import convert_programs, signature_calls
     from latency_lab.timing import TimingConfig, measure
 
     plan = microbench.table_plan(quick=False, seed=seed)[:n]
     timing = TimingConfig(warmup_runs=1, min_time_s=0.02, repeats=3, max_retries=0)
     rng = np.random.default_rng(0)
-    built = []  # (interpreter, [(key, invoke)]) per chunk, for A and for B
+    built = []  # per chunk: [(interpreter, [(key, invoke)]) for A, for B]
     for start in range(0, len(plan), 24):
         progs = _programs(plan[start:start + 24], seed + start)
         model = convert_programs(progs)
         pair = []
         for _ in range(2):
             it = Interpreter(model_content=model, num_threads=1)
-            calls = []
-            for i, prog in enumerate(progs):
-                runner = it.get_signature_runner(f"s{i}")
-                names = sorted(runner.get_input_details(), key=_arg_order)
-                runner(**{k: rng.standard_normal(runner.get_input_details()[k]["shape"])
-                          .astype(np.float32) for k in names})
-                calls.append((prog.key, it._interpreter, runner._subgraph_index))
-            pair.append((it, calls))
+            calls = signature_calls(it, len(progs), rng)
+            pair.append((it, [(p.key, c) for p, c in zip(progs, calls)]))
         built.append(pair)
 
     def run(which: int) -> dict[str, float]:
         out = {}
         for pair in built:
-            for key, wrapper, sub in pair[which][1]:
-                out[key] = measure(lambda: wrapper.Invoke(sub), timing).median_ms
+            for key, call in pair[which][1]:
+                out[key] = measure(call, timing).median_ms
         return out
 
     a1, b1, a2, b2 = run(0), run(1), run(0), run(1)

@@ -194,15 +194,7 @@ class LiteRTRuntime:
             chunk = list(programs[start:start + OPS_PER_CONVERSION])
             keys = tuple(p.key for p in chunk)
             it = interpreter(self._chunk_bytes(keys, chunk), self.threads)
-            wrapper = it._interpreter  # raw Invoke(subgraph): no Python copies timed
-            calls = []
-            for i, prog in enumerate(chunk):
-                runner = it.get_signature_runner(f"s{i}")
-                names = sorted(runner.get_input_details(), key=_arg_order)
-                feeds = {n: rng.standard_normal(runner.get_input_details()[n]["shape"]).astype(np.float32)
-                         for n in names}
-                runner(**feeds)  # allocates and sets inputs once
-                calls.append(functools.partial(wrapper.Invoke, runner._subgraph_index))
+            calls = signature_calls(it, len(chunk), rng)
             # The chunk's ops are timed with interleaved repeats (see measure_interleaved).
             measured = measure_interleaved(
                 calls, timing, inner_loops=[self._inner_loops.get(p.key) for p in chunk])
@@ -211,8 +203,23 @@ class LiteRTRuntime:
                 results.append(m)
                 if on_result:
                     on_result(prog, m)
-            del it, wrapper
+            del it, calls
         return results
+
+
+def signature_calls(it, n: int, rng: np.random.Generator) -> list[Callable[[], None]]:
+    """Ready-to-time invocations of signatures s0..s{n-1} of a `convert_programs` model:
+    inputs allocated and set once, then the raw Invoke(subgraph), so no Python-side
+    copies are timed."""
+    wrapper = it._interpreter
+    calls = []
+    for i in range(n):
+        runner = it.get_signature_runner(f"s{i}")
+        details = runner.get_input_details()
+        runner(**{name: rng.standard_normal(details[name]["shape"]).astype(np.float32)
+                  for name in sorted(details, key=_arg_order)})
+        calls.append(functools.partial(wrapper.Invoke, runner._subgraph_index))
+    return calls
 
 
 def _arg_order(name: str) -> int:
