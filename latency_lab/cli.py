@@ -332,29 +332,36 @@ def _measure_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--runtime", default="litert", choices=["litert", "keras"])
     p.add_argument("--threads", type=_positive_int, default=1, metavar="N")
     p.add_argument("--device", default="cpu", choices=["cpu", "gpu"])
+    p.add_argument("--passes", type=_positive_int, default=3, metavar="N",
+                   help="measuring passes a few seconds apart (default 3); the latency is "
+                        "the fastest repeat over all of them")
     p.add_argument("--json", action="store_true", help="print one JSON object")
 
 
 @command("measure", "measure a model's latency on this machine", _measure_args)
 def run_measure(args: argparse.Namespace) -> int:
     from latency_lab import device_info
-    from latency_lab.runtimes import get as get_runtime
-    from latency_lab.timing import TimingConfig
+    from latency_lab.runtimes import get as get_runtime, measure_in_passes
+    from latency_lab.timing import TimingConfig, pool_passes
 
     model, _ = load_model_from_args(args, args.model)
     runtime = get_runtime(args.runtime, threads=args.threads, device=args.device)
-    m = runtime.measure_model(model, TimingConfig(warmup_runs=3, min_time_s=0.1, repeats=9))
+    timing = TimingConfig(warmup_runs=3, min_time_s=0.1, repeats=3, max_retries=0)
+    (passes,) = measure_in_passes(runtime, [(args.model, model)], timing, args.passes).values()
+    m = pool_passes([p.raw_ms for p in passes], timing.spread_tolerance)
     info = device_info.collect("gpu" if args.device == "gpu" else "cpu")
     data = {"model": args.model, "runtime": args.runtime, "threads": runtime.threads,
-            "median_ms": m.median_ms, "iqr_ms": m.iqr_ms, "repeats": m.repeats,
+            "min_ms": m.min, "median_ms": m.median, "iqr_ms": m.iqr, "repeats": len(m.raw),
+            "passes": args.passes,
             "device": {"name": info["name"], "fingerprint": info["fingerprint"]},
             "runtime_version": runtime.info().get("version"), "unstable": m.unstable}
     if args.json:
         print(json.dumps(data))
     else:
         flag = " (unstable: IQR > 10% of median)" if m.unstable else ""
-        console().print(f"{args.model}: {m.median_ms:.3f} ms median, IQR {m.iqr_ms:.3f} ms over "
-                        f"{m.repeats} repeats ({args.runtime} {data['runtime_version']}, "
+        console().print(f"{args.model}: {m.min:.3f} ms (fastest repeat), median {m.median:.3f} ms, "
+                        f"IQR {m.iqr:.3f} ms over {len(m.raw)} repeats in {args.passes} passes "
+                        f"({args.runtime} {data['runtime_version']}, "
                         f"{runtime.threads} thread(s), {info['name']}){flag}",
                         markup=False, highlight=False)
     return 0
@@ -378,11 +385,13 @@ def render_validation(report) -> None:
                     f"{report.runtime.get('threads')} thread(s), {report.device['name']})")
     t.add_column("model")
     t.add_column("measured ms", justify="right")
+    t.add_column("median ms", justify="right")
     for p in report.predictors:
         t.add_column(f"{p} ms", justify="right")
         t.add_column("err %", justify="right")
     for r in report.results:
-        row = [r.name, f"{r.measured_ms:.3f}"]
+        row = [r.name, f"{r.measured_ms:.3f}",
+               "" if r.median_ms is None else f"{r.median_ms:.3f}"]
         for p in report.predictors:
             row += [f"{r.predicted_ms[p]:.3f}", f"{r.error_pct(p):+.1f}"]
         t.add_row(*row)
@@ -397,8 +406,8 @@ def render_validation(report) -> None:
     console().print(s)
     noise = report.measurement_noise()
     if noise["median_pass_spread_pct"] is not None:
-        console().print(f"measurement noise: {noise['passes']} passes per model, slowest vs "
-                        f"fastest pass {noise['median_pass_spread_pct']:.1f}% apart (median over "
+        console().print(f"measurement noise: {noise['passes']} passes per model, the passes' fastest repeats "
+                        f"{noise['median_pass_spread_pct']:.1f}% apart (median over "
                         f"models; p90 {noise['p90_pass_spread_pct']:.1f}%)", highlight=False)
 
 

@@ -377,7 +377,7 @@ WEIGHT_STREAM_FULL = (dict(n=2, c=256), dict(n=1, c=512), dict(n=4, c=512),
 def weight_bandwidth_curve(samples: Sequence) -> tuple[np.ndarray, np.ndarray]:
     """(working-set bytes, attained bytes/s) of the weight_stream samples, sorted by
     size; empty arrays when the profile has none."""
-    pts = sorted((4.0 * s.config["n"] * s.config["c"] ** 2, s.median_ms) for s in samples
+    pts = sorted((4.0 * s.config["n"] * s.config["c"] ** 2, s.min_ms) for s in samples
                  if s.op == "weight_stream")
     if not pts:
         return np.array([]), np.array([])
@@ -508,7 +508,7 @@ def ceilings_from_samples(samples: Sequence) -> dict:
         if s.op in AUXILIARY_OPS or s.op not in BENCH_OPS:
             continue
         w = work(s.op, s.config)
-        seconds = s.median_ms / 1e3
+        seconds = s.min_ms / 1e3
         cls = op_class(s.op, s.config)
         if cls in best and w.flops > 0:
             best[cls] = max(best[cls], w.flops / seconds)
@@ -529,7 +529,7 @@ def ceilings_from_samples(samples: Sequence) -> dict:
 def overhead_from_samples(samples: Sequence) -> dict:
     """Least-squares line through the chain timings: slope = per op, intercept = per
     invocation (clamped at zero: a negative intercept is noise)."""
-    pts = sorted((int(s.config["n"]), s.median_ms) for s in samples if s.op == "chain")
+    pts = sorted((int(s.config["n"]), s.min_ms) for s in samples if s.op == "chain")
     if len(pts) < 2:
         return {"per_op_ms": 0.0, "per_invocation_ms": 0.0}
     n = np.array([p[0] for p in pts], dtype=float)
@@ -555,13 +555,13 @@ def loo_relative_errors(op: str, samples: Sequence) -> list[tuple[float, object]
     if len(rows) < 6:
         return [(1.0, s) for s in rows]
     x = np.array([_features(op, s.config) for s in rows])
-    y = np.log(np.array([s.median_ms for s in rows]))
+    y = np.log(np.array([s.min_ms for s in rows]))
     out = []
     for i in range(len(rows)):
         mask = np.arange(len(rows)) != i
         coef, *_ = np.linalg.lstsq(x[mask], y[mask], rcond=None)
         pred = float(np.exp(x[i] @ coef))
-        out.append((abs(pred - rows[i].median_ms) / rows[i].median_ms, rows[i]))
+        out.append((abs(pred - rows[i].min_ms) / rows[i].min_ms, rows[i]))
     return out
 
 

@@ -114,7 +114,7 @@ def roofline_points(prof) -> tuple[list[RooflinePoint], dict[str, int]]:
             continue
         points.append(RooflinePoint(
             op=s.op, op_class=cls, intensity_flop_per_byte=w.flops / w.bytes_total,
-            attained_gflop_per_s=w.flops / (s.median_ms / 1e3) / 1e9, unstable=s.unstable))
+            attained_gflop_per_s=w.flops / (s.min_ms / 1e3) / 1e9, unstable=s.unstable))
     return points, skipped
 
 

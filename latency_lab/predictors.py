@@ -45,7 +45,7 @@ def _as_kernels(X: Iterable) -> list[tuple[str, dict]]:
 def samples_xy(profile: DeviceProfile) -> tuple[list[tuple[str, dict]], np.ndarray]:
     """Table samples of a profile as (X, y_ms); overhead chains are excluded."""
     rows = [s for s in profile.samples if s.op not in microbench.AUXILIARY_OPS]
-    return [(s.op, dict(s.config)) for s in rows], np.array([s.median_ms for s in rows])
+    return [(s.op, dict(s.config)) for s in rows], np.array([s.min_ms for s in rows])
 
 
 class _ProfilePredictor(RegressorMixin, BaseEstimator):
@@ -258,7 +258,9 @@ class LookupTableModel(_ProfilePredictor):
             for item in items:
                 for op, cfg in item.configs or ():
                     stream += self._stream_excess_ms(op, cfg, self._isolated_ms(op, cfg), w_net)
-            t = float(m["measured_ms"])
+            # The latency figure (fastest repeat); profiles before it was stored kept
+            # the raw repeats, so derive it from them.
+            t = float(min(m["raw_ms"])) if m.get("raw_ms") else float(m["measured_ms"])
             rows.append([stream / t])
             target.append((t - base) / t)
         coef, _ = nnls(np.array(rows), np.array(target))

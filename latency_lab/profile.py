@@ -238,6 +238,12 @@ class Sample:
         """Stable identity of (op, config), independent of config key order."""
         return sample_key(self.op, self.config)
 
+    @property
+    def min_ms(self) -> float:
+        """The latency figure predictors fit: the fastest of the raw repeats (why:
+        `latency_lab.timing`); the median when no raw values were stored."""
+        return min(self.raw_ms) if self.raw_ms else self.median_ms
+
     def to_dict(self) -> dict:
         return {
             "op": self.op,

@@ -157,11 +157,13 @@ class _CalibrationNetworks:
         measured = self.runtime.measure_models([model for _, model in todo], self.timing)
         for (label, model), m in zip(todo, measured):
             old = self.entries.get(label)
-            median, iqr, raw, _ = pool_passes([old.get("raw_ms", []) if old else [], m.raw_ms],
-                                              self.timing.spread_tolerance)
+            pooled = pool_passes([old.get("raw_ms", []) if old else [], m.raw_ms],
+                                 self.timing.spread_tolerance)
             items = old["items"] if old else [i.to_dict() for i in work_items(model, self.runtime_name)]
-            self.entries[label] = {"name": label, "measured_ms": median, "iqr_ms": iqr,
-                                   "raw_ms": list(raw), "items": items}
+            # measured_ms is the latency figure (fastest repeat, see latency_lab.timing).
+            self.entries[label] = {"name": label, "measured_ms": pooled.min,
+                                   "median_ms": pooled.median, "iqr_ms": pooled.iqr,
+                                   "raw_ms": list(pooled.raw), "items": items}
             on_network()
 
     def to_list(self) -> list[dict]:
@@ -275,8 +277,8 @@ def run_profile(run: ProfileRun) -> DeviceProfile:
         if old is None:
             median, iqr, raw, unstable = m.median_ms, m.iqr_ms, tuple(m.raw_ms), m.unstable
         else:
-            median, iqr, raw, unstable = pool_passes([old.raw_ms, m.raw_ms],
-                                                     timing.spread_tolerance)
+            pooled = pool_passes([old.raw_ms, m.raw_ms], timing.spread_tolerance)
+            median, iqr, raw, unstable = pooled.median, pooled.iqr, pooled.raw, pooled.unstable
         samples[prog.key] = Sample(op=p.op, config=dict(p.config), median_ms=median,
                                    iqr_ms=iqr, repeats=len(raw), raw_ms=raw, unstable=unstable)
         bar.advance(task)

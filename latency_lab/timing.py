@@ -3,10 +3,19 @@ samples, whole-model latency) is timed by `measure`, so they are all comparable.
 
 The recipe: warm-up calls (JIT compilation, allocator and cache warm-up happen there),
 an inner loop calibrated so that one repeat lasts at least `min_time_s` (so the clock's
-resolution and per-read overhead are negligible), then several repeats. We report the
-median and the interquartile range over repeats rather than mean and standard deviation
-because the machines we measure on are shared and noisy: a few repeats hit by another
-process must not move the figure. When the spread (IQR / median) is still too large the
+resolution and per-read overhead are negligible), then several repeats. Every measurement keeps its raw repeats and reports three
+figures: the median and interquartile range (the typical time and its spread on this
+host, as it was loaded while we measured) and the minimum (`min_ms`).
+
+The minimum is the latency figure that profiles store, predictors fit and `validate`
+compares: the time of the work when nothing else on the host interferes, a property
+of device and model. On a shared host interference only ever adds time (another
+tenant's work, a slower spell of the host), so the median of a few repeats moves with
+the load of the moment while the minimum over repeats spread across minutes does not:
+two full profiles taken back to back on a 2-vCPU cloud VM differ per sample by 8.2 %
+(median of the median figures) but 1.9 % by minimum (see scripts/profile_repeatability.py).
+Each repeat is itself the mean over an inner loop of >= `min_time_s`, so a minimum is
+a quiet window, not one lucky call. When the spread (IQR / median) is too large the
 whole repeat set is retried, and the figure is flagged `unstable` if it never settles.
 
 Pure Python and numpy only: no TensorFlow import here, so timing can be used (and
@@ -18,14 +27,14 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import asdict, dataclass, field, fields
-from typing import Callable, Iterable, Sequence
+from typing import Callable, Iterable, NamedTuple, Sequence
 
 import numpy as np
 
 from latency_lab.errors import MeasurementError, ProfileError
 
 __all__ = ["TimingConfig", "Measurement", "measure", "measure_interleaved", "summarize",
-           "pool_passes"]
+           "pool_passes", "Pooled"]
 
 
 def _check_int(name: str, value, minimum: int) -> None:
@@ -109,6 +118,16 @@ class Measurement:
         return self.median_s * 1e3
 
     @property
+    def min_s(self) -> float:
+        """Fastest repeat: the latency figure (module docstring); the median without raw
+        values."""
+        return min(self.raw_s) if self.raw_s else self.median_s
+
+    @property
+    def min_ms(self) -> float:
+        return self.min_s * 1e3
+
+    @property
     def iqr_ms(self) -> float:
         return self.iqr_s * 1e3
 
@@ -125,6 +144,7 @@ class Measurement:
         return {
             "median_ms": float(self.median_ms),
             "iqr_ms": float(self.iqr_ms),
+            "min_ms": float(self.min_ms),
             "raw_ms": [float(v) for v in self.raw_ms],
             "inner_loops": int(self.inner_loops),
             "repeats": int(self.repeats),
@@ -172,16 +192,28 @@ def summarize(values: Iterable[float]) -> tuple[float, float]:
     return float(q50), float(q75 - q25)
 
 
+class Pooled(NamedTuple):
+    """One thing's figures over the repeats of several passes (units as given)."""
+
+    median: float
+    iqr: float
+    min: float
+    raw: tuple[float, ...]
+    unstable: bool
+
+
 def pool_passes(raw_by_pass: Iterable[Iterable[float]], spread_tolerance: float = 0.10,
-                ) -> tuple[float, float, tuple[float, ...], bool]:
-    """(median, IQR, pooled raw values, unstable) of one thing timed in several passes
-    taken minutes apart. The figure is over every pass's repeats, so a pass caught in
-    one of a shared host's slow spells moves it less than one block of repeats would;
-    unstable when the pooled spread (IQR / median) exceeds `spread_tolerance`, i.e.
-    when the passes disagree. Unit-free: pass seconds or milliseconds."""
+                ) -> Pooled:
+    """Median, IQR, minimum, pooled raw values and `unstable` of one thing timed in
+    several passes taken minutes apart. The figures are over every pass's repeats, so a
+    pass caught in one of a shared host's slow spells moves them less than one block of
+    repeats would, and the minimum gets as many chances to catch a quiet moment as there
+    are repeats; unstable when the pooled spread (IQR / median) exceeds
+    `spread_tolerance`, i.e. when the passes disagree. Unit-free: seconds or ms."""
     raw = tuple(float(v) for values in raw_by_pass for v in values)
     median, iqr = summarize(raw)
-    return median, iqr, raw, bool(median > 0 and iqr / median > spread_tolerance)
+    return Pooled(median, iqr, min(raw), raw,
+                  bool(median > 0 and iqr / median > spread_tolerance))
 
 
 _CLOCK_HINT = (

@@ -2,7 +2,10 @@
 
 Each model is measured with the profile's runtime (same harness as profiling) and
 predicted by every predictor from the same kernel list; the summary is what the field
-reports: share within +/-5% and +/-10%, RMSPE and Spearman rank correlation.
+reports: share within +/-5% and +/-10%, RMSPE and Spearman rank correlation. Measured
+and predicted are the same figure: the fastest repeat over passes spread across the run
+(the latency of the model on a quiet device; why in `latency_lab.timing`). The median
+over those repeats is reported beside it.
 """
 
 from __future__ import annotations
@@ -26,11 +29,12 @@ DEFAULT_PREDICTORS = ("lookup", "roofline", "flops")
 @dataclass
 class ModelResult:
     name: str
-    measured_ms: float
+    measured_ms: float  # the latency figure: fastest repeat over all passes
     iqr_ms: float
     predicted_ms: dict[str, float]
     layers: dict[str, list[LayerPrediction]] = field(default_factory=dict)
-    pass_ms: list[float] = field(default_factory=list)  # median of each measuring pass
+    pass_ms: list[float] = field(default_factory=list)  # fastest repeat of each pass
+    median_ms: float | None = None  # median over all passes' repeats (typical, loaded host)
 
     @property
     def pass_spread_pct(self) -> float | None:
@@ -44,8 +48,8 @@ class ModelResult:
         return 100.0 * (self.predicted_ms[predictor] - self.measured_ms) / self.measured_ms
 
     def to_dict(self) -> dict:
-        return {"name": self.name, "measured_ms": self.measured_ms, "iqr_ms": self.iqr_ms,
-                "pass_ms": list(self.pass_ms), "predicted_ms": dict(self.predicted_ms),
+        return {"name": self.name, "measured_ms": self.measured_ms,
+                "median_ms": self.median_ms, "iqr_ms": self.iqr_ms, "pass_ms": list(self.pass_ms), "predicted_ms": dict(self.predicted_ms),
                 "error_pct": {p: self.error_pct(p) for p in self.predicted_ms}}
 
 
@@ -121,7 +125,7 @@ def validate(models: Iterable[tuple[str, Any]], profile: Any,
              on_measurement: Callable[[str, int, Any], None] | None = None) -> ValidationReport:
     """Predict every model, then measure them all in `passes` passes (a new order each
     pass; see `runtimes.measure_in_passes`), so that each measured figure spans the
-    whole run as the profile's samples do. `measurements` ({name: (median_ms, iqr_ms)})
+    whole run as the profile's samples do. `measurements` ({name: (measured_ms, iqr_ms)})
     replaces measuring with earlier figures of the same models on this machine, for
     iterating on predictors; a name missing from it is measured. `on_measurement(name,
     pass_index, measurement)` follows the measuring, `on_model(result)` the results."""
@@ -156,13 +160,12 @@ def validate(models: Iterable[tuple[str, Any]], profile: Any,
     results = []
     for name, _ in models:
         if name in measurements:
-            median_ms, iqr_ms = measurements[name]
-            pass_ms: list[float] = []
+            measured_ms, iqr_ms = measurements[name]
+            r = ModelResult(name, measured_ms, iqr_ms, *predicted[name])
         else:
-            median_ms, iqr_ms, _, _ = pool_passes([m.raw_ms for m in timed[name]],
-                                                  timing.spread_tolerance)
-            pass_ms = [m.median_ms for m in timed[name]]
-        r = ModelResult(name, median_ms, iqr_ms, *predicted[name], pass_ms=pass_ms)
+            pooled = pool_passes([m.raw_ms for m in timed[name]], timing.spread_tolerance)
+            r = ModelResult(name, pooled.min, pooled.iqr, *predicted[name],
+                            pass_ms=[m.min_ms for m in timed[name]], median_ms=pooled.median)
         results.append(r)
         if on_model:
             on_model(r)

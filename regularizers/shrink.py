@@ -257,9 +257,10 @@ class ModelRow:
     structure: dict[str, int]
     accuracy: float
     predicted_ms: float
-    measured_ms: float | None = None
+    measured_ms: float | None = None  # fastest repeat over the passes (the latency figure)
     iqr_ms: float | None = None
     params: int = 0
+    median_ms: float | None = None  # median over the passes' repeats
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -287,13 +288,14 @@ class ShrinkResult:
 
 
 def _probe_ms(model, prof) -> float:
-    """A quick timing of a snapped network, to re-aim the snap: 3 short passes pooled."""
+    """A quick timing of a snapped network, to re-aim the snap: the fastest repeat of 3
+    short passes (the latency figure, as in `latency_lab.timing`)."""
     from latency_lab.runtimes import for_profile, measure_in_passes
     from latency_lab.timing import TimingConfig, pool_passes
 
     timing = TimingConfig(warmup_runs=2, min_time_s=0.05, repeats=3, max_retries=0)
     (passes,) = measure_in_passes(for_profile(prof), [("probe", model)], timing).values()
-    return pool_passes([m.raw_ms for m in passes])[0]
+    return pool_passes([m.raw_ms for m in passes]).min
 
 
 def shrink(model, task: Task, profile: Any, target_ms: float, *, algorithm: str = "gamma",
@@ -443,8 +445,9 @@ def shrink(model, task: Task, profile: Any, target_ms: float, *, algorithm: str 
         timed = measure_in_passes(for_profile(prof), list(models.items()), timing,
                                   passes=measure_passes, seed=seed)
         for name, passes in timed.items():
-            median, iqr, _, _ = pool_passes([m.raw_ms for m in passes])
-            rows[name].measured_ms, rows[name].iqr_ms = median, iqr
+            pooled = pool_passes([m.raw_ms for m in passes])
+            rows[name].measured_ms, rows[name].iqr_ms = pooled.min, pooled.iqr
+            rows[name].median_ms = pooled.median
     result = ShrinkResult(target_ms=float(target_ms), profile=str(profile) if not hasattr(
         profile, "device_name") else prof.device_name, runtime=dict(prof.runtime),
         algorithm=algorithm, rows=rows, learned_raw=learned_raw,

@@ -58,6 +58,20 @@ def test_lookup_is_exact_at_table_points_and_scores_one():
     assert est.score(X, y) == 1.0
 
 
+def test_predictors_fit_the_fastest_repeat_not_the_median():
+    """A sample whose repeats include slow ones (a loaded host) is fitted at its fastest
+    repeat, the latency figure of the whole package (latency_lab.timing)."""
+    prof = _profile()
+    s0 = prof.samples[0]
+    slow = Sample(s0.op, s0.config, 2 * s0.median_ms, 0.5 * s0.median_ms, 3,
+                  (s0.median_ms, 2 * s0.median_ms, 3 * s0.median_ms))
+    assert slow.min_ms == s0.median_ms
+    assert Sample(s0.op, s0.config, 2.0, 0.1, 3).min_ms == 2.0  # no raw values: the median
+    prof = prof.with_samples([slow] + list(prof.samples[1:]))
+    est = LookupTableModel(prof).fit()
+    assert est.predict([(s0.op, s0.config)])[0] == pytest.approx(s0.median_ms)
+
+
 def test_lookup_is_monotone_in_channels_between_table_points():
     est = LookupTableModel(_profile()).fit()
     by_out = est.predict([_conv(cout=c) for c in range(8, 33, 2)])
@@ -136,8 +150,9 @@ def test_in_network_weight_streaming_is_fitted_from_calibration_networks():
         excess = sum(iso._stream_excess_ms(op, cfg, iso._isolated_ms(op, cfg), w_net)
                      for i in items for op, cfg in i.configs)
         assert excess > 0
-        return {"name": f"dense{c}x{n}", "measured_ms": base + 2.0 * excess, "iqr_ms": 0.0,
-                "items": [i.to_dict() for i in items]}
+        t = base + 2.0 * excess  # the fastest repeat; slower ones must not be fitted
+        return {"name": f"dense{c}x{n}", "measured_ms": t, "iqr_ms": 0.0,
+                "raw_ms": [1.3 * t, t, 1.1 * t], "items": [i.to_dict() for i in items]}
 
     nets = [network(512, 4), network(1024, 2), network(768, 6)]
     fitted = LookupTableModel(prof.replace(calibration={"models": nets})).fit()
@@ -242,6 +257,7 @@ def test_measure_json_shape(capsys, files):
     assert {"model", "runtime", "threads", "median_ms", "iqr_ms", "repeats", "device"} <= set(data)
     assert data["runtime"] == "litert" and data["threads"] == 1
     assert data["median_ms"] > 0 and data["iqr_ms"] >= 0 and data["repeats"] >= 1
+    assert 0 < data["min_ms"] <= data["median_ms"] and data["passes"] == 3
     assert {"name", "fingerprint"} <= set(data["device"])
 
 
@@ -267,7 +283,9 @@ def test_validate_measures_each_model_once_per_pass(capsys, files, tmp_path):
     assert report["measurement"]["passes"] == 2
     (model,) = report["models"]
     assert len(model["pass_ms"]) == 2 and all(v > 0 for v in model["pass_ms"])
-    assert min(model["pass_ms"]) <= model["measured_ms"] <= max(model["pass_ms"])
+    # measured = the fastest repeat of any pass; the median over all repeats beside it
+    assert model["measured_ms"] == pytest.approx(min(model["pass_ms"]))
+    assert model["median_ms"] >= model["measured_ms"]
     assert report["measurement"]["median_pass_spread_pct"] >= 0
     assert "measurement noise: 2 passes" in capsys.readouterr().out
 

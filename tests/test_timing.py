@@ -56,10 +56,22 @@ def test_given_inner_loops_skip_calibration():
 def test_pool_passes_takes_the_median_over_every_pass():
     from latency_lab.timing import pool_passes
 
-    median, iqr, raw, unstable = pool_passes([[1.0, 1.0, 1.0], [3.0, 3.0, 3.0], [1.0, 1.0, 1.0]])
+    median, iqr, low, raw, unstable = pool_passes([[1.0, 1.0, 1.0], [3.0, 3.0, 3.0],
+                                                   [1.0, 1.0, 1.0]])
     assert median == 1.0 and raw == (1.0,) * 3 + (3.0,) * 3 + (1.0,) * 3
     assert iqr == 2.0 and unstable  # the passes disagree, and that is reported
-    assert pool_passes([[1.0, 1.02], [0.99, 1.01]])[3] is False
+    pooled = pool_passes([[1.0, 1.02], [0.99, 1.01]])
+    assert pooled.unstable is False and pooled.min == 0.99  # the fastest repeat of any pass
+    assert pool_passes([[2.0, 5.0], [4.0]]).min == 2.0
+
+
+def test_min_is_the_fastest_repeat_and_survives_to_dict():
+    m = Measurement(median_s=2e-3, iqr_s=1e-4, raw_s=[2.1e-3, 1.8e-3, 2.0e-3])
+    assert m.min_ms == pytest.approx(1.8)
+    assert m.to_dict()["min_ms"] == pytest.approx(1.8)
+    assert Measurement.from_dict(m.to_dict()).min_ms == pytest.approx(1.8)
+    # Without raw values (a summary only) the figure falls back to the median.
+    assert Measurement(median_s=2e-3, iqr_s=0.0).min_ms == pytest.approx(2.0)
 
 
 class SharedClock:
@@ -295,7 +307,7 @@ def test_measurement_dict_round_trip():
     m = Measurement(median_s=0.0015, iqr_s=0.0001, raw_s=[0.0014, 0.0015, 0.0016],
                     inner_loops=32, repeats=3, retries=1, unstable=True)
     d = m.to_dict()
-    assert set(d) == {"median_ms", "iqr_ms", "raw_ms", "inner_loops", "repeats", "retries", "unstable"}
+    assert set(d) == {"median_ms", "iqr_ms", "min_ms", "raw_ms", "inner_loops", "repeats", "retries", "unstable"}
     assert d["median_ms"] == pytest.approx(1.5) and d["raw_ms"] == pytest.approx([1.4, 1.5, 1.6])
     back = Measurement.from_dict(json.loads(json.dumps(d)))
     assert back.median_s == pytest.approx(m.median_s) and back.iqr_s == pytest.approx(m.iqr_s)
