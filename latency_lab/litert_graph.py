@@ -199,10 +199,10 @@ def _elementwise(kernel: Kernel, kind: str) -> list[tuple[str, dict]]:
     out = kernel.output_shapes[0]
     h, w = _hw(out) if len(out) == 4 else (1, math.prod(out[:-1]) if len(out) > 1 else 1)
     c = out[-1] if out else 1
-    broadcast = any(math.prod(s) != math.prod(out) for s in kernel.input_shapes if s)
-    tensors = [s for s in kernel.input_shapes if s]
-    if len(tensors) < 2:  # x * constant: time as a broadcast op
-        broadcast = True
+    tensors = [s for s in kernel.input_shapes if s and math.prod(s) > 1]
+    if len(tensors) < 2:  # x * scalar: its own (constant-operand) kernel
+        return [(f"{kind}_scalar", dict(h=h, w=w, c=c))]
+    broadcast = any(math.prod(s) != math.prod(out) for s in tensors)
     return [(kind, dict(h=h, w=w, c=c, broadcast=broadcast))]
 
 

@@ -221,6 +221,33 @@ bench_op("multiply", ("h", "w", "c", "broadcast"))(
 )
 
 
+# x + scalar, x * scalar (Rescaling, hard_sigmoid's "+ 3" and "/ 6"): XNNPACK runs them
+# with its own constant-operand kernels, several times faster than a per-channel
+# broadcast, which is slowest on the few channels where Rescaling sits (an image's 3).
+def _scalar_ir(kind: str):
+    def ir(c: Config) -> Op:
+        shape = (1, c["h"], c["w"], c["c"])
+        return Op(kind, f"ops.{kind.capitalize()}", ["x"], [shape], [shape],
+                  {"constant_operands": 1})
+
+    return ir
+
+
+def _scalar_build(kind: str):
+    def build(c: Config, rng):
+        import keras
+
+        f = keras.ops.add if kind == "add" else keras.ops.multiply
+        constant = np.float32(0.5 + rng.random())
+        return [(1, c["h"], c["w"], c["c"])], lambda x: f(x, constant)
+
+    return build
+
+
+bench_op("add_scalar", ("h", "w", "c"))((_scalar_ir("add"), _scalar_build("add")))
+bench_op("multiply_scalar", ("h", "w", "c"))((_scalar_ir("multiply"), _scalar_build("multiply")))
+
+
 def _concat_ir(c: Config) -> Op:
     a, b = (1, c["h"], c["w"], c["c1"]), (1, c["h"], c["w"], c["c2"])
     return Op("concat", "Concatenate", ["x", "y"], [a, b], [(1, c["h"], c["w"], c["c1"] + c["c2"])],
@@ -456,6 +483,7 @@ def table_plan(quick: bool, seed: int = 0, max_samples: int | None = None,
     budget = max_samples or (200 if quick else 720)
     # Share of the budget per op kind: convs dominate real latency.
     weights = {"conv2d": 5, "depthwise": 3, "dense": 1, "add": 1, "multiply": 2,
+               "add_scalar": 1, "multiply_scalar": 1,
                "concat": 1, "pool": 1, "global_pool": 1, "activation": 2, "pad": 1}
     total_w = sum(weights[o] for o in per_op if o in weights) or 1
     plan: list[PlannedSample] = []

@@ -26,6 +26,8 @@ SMALL = {
     "global_pool": dict(h=5, w=5, c=6),
     "add": dict(h=4, w=4, c=8, broadcast=False),
     "multiply": dict(h=4, w=4, c=8, broadcast=True),
+    "add_scalar": dict(h=4, w=5, c=3),
+    "multiply_scalar": dict(h=4, w=5, c=3),
     "concat": dict(h=4, w=4, c1=3, c2=5),
     "activation": dict(h=4, w=4, c=8, fn="swish"),
     "pad": dict(h=4, w=5, c=3),
