@@ -346,7 +346,7 @@ def run_measure(args: argparse.Namespace) -> int:
 
     model, _ = load_model_from_args(args, args.model)
     runtime = get_runtime(args.runtime, threads=args.threads, device=args.device)
-    timing = TimingConfig(warmup_runs=3, min_time_s=0.1, repeats=3, max_retries=0)
+    timing = TimingConfig.latency(repeats=20, warmup_runs=3)
     (passes,) = measure_in_passes(runtime, [(args.model, model)], timing, args.passes).values()
     m = pool_passes([p.raw_ms for p in passes], timing.spread_tolerance)
     info = device_info.collect("gpu" if args.device == "gpu" else "cpu")

@@ -51,10 +51,10 @@ def _timing(run: ProfileRun) -> TimingConfig:
     if run.timing is not None:
         return run.timing
     if run.quick:
-        return TimingConfig(warmup_runs=1, min_time_s=0.01, repeats=5, max_retries=1)
+        return TimingConfig.latency(repeats=30, warmup_runs=1)
     if _passes(run) > 1:
-        return TimingConfig(warmup_runs=1, min_time_s=0.02, repeats=3, max_retries=0)
-    return TimingConfig(warmup_runs=2, min_time_s=0.02, repeats=7, max_retries=2)
+        return TimingConfig.latency(repeats=20, warmup_runs=1)
+    return TimingConfig.latency(repeats=60)
 
 
 def _passes_done(raw_ms, timing: TimingConfig) -> int:
@@ -117,8 +117,8 @@ def _programs(plan: list[microbench.PlannedSample], seed: int) -> list[OpProgram
 
 def _calibration_timing(run: ProfileRun) -> TimingConfig:
     if _passes(run) > 1:
-        return TimingConfig(warmup_runs=2, min_time_s=0.05, repeats=3, max_retries=0)
-    return TimingConfig(warmup_runs=3, min_time_s=0.05, repeats=7, max_retries=2)
+        return TimingConfig.latency(repeats=20)
+    return TimingConfig.latency(repeats=40, warmup_runs=3)
 
 
 class _CalibrationNetworks:
@@ -255,6 +255,7 @@ def run_profile(run: ProfileRun) -> DeviceProfile:
         unstable = sum(1 for s in samples.values() if s.unstable)
         out = {"samples": len(samples), "unstable_samples": unstable, "passes": passes,
                "timing": {"min_time_s": timing.min_time_s, "repeats": timing.repeats,
+                          "calls_per_repeat": timing.calls_per_repeat,
                           "spread_tolerance": timing.spread_tolerance}}
         out.update(calibration)
         if networks.entries:

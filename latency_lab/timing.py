@@ -2,21 +2,23 @@
 samples, whole-model latency) is timed by `measure`, so they are all comparable.
 
 The recipe: warm-up calls (JIT compilation, allocator and cache warm-up happen there),
-an inner loop calibrated so that one repeat lasts at least `min_time_s` (so the clock's
-resolution and per-read overhead are negligible), then several repeats. Every measurement keeps its raw repeats and reports three
-figures: the median and interquartile range (the typical time and its spread on this
-host, as it was loaded while we measured) and the minimum (`min_ms`).
+then several repeats, each timing an inner loop calibrated to last at least
+`min_time_s` (throughput-style figures, e.g. a training step) or a fixed number of calls
+(`calls_per_repeat`; `TimingConfig.latency()` times single calls). Every measurement
+keeps its raw repeats and reports the median and interquartile range (the typical time
+on the host as loaded while we measured, and its spread) and the minimum (`min_ms`).
 
-The minimum is the latency figure that profiles store, predictors fit and `validate`
-compares: the time of the work when nothing else on the host interferes, a property
-of device and model. On a shared host interference only ever adds time (another
-tenant's work, a slower spell of the host), so the median of a few repeats moves with
-the load of the moment while the minimum over repeats spread across minutes does not:
-two full profiles taken back to back on a 2-vCPU cloud VM differ per sample by 8.2 %
-(median of the median figures) but 1.9 % by minimum (see scripts/profile_repeatability.py).
-Each repeat is itself the mean over an inner loop of >= `min_time_s`, so a minimum is
-a quiet window, not one lucky call. When the spread (IQR / median) is too large the
-whole repeat set is retried, and the figure is flagged `unstable` if it never settles.
+The minimum of single calls is the latency figure that profiles store, predictors fit
+and `validate`, `measure` and `shrink` compare: the time of the work when nothing else
+on the host interferes, a property of device and model. On a shared host interference
+only ever adds time, in bursts shorter than a 50-100 ms window of calls, so medians and
+even the fastest window follow the load of the moment while the fastest single call
+over repeats spread across minutes does not (measured on a 2-vCPU cloud VM: two full
+profiles back to back differ per sample by 8-10 % in their medians and 2-3 % in their
+minima; a 0.4 ms network's fastest 0.1 s window wandered 0.43-0.53 ms over a minute,
+its fastest single call 0.396-0.397 ms; scripts/profile_repeatability.py). When the
+spread (IQR / median) is too large the whole repeat set is retried, and the figure is
+flagged `unstable` if it never settles.
 
 Pure Python and numpy only: no TensorFlow import here, so timing can be used (and
 tested) without any runtime installed.
@@ -72,6 +74,7 @@ class TimingConfig:
     max_inner_loops: int = 10_000
     spread_tolerance: float = 0.10
     max_retries: int = 2
+    calls_per_repeat: int | None = None  # None: calibrated to min_time_s
 
     def __post_init__(self):
         _check_int("warmup_runs", self.warmup_runs, 0)
@@ -80,11 +83,20 @@ class TimingConfig:
         _check_int("max_inner_loops", self.max_inner_loops, 1)
         _check_positive_float("spread_tolerance", self.spread_tolerance)
         _check_int("max_retries", self.max_retries, 0)
+        if self.calls_per_repeat is not None:
+            _check_int("calls_per_repeat", self.calls_per_repeat, 1)
 
     @classmethod
     def quick(cls) -> "TimingConfig":
         """Cheaper settings for large sweeps and smoke runs: coarser, still median/IQR."""
         return cls(warmup_runs=1, min_time_s=0.01, repeats=5, spread_tolerance=0.10, max_retries=1)
+
+    @classmethod
+    def latency(cls, repeats: int = 20, warmup_runs: int = 2) -> "TimingConfig":
+        """Latency timing: every repeat times one call, and the figure is the fastest
+        (why: module docstring). The clock's cost (~0.1 us a read) is far below the
+        runtime's own per-call cost."""
+        return cls(warmup_runs=warmup_runs, repeats=repeats, max_retries=0, calls_per_repeat=1)
 
     def get_config(self) -> dict:
         return asdict(self)
@@ -297,6 +309,8 @@ def _prepare(runner: _Runner, config: TimingConfig, inner_loops, where: str) -> 
         runner.call(config.warmup_runs, "warm-up")
         runner.do_sync("warm-up")
     if inner_loops is None:
+        if config.calls_per_repeat is not None:
+            return config.calls_per_repeat
         return _calibrate(runner, config)
     if isinstance(inner_loops, bool) or not isinstance(inner_loops, (int, np.integer)) \
             or inner_loops < 1:

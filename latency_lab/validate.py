@@ -141,9 +141,7 @@ def validate(models: Iterable[tuple[str, Any]], profile: Any,
     estimators = {p: make_predictor(p, prof) for p in predictors}
     runtime = runtime_for_profile(prof)
     if timing is None:
-        timing = (TimingConfig(warmup_runs=2, min_time_s=0.1, repeats=3, max_retries=0)
-                  if passes > 1 else
-                  TimingConfig(warmup_runs=3, min_time_s=0.1, repeats=9, max_retries=2))
+        timing = TimingConfig.latency(repeats=20 if passes > 1 else 60)
     models = list(models)
     if not models:
         raise LatencyLabError("validate needs at least one model")

@@ -17,9 +17,9 @@ Steps (each reported through ``on_event``):
      learned in a short run rarely lands exactly on it. With ``measure=True`` the
      snapped network is then timed on the profile's runtime and, if it misses the
      target by more than ``snap_tolerance``, snapped again to a goal corrected by
-     measured / predicted (at most ``snap_rounds`` times): the profile's bias on this
-     particular network is taken out, so learned and uniform models meet at the same
-     measured latency;
+     target / measured (at most ``snap_rounds`` times), and the candidate measured
+     closest to the target is kept: the profile's bias on this particular network is
+     taken out, so learned and uniform models meet at the same measured latency;
   4. `apply_structure` and retrain: the channels to keep are the ones the regularizer
      found most important (its group vectors: |gamma|, kernel norms), their weights are
      taken from the pretrained model (``retrain_from="pretrained"``, the default) or
@@ -293,7 +293,7 @@ def _probe_ms(model, prof) -> float:
     from latency_lab.runtimes import for_profile, measure_in_passes
     from latency_lab.timing import TimingConfig, pool_passes
 
-    timing = TimingConfig(warmup_runs=2, min_time_s=0.05, repeats=3, max_retries=0)
+    timing = TimingConfig.latency(repeats=20)
     (passes,) = measure_in_passes(for_profile(prof), [("probe", model)], timing).values()
     return pool_passes([m.raw_ms for m in passes]).min
 
@@ -312,7 +312,8 @@ def shrink(model, task: Task, profile: Any, target_ms: float, *, algorithm: str 
 
     ``on_event(name, info)`` is called at each phase ("pretrain", "learn", "snap",
     "retrain", "baseline", "measure", "done"), when a measured re-aim of the snap would
-    go below the smallest structure ("snap_limit": the last snap is kept), and after
+    go below the smallest structure ("snap_limit": the candidates measured so far are
+    kept), and after
     every epoch ("epoch" with ``phase``, ``epoch``, ``epochs``), for progress displays."""
     import keras
 
@@ -351,23 +352,29 @@ def shrink(model, task: Task, profile: Any, target_ms: float, *, algorithm: str 
     goals: dict[str, float] = {}
 
     def snap(name: str, structure: dict) -> tuple[float, dict]:
-        """fit_to_target, then (measuring) re-aim by measured / predicted."""
+        """fit_to_target, then (measuring) re-aim by target / measured up to
+        `snap_rounds` times. Every candidate is measured and the one measured closest
+        to the target is kept (a re-aim can overshoot: channel counts are whole)."""
         goal = target_ms
         factor, snapped, _ = fit_to_target(model, structure, prof, goal, predictor=predictor,
                                            align=align)
-        for _ in range(snap_rounds if measure else 0):
+        tried: list[tuple[float, float, dict, float]] = []  # (|miss|, factor, snapped, goal)
+        for round_index in range(snap_rounds + 1 if measure else 0):
             probe = apply_structure(model, snapped, copy_weights=False, align=align)
             measured = _probe_ms(probe, prof)
-            if abs(measured / target_ms - 1) <= snap_tolerance:
+            tried.append((abs(measured / target_ms - 1), factor, snapped, goal))
+            if tried[-1][0] <= snap_tolerance or round_index == snap_rounds:
                 break
             new_goal = goal * target_ms / measured
             try:
                 factor, snapped, _ = fit_to_target(model, structure, prof, new_goal,
                                                    predictor=predictor, align=align)
-            except ValueError as exc:  # re-aimed below the smallest structure: keep the last
+            except ValueError as exc:  # re-aimed below the smallest structure
                 emit("snap_limit", {"model": name, "goal_ms": new_goal, "reason": str(exc)})
                 break
             goal = new_goal
+        if tried:
+            _, factor, snapped, goal = min(tried, key=lambda t: t[0])
         goals[name] = goal
         return factor, snapped
 
@@ -441,7 +448,7 @@ def shrink(model, task: Task, profile: Any, target_ms: float, *, algorithm: str 
 
         emit("measure", {"models": list(models)})
         # In interleaved passes, so the models compared meet the same machine conditions.
-        timing = TimingConfig(warmup_runs=3, min_time_s=0.1, repeats=3, max_retries=0)
+        timing = TimingConfig.latency(repeats=20, warmup_runs=3)
         timed = measure_in_passes(for_profile(prof), list(models.items()), timing,
                                   passes=measure_passes, seed=seed)
         for name, passes in timed.items():

@@ -200,6 +200,33 @@ def test_litert_kernels_fuse_bn_and_activations_and_keep_layer_names():
     assert items[3].configs == [("dense", dict(rows=1, cin=8, cout=4))]
 
 
+def test_scalar_and_per_channel_elementwise_ops_are_told_apart():
+    """Rescaling multiplies and adds a scalar (XNNPACK's constant-operand kernels);
+    squeeze-excite multiplies by a per-channel vector; a residual add adds two maps.
+    Three different kernels, three different tables."""
+    x = keras.Input((6, 6, 3))
+    r = L.Rescaling(1 / 127.5, offset=-1.0, name="rescale")(x)
+    h = L.Conv2D(4, 3, padding="same", name="conv")(r)
+    gate = L.Dense(4, name="gate")(L.GlobalAveragePooling2D(name="squeeze")(h))
+    scaled = L.Multiply(name="excite")([h, L.Reshape((1, 1, 4), name="reshape")(gate)])
+    y = L.Add(name="residual")([scaled, h])
+    items = work_items(keras.Model(x, y), "litert")
+    by_layer: dict = {}
+    for i in items:
+        by_layer.setdefault(i.layer, []).extend(i.configs or [])
+    assert sorted(op for op, _ in by_layer["rescale"]) == ["add_scalar", "multiply_scalar"]
+    assert all(cfg == dict(h=6, w=6, c=3) for _, cfg in by_layer["rescale"])
+    assert by_layer["excite"] == [("multiply", dict(h=6, w=6, c=4, broadcast=True))]
+    assert by_layer["residual"] == [("add", dict(h=6, w=6, c=4, broadcast=False))]
+
+
+def test_scalar_elementwise_microbenchmarks_cost_one_flop_per_element():
+    for op in ("add_scalar", "multiply_scalar"):
+        w = microbench.work(op, dict(h=4, w=5, c=3))
+        assert w.flops == 60 and w.params == 0
+        assert microbench.op_class(op, dict(h=4, w=5, c=3)) == "elementwise"
+
+
 def test_a_1x1_conv_on_a_1x1_map_is_timed_as_the_dense_op_it_is():
     """Squeeze-excite and conv heads: CONV_2D with a 1x1 kernel on a 1x1 map is a
     matrix-vector product; a 1x1 conv on a larger map stays a conv."""

@@ -144,6 +144,27 @@ def test_a_measured_re_aim_below_the_smallest_structure_keeps_the_last_snap(monk
     assert r.rows["learned"].predicted_ms <= 0.7 * full_ms * (1 + 1e-9)
 
 
+def test_the_snap_keeps_the_candidate_measured_closest_to_the_target(monkeypatch):
+    """A re-aim can overshoot (whole channels, timing noise): every candidate is
+    measured and the closest one wins, not the last one."""
+    import itertools
+
+    from regularizers import shrink as shrink_mod
+
+    task = digits_task(image_size=16, seed=0)
+    model = digits_cnn(task.input_shape, task.classes, widths=(8, 16, 16))
+    target = 0.6 * predict_model(model, PROFILE).latency_ms
+    misses = itertools.cycle([1.08, 0.7, 0.85])  # the first candidate is the closest
+    probes = []
+    monkeypatch.setattr(shrink_mod, "_probe_ms",
+                        lambda m, prof: probes.append(m) or next(misses) * target)
+    r = shrink(model, task, PROFILE, target, pretrain_epochs=1, learn_epochs=1,
+               retrain_epochs=1, measure=True, seed=0, snap_rounds=2, baseline=False)
+    assert len(probes) == 3  # the first snap and two re-aims, each measured
+    assert r.snap_goal_ms["learned"] == pytest.approx(target)  # the first goal kept
+    assert r.rows["learned"].predicted_ms <= target * (1 + 1e-9)
+
+
 def test_shrink_rejects_a_target_above_the_full_model():
     task = digits_task(image_size=8)
     model = digits_cnn(task.input_shape, task.classes, widths=(4,))

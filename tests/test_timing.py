@@ -53,6 +53,20 @@ def test_given_inner_loops_skip_calibration():
             measure(fc.fn, cfg, clock=fc.clock, inner_loops=bad)
 
 
+def test_latency_timing_times_single_calls_and_keeps_the_fastest():
+    """calls_per_repeat=1: no calibration, one call per repeat; a call slowed by the
+    host (the third) moves the median's neighbours, never the minimum."""
+    fc = FakeClock([STEP, STEP, 3 * STEP, STEP, 2 * STEP])
+    cfg = TimingConfig.latency(repeats=5, warmup_runs=0)
+    assert cfg.calls_per_repeat == 1 and cfg.max_retries == 0
+    m = measure(fc.fn, cfg, clock=fc.clock)
+    assert m.inner_loops == 1 and fc.calls == 5
+    assert m.min_s == STEP and m.raw_s == [STEP, STEP, 3 * STEP, STEP, 2 * STEP]
+    with pytest.raises(ValueError, match="calls_per_repeat"):
+        TimingConfig(calls_per_repeat=0)
+    assert TimingConfig.from_config(cfg.get_config()) == cfg
+
+
 def test_pool_passes_takes_the_median_over_every_pass():
     from latency_lab.timing import pool_passes
 
