@@ -62,6 +62,12 @@ def _passes_done(raw_ms, timing: TimingConfig) -> int:
     return len(raw_ms) // timing.repeats
 
 
+def _by_pass(raw_ms, timing: TimingConfig) -> list:
+    """A sample's stored raw values, split back into its passes."""
+    n = timing.repeats
+    return [raw_ms[i:i + n] for i in range(0, len(raw_ms), n)]
+
+
 def _existing(run: ProfileRun, runtime_info: dict, fingerprint: str) -> tuple[list[Sample], dict]:
     """Samples and calibration of the profile being resumed (empty when not resuming)."""
     if not run.resume:
@@ -116,9 +122,11 @@ def _programs(plan: list[microbench.PlannedSample], seed: int) -> list[OpProgram
 
 
 def _calibration_timing(run: ProfileRun) -> TimingConfig:
+    # Whole networks are cheap to call and their fastest call moves most with the
+    # host's memory traffic (a tenth of a second per pass covers few quiet moments).
     if _passes(run) > 1:
-        return TimingConfig.latency(repeats=20)
-    return TimingConfig.latency(repeats=40, warmup_runs=3)
+        return TimingConfig.latency(repeats=50)
+    return TimingConfig.latency(repeats=100, warmup_runs=3)
 
 
 class _CalibrationNetworks:
@@ -157,8 +165,8 @@ class _CalibrationNetworks:
         measured = self.runtime.measure_models([model for _, model in todo], self.timing)
         for (label, model), m in zip(todo, measured):
             old = self.entries.get(label)
-            pooled = pool_passes([old.get("raw_ms", []) if old else [], m.raw_ms],
-                                 self.timing.spread_tolerance)
+            pooled = pool_passes(_by_pass(old.get("raw_ms", []) if old else [], self.timing)
+                                 + [m.raw_ms], self.timing.spread_tolerance)
             items = old["items"] if old else [i.to_dict() for i in work_items(model, self.runtime_name)]
             # measured_ms is the latency figure (fastest repeat, see latency_lab.timing).
             self.entries[label] = {"name": label, "measured_ms": pooled.min,
@@ -278,7 +286,8 @@ def run_profile(run: ProfileRun) -> DeviceProfile:
         if old is None:
             median, iqr, raw, unstable = m.median_ms, m.iqr_ms, tuple(m.raw_ms), m.unstable
         else:
-            pooled = pool_passes([old.raw_ms, m.raw_ms], timing.spread_tolerance)
+            pooled = pool_passes(_by_pass(old.raw_ms, timing) + [m.raw_ms],
+                                 timing.spread_tolerance)
             median, iqr, raw, unstable = pooled.median, pooled.iqr, pooled.raw, pooled.unstable
         samples[prog.key] = Sample(op=p.op, config=dict(p.config), median_ms=median,
                                    iqr_ms=iqr, repeats=len(raw), raw_ms=raw, unstable=unstable)

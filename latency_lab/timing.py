@@ -16,9 +16,12 @@ even the fastest window follow the load of the moment while the fastest single c
 over repeats spread across minutes does not (measured on a 2-vCPU cloud VM: two full
 profiles back to back differ per sample by 8-10 % in their medians and 2-3 % in their
 minima; a 0.4 ms network's fastest 0.1 s window wandered 0.43-0.53 ms over a minute,
-its fastest single call 0.396-0.397 ms; scripts/profile_repeatability.py). When the
-spread (IQR / median) is too large the whole repeat set is retried, and the figure is
-flagged `unstable` if it never settles.
+its fastest single call 0.396-0.397 ms; scripts/profile_repeatability.py).
+
+`unstable` flags a figure that did not reproduce: for latency timing, when the fastest
+call of the first half of the repeats and of the second half (or of each pass, when
+passes are pooled) differ by more than `spread_tolerance`; for calibrated loops, when
+IQR / median does (then the whole repeat set is retried first).
 
 Pure Python and numpy only: no TensorFlow import here, so timing can be used (and
 tested) without any runtime installed.
@@ -36,7 +39,7 @@ import numpy as np
 from latency_lab.errors import MeasurementError, ProfileError
 
 __all__ = ["TimingConfig", "Measurement", "measure", "measure_interleaved", "summarize",
-           "pool_passes", "Pooled"]
+           "pool_passes", "Pooled", "min_disagreement"]
 
 
 def _check_int(name: str, value, minimum: int) -> None:
@@ -204,6 +207,27 @@ def summarize(values: Iterable[float]) -> tuple[float, float]:
     return float(q50), float(q75 - q25)
 
 
+def min_disagreement(groups: Iterable[Sequence[float]]) -> float:
+    """(slowest - fastest) / fastest of the groups' fastest values: how far the
+    minimum moved between groups of repeats (halves of a run, or passes); 0 with
+    fewer than two non-empty groups."""
+    lows = [min(g) for g in groups if len(g)]
+    if len(lows) < 2 or min(lows) <= 0:
+        return 0.0
+    return (max(lows) - min(lows)) / min(lows)
+
+
+def _halves(raw: Sequence[float]) -> list[Sequence[float]]:
+    half = len(raw) // 2
+    return [raw[:half], raw[half:]]
+
+
+def _unstable(raw: Sequence[float], median: float, iqr: float, config: TimingConfig) -> bool:
+    if config.calls_per_repeat is not None:  # latency timing: did the fastest reproduce?
+        return min_disagreement(_halves(raw)) > config.spread_tolerance
+    return iqr / median > config.spread_tolerance
+
+
 class Pooled(NamedTuple):
     """One thing's figures over the repeats of several passes (units as given)."""
 
@@ -220,12 +244,12 @@ def pool_passes(raw_by_pass: Iterable[Iterable[float]], spread_tolerance: float 
     several passes taken minutes apart. The figures are over every pass's repeats, so a
     pass caught in one of a shared host's slow spells moves them less than one block of
     repeats would, and the minimum gets as many chances to catch a quiet moment as there
-    are repeats; unstable when the pooled spread (IQR / median) exceeds
-    `spread_tolerance`, i.e. when the passes disagree. Unit-free: seconds or ms."""
-    raw = tuple(float(v) for values in raw_by_pass for v in values)
+    are repeats; unstable when the passes' fastest values disagree by more than
+    `spread_tolerance` (`min_disagreement`). Unit-free: seconds or ms."""
+    groups = [tuple(float(v) for v in values) for values in raw_by_pass]
+    raw = tuple(v for g in groups for v in g)
     median, iqr = summarize(raw)
-    return Pooled(median, iqr, min(raw), raw,
-                  bool(median > 0 and iqr / median > spread_tolerance))
+    return Pooled(median, iqr, min(raw), raw, bool(min_disagreement(groups) > spread_tolerance))
 
 
 _CLOCK_HINT = (
@@ -367,7 +391,7 @@ def measure(
         spread = iqr / median
         if best is None or spread < best[0]:
             best = (spread, raw, median, iqr)
-        if spread <= config.spread_tolerance:
+        if not _unstable(raw, median, iqr, config):
             break
 
     spread, raw, median, iqr = best
@@ -378,7 +402,7 @@ def measure(
         inner_loops=n,
         repeats=config.repeats,
         retries=attempts - 1,
-        unstable=spread > config.spread_tolerance,
+        unstable=_unstable(raw, median, iqr, config),
     )
 
 
@@ -426,5 +450,5 @@ def measure_interleaved(
         median, iqr = _checked_summary(values, n, config)
         out.append(Measurement(median_s=median, iqr_s=iqr, raw_s=[float(v) for v in values],
                                inner_loops=n, repeats=config.repeats, retries=0,
-                               unstable=iqr / median > config.spread_tolerance))
+                               unstable=_unstable(values, median, iqr, config)))
     return out

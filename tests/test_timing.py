@@ -62,6 +62,10 @@ def test_latency_timing_times_single_calls_and_keeps_the_fastest():
     m = measure(fc.fn, cfg, clock=fc.clock)
     assert m.inner_loops == 1 and fc.calls == 5
     assert m.min_s == STEP and m.raw_s == [STEP, STEP, 3 * STEP, STEP, 2 * STEP]
+    assert not m.unstable  # both halves of the repeats reach STEP
+    # The fastest call did not reproduce: the second half never got below 2 STEP.
+    fc = FakeClock([STEP, STEP, 2 * STEP, 2 * STEP])
+    assert measure(fc.fn, TimingConfig.latency(repeats=4, warmup_runs=0), clock=fc.clock).unstable
     with pytest.raises(ValueError, match="calls_per_repeat"):
         TimingConfig(calls_per_repeat=0)
     assert TimingConfig.from_config(cfg.get_config()) == cfg
