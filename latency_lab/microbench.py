@@ -470,6 +470,19 @@ def _slim(cfg: Config, rng: random.Random) -> Config:
     return out
 
 
+_MIN_DISTINCT = 8  # configurations per op kind a table needs to be more than a point
+
+
+def _resize(cfg: Config, rng: random.Random) -> Config:
+    """The same op at another input size (h and w scaled together)."""
+    out = dict(cfg)
+    scale = rng.uniform(0.25, 1.5)
+    for key in ("h", "w"):
+        if key in out:
+            out[key] = max(1, int(round(out[key] * scale)))
+    return out
+
+
 def table_plan(quick: bool, seed: int = 0, max_samples: int | None = None,
                runtime: str = "litert") -> list[PlannedSample]:
     """Lookup-table samples: real layer configs (some slimmed), subsampled per op so
@@ -497,6 +510,15 @@ def table_plan(quick: bool, seed: int = 0, max_samples: int | None = None,
         n_real = min(len(cfgs), (n + 1) // 2)
         chosen = cfgs[:n_real]
         chosen += [_slim(rng.choice(cfgs), rng) for _ in range(n - n_real)]
+        # Ops the families use at few channel counts (a Rescaling on 3 image channels)
+        # slim into duplicates; other input sizes keep their table from being a point.
+        distinct = {sample_key(op, c) for c in chosen}
+        for _ in range(4 * n):
+            if len(distinct) >= min(n, _MIN_DISTINCT):
+                break
+            cfg = _resize(rng.choice(cfgs), rng)
+            distinct.add(sample_key(op, cfg))
+            chosen.append(cfg)
         for cfg in chosen:
             k = sample_key(op, cfg)
             if k not in seen:

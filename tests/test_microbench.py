@@ -317,3 +317,16 @@ def test_weight_bandwidth_curve_interpolates_in_log_space():
     # Held constant outside the measured range.
     assert microbench.bandwidth_at(curve, 2.0**30) == pytest.approx(1.048576e10)
     assert microbench.bandwidth_at(microbench.weight_bandwidth_curve([]), 1e6) is None
+
+
+def test_an_op_used_at_one_channel_count_still_gets_a_table(monkeypatch):
+    """A Rescaling on 3 image channels cannot be channel-slimmed into new configs; the
+    plan varies its input size instead, so the table has more than one point."""
+    real = [("add_scalar", dict(h=224, w=224, c=3)), ("multiply_scalar", dict(h=224, w=224, c=3))]
+    real += [("conv2d", dict(h=14, w=14, cin=c, cout=c, k=3, s=1)) for c in (32, 64, 96, 128)]
+    monkeypatch.setattr(microbench, "application_layer_configs", lambda families, runtime: list(real))
+    plan = microbench.table_plan(quick=True, seed=0, max_samples=60)
+    for op in ("add_scalar", "multiply_scalar"):
+        sizes = {(p.config["h"], p.config["w"]) for p in plan if p.op == op}
+        assert len(sizes) >= 4, (op, sizes)
+        assert all(p.config["c"] == 3 and p.config["h"] == p.config["w"] for p in plan if p.op == op)
