@@ -72,6 +72,28 @@ def test_predictors_fit_the_fastest_repeat_not_the_median():
     assert est.predict([(s0.op, s0.config)])[0] == pytest.approx(s0.median_ms)
 
 
+def test_channel_tiles_come_from_the_profiles_simd_flags():
+    from latency_lab.predictors import _featurize, channel_tile_for
+
+    def with_flags(flags):
+        prof = _profile()
+        device = dict(prof.device, info={"cpu": {"simd_flags": flags}})
+        return prof.replace(device=device)
+
+    assert channel_tile_for(with_flags(["avx", "avx2", "fma"])) == 16
+    assert channel_tile_for(with_flags(["asimd"])) == 8
+    assert channel_tile_for(with_flags([])) is None
+    # 37 channels cost a whole third tile: the feature beside log(37) is log(48)
+    f = _featurize("depthwise", dict(h=8, w=8, c=37, k=3, s=1), {}, 16)
+    assert f[:2] == pytest.approx([np.log(37), np.log(48)])
+    est = LookupTableModel(with_flags(["avx2"])).fit()
+    assert est.channel_tile_ == 16
+    X = [(s.op, s.config) for s in est.profile.samples]
+    np.testing.assert_allclose(est.predict(X), [s.median_ms for s in est.profile.samples])
+    with pytest.raises(ValueError, match="channel_tile"):
+        LookupTableModel(_profile(), channel_tile=0).fit()
+
+
 def test_lookup_is_monotone_in_channels_between_table_points():
     est = LookupTableModel(_profile()).fit()
     by_out = est.predict([_conv(cout=c) for c in range(8, 33, 2)])
@@ -133,7 +155,8 @@ def test_flops_baseline_is_one_flop_weighted_constant():
 
 def test_in_network_weight_streaming_is_fitted_from_calibration_networks():
     """Calibration networks whose measured time is the isolated sum plus twice the
-    weight-streaming excess give back stream = 2; fewer than three give 0."""
+    time to stream all their weights once give back stream = 2; fewer than three
+    give 0."""
     from latency_lab.predict import WorkItem, predict_items
 
     prof = _profile()
@@ -147,8 +170,7 @@ def test_in_network_weight_streaming_is_fitted_from_calibration_networks():
         items = [WorkItem("", "", [("dense", dict(rows=1, cin=c, cout=c))]) for _ in range(n)]
         base, _ = predict_items(items, iso)
         w_net = sum(i.weight_bytes for i in items)
-        excess = sum(iso._stream_excess_ms(op, cfg, iso._isolated_ms(op, cfg), w_net)
-                     for i in items for op, cfg in i.configs)
+        excess = iso._stream_ms(w_net, w_net)  # all weights once at the net's bandwidth
         assert excess > 0
         t = base + 2.0 * excess  # the fastest repeat; slower ones must not be fitted
         return {"name": f"dense{c}x{n}", "measured_ms": t, "iqr_ms": 0.0,
