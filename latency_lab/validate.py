@@ -141,7 +141,7 @@ def validate(models: Iterable[tuple[str, Any]], profile: Any,
     estimators = {p: make_predictor(p, prof) for p in predictors}
     runtime = runtime_for_profile(prof)
     if timing is None:
-        timing = TimingConfig.latency(repeats=20 if passes > 1 else 60)
+        timing = TimingConfig.latency(repeats=40 if passes > 1 else 100)
     models = list(models)
     if not models:
         raise LatencyLabError("validate needs at least one model")

@@ -448,7 +448,7 @@ def shrink(model, task: Task, profile: Any, target_ms: float, *, algorithm: str 
 
         emit("measure", {"models": list(models)})
         # In interleaved passes, so the models compared meet the same machine conditions.
-        timing = TimingConfig.latency(repeats=20, warmup_runs=3)
+        timing = TimingConfig.latency(repeats=40, warmup_runs=3)
         timed = measure_in_passes(for_profile(prof), list(models.items()), timing,
                                   passes=measure_passes, seed=seed)
         for name, passes in timed.items():

@@ -2,7 +2,7 @@
 
 Measures the same table samples (a subset of the quick plan) in two passes inside one
 process (shuffled order each pass), then once more in a fresh process, with the
-profiler's full timing settings, and reports the median per-sample difference
+package's latency timing (fastest of single calls), and reports the median per-sample difference
 |a - b| / mean(a, b) within the process and across processes. Low within and high
 across points at per-process state (memory layout, which CPU the thread lands on);
 both high points at time-correlated interference from the rest of the host.
@@ -41,10 +41,10 @@ def measure_pass(n: int, seed: int, order_seed: int) -> dict[str, float]:
     plan = microbench.table_plan(quick=True, seed=seed)[:n]
     random.Random(order_seed).shuffle(plan)
     runtime = get_runtime("litert", threads=1)
-    timing = TimingConfig(warmup_runs=2, min_time_s=0.02, repeats=7, max_retries=2)
+    timing = TimingConfig.latency(repeats=30)
     out: dict[str, float] = {}
     runtime.measure_ops(_programs(plan, seed), timing,
-                        lambda prog, m: out.__setitem__(prog.key, m.median_ms))
+                        lambda prog, m: out.__setitem__(prog.key, m.min_ms))
     return out
 
 
@@ -57,7 +57,7 @@ def interpreter_passes(n: int, seed: int) -> dict:
     from latency_lab.timing import TimingConfig, measure
 
     plan = microbench.table_plan(quick=False, seed=seed)[:n]
-    timing = TimingConfig(warmup_runs=1, min_time_s=0.02, repeats=3, max_retries=0)
+    timing = TimingConfig.latency(repeats=20, warmup_runs=1)
     rng = np.random.default_rng(0)
     built = []  # per chunk: [(interpreter, [(key, invoke)]) for A, for B]
     for start in range(0, len(plan), 24):
@@ -74,7 +74,7 @@ def interpreter_passes(n: int, seed: int) -> dict:
         out = {}
         for pair in built:
             for key, call in pair[which][1]:
-                out[key] = measure(call, timing).median_ms
+                out[key] = measure(call, timing).min_ms
         return out
 
     a1, b1, a2, b2 = run(0), run(1), run(0), run(1)
