@@ -39,7 +39,7 @@ import numpy as np
 from latency_lab.errors import MeasurementError, ProfileError
 
 __all__ = ["TimingConfig", "Measurement", "measure", "measure_interleaved", "summarize",
-           "pool_passes", "Pooled", "min_disagreement"]
+           "pool_passes", "Pooled", "min_disagreement", "concat"]
 
 
 def _check_int(name: str, value, minimum: int) -> None:
@@ -226,6 +226,18 @@ def _unstable(raw: Sequence[float], median: float, iqr: float, config: TimingCon
     if config.calls_per_repeat is not None:  # latency timing: did the fastest reproduce?
         return min_disagreement(_halves(raw)) > config.spread_tolerance
     return iqr / median > config.spread_tolerance
+
+
+def concat(parts: Sequence[Measurement], spread_tolerance: float = 0.10) -> Measurement:
+    """One Measurement from several back-to-back measurements of the same function
+    (raw values in order; unstable when the parts' fastest calls disagree)."""
+    if not parts:
+        raise ValueError("concat() needs at least one measurement")
+    raw = [v for m in parts for v in m.raw_s]
+    median, iqr = summarize(raw)
+    return Measurement(median_s=median, iqr_s=iqr, raw_s=raw, inner_loops=parts[0].inner_loops,
+                       repeats=len(raw), retries=0,
+                       unstable=min_disagreement([m.raw_s for m in parts]) > spread_tolerance)
 
 
 class Pooled(NamedTuple):

@@ -362,7 +362,7 @@ def test_measure_in_passes_shuffles_and_refuses_repeated_names():
 
     rt = Runtime()
     models = [(f"m{i}", f"model-{i}") for i in range(6)]
-    out = measure_in_passes(rt, models, passes=3, seed=1)
+    out = measure_in_passes(rt, models, passes=3, seed=1, min_pass_s=0.0)
     assert sorted(out) == [n for n, _ in models]
     assert all(len(v) == 3 for v in out.values())
     assert rt.calls[:6] == [m for _, m in models]
@@ -371,6 +371,31 @@ def test_measure_in_passes_shuffles_and_refuses_repeated_names():
         measure_in_passes(rt, [("m0", 1), ("m0", 2)])
     with pytest.raises(InputSpecError, match="passes"):
         measure_in_passes(rt, models, passes=0)
+
+
+def test_a_short_pass_goes_on_until_it_has_lasted_min_pass_s():
+    """Three passes over a tiny network would be over within one slow spell of the
+    host; each pass repeats its measurement until it has lasted min_pass_s."""
+    from latency_lab.runtimes import measure_in_passes
+    from latency_lab.timing import Measurement
+
+    now = [0.0]
+    calls = []
+
+    class Runtime:
+        def measure_models(self, models, timing=None):
+            now[0] += 0.3  # each round of the pass takes 0.3 s
+            calls.append(len(calls))
+            t = 1e-3 * (1 + len(calls) % 4)  # every fourth round is the fastest
+            return [Measurement(median_s=t, iqr_s=0.0, raw_s=[t, 2 * t], repeats=2)
+                    for _ in models]
+
+    out = measure_in_passes(Runtime(), [("net", "model")], passes=2, min_pass_s=1.0,
+                            clock=lambda: now[0])
+    assert len(calls) == 2 * 4  # 0.3, 0.6, 0.9, 1.2 s: four rounds per pass
+    first, second = out["net"]
+    assert len(first.raw_s) == 4 * 2 and first.repeats == 8
+    assert first.min_s == pytest.approx(1e-3)
 
 
 def test_validate_refuses_a_datasheet_profile(capsys, files):

@@ -76,15 +76,23 @@ def get(name: str, **kwargs: Any) -> Runtime:
 def measure_in_passes(runtime: Runtime, models: Sequence[tuple[str, Any]],
                       timing: TimingConfig | None = None, passes: int = 3, seed: int = 0,
                       on_measurement: Callable[[str, int, Measurement], None] | None = None,
+                      min_pass_s: float = 1.0, clock: Callable[[], float] | None = None,
                       ) -> dict[str, list[Measurement]]:
     """Time each (name, model) once per pass, in a new order each pass: {name: one
     Measurement per pass}. Spreading a model's repeats over the whole run keeps a slow
     spell of a shared host (seconds to minutes) from deciding its figure; pool them
     with `timing.pool_passes`. Within a pass the models' repeats are interleaved
-    (`Runtime.measure_models`). Each model is converted once (runtimes cache by
-    model)."""
+    (`Runtime.measure_models`), and a pass goes on (more rounds of the same
+    measurement, fresh interpreters each) until it has lasted `min_pass_s`: three
+    passes over a 0.2 ms network are otherwise over in a tenth of a second, inside
+    one slow spell (seen: a trained network measured 20% off the figure its snap was
+    aimed at). Each model is converted once (runtimes cache by model)."""
     import random
+    import time
 
+    from latency_lab.timing import concat
+
+    clock = clock or time.perf_counter
     if isinstance(passes, bool) or not isinstance(passes, int) or passes < 1:
         raise InputSpecError(f"passes must be a positive integer, got {passes!r}")
     names = [name for name, _ in models]
@@ -97,7 +105,13 @@ def measure_in_passes(runtime: Runtime, models: Sequence[tuple[str, Any]],
     for pass_index in range(1, passes + 1):
         if pass_index > 1:
             rng.shuffle(order)
-        measured = runtime.measure_models([model for _, model in order], timing)
+        start = clock()
+        rounds = [runtime.measure_models([model for _, model in order], timing)]
+        while clock() - start < min_pass_s:
+            rounds.append(runtime.measure_models([model for _, model in order], timing))
+        tolerance = (timing or TimingConfig()).spread_tolerance
+        measured = [concat([r[i] for r in rounds], tolerance) if len(rounds) > 1 else rounds[0][i]
+                    for i in range(len(order))]
         for (name, _), m in zip(order, measured):
             out[name].append(m)
             if on_measurement:
