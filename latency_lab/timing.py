@@ -18,9 +18,9 @@ profiles back to back differ per sample by 8-10 % in their medians and 2-3 % in 
 minima; a 0.4 ms network's fastest 0.1 s window wandered 0.43-0.53 ms over a minute,
 its fastest single call 0.396-0.397 ms; scripts/profile_repeatability.py).
 
-`unstable` flags a figure that did not reproduce: for latency timing, when the fastest
-call of the first half of the repeats and of the second half (or of each pass, when
-passes are pooled) differ by more than `spread_tolerance`; for calibrated loops, when
+`unstable` flags a figure that did not reproduce: for latency timing, when no second
+group of repeats (the other half of a run; another pass, when passes are pooled) came
+within `spread_tolerance` of the fastest call; for calibrated loops, when
 IQR / median does (then the whole repeat set is retried first).
 
 Pure Python and numpy only: no TensorFlow import here, so timing can be used (and
@@ -208,13 +208,13 @@ def summarize(values: Iterable[float]) -> tuple[float, float]:
 
 
 def min_disagreement(groups: Iterable[Sequence[float]]) -> float:
-    """(slowest - fastest) / fastest of the groups' fastest values: how far the
-    minimum moved between groups of repeats (halves of a run, or passes); 0 with
-    fewer than two non-empty groups."""
-    lows = [min(g) for g in groups if len(g)]
-    if len(lows) < 2 or min(lows) <= 0:
+    """How far the second-fastest group's fastest value is from the fastest one's,
+    relative: 0 when some other group of repeats (the other half of a run, another
+    pass) reproduced the minimum; 0 with fewer than two non-empty groups."""
+    lows = sorted(min(g) for g in groups if len(g))
+    if len(lows) < 2 or lows[0] <= 0:
         return 0.0
-    return (max(lows) - min(lows)) / min(lows)
+    return (lows[1] - lows[0]) / lows[0]
 
 
 def _halves(raw: Sequence[float]) -> list[Sequence[float]]:

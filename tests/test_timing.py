@@ -77,7 +77,9 @@ def test_pool_passes_takes_the_median_over_every_pass():
     median, iqr, low, raw, unstable = pool_passes([[1.0, 1.0, 1.0], [3.0, 3.0, 3.0],
                                                    [1.0, 1.0, 1.0]])
     assert median == 1.0 and raw == (1.0,) * 3 + (3.0,) * 3 + (1.0,) * 3
-    assert iqr == 2.0 and unstable  # the passes disagree, and that is reported
+    assert iqr == 2.0 and not unstable  # a slow pass; two others agree on the fastest
+    # Only one pass reached the fastest figure: it did not reproduce, and that is said.
+    assert pool_passes([[1.0, 1.0], [3.0, 3.0], [2.0, 2.0]]).unstable
     pooled = pool_passes([[1.0, 1.02], [0.99, 1.01]])
     assert pooled.unstable is False and pooled.min == 0.99  # the fastest repeat of any pass
     assert pool_passes([[2.0, 5.0], [4.0]]).min == 2.0
