@@ -94,6 +94,26 @@ def test_channel_tiles_come_from_the_profiles_simd_flags():
         LookupTableModel(_profile(), channel_tile=0).fit()
 
 
+def test_lookup_between_dense_table_points_stays_near_its_neighbours():
+    """A weight-streaming-bound dense table (time ~ weight bytes) with a few
+    compute-bound batched rows: off-table configurations between the points must
+    not fold away from the law the points follow."""
+    rng = np.random.default_rng(3)
+    cfgs = [dict(rows=1, cin=int(a), cout=int(b))
+            for a, b in rng.integers(100, 2100, size=(40, 2))]
+    cfgs += [dict(rows=64, cin=c, cout=c) for c in (256, 512, 1024)]
+
+    def law(cfg):  # 25 GB/s weight streaming, 50 GFLOP/s for batched rows
+        return max(4 * cfg["cin"] * cfg["cout"] / 25e9, 2 * cfg["rows"] * cfg["cin"] * cfg["cout"] / 50e9) * 1e3
+
+    samples = [Sample("dense", c, law(c), 0.0, 3, (law(c),) * 3) for c in cfgs]
+    prof = _profile().with_samples(list(_profile().samples) + samples)
+    est = LookupTableModel(prof).fit()
+    for cin, cout in ((1024, 1000), (960, 1280), (700, 800), (1500, 300)):
+        cfg = dict(rows=1, cin=cin, cout=cout)
+        assert 0.75 < est.predict([("dense", cfg)])[0] / law(cfg) < 1.33, cfg
+
+
 def test_lookup_is_monotone_in_channels_between_table_points():
     est = LookupTableModel(_profile()).fit()
     by_out = est.predict([_conv(cout=c) for c in range(8, 33, 2)])
