@@ -358,7 +358,7 @@ def run_measure(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(data))
     else:
-        flag = " (unstable: the passes' fastest calls differ by > 10%)" if m.unstable else ""
+        flag = " (unstable: no second pass came within 10% of the fastest call)" if m.unstable else ""
         console().print(f"{args.model}: {m.min:.3f} ms (fastest repeat), median {m.median:.3f} ms, "
                         f"IQR {m.iqr:.3f} ms over {len(m.raw)} repeats in {args.passes} passes "
                         f"({args.runtime} {data['runtime_version']}, "

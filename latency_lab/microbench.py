@@ -203,11 +203,15 @@ def _binary_ir(kind: str):
     return ir
 
 
+def _keras_binary(kind: str):
+    import keras
+
+    return keras.ops.add if kind == "add" else keras.ops.multiply
+
+
 def _binary_build(kind: str):
     def build(c: Config, rng):
-        import keras
-
-        f = keras.ops.add if kind == "add" else keras.ops.multiply
+        f = _keras_binary(kind)
         shape = (1, c["h"], c["w"], c["c"])
         second = (1, 1, 1, c["c"]) if c.get("broadcast") else shape
         return [shape, second], lambda x, y: f(x, y)
@@ -235,9 +239,7 @@ def _scalar_ir(kind: str):
 
 def _scalar_build(kind: str):
     def build(c: Config, rng):
-        import keras
-
-        f = keras.ops.add if kind == "add" else keras.ops.multiply
+        f = _keras_binary(kind)
         constant = np.float32(0.5 + rng.random())
         return [(1, c["h"], c["w"], c["c"])], lambda x: f(x, constant)
 

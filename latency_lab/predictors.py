@@ -26,7 +26,7 @@ from sklearn.base import BaseEstimator, RegressorMixin
 
 from latency_lab import microbench
 from latency_lab.errors import ProfileError, UnsupportedOpError
-from latency_lab.profile import DeviceProfile, load_profile, sample_key
+from latency_lab.profile import DeviceProfile, load_profile, network_latency_ms, sample_key
 
 Kernel = tuple  # (op, config)
 
@@ -285,11 +285,9 @@ class LookupTableModel(_ProfilePredictor):
         for m in models:
             items = [WorkItem.from_dict(d) for d in m["items"]]
             base, _ = predict_items(items, self)
-            stream = self._stream_ms(sum(i.weight_bytes for i in items),
-                                     sum(i.weight_bytes for i in items))
-            # The latency figure (fastest call); profiles before it was stored kept
-            # the raw calls, so derive it from them.
-            t = float(min(m["raw_ms"])) if m.get("raw_ms") else float(m["measured_ms"])
+            w_net = sum(i.weight_bytes for i in items)
+            stream = self._stream_ms(w_net, w_net)
+            t = network_latency_ms(m)
             rows.append([stream / t])
             target.append((t - base) / t)
         coef, _ = nnls(np.array(rows), np.array(target))

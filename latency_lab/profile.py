@@ -260,6 +260,13 @@ class Sample:
         return _parse_sample(_Ctx(source), data, path)
 
 
+def network_latency_ms(entry: Mapping) -> float:
+    """The latency figure of a calibration network entry: its fastest raw call (older
+    profiles stored the median as measured_ms, with the raw calls beside it)."""
+    raw = entry.get("raw_ms")
+    return float(min(raw)) if raw else float(entry["measured_ms"])
+
+
 def sample_key(op: str, config: Mapping) -> str:
     """The key `Sample.key` uses; lets a resumed run skip configs already measured."""
     return op + "|" + json.dumps(config, sort_keys=True, separators=(",", ":"))

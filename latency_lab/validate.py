@@ -49,7 +49,8 @@ class ModelResult:
 
     def to_dict(self) -> dict:
         return {"name": self.name, "measured_ms": self.measured_ms,
-                "median_ms": self.median_ms, "iqr_ms": self.iqr_ms, "pass_ms": list(self.pass_ms), "predicted_ms": dict(self.predicted_ms),
+                "median_ms": self.median_ms, "iqr_ms": self.iqr_ms,
+                "pass_ms": list(self.pass_ms), "predicted_ms": dict(self.predicted_ms),
                 "error_pct": {p: self.error_pct(p) for p in self.predicted_ms}}
 
 

@@ -38,10 +38,6 @@ def _rel_diffs(a, b, figure: str) -> tuple[np.ndarray, np.ndarray]:
     return np.abs(x - y) / ((x + y) / 2), x
 
 
-def _network_ms(entry: dict) -> float:
-    return min(entry["raw_ms"]) if entry.get("raw_ms") else entry["measured_ms"]
-
-
 def compare(a, b) -> dict:
     diffs, size = _rel_diffs(a, b, "min_ms")
     median_diffs, _ = _rel_diffs(a, b, "median_ms")
@@ -51,8 +47,10 @@ def compare(a, b) -> dict:
         if sel.any():
             by_size[f"{1e3 * lo:g}-{1e3 * hi:g} us"] = {
                 "samples": int(sel.sum()), "median_rel_diff_pct": float(100 * np.median(diffs[sel]))}
-    nets_b = {m["name"]: _network_ms(m) for m in (b.calibration or {}).get("models", [])}
-    nets = {m["name"]: round(100 * (nets_b[m["name"]] / _network_ms(m) - 1), 1)
+    from latency_lab.profile import network_latency_ms
+
+    nets_b = {m["name"]: network_latency_ms(m) for m in (b.calibration or {}).get("models", [])}
+    nets = {m["name"]: round(100 * (nets_b[m["name"]] / network_latency_ms(m) - 1), 1)
             for m in (a.calibration or {}).get("models", []) if m["name"] in nets_b}
     return {"common_samples": int(diffs.size),
             "figure": "min_ms (fastest repeat: what predictors fit)",
