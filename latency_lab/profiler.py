@@ -264,6 +264,7 @@ def run_profile(run: ProfileRun) -> DeviceProfile:
         out = {"samples": len(samples), "unstable_samples": unstable, "passes": passes,
                "timing": {"min_time_s": timing.min_time_s, "repeats": timing.repeats,
                           "calls_per_repeat": timing.calls_per_repeat,
+                          "rewarm_calls": timing.rewarm_calls,
                           "spread_tolerance": timing.spread_tolerance}}
         out.update(calibration)
         if networks.entries:

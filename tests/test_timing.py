@@ -124,6 +124,27 @@ def test_interleaved_repeats_alternate_between_functions():
     assert rounds == (["a"] * 5 + ["b"] * 3) * 3
 
 
+def test_interleaved_rewarm_calls_precede_each_timed_call():
+    """latency() timing: each timed call follows `rewarm_calls` untimed calls of the same
+    function, and only the timed call counts (a slower re-warm call changes nothing)."""
+    calls = {"a": 0}
+    t = [0.0]
+
+    def fn():
+        calls["a"] += 1
+        # every fourth call from the first timed round on is the timed one: cost STEP;
+        # the re-warm calls before it cost 5 * STEP
+        t[0] += STEP if calls["a"] > 2 and (calls["a"] - 2) % 4 == 0 else 5 * STEP
+
+    cfg = TimingConfig.latency(repeats=3, warmup_runs=2, rewarm_calls=3)
+    (m,) = measure_interleaved([fn], cfg, clock=lambda: t[0])
+    assert calls["a"] == 2 + 3 * (3 + 1)
+    assert m.raw_s == [STEP] * 3
+    assert TimingConfig.latency().rewarm_calls == 3 and TimingConfig().rewarm_calls == 1
+    with pytest.raises(ValueError, match="rewarm_calls"):
+        TimingConfig(rewarm_calls=0)
+
+
 def test_interleaved_uses_given_inner_loops_and_checks_them():
     sc = SharedClock({"a": STEP, "b": STEP})
     cfg = TimingConfig(warmup_runs=0, min_time_s=4 * STEP, repeats=3, max_retries=0)
