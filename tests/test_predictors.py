@@ -175,7 +175,8 @@ def test_flops_baseline_is_one_flop_weighted_constant():
 
 def test_in_network_weight_streaming_is_fitted_from_calibration_networks():
     """Calibration networks whose measured time is the isolated sum plus twice the
-    time to stream all their weights once give back stream = 2; fewer than three
+    extra time to bring each kernel's weights in from the network's working set
+    (instead of from one of their own size) give back stream = 2; fewer than three
     give 0."""
     from latency_lab.predict import WorkItem, predict_items
 
@@ -190,13 +191,14 @@ def test_in_network_weight_streaming_is_fitted_from_calibration_networks():
         items = [WorkItem("", "", [("dense", dict(rows=1, cin=c, cout=c))]) for _ in range(n)]
         base, _ = predict_items(items, iso)
         w_net = sum(i.weight_bytes for i in items)
-        excess = iso._stream_ms(w_net, w_net)  # all weights once at the net's bandwidth
-        assert excess > 0
+        w_k = 4.0 * microbench.work("dense", dict(rows=1, cin=c, cout=c)).params
+        excess = n * (iso._stream_ms(w_k, w_net) - iso._stream_ms(w_k, w_k))
+        assert excess > 0 and excess == pytest.approx(n * iso._stream_excess_ms(w_k, w_net))
         t = base + 2.0 * excess  # the fastest repeat; slower ones must not be fitted
         return {"name": f"dense{c}x{n}", "measured_ms": t, "iqr_ms": 0.0,
                 "raw_ms": [1.3 * t, t, 1.1 * t], "items": [i.to_dict() for i in items]}
 
-    nets = [network(512, 4), network(1024, 2), network(768, 6)]
+    nets = [network(512, 4), network(256, 8), network(384, 6)]
     fitted = LookupTableModel(prof.replace(calibration={"models": nets})).fit()
     assert fitted.in_network_stream_ == pytest.approx(2.0, rel=1e-6)
     assert fitted.in_network_scale_ == 0.0 and fitted.in_network_kernel_ms_ == 0.0
@@ -204,6 +206,9 @@ def test_in_network_weight_streaming_is_fitted_from_calibration_networks():
     assert predict_items(items, fitted)[0] == pytest.approx(nets[1]["measured_ms"], rel=1e-6)
     two = LookupTableModel(prof.replace(calibration={"models": nets[:2]})).fit()
     assert two.in_network_stream_ == 0.0
+    # A network whose weights fit where each kernel's own do pays nothing extra.
+    small = [WorkItem("", "", [("dense", dict(rows=1, cin=64, cout=64))]) for _ in range(2)]
+    assert predict_items(small, fitted)[0] == pytest.approx(predict_items(small, iso)[0])
 
 
 def test_unknown_predictor_and_lookup_on_a_spec_profile():
