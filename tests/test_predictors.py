@@ -176,8 +176,8 @@ def test_flops_baseline_is_one_flop_weighted_constant():
 def test_in_network_weight_streaming_is_fitted_from_calibration_networks():
     """Calibration networks whose measured time is the isolated sum plus twice the
     extra time to bring each kernel's weights in from the network's working set
-    (instead of from one of their own size) give back stream = 2; fewer than three
-    give 0."""
+    (instead of from one of their own size) give back stream = 0.5; more than the
+    whole extra traffic is capped at 1; fewer than three networks give 0."""
     from latency_lab.predict import WorkItem, predict_items
 
     prof = _profile()
@@ -187,23 +187,26 @@ def test_in_network_weight_streaming_is_fitted_from_calibration_networks():
     iso = LookupTableModel(prof).fit()
     assert iso.in_network_stream_ == 0.0  # no calibration networks
 
-    def network(c, n):
+    def network(c, n, stream=0.5):
         items = [WorkItem("", "", [("dense", dict(rows=1, cin=c, cout=c))]) for _ in range(n)]
         base, _ = predict_items(items, iso)
         w_net = sum(i.weight_bytes for i in items)
         w_k = 4.0 * microbench.work("dense", dict(rows=1, cin=c, cout=c)).params
         excess = n * (iso._stream_ms(w_k, w_net) - iso._stream_ms(w_k, w_k))
         assert excess > 0 and excess == pytest.approx(n * iso._stream_excess_ms(w_k, w_net))
-        t = base + 2.0 * excess  # the fastest repeat; slower ones must not be fitted
+        t = base + stream * excess  # the fastest repeat; slower ones must not be fitted
         return {"name": f"dense{c}x{n}", "measured_ms": t, "iqr_ms": 0.0,
                 "raw_ms": [1.3 * t, t, 1.1 * t], "items": [i.to_dict() for i in items]}
 
     nets = [network(512, 4), network(256, 8), network(384, 6)]
     fitted = LookupTableModel(prof.replace(calibration={"models": nets})).fit()
-    assert fitted.in_network_stream_ == pytest.approx(2.0, rel=1e-6)
+    assert fitted.in_network_stream_ == pytest.approx(0.5, rel=1e-6)
     assert fitted.in_network_scale_ == 0.0 and fitted.in_network_kernel_ms_ == 0.0
     items = [WorkItem.from_dict(d) for d in nets[1]["items"]]
     assert predict_items(items, fitted)[0] == pytest.approx(nets[1]["measured_ms"], rel=1e-6)
+    heavy = [network(512, 4, 2.0), network(256, 8, 2.0), network(384, 6, 2.0)]
+    capped = LookupTableModel(prof.replace(calibration={"models": heavy})).fit()
+    assert capped.in_network_stream_ == 1.0
     two = LookupTableModel(prof.replace(calibration={"models": nets[:2]})).fit()
     assert two.in_network_stream_ == 0.0
     # A network whose weights fit where each kernel's own do pays nothing extra.
