@@ -7,7 +7,7 @@ stored samples at load time (never pickled):
 - RooflineModel: max(FLOPs / peak of the op's class, bytes / bandwidth) + per-op
   overhead, from measured or datasheet ceilings.
 - LookupTableModel: the measured table. A configuration in the table returns its
-  median exactly; anything else is the roofline time times a learned efficiency
+  latency figure (fastest call) exactly; anything else is the roofline time times a learned efficiency
   factor, interpolated by a Gaussian process over log-sizes of the configuration
   (so it is smooth between table points and falls back to the mean efficiency far
   from them). Out-of-range configurations are clamped to the table's range or
@@ -307,10 +307,10 @@ class LookupTableModel(_ProfilePredictor):
         18-24% over with it. Without calibration networks it is zero.
 
         Measured on the 34-network validation benchmark (EPYC VM, LiteRT, fastest
-        single calls after 3 re-warm calls), against the same profile: 88% within
-        +-10% (RMSPE 6.7%); the previous form, `stream * W_k / bw(W_net)` (every
-        weight byte charged again, also in networks that fit in cache), 65% (12.3%);
-        none 56% (10.9%). The scale and per-kernel attributes stay, at zero, for code
+        single calls after 3 re-warm calls), against the same profile and one set of
+        measurements: 94% within +-10% (RMSPE 5.3%); unbounded 88% (6.7%); the
+        previous form, `stream * W_k / bw(W_net)` (every weight byte charged again,
+        also in networks that fit in cache), 65% (12.3%); none 56% (10.9%). The scale and per-kernel attributes stay, at zero, for code
         that reads them."""
         from scipy.optimize import nnls
 

@@ -79,7 +79,10 @@ def main(argv=None) -> int:
     ap.add_argument("--quick-set", action="store_true", help="a 7+4 model subset")
     ap.add_argument("--report", default="out/validation")
     ap.add_argument("--seed", type=int, default=1)
-    ap.add_argument("--passes", type=int, default=3, help="measuring passes per model")
+    ap.add_argument("--passes", type=int, default=6,
+                    help="measuring passes per model (more passes over more time meet the host's quiet "
+                         "spells: one 3-pass run read the networks a median 4%% (up to 12%%) slower "
+                         "than another)")
     ap.add_argument("--reuse-measurements", metavar="VALIDATION_JSON",
                     help="take measured latencies from an earlier run's validation.json "
                          "(same machine) instead of measuring; for iterating on predictors")
