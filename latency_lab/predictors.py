@@ -7,11 +7,11 @@ stored samples at load time (never pickled):
 - RooflineModel: max(FLOPs / peak of the op's class, bytes / bandwidth) + per-op
   overhead, from measured or datasheet ceilings.
 - LookupTableModel: the measured table. A configuration in the table returns its
-  latency figure (fastest call) exactly; anything else is the roofline time times a learned efficiency
-  factor, interpolated by a Gaussian process over log-sizes of the configuration
-  (so it is smooth between table points and falls back to the mean efficiency far
-  from them). Out-of-range configurations are clamped to the table's range or
-  refused, as chosen.
+  latency figure (fastest call) exactly; anything else is the roofline time times a
+  learned efficiency factor, interpolated by a Gaussian process over log-sizes of the
+  configuration (so it is smooth between table points and falls back to the mean
+  efficiency far from them). Out-of-range configurations are clamped to the table's
+  range or refused, as chosen.
 - FlopsBaseline: latency = c * FLOPs with one fitted constant; for comparison only.
 """
 
@@ -158,7 +158,8 @@ def _tiles(v: float, tile: int) -> float:
     return math.log(tile * math.ceil(max(float(v), 1.0) / tile))
 
 
-def _generic_features(cfg: dict, categories: dict[str, list], channel_tile: int | None) -> list[float]:
+def _generic_features(cfg: dict, categories: dict[str, list],
+                      channel_tile: int | None) -> list[float]:
     """log sizes; with `channel_tile`, each channel count also rounded up to whole
     tiles: the SIMD kernels do a whole tile's work for a partial one, a step the
     regressor cannot learn from log(c) alone (a network slimmed to 37 channels costs
@@ -180,7 +181,8 @@ def _generic_features(cfg: dict, categories: dict[str, list], channel_tile: int 
     return feats
 
 
-def _conv_features(cfg: dict, categories: dict[str, list], channel_tile: int | None) -> list[float]:
+def _conv_features(cfg: dict, categories: dict[str, list],
+                   channel_tile: int | None) -> list[float]:
     """A conv as the GEMM the runtime runs: output pixels x (cin * k * k) x cout, plus
     kernel size and stride. Its efficiency follows the GEMM's shape, which separate
     h, w, cin logs describe only in combination (5-fold CV on the EPYC profile:
@@ -193,7 +195,8 @@ def _conv_features(cfg: dict, categories: dict[str, list], channel_tile: int | N
     return feats
 
 
-def _dense_features(cfg: dict, categories: dict[str, list], channel_tile: int | None) -> list[float]:
+def _dense_features(cfg: dict, categories: dict[str, list],
+                    channel_tile: int | None) -> list[float]:
     """Rows, cin, cout and the weight bytes: a one-row dense streams its weights once,
     so its time follows where a matrix of that size lives in the cache hierarchy
     (5-fold CV on the EPYC profile: RMSPE 24.6 -> 16.8%)."""
@@ -310,8 +313,8 @@ class LookupTableModel(_ProfilePredictor):
         single calls after 3 re-warm calls), against the same profile and one set of
         measurements: 94% within +-10% (RMSPE 5.3%); unbounded 88% (6.7%); the
         previous form, `stream * W_k / bw(W_net)` (every weight byte charged again,
-        also in networks that fit in cache), 65% (12.3%); none 56% (10.9%). The scale and per-kernel attributes stay, at zero, for code
-        that reads them."""
+        also in networks that fit in cache), 65% (12.3%); none 56% (10.9%). The
+        scale and per-kernel attributes stay, at zero, for code that reads them."""
         from scipy.optimize import nnls
 
         from latency_lab.predict import WorkItem, predict_items

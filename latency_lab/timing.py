@@ -445,8 +445,8 @@ def measure_interleaved(
     median is the speed of that moment. Interleaved, one function's repeats are spread
     over the time all of them take, and its median averages over as many of the host's
     moments. Each timed repeat follows `config.rewarm_calls` untimed calls, so the
-    function's data is as warm as in `measure` although other functions ran in between. No retries: the
-    spread across the rounds is what `unstable` reports.
+    function's data is as warm as in `measure` although other functions ran in
+    between. No retries: the spread across the rounds is what `unstable` reports.
     """
     config = config or TimingConfig()
     fns = list(fns)

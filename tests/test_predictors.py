@@ -174,7 +174,7 @@ def test_flops_baseline_is_one_flop_weighted_constant():
 
 
 def test_in_network_weight_streaming_is_fitted_from_calibration_networks():
-    """Calibration networks whose measured time is the isolated sum plus twice the
+    """Calibration networks whose measured time is the isolated sum plus half the
     extra time to bring each kernel's weights in from the network's working set
     (instead of from one of their own size) give back stream = 0.5; more than the
     whole extra traffic is capped at 1; fewer than three networks give 0."""
