@@ -79,6 +79,11 @@ def work(op: str, config: Config) -> costs.OpCost:
     return costs.cost_of(get_bench_op(op).to_ir(config))
 
 
+def weight_bytes(op: str, config: Config) -> float:
+    """float32 weight bytes of one sample (what a network streams for it)."""
+    return 4.0 * work(op, config).params
+
+
 def op_class(op: str, config: Config) -> str:
     return costs.op_class(get_bench_op(op).to_ir(config).type)
 

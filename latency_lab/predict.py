@@ -28,7 +28,7 @@ class WorkItem:
     def weight_bytes(self) -> float:
         if not self.configs:
             return 0.0
-        return float(sum(microbench.work(op, cfg).params for op, cfg in self.configs) * 4)
+        return float(sum(microbench.weight_bytes(op, cfg) for op, cfg in self.configs))
 
     def to_dict(self) -> dict:
         """JSON form stored in a profile's calibration section."""

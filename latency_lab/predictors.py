@@ -334,7 +334,7 @@ class LookupTableModel(_ProfilePredictor):
             excess = 0.0
             for item in items:
                 for op, cfg in _as_kernels(item.configs or ()):
-                    excess += self._stream_excess_ms(4.0 * microbench.work(op, cfg).params, w_net)
+                    excess += self._stream_excess_ms(microbench.weight_bytes(op, cfg), w_net)
             t = network_latency_ms(m)
             rows.append([excess / t])
             target.append((t - base) / t)
@@ -363,7 +363,7 @@ class LookupTableModel(_ProfilePredictor):
             total += t * (1.0 + self.in_network_scale_) + self.in_network_kernel_ms_
             if self.in_network_stream_:
                 total += self.in_network_stream_ * self._stream_excess_ms(
-                    4.0 * microbench.work(op, cfg).params, network_weight_bytes)
+                    microbench.weight_bytes(op, cfg), network_weight_bytes)
         return total
 
     def _gp(self, feats: np.ndarray, target: np.ndarray):

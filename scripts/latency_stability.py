@@ -56,6 +56,7 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
 
     from latency_lab.runtimes.litert import LiteRTRuntime, convert_keras_model
+    from latency_lab.timing import TimingConfig, measure
     from latency_lab.variants import application
 
     runtime = LiteRTRuntime(threads=1)
@@ -66,18 +67,14 @@ def main(argv=None) -> int:
     figures: dict[str, dict[str, list[float]]] = {
         label: {"fastest_call_ms": [], "fastest_window_ms": [], "median_call_ms": []}
         for label in interpreters}
-    clock = time.perf_counter
     for _ in range(args.rounds):
         for label, it in interpreters.items():
-            for _ in range(3):
-                it.invoke()
-            calls = []
-            end = clock() + args.round_s
-            while clock() < end:
-                t0 = clock()
-                it.invoke()
-                calls.append((clock() - t0) * 1e3)
-            calls_ms = np.array(calls)
+            # As many single calls as fill --round-s, timed back to back by the
+            # package's harness (TimingConfig.latency: one call per repeat, raw kept).
+            one_call_s = measure(it.invoke, TimingConfig.latency(repeats=3)).min_s
+            repeats = max(3, int(args.round_s / one_call_s))
+            calls_ms = np.array(measure(it.invoke, TimingConfig.latency(repeats=repeats,
+                                                                        warmup_runs=3)).raw_s) * 1e3
             f = figures[label]
             f["fastest_call_ms"].append(float(calls_ms.min()))
             f["fastest_window_ms"].append(min(windows_ms(calls_ms, 100.0) or [float("nan")]))

@@ -2,8 +2,8 @@
 
 Measures the same table samples (a subset of the quick plan) in two passes inside one
 process (shuffled order each pass), then once more in a fresh process, with the
-package's latency timing (fastest of single calls), and reports the median per-sample difference
-|a - b| / mean(a, b) within the process and across processes. Low within and high
+package's latency timing (fastest of single calls), and reports the median per-sample
+difference |a - b| / mean(a, b) within the process and across processes. Low within and high
 across points at per-process state (memory layout, which CPU the thread lands on);
 both high points at time-correlated interference from the rest of the host.
 

@@ -191,7 +191,7 @@ def test_in_network_weight_streaming_is_fitted_from_calibration_networks():
         items = [WorkItem("", "", [("dense", dict(rows=1, cin=c, cout=c))]) for _ in range(n)]
         base, _ = predict_items(items, iso)
         w_net = sum(i.weight_bytes for i in items)
-        w_k = 4.0 * microbench.work("dense", dict(rows=1, cin=c, cout=c)).params
+        w_k = microbench.weight_bytes("dense", dict(rows=1, cin=c, cout=c))
         excess = n * (iso._stream_ms(w_k, w_net) - iso._stream_ms(w_k, w_k))
         assert excess > 0 and excess == pytest.approx(n * iso._stream_excess_ms(w_k, w_net))
         t = base + stream * excess  # the fastest repeat; slower ones must not be fitted
