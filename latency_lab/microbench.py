@@ -490,9 +490,36 @@ def _resize(cfg: Config, rng: random.Random) -> Config:
     return out
 
 
+def _variant(cfg: Config, rng: random.Random) -> Config:
+    """A planned variant of a real layer: channel-slimmed (what the regularizer
+    produces), at another input size, or both, a third each. The families are built at
+    one input size each, so without resizing a table has no big-weight conv at the 2x2
+    and 4x4 maps of a network fed 64 pixels: ResNet50 at 64 had its 512-channel
+    3x3 on 2x2 predicted 73% slower than its one-op measurement (0.44 vs 0.25 ms)."""
+    mode = rng.randrange(3) if "h" in cfg else 0
+    if mode == 0:
+        return _slim(cfg, rng)
+    if mode == 1:
+        return _resize(cfg, rng)
+    return _slim(_resize(cfg, rng), rng)
+
+
+# Share of the table budget per op kind, by where network latency goes and where
+# the regressor still learns from more samples. Learning curves on an EPYC profile
+# (held-out RMSPE at 40/60/80/100% of the samples, rep7 profile 2): conv2d
+# 14.0/11.2/12.0/8.6%, depthwise 22.7/18.8/12.7/12.2%, dense 44.6/20.0/21.0/16.9%,
+# but activation 7.0/2.9/3.7/2.0% and multiply 9.0/7.6/6.2/5.1%: elementwise tables
+# are learnt from a few dozen samples, convs are not, and convs are 55-95% of a
+# CNN's time.
+TABLE_SHARE = {"conv2d": 18, "depthwise": 10, "dense": 4, "activation": 4, "multiply": 3,
+               "add": 2, "add_scalar": 2, "multiply_scalar": 2, "concat": 2, "pool": 2,
+               "global_pool": 2, "pad": 2}
+
+
 def table_plan(quick: bool, seed: int = 0, max_samples: int | None = None,
                runtime: str = "litert") -> list[PlannedSample]:
-    """Lookup-table samples: real layer configs (some slimmed), subsampled per op so
+    """Lookup-table samples: real layer configs and variants of them (`_variant`),
+    subsampled per op by TABLE_SHARE so
     every op kind is represented."""
     families = QUICK_FAMILIES if quick else FULL_FAMILIES
     rng = random.Random(seed)
@@ -501,10 +528,7 @@ def table_plan(quick: bool, seed: int = 0, max_samples: int | None = None,
     for op, cfg in configs:
         per_op.setdefault(op, []).append(cfg)
     budget = max_samples or (200 if quick else 720)
-    # Share of the budget per op kind: convs dominate real latency.
-    weights = {"conv2d": 5, "depthwise": 3, "dense": 1, "add": 1, "multiply": 2,
-               "add_scalar": 1, "multiply_scalar": 1,
-               "concat": 1, "pool": 1, "global_pool": 1, "activation": 2, "pad": 1}
+    weights = TABLE_SHARE
     total_w = sum(weights[o] for o in per_op if o in weights) or 1
     plan: list[PlannedSample] = []
     from latency_lab.profile import sample_key
@@ -516,7 +540,7 @@ def table_plan(quick: bool, seed: int = 0, max_samples: int | None = None,
         n = max(4, budget * weights.get(op, 1) // total_w)
         n_real = min(len(cfgs), (n + 1) // 2)
         chosen = cfgs[:n_real]
-        chosen += [_slim(rng.choice(cfgs), rng) for _ in range(n - n_real)]
+        chosen += [_variant(rng.choice(cfgs), rng) for _ in range(n - n_real)]
         # Ops the families use at few channel counts (a Rescaling on 3 image channels)
         # slim into duplicates; other input sizes keep their table from being a point.
         distinct = {sample_key(op, c) for c in chosen}
@@ -531,7 +555,7 @@ def table_plan(quick: bool, seed: int = 0, max_samples: int | None = None,
             if k not in seen:
                 seen.add(k)
                 plan.append(PlannedSample(op, cfg, "table"))
-    for op, cfg in coverage_configs(quick):
+    for op, cfg in coverage_configs(quick) + small_map_configs(configs):
         k = sample_key(op, cfg)
         if k not in seen:
             seen.add(k)
@@ -551,6 +575,25 @@ def coverage_configs(quick: bool) -> list[tuple[str, Config]]:
     sizes = ((28, 32),) if quick else ((56, 32), (28, 64), (14, 128))
     return [("conv2d", dict(h=h, w=h, cin=c, cout=c, k=k, s=s))
             for h, c in sizes for k in (5, 7) for s in (1, 2)]
+
+
+SMALL_MAP_WEIGHT_BYTES = 2**20  # past a core's L2: the weights come from L3 or DRAM
+SMALL_MAP_SIZES = (1, 2, 4)  # output pixels per side
+
+
+def small_map_configs(configs: Iterable[tuple[str, Config]]) -> list[tuple[str, Config]]:
+    """The families' convs with at least SMALL_MAP_WEIGHT_BYTES of weights, at 1x1,
+    2x2 and 4x4 outputs: where a network fed a small input ends, the time of such a
+    conv is the fetch of its weights, a regime the families' own maps (5x5 and up)
+    never reach. Random variants rarely land there (one in a 690-sample plan)."""
+    out = []
+    for op, cfg in configs:
+        if op != "conv2d" or weight_bytes(op, cfg) < SMALL_MAP_WEIGHT_BYTES:
+            continue
+        for size in SMALL_MAP_SIZES:
+            h = size * cfg["s"]
+            out.append((op, dict(cfg, h=h, w=h)))
+    return out
 
 
 # --------------------------------------------------------- derived figures

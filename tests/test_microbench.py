@@ -330,3 +330,35 @@ def test_an_op_used_at_one_channel_count_still_gets_a_table(monkeypatch):
         sizes = {(p.config["h"], p.config["w"]) for p in plan if p.op == op}
         assert len(sizes) >= 4, (op, sizes)
         assert all(p.config["c"] == 3 and p.config["h"] == p.config["w"] for p in plan if p.op == op)
+
+
+def test_table_plan_spends_its_budget_by_table_share(monkeypatch):
+    """Convs, whose tables keep learning from more samples, get most of the budget;
+    elementwise ops, learnt from a few dozen, get their smaller share."""
+    real = [("conv2d", dict(h=14, w=14, cin=c, cout=c + 8, k=1, s=1)) for c in range(8, 400, 4)]
+    real += [("activation", dict(h=14, w=14, c=c, fn="relu")) for c in range(8, 400, 4)]
+    real += [("depthwise", dict(h=14, w=14, c=c, k=3, s=1)) for c in range(8, 400, 4)]
+    monkeypatch.setattr(microbench, "application_layer_configs", lambda families, runtime: list(real))
+    plan = microbench.table_plan(quick=False, seed=0, max_samples=320)
+    count = {op: sum(p.op == op for p in plan) for op in ("conv2d", "depthwise", "activation")}
+    # Added beyond the share (these 1x1 convs are all below SMALL_MAP_WEIGHT_BYTES).
+    count["conv2d"] -= len(microbench.coverage_configs(quick=False))
+    share = microbench.TABLE_SHARE
+    total = share["conv2d"] + share["depthwise"] + share["activation"]
+    for op, n in count.items():
+        # Slimmed variants that coincide with a planned config are dropped, not redrawn.
+        assert 0.85 * 320 * share[op] / total <= n <= 320 * share[op] / total + 1, count
+    assert count["conv2d"] > count["depthwise"] > count["activation"]
+
+
+def test_small_map_configs_put_big_weight_convs_on_tiny_maps():
+    big = ("conv2d", dict(h=10, w=10, cin=512, cout=512, k=3, s=1))  # 9.4 MB of weights
+    big_s2 = ("conv2d", dict(h=10, w=10, cin=1024, cout=2048, k=1, s=2))
+    small = ("conv2d", dict(h=10, w=10, cin=64, cout=64, k=3, s=1))  # 147 KB: in L2
+    dense = ("dense", dict(rows=1, cin=2048, cout=1000))
+    out = microbench.small_map_configs([big, big_s2, small, dense])
+    assert [(op, c["h"], c["w"]) for op, c in out[:3]] == [("conv2d", 1, 1), ("conv2d", 2, 2),
+                                                           ("conv2d", 4, 4)]
+    # A strided conv keeps its stride: 2x2, 4x4 and 8x8 inputs give 1x1, 2x2, 4x4 outputs.
+    assert [microbench.same_out(c["h"], c["s"]) for _, c in out[3:]] == [1, 2, 4]
+    assert all(c["cin"] in (512, 1024) for _, c in out) and len(out) == 6
