@@ -409,6 +409,13 @@ def render_validation(report) -> None:
         console().print(f"measurement noise: {noise['passes']} passes per model, the passes' fastest repeats "
                         f"{noise['median_pass_spread_pct']:.1f}% apart (median over "
                         f"models; p90 {noise['p90_pass_spread_pct']:.1f}%)", highlight=False)
+    drift = report.drift
+    if drift and drift["median_ratio"] is not None:
+        each = ", ".join(f"{r['name']} {r['measured_ms']:.3f} vs {r['profile_ms']:.3f} ms"
+                         for r in drift["reference"])
+        console().print(f"host drift since profiling: the profile's calibration networks ran "
+                        f"{100 * (drift['median_ratio'] - 1):+.1f}% (median; {each}); the "
+                        "errors above include it", highlight=False)
 
 
 @command("validate", "compare predicted with measured latency on real models", _validate_args)

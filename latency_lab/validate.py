@@ -20,7 +20,7 @@ from latency_lab import device_info
 from latency_lab.errors import LatencyLabError, ProfileError
 from latency_lab.predict import LayerPrediction, predict_items, work_items
 from latency_lab.predictors import PREDICTORS, make_predictor
-from latency_lab.profile import DeviceProfile, load_profile, write_json_atomic
+from latency_lab.profile import DeviceProfile, load_profile, network_latency_ms, write_json_atomic
 from latency_lab.timing import TimingConfig, pool_passes
 
 DEFAULT_PREDICTORS = ("lookup", "roofline", "flops")
@@ -80,6 +80,44 @@ def summarize(results: Sequence[ModelResult], predictor: str) -> dict:
     }
 
 
+REFERENCE_PREFIX = "reference: "  # names the reference networks in measure_in_passes
+
+
+def reference_networks(prof: DeviceProfile, limit: int = 3) -> list[tuple[str, Any]]:
+    """(label, model) of up to `limit` of the profile's calibration networks (the quick
+    set, which every measured profile holds), built to be measured again beside the
+    models being validated; [] for a profile without calibration networks."""
+    from latency_lab import microbench
+
+    stored = {m["name"] for m in (prof.calibration or {}).get("models") or []}
+    out = []
+    for label, model in microbench.calibration_models(quick=True):
+        if label in stored and len(out) < limit:
+            out.append((label, model))
+    return out
+
+
+def host_drift(prof: DeviceProfile, measured_ms: dict[str, float]) -> dict:
+    """How much slower ({label: measured_ms} now) the reference networks run than the
+    profile recorded: {"reference": [{name, profile_ms, measured_ms, ratio}],
+    "median_ratio"}. A shared host's speed wanders by 10-25% over tens of minutes
+    (other tenants' memory traffic), and whole networks feel it more than the short
+    op calls of a profile; a ratio well above 1 says the errors beside it hold that
+    drift, not only the predictor's."""
+    stored = {m["name"]: network_latency_ms(m) for m in (prof.calibration or {}).get("models") or []}
+    rows = []
+    for label, now in measured_ms.items():
+        if label not in stored:
+            raise ProfileError(
+                f"reference network {label!r} is not among the calibration networks of "
+                f"profile {prof.device_name!r} ({', '.join(sorted(stored)) or 'none'}); "
+                "pass reference networks the profile measured, or reference=None")
+        rows.append({"name": label, "profile_ms": stored[label], "measured_ms": now,
+                     "ratio": now / stored[label]})
+    ratios = [r["ratio"] for r in rows]
+    return {"reference": rows, "median_ratio": float(np.median(ratios)) if ratios else None}
+
+
 @dataclass
 class ValidationReport:
     profile: str
@@ -87,6 +125,7 @@ class ValidationReport:
     device: dict
     results: list[ModelResult]
     predictors: tuple[str, ...]
+    drift: dict | None = None  # host_drift() of the run; None when not measured
 
     def summary(self) -> dict[str, dict]:
         return {p: summarize(self.results, p) for p in self.predictors}
@@ -103,7 +142,7 @@ class ValidationReport:
     def to_dict(self) -> dict:
         return {"profile": self.profile, "runtime": self.runtime, "device": self.device,
                 "summary": self.summary(), "measurement": self.measurement_noise(),
-                "models": [r.to_dict() for r in self.results]}
+                "host_drift": self.drift, "models": [r.to_dict() for r in self.results]}
 
 
 def check_runtime(profile: DeviceProfile) -> str:
@@ -123,13 +162,20 @@ def validate(models: Iterable[tuple[str, Any]], profile: Any,
              on_model: Callable[[ModelResult], None] | None = None,
              measurements: dict[str, tuple[float, float]] | None = None,
              passes: int = 3, seed: int = 0,
-             on_measurement: Callable[[str, int, Any], None] | None = None) -> ValidationReport:
+             on_measurement: Callable[[str, int, Any], None] | None = None,
+             reference: Sequence[tuple[str, Any]] | str | None = "calibration",
+             ) -> ValidationReport:
     """Predict every model, then measure them all in `passes` passes (a new order each
     pass; see `runtimes.measure_in_passes`), so that each measured figure spans the
     whole run as the profile's samples do. `measurements` ({name: (measured_ms, iqr_ms)})
     replaces measuring with earlier figures of the same models on this machine, for
     iterating on predictors; a name missing from it is measured. `on_measurement(name,
-    pass_index, measurement)` follows the measuring, `on_model(result)` the results."""
+    pass_index, measurement)` follows the measuring, `on_model(result)` the results.
+
+    `reference`: networks measured in the same passes to report the host's drift since
+    profiling (`host_drift`): "calibration" (default: `reference_networks`), (label,
+    model) pairs naming calibration entries of the profile, or None. They are not
+    among the results."""
     from latency_lab.runtimes import for_profile as runtime_for_profile, measure_in_passes
 
     prof = load_profile(profile)
@@ -154,8 +200,19 @@ def validate(models: Iterable[tuple[str, Any]], profile: Any,
             preds[p], layers[p] = predict_items(items, est)
         predicted[name] = (preds, layers)
     measurements = measurements or {}
-    timed = measure_in_passes(runtime, [(n, m) for n, m in models if n not in measurements],
-                              timing, passes=passes, seed=seed, on_measurement=on_measurement)
+    to_measure = [(n, m) for n, m in models if n not in measurements]
+    if reference == "calibration":
+        reference = reference_networks(prof) if to_measure else []
+    elif isinstance(reference, str):
+        raise LatencyLabError(f"reference must be 'calibration', (label, model) pairs or None, "
+                              f"got {reference!r}")
+    refs = [(REFERENCE_PREFIX + label, model) for label, model in (reference or [])]
+    timed = measure_in_passes(runtime, to_measure + refs, timing, passes=passes, seed=seed,
+                              on_measurement=on_measurement)
+    drift = None
+    if refs:
+        drift = host_drift(prof, {name[len(REFERENCE_PREFIX):]: pool_passes(
+            [m.raw_ms for m in timed[name]], timing.spread_tolerance).min for name, _ in refs})
     results = []
     for name, _ in models:
         if name in measurements:
@@ -170,7 +227,7 @@ def validate(models: Iterable[tuple[str, Any]], profile: Any,
             on_model(r)
     return ValidationReport(str(profile if isinstance(profile, str) else prof.device_name),
                             runtime.info(), {"name": info["name"], "fingerprint": info["fingerprint"]},
-                            results, tuple(predictors))
+                            results, tuple(predictors), drift)
 
 
 def write_report(report: ValidationReport, out_dir: str | Path, worst: int = 3) -> list[Path]:

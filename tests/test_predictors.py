@@ -367,6 +367,31 @@ def test_validate_measures_each_model_once_per_pass(capsys, files, tmp_path):
     assert "measurement noise: 2 passes" in capsys.readouterr().out
 
 
+def test_validate_reports_host_drift_against_the_profiles_reference_networks(capsys):
+    """A reference network measured beside the models, against the figure the profile
+    recorded for it: the ratio says how much the host slowed since profiling."""
+    from latency_lab.validate import host_drift, validate
+
+    prof = _profile().replace(calibration={"models": [
+        {"name": "small ref", "measured_ms": 1e-4, "items": []}]})  # 0.1 us: far below real
+    report = validate([("small", _small_net())], prof, passes=1,
+                      reference=[("small ref", _small_net())])
+    (row,) = report.drift["reference"]
+    assert row["name"] == "small ref" and row["profile_ms"] == 1e-4
+    assert row["ratio"] == pytest.approx(row["measured_ms"] / 1e-4) and row["ratio"] > 1
+    assert report.drift["median_ratio"] == row["ratio"]
+    assert [r.name for r in report.results] == ["small"]  # not among the results
+    assert report.to_dict()["host_drift"] == report.drift
+    from latency_lab.cli import render_validation
+
+    render_validation(report)
+    assert "host drift since profiling" in capsys.readouterr().out
+    # The profile has no calibration networks: nothing to compare, and no drift.
+    assert validate([("small", _small_net())], _profile(), passes=1).drift is None
+    with pytest.raises(ProfileError, match="'other' is not among the calibration networks"):
+        host_drift(prof, {"other": 1.0})
+
+
 def test_validate_bad_passes(capsys, files):
     assert main(["validate", "--profile", files["litert"], files["model"], "--passes", "0"]) == 2
     assert "--passes" in capsys.readouterr().err
