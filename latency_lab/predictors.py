@@ -313,15 +313,12 @@ class LookupTableModel(_ProfilePredictor):
         single calls after 3 re-warm calls), against the same profile and one set of
         measurements: 94% within +-10% (RMSPE 5.3%); unbounded 88% (6.7%); the
         previous form, `stream * W_k / bw(W_net)` (every weight byte charged again,
-        also in networks that fit in cache), 65% (12.3%); none 56% (10.9%). The
-        scale and per-kernel attributes stay, at zero, for code that reads them."""
+        also in networks that fit in cache), 65% (12.3%); none 56% (10.9%)."""
         from scipy.optimize import nnls
 
         from latency_lab.predict import WorkItem, predict_items
 
         self.weight_curve_ = microbench.weight_bandwidth_curve(prof.samples)
-        self.in_network_scale_ = 0.0
-        self.in_network_kernel_ms_ = 0.0
         self.in_network_stream_ = 0.0
         models = (prof.calibration or {}).get("models") or []
         if len(models) < 3 or not self.weight_curve_[0].size:
@@ -359,8 +356,7 @@ class LookupTableModel(_ProfilePredictor):
     def kernel_ms(self, configs: Sequence, network_weight_bytes: float = 0.0) -> float:
         total = 0.0
         for op, cfg in _as_kernels(configs):
-            t = self._isolated_ms(op, cfg)
-            total += t * (1.0 + self.in_network_scale_) + self.in_network_kernel_ms_
+            total += self._isolated_ms(op, cfg)
             if self.in_network_stream_:
                 total += self.in_network_stream_ * self._stream_excess_ms(
                     microbench.weight_bytes(op, cfg), network_weight_bytes)

@@ -201,7 +201,6 @@ def test_in_network_weight_streaming_is_fitted_from_calibration_networks():
     nets = [network(512, 4), network(256, 8), network(384, 6)]
     fitted = LookupTableModel(prof.replace(calibration={"models": nets})).fit()
     assert fitted.in_network_stream_ == pytest.approx(0.5, rel=1e-6)
-    assert fitted.in_network_scale_ == 0.0 and fitted.in_network_kernel_ms_ == 0.0
     items = [WorkItem.from_dict(d) for d in nets[1]["items"]]
     assert predict_items(items, fitted)[0] == pytest.approx(nets[1]["measured_ms"], rel=1e-6)
     heavy = [network(512, 4, 2.0), network(256, 8, 2.0), network(384, 6, 2.0)]
