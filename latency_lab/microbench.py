@@ -519,8 +519,7 @@ TABLE_SHARE = {"conv2d": 18, "depthwise": 10, "dense": 4, "activation": 4, "mult
 def table_plan(quick: bool, seed: int = 0, max_samples: int | None = None,
                runtime: str = "litert") -> list[PlannedSample]:
     """Lookup-table samples: real layer configs and variants of them (`_variant`),
-    subsampled per op by TABLE_SHARE so
-    every op kind is represented."""
+    subsampled per op by TABLE_SHARE so every op kind is represented."""
     families = QUICK_FAMILIES if quick else FULL_FAMILIES
     rng = random.Random(seed)
     configs = application_layer_configs(families, runtime)
