@@ -720,12 +720,16 @@ def calibration_labels(quick: bool) -> list[str]:
     return [_calibration_label(*entry) for entry in (CALIBRATION_QUICK if quick else CALIBRATION_FULL)]
 
 
-def calibration_models(quick: bool):
-    """Yield (label, model) for the calibration set; the third field of an entry is a
-    slimming seed (None: the plain network)."""
+def calibration_models(quick: bool, labels: Iterable[str] | None = None):
+    """Yield (label, model) for the calibration set, or only the entries named in
+    `labels` (the others are not built); the third field of an entry is a slimming
+    seed (None: the plain network)."""
     from latency_lab.variants import application, random_slim
 
+    wanted = None if labels is None else set(labels)
     for name, kwargs, seed in (CALIBRATION_QUICK if quick else CALIBRATION_FULL):
+        if wanted is not None and _calibration_label(name, kwargs, seed) not in wanted:
+            continue
         model = application(name, **kwargs)
         if seed is not None:
             model = random_slim(model, seed)

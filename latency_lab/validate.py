@@ -90,11 +90,8 @@ def reference_networks(prof: DeviceProfile, limit: int = 3) -> list[tuple[str, A
     from latency_lab import microbench
 
     stored = {m["name"] for m in (prof.calibration or {}).get("models") or []}
-    out = []
-    for label, model in microbench.calibration_models(quick=True):
-        if label in stored and len(out) < limit:
-            out.append((label, model))
-    return out
+    labels = [label for label in microbench.calibration_labels(quick=True) if label in stored]
+    return list(microbench.calibration_models(quick=True, labels=labels[:limit]))
 
 
 def host_drift(prof: DeviceProfile, measured_ms: dict[str, float]) -> dict:

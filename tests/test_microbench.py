@@ -362,3 +362,10 @@ def test_small_map_configs_put_big_weight_convs_on_tiny_maps():
     # A strided conv keeps its stride: 2x2, 4x4 and 8x8 inputs give 1x1, 2x2, 4x4 outputs.
     assert [microbench.same_out(c["h"], c["s"]) for _, c in out[3:]] == [1, 2, 4]
     assert all(c["cin"] in (512, 1024) for _, c in out) and len(out) == 6
+
+
+def test_calibration_models_build_only_the_labels_asked_for():
+    first = microbench.calibration_labels(quick=True)[0]
+    built = list(microbench.calibration_models(quick=True, labels=[first]))
+    assert [label for label, _ in built] == [first]
+    assert list(microbench.calibration_models(quick=True, labels=[])) == []
