@@ -468,10 +468,13 @@ FULL_FAMILIES = (
 )
 
 
+CHANNEL_KEYS = ("cin", "cout", "c", "c1", "c2")
+
+
 def _slim(cfg: Config, rng: random.Random) -> Config:
     """A channel-slimmed variant, as the regularizer will produce."""
     out = dict(cfg)
-    for key in ("cin", "cout", "c", "c1", "c2"):
+    for key in CHANNEL_KEYS:
         if key in out and out[key] > 4:
             out[key] = max(1, int(round(out[key] * rng.uniform(0.2, 1.0))))
     return out
@@ -490,18 +493,40 @@ def _resize(cfg: Config, rng: random.Random) -> Config:
     return out
 
 
-def _variant(cfg: Config, rng: random.Random) -> Config:
+NARROW_MAX_CHANNELS = 48  # a few SIMD tiles: where a partial tile is most of the work
+NARROW_OPS = frozenset({"conv2d", "depthwise"})
+
+
+def _narrow(cfg: Config, rng: random.Random) -> Config:
+    """The layer cut to a handful of channels (1..NARROW_MAX_CHANNELS, mostly not a
+    multiple of 8), as a strongly slimmed network has them. XNNPACK runs a partial
+    SIMD tile through a slower remainder path: on the EPYC VM a 3x3 depthwise at
+    48x48 takes 17 us over 8 channels and 26 us over 7 (34 us over 9-15), and
+    slimming by a random fraction of a real layer's width rarely lands there."""
+    out = dict(cfg)
+    for key in CHANNEL_KEYS:
+        if key in out and out[key] > 4:  # 3 image channels stay 3
+            out[key] = rng.randint(1, min(out[key], NARROW_MAX_CHANNELS))
+    return out
+
+
+def _variant(op: str, cfg: Config, rng: random.Random) -> Config:
     """A planned variant of a real layer: channel-slimmed (what the regularizer
-    produces), at another input size, or both, a third each. The families are built at
-    one input size each, so without resizing a table has no big-weight conv at the 2x2
-    and 4x4 maps of a network fed 64 pixels: ResNet50 at 64 had its 512-channel
-    3x3 on 2x2 predicted 73% slower than its one-op measurement (0.44 vs 0.25 ms)."""
-    mode = rng.randrange(3) if "h" in cfg else 0
+    produces), at another input size, or both, in equal shares; convs also cut to a
+    few channels (`_narrow`) in an equal share. The families are built at one input
+    size each, so without resizing a table has no big-weight conv at the 2x2 and 4x4
+    maps of a network fed 64 pixels: ResNet50 at 64 had its 512-channel 3x3 on 2x2
+    predicted 73% slower than its one-op measurement (0.44 vs 0.25 ms)."""
+    if "h" not in cfg:
+        return _slim(cfg, rng)
+    mode = rng.randrange(4 if op in NARROW_OPS else 3)
     if mode == 0:
         return _slim(cfg, rng)
     if mode == 1:
         return _resize(cfg, rng)
-    return _slim(_resize(cfg, rng), rng)
+    if mode == 2:
+        return _slim(_resize(cfg, rng), rng)
+    return _narrow(cfg, rng)
 
 
 # Share of the table budget per op kind, by where network latency goes and where
@@ -539,7 +564,7 @@ def table_plan(quick: bool, seed: int = 0, max_samples: int | None = None,
         n = max(4, budget * weights.get(op, 1) // total_w)
         n_real = min(len(cfgs), (n + 1) // 2)
         chosen = cfgs[:n_real]
-        chosen += [_variant(rng.choice(cfgs), rng) for _ in range(n - n_real)]
+        chosen += [_variant(op, rng.choice(cfgs), rng) for _ in range(n - n_real)]
         # Ops the families use at few channel counts (a Rescaling on 3 image channels)
         # slim into duplicates; other input sizes keep their table from being a point.
         distinct = {sample_key(op, c) for c in chosen}
