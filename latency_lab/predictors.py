@@ -137,7 +137,7 @@ class FlopsBaseline(_ProfilePredictor):
 # --------------------------------------------------------------- lookup table
 
 _LINEAR_KEYS = ("k", "s")
-_CHANNEL_KEYS = ("cin", "cout", "c", "c1", "c2")
+
 
 
 def channel_tile_for(profile: DeviceProfile) -> int | None:
@@ -190,7 +190,7 @@ def _generic_features(cfg: dict, categories: dict[str, list],
             feats.append(float(v))
         else:
             feats.append(math.log(max(float(v), 1.0)))
-            if key in _CHANNEL_KEYS and channel_tile:
+            if key in microbench.CHANNEL_KEYS and channel_tile:
                 feats.extend(_tile_features(v, channel_tile))
     return feats
 
@@ -221,13 +221,59 @@ def _dense_features(cfg: dict, categories: dict[str, list],
     return feats
 
 
+# The output channels a kernel computes a whole SIMD step of, as a share of the channel
+# tile. The lookup table's roofline base counts them rounded up to whole steps (the
+# runtime does a whole step's work for a partial one), so the regressor learns the
+# efficiency of full steps, flat across a step, instead of bending log(c) into a
+# staircase. 5-fold CV RMSPE on three EPYC profiles (rep10, rep9, rep8/2), base on
+# real -> padded channels: depthwise 11.3/9.8/9.7 -> 11.0/9.2/9.5% (at <= 48
+# channels 15.1/16.1/14.4 -> 14.3/13.4/11.9%), conv2d 11.2/10.0/8.5 -> 9.1/9.2/7.7%,
+# dense 18.3/18.6/16.6 -> 17.6/18.4/14.9% (dense padded to half a tile: worse than
+# unpadded on all three). Element-wise kernels run over the flattened tensor: no step.
+_STEP_CHANNELS = {"conv2d": ("cout", 0.5), "depthwise": ("c", 0.5), "dense": ("cout", 1.0)}
+
+
+def _step_size(op: str, channel_tile: int) -> int:
+    """Output channels per SIMD step of `op` (an op in `_STEP_CHANNELS`)."""
+    return max(1, int(channel_tile * _STEP_CHANNELS[op][1]))
+
+
+def padded_config(op: str, cfg: dict, channel_tile: int | None) -> dict:
+    """`cfg` with the output channels of a channel-tiled kernel rounded up to whole
+    SIMD steps (`_STEP_CHANNELS`); unchanged without a channel tile."""
+    key = _STEP_CHANNELS.get(op, (None,))[0]
+    if not channel_tile or key not in cfg:
+        return cfg
+    size = _step_size(op, channel_tile)
+    return dict(cfg, **{key: size * math.ceil(max(cfg[key], 1) / size)})
+
+
 # The regressor's view of an op's configuration; others get _generic_features.
 _FEATURES = {"conv2d": _conv_features, "dense": _dense_features}
+
+# Ops whose partial SIMD step of channels costs more than its share of the padded
+# base: XNNPACK's depthwise kernels run it through a slower remainder path (3x3 at
+# 48x48 on the EPYC VM: 17 us over 8 channels, 25 us over 1-7, 34 us over 9-15).
+# A flag feature says whether the channels end in one. 5-fold CV RMSPE with the
+# padded base on three EPYC profiles: depthwise 11.0/9.2/9.5 -> 11.2/7.0/7.0% (at
+# <= 48 channels 14.3/13.4/11.9 -> 11.1/10.9/10.9%); for conv2d and dense it was
+# neutral.
+_PARTIAL_STEP_FLAG = frozenset({"depthwise"})
 
 
 def _featurize(op: str, cfg: dict, categories: dict[str, list],
                channel_tile: int | None = None) -> list[float]:
-    return _FEATURES.get(op, _generic_features)(cfg, categories, channel_tile)
+    """The features of `cfg` with its stepped output channels rounded up to whole
+    steps, like the base (`padded_config`): the time is flat across a step, and the
+    regressor, given the raw count, carried the trend of bigger layers running more
+    efficiently into the inside of a step (a stem conv over 1-8 output channels
+    measured 9.5 us throughout and was predicted 7.4 down to 5.8 us)."""
+    feats = _FEATURES.get(op, _generic_features)(padded_config(op, cfg, channel_tile),
+                                                 categories, channel_tile)
+    if channel_tile and op in _PARTIAL_STEP_FLAG:
+        key = _STEP_CHANNELS[op][0]
+        feats.append(float(int(cfg[key]) % _step_size(op, channel_tile) != 0))
+    return feats
 
 
 class LookupTableModel(_ProfilePredictor):
@@ -398,6 +444,9 @@ class LookupTableModel(_ProfilePredictor):
         return self.roofline_ms(flops, nbytes, cls) * math.exp(self.median_log_efficiency_)
 
     def _roof(self, op: str, cfg: dict) -> float:
+        """The roofline time of the work the runtime does for `cfg`: whole SIMD steps
+        of output channels (`padded_config`)."""
+        cfg = padded_config(op, cfg, self.channel_tile_)
         w = microbench.work(op, cfg)
         return self.roofline_ms(w.flops, w.bytes_total, microbench.op_class(op, cfg))
 

@@ -83,9 +83,9 @@ def test_channel_tiles_come_from_the_profiles_simd_flags():
     assert channel_tile_for(with_flags(["avx", "avx2", "fma"])) == 16
     assert channel_tile_for(with_flags(["asimd"])) == 8
     assert channel_tile_for(with_flags([])) is None
-    # 37 channels cost a whole third tile and a fifth register: beside log(37) come
-    # log(48) and log(40)
-    f = _featurize("depthwise", dict(h=8, w=8, c=37, k=3, s=1), {}, 16)
+    # A conv's 37 input channels cost a whole third tile and a fifth register: beside
+    # log(37) come log(48) and log(40)
+    f = _featurize("pool", dict(h=8, w=8, c=37, k=3, s=1, kind="max"), {"kind": ["max"]}, 16)
     assert f[:3] == pytest.approx([np.log(37), np.log(48), np.log(40)])
     est = LookupTableModel(with_flags(["avx2"])).fit()
     assert est.channel_tile_ == 16
@@ -471,3 +471,35 @@ def test_a_kernel_without_a_latency_model_is_an_error_naming_it():
                tensor_name="model/lstm/x", layers=["lstm"])
     with pytest.raises(UnsupportedOpError, match=r"UNIDIRECTIONAL_SEQUENCE_LSTM \(layer 'lstm'"):
         bench_configs(k)
+
+
+def test_stepped_output_channels_are_padded_to_whole_simd_steps():
+    """Output channels of a channel-tiled kernel enter base and features rounded up to
+    a whole step (half a 16-channel tile for convs and depthwise, a tile for dense);
+    element-wise ops and profiles without a tile keep their counts."""
+    from latency_lab.predictors import _featurize, padded_config
+
+    assert padded_config("depthwise", dict(h=4, w=4, c=9, k=3, s=1), 16)["c"] == 16
+    assert padded_config("conv2d", dict(h=4, w=4, cin=3, cout=17, k=3, s=1), 16) == dict(
+        h=4, w=4, cin=3, cout=24, k=3, s=1)  # cin is the GEMM's depth: not stepped
+    assert padded_config("dense", dict(rows=1, cin=10, cout=17), 16)["cout"] == 32
+    assert padded_config("dense", dict(rows=1, cin=10, cout=17), None)["cout"] == 17
+    assert padded_config("add", dict(h=4, w=4, c=3), 16) == dict(h=4, w=4, c=3)
+    # Flat across a step: 9..16 channels share features, but for depthwise a flag says
+    # the last step is partial (XNNPACK's slower remainder path).
+    dw = [_featurize("depthwise", dict(h=4, w=4, c=c, k=3, s=1), {}, 16) for c in (9, 15, 16)]
+    assert dw[0] == dw[1] and dw[0][:-1] == dw[2][:-1] and (dw[0][-1], dw[2][-1]) == (1.0, 0.0)
+    conv = [_featurize("conv2d", dict(h=4, w=4, cin=8, cout=c, k=1, s=1), {}, 16) for c in (1, 8)]
+    assert conv[0] == conv[1]
+
+
+def test_lookup_predicts_a_step_of_channels_at_one_time():
+    """On a CPU profile a depthwise over 9..15 channels is predicted at one time (the
+    kernel does the whole step's work), never falling as channels are added."""
+    prof = _profile()
+    prof = prof.replace(device=dict(prof.device, info={"cpu": {"simd_flags": ["avx2"]}}))
+    samples = [Sample("depthwise", dict(h=16, w=16, c=c, k=3, s=1), 0.002 * (c + 7) // 8 + 0.003,
+                      0.0, 3) for c in (4, 8, 16, 24, 32, 48, 64, 96, 128)]
+    est = LookupTableModel(prof.with_samples(list(prof.samples) + samples)).fit()
+    pred = est.predict([("depthwise", dict(h=16, w=16, c=c, k=3, s=1)) for c in range(9, 16)])
+    assert np.ptp(pred) == pytest.approx(0.0, abs=1e-12)
