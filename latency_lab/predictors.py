@@ -139,7 +139,6 @@ class FlopsBaseline(_ProfilePredictor):
 _LINEAR_KEYS = ("k", "s")
 
 
-
 def channel_tile_for(profile: DeviceProfile) -> int | None:
     """Output channels a CPU's f32 GEMM kernels produce per step (XNNPACK: 16 on x86,
     two AVX2 registers or one AVX-512; 8 with NEON, two registers), from the profile's
@@ -254,10 +253,10 @@ _FEATURES = {"conv2d": _conv_features, "dense": _dense_features}
 # Ops whose partial SIMD step of channels costs more than its share of the padded
 # base: XNNPACK's depthwise kernels run it through a slower remainder path (3x3 at
 # 48x48 on the EPYC VM: 17 us over 8 channels, 25 us over 1-7, 34 us over 9-15).
-# A flag feature says whether the channels end in one. 5-fold CV RMSPE with the
-# padded base on three EPYC profiles: depthwise 11.0/9.2/9.5 -> 11.2/7.0/7.0% (at
-# <= 48 channels 14.3/13.4/11.9 -> 11.1/10.9/10.9%); for conv2d and dense it was
-# neutral.
+# A flag feature says whether the channels end in one. 5-fold CV RMSPE on three EPYC
+# profiles, real channel counts -> padded base and features with the flag: depthwise
+# 11.3/9.8/9.7 -> 11.2/7.0/7.0% (at <= 48 channels 15.1/16.1/14.4 -> 11.1/10.9/10.9%);
+# for conv2d and dense the flag was neutral.
 _PARTIAL_STEP_FLAG = frozenset({"depthwise"})
 
 

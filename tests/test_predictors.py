@@ -83,8 +83,8 @@ def test_channel_tiles_come_from_the_profiles_simd_flags():
     assert channel_tile_for(with_flags(["avx", "avx2", "fma"])) == 16
     assert channel_tile_for(with_flags(["asimd"])) == 8
     assert channel_tile_for(with_flags([])) is None
-    # A conv's 37 input channels cost a whole third tile and a fifth register: beside
-    # log(37) come log(48) and log(40)
+    # Channels an op does not step (a pool's) keep their count: beside log(37) come
+    # log(48) and log(40), the third tile and fifth register they fill
     f = _featurize("pool", dict(h=8, w=8, c=37, k=3, s=1, kind="max"), {"kind": ["max"]}, 16)
     assert f[:3] == pytest.approx([np.log(37), np.log(48), np.log(40)])
     est = LookupTableModel(with_flags(["avx2"])).fit()
@@ -498,7 +498,7 @@ def test_lookup_predicts_a_step_of_channels_at_one_time():
     kernel does the whole step's work), never falling as channels are added."""
     prof = _profile()
     prof = prof.replace(device=dict(prof.device, info={"cpu": {"simd_flags": ["avx2"]}}))
-    samples = [Sample("depthwise", dict(h=16, w=16, c=c, k=3, s=1), 0.002 * (c + 7) // 8 + 0.003,
+    samples = [Sample("depthwise", dict(h=16, w=16, c=c, k=3, s=1), 0.002 * ((c + 7) // 8) + 0.003,
                       0.0, 3) for c in (4, 8, 16, 24, 32, 48, 64, 96, 128)]
     est = LookupTableModel(prof.with_samples(list(prof.samples) + samples)).fit()
     pred = est.predict([("depthwise", dict(h=16, w=16, c=c, k=3, s=1)) for c in range(9, 16)])
