@@ -37,10 +37,10 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=30)
     args = ap.parse_args()
 
-    from latency_lab import microbench
+    from latency_lab.microbench import PlannedSample
     from latency_lab.predictors import make_predictor
     from latency_lab.profile import load_profile
-    from latency_lab.runtimes import OpProgram
+    from latency_lab.profiler import _programs
     from latency_lab.runtimes import for_profile as runtime_for_profile
     from latency_lab.timing import TimingConfig
 
@@ -48,11 +48,8 @@ def main() -> None:
     runtime = runtime_for_profile(profile)
     predictor = make_predictor("lookup", profile)
     cases = [(name, op, make(c)) for name, (op, make, counts) in SWEEPS.items() for c in counts]
-    rng = np.random.default_rng(0)
-    programs = []
-    for _, op, cfg in cases:
-        shapes, fn = microbench.get_bench_op(op).build(cfg, rng)
-        programs.append(OpProgram(f"{op}{sorted(cfg.items())}", shapes, fn))
+    # Built as the profiler builds its samples, so the timings compare with a profile's.
+    programs = _programs([PlannedSample(op, cfg, "table") for _, op, cfg in cases], seed=0)
     timing = TimingConfig.latency(repeats=args.repeats)
     passes = [runtime.measure_ops(programs, timing) for _ in range(args.passes)]
     measured = np.array([min(p[i].min_ms for p in passes) for i in range(len(cases))])
