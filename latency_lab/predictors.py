@@ -259,19 +259,35 @@ _FEATURES = {"conv2d": _conv_features, "dense": _dense_features}
 # for conv2d and dense the flag was neutral.
 _PARTIAL_STEP_FLAG = frozenset({"depthwise"})
 
+# Ops whose regressor does not see the log of the roofline base. For the others it is
+# the work's size in one number: a small kernel's fixed cost (setup, a partly used
+# tile) weighs on its efficiency by how small the whole kernel is, which an RBF over
+# separate log sizes fits only where samples are dense. 5-fold CV RMSPE on three EPYC
+# profiles (rep11, rep10, rep9), without -> with: conv2d 10.4/9.5/9.2 ->
+# 9.3/8.4/9.5% (samples under 20 us 14.7/12.6/11.4 -> 10.9/9.8/10.3%), activation
+# 12.8/9.1/14.9 -> 8.7/8.4/9.0%, add 18.6/15.9/21.7 -> 14.6/10.6/19.4%, concat
+# 22.4/12.3/15.6 -> 23.8/9.7/12.9%; dense, pool and the scalar ops about unchanged;
+# depthwise, which already has the padded base and the partial-step flag, worse
+# (10.0/12.9/7.1 -> 10.7/15.1/7.5%).
+_NO_SIZE_FEATURE = frozenset({"depthwise"})
+
 
 def _featurize(op: str, cfg: dict, categories: dict[str, list],
-               channel_tile: int | None = None) -> list[float]:
+               channel_tile: int | None = None, base_ms: float | None = None) -> list[float]:
     """The features of `cfg` with its stepped output channels rounded up to whole
     steps, like the base (`padded_config`): the time is flat across a step, and the
     regressor, given the raw count, carried the trend of bigger layers running more
     efficiently into the inside of a step (a stem conv over 1-8 output channels
-    measured 9.5 us throughout and was predicted 7.4 down to 5.8 us)."""
+    measured 9.5 us throughout and was predicted 7.4 down to 5.8 us). With
+    `base_ms` (the roofline base, `LookupTableModel._roof`), its log is a feature too
+    (`_NO_SIZE_FEATURE`)."""
     feats = _FEATURES.get(op, _generic_features)(padded_config(op, cfg, channel_tile),
                                                  categories, channel_tile)
     if channel_tile and op in _PARTIAL_STEP_FLAG:
         key = _STEP_CHANNELS[op][0]
         feats.append(float(int(cfg[key]) % _step_size(op, channel_tile) != 0))
+    if base_ms is not None and op not in _NO_SIZE_FEATURE:
+        feats.append(math.log(max(base_ms, 1e-9)))
     return feats
 
 
@@ -335,7 +351,7 @@ class LookupTableModel(_ProfilePredictor):
             if len(idx) < self.min_samples:
                 continue
             cats = {k: sorted({c[k] for c in cfgs}) for k in cfgs[0] if isinstance(cfgs[0][k], str)}
-            feats = np.array([_featurize(op, c, cats, tile) for c in cfgs])
+            feats = np.array([_featurize(op, c, cats, tile, b) for c, b in zip(cfgs, base)])
             self.models_[op] = {
                 "gp": self._gp(feats, target),
                 "categories": cats,
@@ -467,7 +483,7 @@ class LookupTableModel(_ProfilePredictor):
             raise UnsupportedOpError(
                 f"op {op!r} configuration {cfg} has keys {sorted(cfg)}, the table has {m['keys']}"
             )
-        f = np.array(_featurize(op, cfg, m["categories"], self.channel_tile_))
+        f = np.array(_featurize(op, cfg, m["categories"], self.channel_tile_, base))
         if np.any(f < m["low"] - 1e-9) or np.any(f > m["high"] + 1e-9):
             if self.out_of_range == "error":
                 raise UnsupportedOpError(

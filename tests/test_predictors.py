@@ -493,6 +493,25 @@ def test_stepped_output_channels_are_padded_to_whole_simd_steps():
     assert conv[0] == conv[1]
 
 
+def test_the_regressor_sees_the_size_of_a_kernel_but_for_depthwise():
+    """Given the roofline base, every op but depthwise gets its log as a last feature
+    (a small kernel's fixed cost weighs by how small the kernel is), and a fitted model
+    predicts off the table with it."""
+    import math
+
+    from latency_lab.predictors import _featurize
+
+    conv = dict(h=4, w=4, cin=8, cout=8, k=1, s=1)
+    assert _featurize("conv2d", conv, {}, 16, 0.002)[-1] == pytest.approx(math.log(0.002))
+    assert len(_featurize("conv2d", conv, {}, 16, 0.002)) == len(_featurize("conv2d", conv, {}, 16)) + 1
+    dw = dict(h=4, w=4, c=8, k=3, s=1)
+    assert _featurize("depthwise", dw, {}, 16, 0.002) == _featurize("depthwise", dw, {}, 16)
+    est = LookupTableModel(_profile()).fit()
+    assert est.models_["conv2d"]["low"].size == len(_featurize("conv2d", _conv()[1], {}, None, 1.0))
+    op, cfg = _conv()
+    assert est.predict([(op, cfg)])[0] == pytest.approx(_device_ms(op, cfg), rel=0.25)
+
+
 def test_lookup_predicts_a_step_of_channels_at_one_time():
     """On a CPU profile a depthwise over 9..15 channels is predicted at one time (the
     kernel does the whole step's work), never falling as channels are added."""
