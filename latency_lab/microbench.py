@@ -579,7 +579,7 @@ def table_plan(quick: bool, seed: int = 0, max_samples: int | None = None,
             if k not in seen:
                 seen.add(k)
                 plan.append(PlannedSample(op, cfg, "table"))
-    for op, cfg in coverage_configs(quick) + small_map_configs(configs):
+    for op, cfg in coverage_configs(quick) + small_map_configs(configs) + broadcast_configs(quick):
         k = sample_key(op, cfg)
         if k not in seen:
             seen.add(k)
@@ -599,6 +599,19 @@ def coverage_configs(quick: bool) -> list[tuple[str, Config]]:
     sizes = ((28, 32),) if quick else ((56, 32), (28, 64), (14, 128))
     return [("conv2d", dict(h=h, w=h, cin=c, cout=c, k=k, s=s))
             for h, c in sizes for k in (5, 7) for s in (1, 2)]
+
+
+def broadcast_configs(quick: bool) -> list[tuple[str, Config]]:
+    """Per-channel broadcast adds and multiplies the families lack (their adds are
+    residual, their broadcast multiplies squeeze-excite gates over many channels): an
+    input Normalization's (x - mean) / std over an image's 3 channels (EfficientNetV2
+    preprocesses so), where XNNPACK's broadcast kernel is slowest (an add at 96x96x3:
+    42 us, 1.5 ns an element, against 0.2 ns for a residual add on the EPYC VM; the
+    table without these predicted 3 us), and broadcast adds at network widths."""
+    sides = (96,) if quick else (64, 96, 128, 160, 224)
+    out = [(op, dict(h=s, w=s, c=3, broadcast=True)) for op in ("add", "multiply") for s in sides]
+    widths = ((28, 32),) if quick else ((56, 24), (28, 40), (14, 112), (7, 320))
+    return out + [("add", dict(h=h, w=h, c=c, broadcast=True)) for h, c in widths]
 
 
 SMALL_MAP_WEIGHT_BYTES = 2**20  # past a core's L2: the weights come from L3 or DRAM

@@ -364,6 +364,22 @@ def test_small_map_configs_put_big_weight_convs_on_tiny_maps():
     assert all(c["cin"] in (512, 1024) for _, c in out) and len(out) == 6
 
 
+def test_table_plan_covers_broadcast_adds_the_families_lack(monkeypatch):
+    """Families whose adds are all residual still give a plan with per-channel
+    broadcast adds and multiplies over an image's 3 channels (an input Normalization)
+    and broadcast adds at network widths."""
+    real = [("add", dict(h=28, w=28, c=c, broadcast=False)) for c in (24, 40, 80)]
+    real += [("multiply", dict(h=14, w=14, c=c, broadcast=True)) for c in (96, 240)]
+    monkeypatch.setattr(microbench, "application_layer_configs", lambda families, runtime: list(real))
+    for quick in (True, False):
+        plan = microbench.table_plan(quick=quick, seed=0, max_samples=60)
+        rgb = {(p.op, p.config["h"]) for p in plan
+               if p.op in ("add", "multiply") and p.config["broadcast"] and p.config["c"] == 3}
+        assert {op for op, _ in rgb} == {"add", "multiply"}
+        assert len(rgb) == (2 if quick else 10)
+        assert any(p.op == "add" and p.config["broadcast"] and p.config["c"] > 3 for p in plan)
+
+
 def test_calibration_models_build_only_the_labels_asked_for():
     first = microbench.calibration_labels(quick=True)[0]
     built = list(microbench.calibration_models(quick=True, labels=[first]))
