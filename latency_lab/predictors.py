@@ -296,7 +296,9 @@ class LookupTableModel(_ProfilePredictor):
 
     out_of_range: "clamp" (default) clamps each feature to the table's range, so the
     roofline scaling carries the prediction and the efficiency is the nearest edge's;
-    "error" raises UnsupportedOpError naming the op and configuration.
+    "error" raises UnsupportedOpError naming the op and configuration, also for a
+    category the table lacks (an activation fn no profiled network used), which
+    "clamp" predicts with none of its one-hot features set.
     missing_op: what to do for an op kind with fewer than `min_samples` samples:
     "roofline" (default, uses the roofline with the table's median efficiency) or
     "error".
@@ -482,6 +484,14 @@ class LookupTableModel(_ProfilePredictor):
         if sorted(cfg) != m["keys"]:
             raise UnsupportedOpError(
                 f"op {op!r} configuration {cfg} has keys {sorted(cfg)}, the table has {m['keys']}"
+            )
+        unseen = {k: cfg[k] for k, seen in m["categories"].items() if cfg[k] not in seen}
+        if unseen and self.out_of_range == "error":
+            # One-hot encoded as all zeros, which the range check below cannot see.
+            raise UnsupportedOpError(
+                f"op {op!r} configuration {cfg}: {unseen} is not in the profile's table "
+                f"(it has {[f'{k}={v}' for k in unseen for v in m['categories'][k]]}); "
+                "profile networks that use it or use out_of_range='clamp'"
             )
         f = np.array(_featurize(op, cfg, m["categories"], self.channel_tile_, base))
         if np.any(f < m["low"] - 1e-9) or np.any(f > m["high"] + 1e-9):

@@ -133,6 +133,13 @@ def test_lookup_out_of_range_clamps_or_names_the_configuration():
     strict = LookupTableModel(prof, out_of_range="error").fit()
     with pytest.raises(UnsupportedOpError, match=r"'conv2d'.*'cout': 64.*outside"):
         strict.predict([_conv(cout=64)])
+    # A category the table lacks is an error too, naming it and what the table has.
+    acts = [Sample("activation", dict(h=h, w=h, c=c, fn="sigmoid"), 1e-3 * h * c, 0.0, 3)
+            for h in (4, 8, 16) for c in (8, 32)]
+    strict = LookupTableModel(prof.with_samples(list(prof.samples) + acts), out_of_range="error").fit()
+    assert strict.predict([("activation", dict(h=8, w=8, c=16, fn="sigmoid"))])[0] > 0
+    with pytest.raises(UnsupportedOpError, match=r"'activation'.*\{'fn': 'tanh'\}.*fn=sigmoid"):
+        strict.predict([("activation", dict(h=8, w=8, c=16, fn="tanh"))])
 
 
 def test_lookup_missing_op_falls_back_or_is_an_error():
