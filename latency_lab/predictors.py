@@ -291,6 +291,11 @@ def _featurize(op: str, cfg: dict, categories: dict[str, list],
     return feats
 
 
+class UnseenCategoryWarning(UserWarning):
+    """A configuration names a category (an activation fn, ...) the profile's table
+    has no timings of; out_of_range='clamp' predicts it anyway, from the others."""
+
+
 class LookupTableModel(_ProfilePredictor):
     """Measured op timings, exact at table points and interpolated between them.
 
@@ -298,7 +303,8 @@ class LookupTableModel(_ProfilePredictor):
     roofline scaling carries the prediction and the efficiency is the nearest edge's;
     "error" raises UnsupportedOpError naming the op and configuration, also for a
     category the table lacks (an activation fn no profiled network used), which
-    "clamp" predicts with none of its one-hot features set.
+    "clamp" predicts with none of its one-hot features set, warning
+    UnseenCategoryWarning.
     missing_op: what to do for an op kind with fewer than `min_samples` samples:
     "roofline" (default, uses the roofline with the table's median efficiency) or
     "error".
@@ -340,6 +346,7 @@ class LookupTableModel(_ProfilePredictor):
                 "Use RooflineModel for datasheet profiles."
             )
         self.table_ = {sample_key(op, cfg): float(t) for (op, cfg), t in zip(kernels, y)}
+        self._warned: set = set()  # (op, unseen categories) already warned about
         self.models_: dict[str, dict] = {}
         by_op: dict[str, list[int]] = {}
         for i, (op, _) in enumerate(kernels):
@@ -486,13 +493,20 @@ class LookupTableModel(_ProfilePredictor):
                 f"op {op!r} configuration {cfg} has keys {sorted(cfg)}, the table has {m['keys']}"
             )
         unseen = {k: cfg[k] for k, seen in m["categories"].items() if cfg[k] not in seen}
-        if unseen and self.out_of_range == "error":
+        if unseen:
             # One-hot encoded as all zeros, which the range check below cannot see.
-            raise UnsupportedOpError(
-                f"op {op!r} configuration {cfg}: {unseen} is not in the profile's table "
-                f"(it has {[f'{k}={v}' for k in unseen for v in m['categories'][k]]}); "
-                "profile networks that use it or use out_of_range='clamp'"
-            )
+            what = (f"op {op!r} configuration {cfg}: {unseen} is not in the profile's table "
+                    f"(it has {[f'{k}={v}' for k in unseen for v in m['categories'][k]]})")
+            if self.out_of_range == "error":
+                raise UnsupportedOpError(f"{what}; profile networks that use it or use "
+                                         "out_of_range='clamp'")
+            seen_key = (op, tuple(sorted(unseen.items())))
+            if seen_key not in self._warned:  # once: a regularizer predicts a grid of configs
+                self._warned.add(seen_key)
+                warnings.warn(UnseenCategoryWarning(
+                    f"{what}; predicted from the table's other values, with none of its "
+                    "own timings: add a network that uses it to the profile's plan and "
+                    "re-profile"), stacklevel=2)
         f = np.array(_featurize(op, cfg, m["categories"], self.channel_tile_, base))
         if np.any(f < m["low"] - 1e-9) or np.any(f > m["high"] + 1e-9):
             if self.out_of_range == "error":

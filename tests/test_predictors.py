@@ -17,6 +17,7 @@ from latency_lab.cli import main  # noqa: E402
 from latency_lab.errors import ProfileError, UnsupportedOpError  # noqa: E402
 from latency_lab.predict import predict_model, work_items  # noqa: E402
 from latency_lab.predictors import (FlopsBaseline, LookupTableModel, RooflineModel,  # noqa: E402
+                                    UnseenCategoryWarning,
                                     make_predictor)
 from latency_lab.profile import DeviceProfile, Sample  # noqa: E402
 
@@ -140,6 +141,11 @@ def test_lookup_out_of_range_clamps_or_names_the_configuration():
     assert strict.predict([("activation", dict(h=8, w=8, c=16, fn="sigmoid"))])[0] > 0
     with pytest.raises(UnsupportedOpError, match=r"'activation'.*\{'fn': 'tanh'\}.*fn=sigmoid"):
         strict.predict([("activation", dict(h=8, w=8, c=16, fn="tanh"))])
+    # "clamp" predicts it, and says so once per op and value (not per configuration).
+    lenient = LookupTableModel(prof.with_samples(list(prof.samples) + acts)).fit()
+    with pytest.warns(UnseenCategoryWarning, match=r"'activation'.*'tanh'.*fn=sigmoid") as got:
+        t = lenient.predict([("activation", dict(h=8, w=8, c=c, fn="tanh")) for c in (8, 16, 24)])
+    assert np.all(t > 0) and len([w for w in got if w.category is UnseenCategoryWarning]) == 1
 
 
 def test_lookup_missing_op_falls_back_or_is_an_error():
