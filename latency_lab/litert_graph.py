@@ -33,6 +33,8 @@ class Kernel:
     options: dict = field(default_factory=dict)
     tensor_name: str = ""
     layers: list[str] = field(default_factory=list)
+    inputs: list[int] = field(default_factory=list)  # tensor ids, to find producers
+    outputs: list[int] = field(default_factory=list)
 
     @property
     def layer(self) -> str:
@@ -79,6 +81,7 @@ def kernels_from_bytes(model_bytes: bytes, layer_types: dict[str, str] | None = 
             output_shapes=[tuple(int(d) for d in t.shape) if t.shape is not None else () for t in outs],
             options=_options(op.builtinOptions), tensor_name=tname,
             layers=index.layers_of(tname, name),
+            inputs=[int(t) for t in op.inputs if t >= 0], outputs=[int(t) for t in op.outputs],
         ))
     return out
 
@@ -99,6 +102,8 @@ _KERNEL_LAYER_TYPES = {
     "MUL": ("Multiply",),
     "MAXIMUM": ("Maximum",),
     "CONCATENATION": ("Concatenate",),
+    "REDUCE_MAX": ("GlobalMaxPooling2D", "GlobalMaxPooling1D"),
+    "SOFTMAX": ("Softmax", "Activation"),
 }
 _COMPUTE_TYPES = frozenset({"Conv1D", "Conv2D", "Conv3D", "SeparableConv2D", "DepthwiseConv2D",
                             "Conv2DTranspose", "Dense", "EinsumDense"})
@@ -140,8 +145,21 @@ class _LayerIndex:
 def _attribute_unnamed(kernels: list[Kernel], model: Any) -> None:
     """Kernels whose output tensor names no layer (the model's outputs are renamed
     `Identity`, `StatefulPartitionedCall:0`, ...) are given the first unclaimed Keras
-    layer of a class that produces that kernel and of the same output shape."""
+    layer of a class that produces that kernel and of the same output shape; failing
+    that, the layer of the kernel that produced their input (the softmax split off a
+    Dense(activation="softmax") belongs to that Dense)."""
     claimed = {name for k in kernels for name in k.layers}
+    _attribute_by_class(kernels, model, claimed)
+    producer = {t: k for k in kernels for t in k.outputs}
+    for k in kernels:  # execution order: a producer is attributed before its consumers
+        if not k.layers:
+            src = next((producer[t] for t in k.inputs if t in producer), None)
+            if src is not None and src.layers:
+                k.layers = src.layers[:1]
+
+
+def _attribute_by_class(kernels: list[Kernel], model: Any, claimed: set[str]) -> None:
+    """The class-and-shape pass of `_attribute_unnamed`."""
     for k in kernels:
         if k.layers or k.op not in _KERNEL_LAYER_TYPES or not k.output_shapes:
             continue

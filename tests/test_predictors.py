@@ -263,6 +263,21 @@ def test_litert_kernels_fuse_bn_and_activations_and_keep_layer_names():
     assert items[3].configs == [("dense", dict(rows=1, cin=8, cout=4))]
 
 
+def test_the_output_kernels_are_named_after_their_layers():
+    """The converter renames the model's output tensor (`Identity`); a kernel there is
+    named after the layer of its class and shape, or else after the layer that fed it
+    (a softmax split off its Dense)."""
+    x = keras.Input((6, 6, 3))
+    h = L.Conv2D(4, 3, name="conv")(x)
+    pooled = L.GlobalMaxPooling2D(name="gmp")(h)
+    probs = L.Dense(5, activation="softmax", name="head")(pooled)
+    items = work_items(keras.Model(x, probs), "litert")
+    assert [(i.layer, i.kernel) for i in items] == [
+        ("conv", "CONV_2D"), ("gmp", "REDUCE_MAX"), ("head", "FULLY_CONNECTED"), ("head", "SOFTMAX")]
+    items = work_items(keras.Model(x, pooled), "litert")
+    assert [(i.layer, i.kernel) for i in items] == [("conv", "CONV_2D"), ("gmp", "REDUCE_MAX")]
+
+
 def test_scalar_and_per_channel_elementwise_ops_are_told_apart():
     """Rescaling multiplies and adds a scalar (XNNPACK's constant-operand kernels);
     squeeze-excite multiplies by a per-channel vector; a residual add adds two maps.
