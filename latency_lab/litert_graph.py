@@ -14,6 +14,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Sequence
 
+from latency_lab import microbench
 from latency_lab.errors import UnsupportedOpError
 
 # Kernels that cost (almost) nothing: metadata changes or no-ops in XNNPACK.
@@ -233,7 +234,7 @@ def _conv(k: Kernel):
         # product, which XNNPACK runs with the fully-connected kernels: time it as the
         # dense op it is (the conv table has no 1x1 maps to interpolate from).
         return [("dense", dict(rows=1, cin=cin, cout=cout))]
-    return [("conv2d", dict(h=h, w=w, cin=cin, cout=cout, k=int(round(math.sqrt(kh * kw))), s=s))]
+    return [("conv2d", microbench.conv2d_config(h, w, cin, cout, kh, kw, s))]
 
 
 def _depthwise(k: Kernel):

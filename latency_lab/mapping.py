@@ -43,9 +43,12 @@ def bench_configs_for_op(op: Op) -> list[tuple[str, dict]]:
     h, w = _hw(x)
     cin = int(x[-1])
     if t in ("Conv2D", "Conv1D"):
-        cfg = dict(h=h, w=w, cin=cin // int(op.attrs.get("groups", 1)),
-                   cout=int(op.output_shape[-1]), k=_square(op, "kernel_size"),
-                   s=_square(op, "strides"))
+        from latency_lab.microbench import conv2d_config
+
+        ks = tuple(op.attrs.get("kernel_size", (1,)))
+        kh, kw = (ks[0], ks[-1]) if len(ks) > 1 else (ks[0], 1)
+        cfg = conv2d_config(h, w, cin // int(op.attrs.get("groups", 1)),
+                            int(op.output_shape[-1]), int(kh), int(kw), _square(op, "strides"))
         return [("conv2d", cfg)] + _activation(op, op.output_shape)
     if t in ("DepthwiseConv2D", "DepthwiseConv1D"):
         cfg = dict(h=h, w=w, c=int(op.output_shape[-1]), k=_square(op, "kernel_size"),

@@ -119,6 +119,19 @@ def _conv_build(c: Config, rng):
 bench_op("conv2d", ("h", "w", "cin", "cout", "k", "s"))((_conv_ir, _conv_build))
 
 
+def conv2d_config(h: int, w: int, cin: int, cout: int, kh: int, kw: int, s: int) -> Config:
+    """The conv2d sample that times a kh x kw conv. The table's kernels are square, so
+    a 1x7 or 7x1 (Inception) is timed as the square kernel of about as many taps,
+    k = round(sqrt(kh * kw)), over the input channels that keep its multiply-adds:
+    cin * kh * kw / k^2. On the EPYC VM (LiteRT, 1 thread), seven 1x3..7x1 convs
+    measured alone were predicted -10..-1% off this way, +18..+30% off (and a 1x5
+    -21%) as the k x k conv over all input channels."""
+    k = max(1, int(round(math.sqrt(kh * kw))))
+    if kh != kw:
+        cin = max(1, int(round(cin * kh * kw / k ** 2)))
+    return dict(h=h, w=w, cin=cin, cout=cout, k=k, s=s)
+
+
 def _dw_ir(c: Config) -> Op:
     ho, wo = same_out(c["h"], c["s"]), same_out(c["w"], c["s"])
     return Op("depthwise", "DepthwiseConv2D", ["x"], [(1, c["h"], c["w"], c["c"])],

@@ -278,6 +278,17 @@ def test_the_output_kernels_are_named_after_their_layers():
     assert [(i.layer, i.kernel) for i in items] == [("conv", "CONV_2D"), ("gmp", "REDUCE_MAX")]
 
 
+def test_a_non_square_conv_is_timed_as_a_square_one_of_as_many_multiply_adds():
+    x = keras.Input((6, 6, 8))
+    y = L.Conv2D(12, (7, 1), padding="same", name="tall")(L.Conv2D(8, (1, 3), padding="same", name="wide")(x))
+    items = {i.layer: i for i in work_items(keras.Model(x, y), "litert")}
+    assert items["wide"].configs == [("conv2d", dict(h=6, w=6, cin=6, cout=8, k=2, s=1))]  # 8*3/2^2
+    assert items["tall"].configs == [("conv2d", dict(h=6, w=6, cin=6, cout=12, k=3, s=1))]  # 8*7/3^2
+    assert microbench.conv2d_config(6, 6, 8, 4, 3, 3, 2) == dict(h=6, w=6, cin=8, cout=4, k=3, s=2)
+    keras_items = {i.layer: i for i in work_items(keras.Model(x, y), "keras")}  # the Keras-graph mapping
+    assert keras_items["wide"].configs == items["wide"].configs
+
+
 def test_scalar_and_per_channel_elementwise_ops_are_told_apart():
     """Rescaling multiplies and adds a scalar (XNNPACK's constant-operand kernels);
     squeeze-excite multiplies by a per-channel vector; a residual add adds two maps.
