@@ -68,13 +68,15 @@ def _by_pass(raw_ms, timing: TimingConfig) -> list:
     return [raw_ms[i:i + n] for i in range(0, len(raw_ms), n)]
 
 
-def _existing(run: ProfileRun, runtime_info: dict, fingerprint: str) -> tuple[list[Sample], dict]:
-    """Samples and calibration of the profile being resumed (empty when not resuming)."""
+def _existing(run: ProfileRun, runtime_info: dict,
+              fingerprint: str) -> tuple[list[Sample], dict, float]:
+    """Samples, calibration and measuring seconds of the profile being resumed (empty
+    when not resuming)."""
     if not run.resume:
-        return [], {}
+        return [], {}, 0.0
     if not run.out.exists():
         run.log(f"--resume: {run.out} does not exist yet; starting a new profile")
-        return [], {}
+        return [], {}, 0.0
     old = DeviceProfile.load(run.out)
     for key in ("name", "threads", "backend", "device"):
         if old.runtime.get(key) != runtime_info.get(key):
@@ -88,11 +90,13 @@ def _existing(run: ProfileRun, runtime_info: dict, fingerprint: str) -> tuple[li
             f"--resume: {run.out} was measured on another device (fingerprint "
             f"{old.fingerprint}, this one {fingerprint}); write to a new --out file"
         )
-    return list(old.samples), dict(old.calibration or {})
+    # The time already spent counts toward the resumed profile's elapsed_s.
+    return (list(old.samples), dict(old.calibration or {}),
+            float((old.progress or {}).get("elapsed_s") or 0.0))
 
 
 def _build(run: ProfileRun, info: dict, runtime_info: dict, samples: list[Sample],
-           planned: int, started: float, complete: bool, extra: dict) -> DeviceProfile | None:
+           planned: int, elapsed_s: float, complete: bool, extra: dict) -> DeviceProfile | None:
     try:
         roofline = microbench.ceilings_from_samples(samples)
     except ProfileError:
@@ -108,7 +112,7 @@ def _build(run: ProfileRun, info: dict, runtime_info: dict, samples: list[Sample
         samples=samples,
         calibration=extra,
         progress={"complete": complete, "planned": max(planned, len(samples)),
-                  "done": len(samples), "elapsed_s": round(time.time() - started, 2)},
+                  "done": len(samples), "elapsed_s": round(elapsed_s, 2)},
     )
 
 
@@ -227,7 +231,7 @@ def run_profile(run: ProfileRun) -> DeviceProfile:
     info = device_info.collect(kind)
     runtime = get_runtime(run.runtime, threads=run.threads, device=run.device)
     runtime_info = runtime.info()
-    done, old_calibration = _existing(run, runtime_info, info["fingerprint"])
+    done, old_calibration, elapsed_before_s = _existing(run, runtime_info, info["fingerprint"])
     samples: dict[str, Sample] = {s.key: s for s in done}
     temps_before = device_info.gpu_temperatures() if kind == "gpu" else []
     timing = _timing(run)
@@ -275,8 +279,8 @@ def run_profile(run: ProfileRun) -> DeviceProfile:
         return out
 
     def save() -> None:
-        prof = _build(run, info, runtime_info, list(samples.values()), planned, started,
-                      state["complete"], extra())
+        prof = _build(run, info, runtime_info, list(samples.values()), planned,
+                      elapsed_before_s + time.time() - started, state["complete"], extra())
         if prof is not None:
             prof.save(run.out)
             state["saved"] = True

@@ -305,6 +305,10 @@ def test_resume_measures_only_the_missing_samples(tmp_path, world):
     assert world.calls - calls_before == math.ceil((world.n_planned - CHUNK) / CHUNK)
     assert second.progress["complete"] is True
     assert len(second.samples) == len(second.sample_keys) == world.n_planned
+    # Its elapsed time goes on from the first run's (fake clock: 100 s a call there).
+    assert first.progress["elapsed_s"] >= 100.0
+    assert second.progress["elapsed_s"] == pytest.approx(
+        first.progress["elapsed_s"] + world.calls - calls_before, abs=1.0)
     # The first run's samples are kept as they were.
     old = {s.key: s for s in first.samples}
     for s in second.samples:
