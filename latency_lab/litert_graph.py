@@ -36,6 +36,7 @@ class Kernel:
     layers: list[str] = field(default_factory=list)
     inputs: list[int] = field(default_factory=list)  # tensor ids, to find producers
     outputs: list[int] = field(default_factory=list)
+    model_output: int | None = None  # position among the model's outputs it writes
 
     @property
     def layer(self) -> str:
@@ -69,6 +70,7 @@ def kernels_from_bytes(model_bytes: bytes, layer_types: dict[str, str] | None = 
     sg = model.subgraphs[0]
     out: list[Kernel] = []
     index = _LayerIndex(layer_types or {})
+    graph_outputs = [int(t) for t in (sg.outputs if sg.outputs is not None else [])]
     for i, op in enumerate(sg.operators):
         code = model.operatorCodes[op.opcodeIndex]
         builtin = max(int(code.builtinCode), int(code.deprecatedBuiltinCode))
@@ -83,6 +85,8 @@ def kernels_from_bytes(model_bytes: bytes, layer_types: dict[str, str] | None = 
             options=_options(op.builtinOptions), tensor_name=tname,
             layers=index.layers_of(tname, name),
             inputs=[int(t) for t in op.inputs if t >= 0], outputs=[int(t) for t in op.outputs],
+            model_output=next((graph_outputs.index(int(t)) for t in op.outputs
+                               if int(t) in graph_outputs), None),
         ))
     return out
 
@@ -145,11 +149,12 @@ class _LayerIndex:
 
 def _attribute_unnamed(kernels: list[Kernel], model: Any) -> None:
     """Kernels whose output tensor names no layer (the model's outputs are renamed
-    `Identity`, `StatefulPartitionedCall:0`, ...) are given the first unclaimed Keras
-    layer of a class that produces that kernel and of the same output shape; failing
-    that, the layer of the kernel that produced their input (the softmax split off a
-    Dense(activation="softmax") belongs to that Dense)."""
+    `Identity`, `StatefulPartitionedCall:0`, ...) are given the layer of the model
+    output they write; else the first unclaimed Keras layer of a class that produces
+    that kernel and of the same output shape; failing that, the layer of the kernel
+    that produced their input (an unnamed kernel inside a layer's chain)."""
     claimed = {name for k in kernels for name in k.layers}
+    _attribute_outputs(kernels, model, claimed)
     _attribute_by_class(kernels, model, claimed)
     producer = {t: k for k in kernels for t in k.outputs}
     for k in kernels:  # execution order: a producer is attributed before its consumers
@@ -157,6 +162,21 @@ def _attribute_unnamed(kernels: list[Kernel], model: Any) -> None:
             src = next((producer[t] for t in k.inputs if t in producer), None)
             if src is not None and src.layers:
                 k.layers = src.layers[:1]
+
+
+def _attribute_outputs(kernels: list[Kernel], model: Any, claimed: set[str]) -> None:
+    """A kernel writing the model's i-th output comes from the layer of its i-th output
+    (the converter keeps their order), when that layer's output has the kernel's shape."""
+    outputs = list(getattr(model, "outputs", None) or [])
+    for k in kernels:
+        if k.layers or k.model_output is None or k.model_output >= len(outputs):
+            continue
+        history = getattr(outputs[k.model_output], "_keras_history", None)
+        layer = getattr(history[0], "name", None) if history else None
+        shape = tuple(outputs[k.model_output].shape[1:])
+        if layer and k.output_shapes and tuple(k.output_shapes[0][1:]) == shape:
+            k.layers = [layer]
+            claimed.add(layer)
 
 
 def _attribute_by_class(kernels: list[Kernel], model: Any, claimed: set[str]) -> None:
@@ -237,6 +257,16 @@ def _conv(k: Kernel):
     return [("conv2d", microbench.conv2d_config(h, w, cin, cout, kh, kw, s))]
 
 
+def _transpose_conv(k: Kernel):
+    """Inputs: the output shape, the weights (cout, kh, kw, cin), the map (and a bias).
+    Timed over its input map, like the sample (`microbench._tconv_ir`)."""
+    cout, kh, kw, cin = k.input_shapes[1]
+    h, w = _hw(k.input_shapes[2])
+    s = int(k.options.get("strideH", 1))
+    return [("transpose_conv", dict(h=h, w=w, cin=cin, cout=cout,
+                                    k=int(round(math.sqrt(kh * kw))), s=s))]
+
+
 def _depthwise(k: Kernel):
     s = int(k.options.get("strideH", 1))
     h, w = _same_input(k, s)
@@ -287,6 +317,16 @@ def _activation(fn: str):
     return f
 
 
+def _resize(kind: str):
+    def f(k: Kernel):
+        x, out = k.input_shapes[0], k.output_shapes[0]
+        h, w = _hw(x)
+        scale = max(1, int(round(math.sqrt(_hw(out)[0] * _hw(out)[1] / max(h * w, 1)))))
+        return [("resize", dict(h=h, w=w, c=x[-1], scale=scale, kind=kind))]
+
+    return f
+
+
 def _pad(k: Kernel):
     x = k.input_shapes[0]
     h, w = _hw(x)
@@ -295,6 +335,7 @@ def _pad(k: Kernel):
 
 KERNEL_MAP = {
     "CONV_2D": _conv,
+    "TRANSPOSE_CONV": _transpose_conv,
     "DEPTHWISE_CONV_2D": _depthwise,
     "FULLY_CONNECTED": _dense,
     "MAX_POOL_2D": _pool("max"),
@@ -304,21 +345,24 @@ KERNEL_MAP = {
     "SUB": lambda k: _elementwise(k, "add"),
     "MUL": lambda k: _elementwise(k, "multiply"),
     "CONCATENATION": _concat,
-    "LOGISTIC": _activation("sigmoid"),
-    "HARD_SWISH": _activation("hard_swish"),
-    "RELU": _activation("relu"),
-    "RELU6": _activation("relu6"),
     "PAD": _pad,
+    "RESIZE_NEAREST_NEIGHBOR": _resize("nearest"),
+    "RESIZE_BILINEAR": _resize("bilinear"),
 }
+# Standalone activation kernels and the activation sample that times each (swish runs
+# as LOGISTIC + MUL).
+ACTIVATION_KERNELS = {"LOGISTIC": "sigmoid", "HARD_SWISH": "hard_swish", "RELU": "relu",
+                      "RELU6": "relu6", "LEAKY_RELU": "leaky_relu", "ELU": "elu",
+                      "TANH": "tanh", "GELU": "gelu"}
+KERNEL_MAP.update({op: _activation(fn) for op, fn in ACTIVATION_KERNELS.items()})
 
 # Real work with no microbenchmark of its own: charged through the roofline as an
 # elementwise op over its output (and read inputs).
-ROOFLINE_OPS = {"SOFTMAX", "TANH", "DIV", "RSQRT", "SQRT", "SQUARED_DIFFERENCE", "MAXIMUM",
-                "MINIMUM", "TRANSPOSE", "STRIDED_SLICE", "SLICE", "RESIZE_BILINEAR",
-                "RESIZE_NEAREST_NEIGHBOR", "GELU", "EXP", "LEAKY_RELU", "PRELU", "SUM",
+ROOFLINE_OPS = {"SOFTMAX", "DIV", "RSQRT", "SQRT", "SQUARED_DIFFERENCE", "MAXIMUM",
+                "MINIMUM", "TRANSPOSE", "STRIDED_SLICE", "SLICE", "EXP", "PRELU", "SUM",
                 "REDUCE_MAX", "MIRROR_PAD", "PADV2", "SPLIT", "SPLIT_V", "PACK", "UNPACK",
                 "TILE", "GATHER", "QUANTIZE", "DEQUANTIZE", "BATCH_MATMUL", "ABS", "NEG",
-                "POW", "SQUARE", "SELECT", "SELECT_V2", "CAST", "LOG_SOFTMAX", "ELU"}
+                "POW", "SQUARE", "SELECT", "SELECT_V2", "CAST", "LOG_SOFTMAX"}
 
 
 def bench_configs(kernel: Kernel) -> list[tuple[str, dict]] | None:

@@ -50,6 +50,10 @@ def bench_configs_for_op(op: Op) -> list[tuple[str, dict]]:
         cfg = conv2d_config(h, w, cin // int(op.attrs.get("groups", 1)),
                             int(op.output_shape[-1]), int(kh), int(kw), _square(op, "strides"))
         return [("conv2d", cfg)] + _activation(op, op.output_shape)
+    if t == "Conv2DTranspose":
+        return [("transpose_conv", dict(h=h, w=w, cin=cin, cout=int(op.output_shape[-1]),
+                                        k=_square(op, "kernel_size"), s=_square(op, "strides")))
+                ] + _activation(op, op.output_shape)
     if t in ("DepthwiseConv2D", "DepthwiseConv1D"):
         cfg = dict(h=h, w=w, c=int(op.output_shape[-1]), k=_square(op, "kernel_size"),
                    s=_square(op, "strides"))
@@ -86,12 +90,16 @@ def bench_configs_for_op(op: Op) -> list[tuple[str, dict]]:
             out.append(("concat", dict(h=oh, w=ow, c1=first, c2=c)))
             first += c
         return out
-    if t in ("Activation", "ReLU", "ops.Sigmoid", "ops.Silu", "ops.HardSilu"):
+    if t in ("Activation", "ReLU", "LeakyReLU", "ELU", "ops.Sigmoid", "ops.Silu",
+             "ops.HardSilu", "ops.Tanh", "ops.Gelu"):
         from latency_lab.costs import activation_name
 
         return _standalone_activation(activation_name(op), op.output_shape)
     if t == "ZeroPadding2D":
         return [("pad", dict(h=h, w=w, c=cin))]
+    if t == "UpSampling2D":
+        kind = "nearest" if op.attrs.get("interpolation", "nearest") == "nearest" else "bilinear"
+        return [("resize", dict(h=h, w=w, c=cin, scale=_square(op, "size"), kind=kind))]
     return []
 
 

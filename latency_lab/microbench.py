@@ -132,6 +132,33 @@ def conv2d_config(h: int, w: int, cin: int, cout: int, kh: int, kw: int, s: int)
     return dict(h=h, w=w, cin=cin, cout=cout, k=k, s=s)
 
 
+def _tconv_ir(c: Config) -> Op:
+    return Op("transpose_conv", "Conv2DTranspose", ["x"], [(1, c["h"], c["w"], c["cin"])],
+              [(1, c["h"] * c["s"], c["w"] * c["s"], c["cout"])],
+              {"kernel_size": (c["k"], c["k"]), "strides": (c["s"], c["s"]), "use_bias": False})
+
+
+def _tconv_build(c: Config, rng):
+    """The TRANSPOSE_CONV kernel alone: a layer's bias may run as an ADD of its own,
+    which the LiteRT mapping times as one."""
+    import keras
+
+    kernel = _w(rng, c["k"], c["k"], c["cout"], c["cin"])
+
+    def fn(x):
+        return keras.ops.conv_transpose(x, keras.ops.convert_to_tensor(kernel),
+                                        strides=c["s"], padding="same")
+
+    return [(1, c["h"], c["w"], c["cin"])], fn
+
+
+# A decoder's upsampling conv (U-Net, FCN): h, w are its input's size, the output
+# h * s by w * s. LiteRT runs it far slower than a conv of as many multiply-adds (EPYC
+# VM: 2x2 stride 2 at 32x32, 32->16 channels, 142 us against 50 us for the 1x1 conv
+# that is the same GEMM), so it has a table of its own (`transpose_conv_configs`).
+bench_op("transpose_conv", ("h", "w", "cin", "cout", "k", "s"))((_tconv_ir, _tconv_build))
+
+
 def _dw_ir(c: Config) -> Op:
     ho, wo = same_out(c["h"], c["s"]), same_out(c["w"], c["s"])
     return Op("depthwise", "DepthwiseConv2D", ["x"], [(1, c["h"], c["w"], c["c"])],
@@ -283,8 +310,12 @@ def _concat_build(c: Config, rng):
 
 bench_op("concat", ("h", "w", "c1", "c2"))((_concat_ir, _concat_build))
 
-# Standalone activations as LiteRT runs them (swish = LOGISTIC + MUL).
-ACTIVATIONS = ("relu", "relu6", "sigmoid", "swish", "hard_swish")
+# Standalone activations as LiteRT runs them (swish = LOGISTIC + MUL). The last four
+# no application family uses; user CNNs do, and an elementwise roofline at the table's
+# median efficiency put them 2-3x off (EPYC VM: a LeakyReLU at 24x24x48 measured
+# 3.4 us, predicted 9.4 us).
+ACTIVATIONS = ("relu", "relu6", "sigmoid", "swish", "hard_swish", "leaky_relu", "elu",
+               "tanh", "gelu")
 
 
 def _act_ir(c: Config) -> Op:
@@ -296,7 +327,9 @@ def _act_build(c: Config, rng):
     import keras
 
     f = {"relu": keras.ops.relu, "relu6": keras.ops.relu6, "sigmoid": keras.ops.sigmoid,
-         "swish": keras.ops.silu, "hard_swish": keras.ops.hard_silu}[c["fn"]]
+         "swish": keras.ops.silu, "hard_swish": keras.ops.hard_silu,
+         "leaky_relu": keras.ops.leaky_relu, "elu": keras.ops.elu, "tanh": keras.ops.tanh,
+         "gelu": lambda x: keras.ops.gelu(x, approximate=False)}[c["fn"]]  # Keras' default
     return [(1, c["h"], c["w"], c["c"])], f
 
 
@@ -315,6 +348,28 @@ def _pad_build(c: Config, rng):
 
 
 bench_op("pad", ("h", "w", "c"))((_pad_ir, _pad_build))
+
+# Upsampling by a whole factor (UpSampling2D, a decoder's or FPN's resize): h, w, c of
+# the input. LiteRT's nearest resize is no plain copy (EPYC VM, 64x64x32 doubled:
+# nearest 271 us, bilinear 177 us; the elementwise roofline said 200 us for both).
+RESIZE_KINDS = ("nearest", "bilinear")
+
+
+def _resize_ir(c: Config) -> Op:
+    return Op("resize", "UpSampling2D", ["x"], [(1, c["h"], c["w"], c["c"])],
+              [(1, c["h"] * c["scale"], c["w"] * c["scale"], c["c"])],
+              {"size": (c["scale"], c["scale"]), "interpolation": c["kind"]})
+
+
+def _resize_build(c: Config, rng):
+    import keras
+
+    size = (c["h"] * c["scale"], c["w"] * c["scale"])
+    return [(1, c["h"], c["w"], c["c"])], lambda x: keras.ops.image.resize(
+        x, size, interpolation=c["kind"])
+
+
+bench_op("resize", ("h", "w", "c", "scale", "kind"))((_resize_ir, _resize_build))
 
 
 def _chain_ir(c: Config) -> Op:
@@ -592,7 +647,10 @@ def table_plan(quick: bool, seed: int = 0, max_samples: int | None = None,
             if k not in seen:
                 seen.add(k)
                 plan.append(PlannedSample(op, cfg, "table"))
-    for op, cfg in coverage_configs(quick) + small_map_configs(configs) + broadcast_configs(quick):
+    extras = (coverage_configs(quick) + small_map_configs(configs) + broadcast_configs(quick)
+              + transpose_conv_configs(quick) + resize_configs(quick)
+              + category_configs(configs, runtime))
+    for op, cfg in extras:
         k = sample_key(op, cfg)
         if k not in seen:
             seen.add(k)
@@ -625,6 +683,61 @@ def broadcast_configs(quick: bool) -> list[tuple[str, Config]]:
     out = [(op, dict(h=s, w=s, c=3, broadcast=True)) for op in ("add", "multiply") for s in sides]
     widths = ((28, 32),) if quick else ((56, 24), (28, 40), (14, 112), (7, 320))
     return out + [("add", dict(h=h, w=h, c=c, broadcast=True)) for h, c in widths]
+
+
+def transpose_conv_configs(quick: bool) -> list[tuple[str, Config]]:
+    """Transposed convs at decoder sizes: the application families have none. Kernel
+    and stride as decoders use them (2x2 and 4x4 stride 2 upsample without overlap or
+    with it, 3x3 stride 2 and 1), from a wide shallow map to a small deep one."""
+    kernels = ((2, 2), (3, 2)) if quick else ((2, 2), (3, 2), (4, 2), (3, 1))
+    maps = ((32, 32, 16), (8, 128, 64)) if quick else (
+        (64, 16, 16), (32, 32, 16), (32, 64, 32), (16, 128, 64), (8, 256, 128))
+    return [("transpose_conv", dict(h=h, w=h, cin=cin, cout=cout, k=k, s=s))
+            for k, s in kernels for h, cin, cout in maps]
+
+
+def resize_configs(quick: bool) -> list[tuple[str, Config]]:
+    """Upsampling at decoder sizes, both kinds: the application families have none."""
+    scales = (2,) if quick else (2, 4)
+    maps = ((32, 32), (16, 128)) if quick else ((64, 16), (32, 64), (16, 128), (8, 256))
+    return [("resize", dict(h=h, w=h, c=c, scale=f, kind=kind))
+            for kind in RESIZE_KINDS for f in scales for h, c in maps]
+
+
+# Values of an op's categorical keys the profile should time. A category no family
+# uses (a ReLU the converter could not fuse, Xception's before each separable conv)
+# gets samples of its own, at the sizes the families use the op (`category_configs`).
+CATEGORIES = {"activation": {"fn": ACTIVATIONS}, "pool": {"kind": ("max", "avg")}}
+CATEGORY_SAMPLES = 6  # per missing value
+
+
+def category_configs(configs: Iterable[tuple[str, Config]],
+                     runtime: str = "litert") -> list[tuple[str, Config]]:
+    """For each value in CATEGORIES that none of `configs` (the families' layers) has,
+    CATEGORY_SAMPLES of the op's configurations with that value swapped in, spread from
+    the smallest to the largest. Under LiteRT only the activations it runs as one
+    kernel (swish is a LOGISTIC and a MUL, timed as those)."""
+    if runtime == "litert":
+        from latency_lab.litert_graph import ACTIVATION_KERNELS
+
+        runs = set(ACTIVATION_KERNELS.values())
+    else:
+        runs = set(ACTIVATIONS)
+    by_op: dict[str, list[Config]] = {}
+    for op, cfg in configs:
+        by_op.setdefault(op, []).append(cfg)
+    out = []
+    for op, keys in CATEGORIES.items():
+        cfgs = sorted(by_op.get(op, []), key=lambda c: (work(op, c).bytes_total, sorted(c.items())))
+        for key, values in keys.items():
+            present = {c[key] for c in cfgs}
+            for value in values:
+                if value in present or not cfgs or (op == "activation" and value not in runs):
+                    continue
+                n = min(CATEGORY_SAMPLES, len(cfgs))
+                picks = [cfgs[round(i * (len(cfgs) - 1) / max(n - 1, 1))] for i in range(n)]
+                out.extend((op, dict(c, **{key: value})) for c in picks)
+    return out
 
 
 SMALL_MAP_WEIGHT_BYTES = 2**20  # past a core's L2: the weights come from L3 or DRAM

@@ -20,6 +20,7 @@ from latency_lab.profile import Sample, sample_key
 # One small config per registered op, with exactly that op's keys.
 SMALL = {
     "conv2d": dict(h=8, w=8, cin=8, cout=16, k=3, s=2),
+    "transpose_conv": dict(h=4, w=5, cin=8, cout=6, k=3, s=2),
     "depthwise": dict(h=9, w=7, c=8, k=3, s=2),
     "dense": dict(rows=4, cin=8, cout=6),
     "pool": dict(h=8, w=8, c=4, k=2, s=2, kind="max"),
@@ -31,6 +32,7 @@ SMALL = {
     "concat": dict(h=4, w=4, c1=3, c2=5),
     "activation": dict(h=4, w=4, c=8, fn="swish"),
     "pad": dict(h=4, w=5, c=3),
+    "resize": dict(h=4, w=5, c=3, scale=2, kind="bilinear"),
     "chain": dict(n=3, size=8),
     "weight_stream": dict(n=2, c=16),
 }
@@ -343,6 +345,7 @@ def test_table_plan_spends_its_budget_by_table_share(monkeypatch):
     count = {op: sum(p.op == op for p in plan) for op in ("conv2d", "depthwise", "activation")}
     # Added beyond the share (these 1x1 convs are all below SMALL_MAP_WEIGHT_BYTES).
     count["conv2d"] -= len(microbench.coverage_configs(quick=False))
+    count["activation"] -= len(microbench.category_configs(real))
     share = microbench.TABLE_SHARE
     total = share["conv2d"] + share["depthwise"] + share["activation"]
     for op, n in count.items():
@@ -378,6 +381,38 @@ def test_table_plan_covers_broadcast_adds_the_families_lack(monkeypatch):
         assert {op for op, _ in rgb} == {"add", "multiply"}
         assert len(rgb) == (2 if quick else 10)
         assert any(p.op == "add" and p.config["broadcast"] and p.config["c"] > 3 for p in plan)
+
+
+def test_transpose_conv_work_is_the_scatter_of_every_input_position():
+    cfg = dict(h=4, w=5, cin=8, cout=6, k=3, s=2)
+    assert work("transpose_conv", cfg).flops == 2 * 4 * 5 * 3 * 3 * 8 * 6
+    assert microbench.weight_bytes("transpose_conv", cfg) == 4 * 3 * 3 * 8 * 6
+    assert op_class("transpose_conv", cfg) == op_class("conv2d", SMALL["conv2d"])
+
+
+def test_table_plan_times_decoder_ops_and_activations_no_family_uses(monkeypatch):
+    """The families have no transposed conv or upsampling and fuse every ReLU, yet
+    decoders use the first two and Xception runs the last alone: the plan gives each
+    a table of its own."""
+    real = [("activation", dict(h=h, w=h, c=c, fn="sigmoid")) for h in (7, 14, 28) for c in (16, 96)]
+    real += [("pool", dict(h=56, w=56, c=64, k=3, s=2, kind="max"))]
+    monkeypatch.setattr(microbench, "application_layer_configs", lambda families, runtime: list(real))
+    for quick in (True, False):
+        plan = microbench.table_plan(quick=quick, seed=0, max_samples=60)
+        tconv = [p.config for p in plan if p.op == "transpose_conv"]
+        assert len(tconv) == (4 if quick else 20) and {c["s"] for c in tconv} >= {2}
+        resize = [p.config for p in plan if p.op == "resize"]
+        assert {c["kind"] for c in resize} == {"nearest", "bilinear"}
+        fns = [p.config["fn"] for p in plan if p.op == "activation"]
+        # Under LiteRT swish is a LOGISTIC and a MUL: no table of its own.
+        assert all(fns.count(fn) == 6 for fn in ("relu", "relu6", "leaky_relu", "gelu"))
+        assert "swish" not in fns
+        assert [p.config for p in plan if p.op == "pool" and p.config["kind"] == "avg"]
+    keras_side = [c for op, c in microbench.category_configs(real, runtime="keras") if op == "activation"]
+    assert {c["fn"] for c in keras_side} == set(microbench.ACTIVATIONS) - {"sigmoid"}
+    # Spread from the smallest configuration to the largest.
+    relu = [c for c in keras_side if c["fn"] == "relu"]
+    assert (relu[0]["h"], relu[0]["c"]) == (7, 16) and (relu[-1]["h"], relu[-1]["c"]) == (28, 96)
 
 
 def test_calibration_models_build_only_the_labels_asked_for():

@@ -289,6 +289,40 @@ def test_a_non_square_conv_is_timed_as_a_square_one_of_as_many_multiply_adds():
     assert keras_items["wide"].configs == items["wide"].configs
 
 
+def test_a_transposed_conv_is_timed_over_its_input_map():
+    x = keras.Input((6, 6, 4))
+    y = L.Conv2DTranspose(8, 2, strides=2, name="up")(x)
+    items = [i for i in work_items(keras.Model(x, y), "litert") if i.kernel == "TRANSPOSE_CONV"]
+    assert [(i.layer, i.configs) for i in items] == [
+        ("up", [("transpose_conv", dict(h=6, w=6, cin=4, cout=8, k=2, s=2))])]
+    keras_items = work_items(keras.Model(x, y), "keras")
+    assert keras_items[0].configs == items[0].configs
+
+
+def test_resizes_are_timed_as_resizes_of_their_kind():
+    """A Resizing layer and a bilinear UpSampling2D run as LiteRT's RESIZE kernels. A
+    nearest UpSampling2D runs as TILE kernels there (charged through the roofline)."""
+    x = keras.Input((6, 6, 4))
+    y = L.Resizing(12, 12, interpolation="nearest", name="near")(x)
+    y = L.UpSampling2D(interpolation="bilinear", name="bil")(y)
+    items = {i.layer: i.configs for i in work_items(keras.Model(x, y), "litert")}
+    assert items["near"] == [("resize", dict(h=6, w=6, c=4, scale=2, kind="nearest"))]
+    assert items["bil"] == [("resize", dict(h=12, w=12, c=4, scale=2, kind="bilinear"))]
+    items = {i.layer: i.configs for i in work_items(keras.Model(x, L.UpSampling2D(name="up")(x)), "keras")}
+    assert items["up"] == [("resize", dict(h=6, w=6, c=4, scale=2, kind="nearest"))]
+
+
+def test_standalone_activations_are_timed_by_their_own_samples():
+    x = keras.Input((6, 6, 4))
+    y = L.LeakyReLU(name="leaky")(L.Conv2D(4, 1, name="conv")(x))
+    y = L.Activation("gelu", name="gelu")(L.ELU(name="elu")(y))
+    y = L.Activation("tanh", name="tanh")(y)
+    for runtime in ("litert", "keras"):
+        items = {i.layer: i.configs for i in work_items(keras.Model(x, y), runtime)}
+        for name, fn in (("leaky", "leaky_relu"), ("elu", "elu"), ("gelu", "gelu"), ("tanh", "tanh")):
+            assert items[name] == [("activation", dict(h=6, w=6, c=4, fn=fn))], (runtime, name)
+
+
 def test_scalar_and_per_channel_elementwise_ops_are_told_apart():
     """Rescaling multiplies and adds a scalar (XNNPACK's constant-operand kernels);
     squeeze-excite multiplies by a per-channel vector; a residual add adds two maps.

@@ -143,6 +143,32 @@ def test_depthwise_bias_relu6_converts_to_one_fused_kernel():
     assert _builtin_ops(convert_programs([prog])) == ["DEPTHWISE_CONV_2D"]
 
 
+def test_transpose_conv_converts_to_one_kernel():
+    from latency_lab.runtimes.litert import convert_programs
+
+    (prog,) = programs([("transpose_conv", dict(h=4, w=4, cin=8, cout=4, k=2, s=2))])
+    assert _builtin_ops(convert_programs([prog])) == ["TRANSPOSE_CONV"]
+
+
+def test_resize_converts_to_the_kernel_of_its_kind():
+    from latency_lab.runtimes.litert import convert_programs
+
+    for kind, kernel in (("nearest", "RESIZE_NEAREST_NEIGHBOR"), ("bilinear", "RESIZE_BILINEAR")):
+        (prog,) = programs([("resize", dict(h=4, w=4, c=3, scale=2, kind=kind))])
+        assert _builtin_ops(convert_programs([prog])) == [kernel]
+
+
+def test_each_activation_converts_to_the_kernel_the_mapping_times_with_it():
+    """A standalone activation sample is one kernel, the one `ACTIVATION_KERNELS`
+    maps back to it (swish, two kernels under LiteRT, is timed as those)."""
+    from latency_lab.litert_graph import ACTIVATION_KERNELS
+    from latency_lab.runtimes.litert import convert_programs
+
+    for kernel, fn in ACTIVATION_KERNELS.items():
+        (prog,) = programs([("activation", dict(h=4, w=4, c=8, fn=fn))])
+        assert _builtin_ops(convert_programs([prog])) == [kernel], fn
+
+
 def test_default_interpreter_shows_a_delegate_node():
     """Why `_builtin_ops` avoids the default resolver: after allocation XNNPACK adds a
     DELEGATE node, so the raw list is not the model's op list."""
