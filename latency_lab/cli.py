@@ -383,7 +383,7 @@ def render_validation(report) -> None:
 
     t = Table(title=f"predicted vs measured ({report.runtime['name']}, "
                     f"{report.runtime.get('threads')} thread(s), {report.device['name']})")
-    t.add_column("model")
+    t.add_column("model", overflow="fold")  # a file path wraps instead of ending in …
     t.add_column("measured ms", justify="right")
     t.add_column("median ms", justify="right")
     for p in report.predictors:
