@@ -271,7 +271,11 @@ def _depthwise(k: Kernel):
     s = int(k.options.get("strideH", 1))
     h, w = _same_input(k, s)
     _, kh, kw, c = k.input_shapes[1]
-    return [("depthwise", dict(h=h, w=w, c=c, k=int(round(math.sqrt(kh * kw))), s=s))]
+    size = int(round(math.sqrt(kh * kw)))
+    cin = k.input_shapes[0][-1]
+    if c > cin:  # a depth multiplier: a kernel of its own (the options' field is deprecated)
+        return [("depthwise_multiplier", dict(h=h, w=w, c=cin, dm=c // cin, k=size, s=s))]
+    return [("depthwise", dict(h=h, w=w, c=c, k=size, s=s))]
 
 
 def _dense(k: Kernel):

@@ -55,14 +55,13 @@ def bench_configs_for_op(op: Op) -> list[tuple[str, dict]]:
                                         k=_square(op, "kernel_size"), s=_square(op, "strides")))
                 ] + _activation(op, op.output_shape)
     if t in ("DepthwiseConv2D", "DepthwiseConv1D"):
-        cfg = dict(h=h, w=w, c=int(op.output_shape[-1]), k=_square(op, "kernel_size"),
-                   s=_square(op, "strides"))
-        return [("depthwise", cfg)] + _activation(op, op.output_shape)
+        dw = _depthwise(h, w, cin, int(op.attrs.get("depth_multiplier", 1)),
+                        _square(op, "kernel_size"), _square(op, "strides"))
+        return [dw] + _activation(op, op.output_shape)
     if t in ("SeparableConv2D", "SeparableConv1D"):
         dm = int(op.attrs.get("depth_multiplier", 1))
-        s = _square(op, "strides")
         ho, wo = _hw(op.output_shape)
-        return [("depthwise", dict(h=h, w=w, c=cin * dm, k=_square(op, "kernel_size"), s=s)),
+        return [_depthwise(h, w, cin, dm, _square(op, "kernel_size"), _square(op, "strides")),
                 ("conv2d", dict(h=ho, w=wo, cin=cin * dm, cout=int(op.output_shape[-1]), k=1, s=1))]
     if t == "Dense":
         rows = math.prod(int(d) for d in x[:-1])
@@ -101,6 +100,13 @@ def bench_configs_for_op(op: Op) -> list[tuple[str, dict]]:
         kind = "nearest" if op.attrs.get("interpolation", "nearest") == "nearest" else "bilinear"
         return [("resize", dict(h=h, w=w, c=cin, scale=_square(op, "size"), kind=kind))]
     return []
+
+
+def _depthwise(h: int, w: int, cin: int, dm: int, k: int, s: int) -> tuple[str, dict]:
+    """A depth multiplier above 1 runs as a kernel of its own (`depthwise_multiplier`)."""
+    if dm > 1:
+        return ("depthwise_multiplier", dict(h=h, w=w, c=cin, dm=dm, k=k, s=s))
+    return ("depthwise", dict(h=h, w=w, c=cin, k=k, s=s))
 
 
 def _activation(op: Op, shape) -> list[tuple[str, dict]]:

@@ -29,8 +29,8 @@ from regularizers.grouping import ChannelOp
 
 _GRID = (0.25, 0.5, 0.75, 1.0)
 # Which config keys follow the input (in) or output (out) channels of the layer.
-_IN_KEYS = {"conv2d": ("cin",), "dense": ("cin",)}
-_OUT_KEYS = {"conv2d": ("cout",), "dense": ("cout",)}
+_IN_KEYS = {"conv2d": ("cin",), "dense": ("cin",), "transpose_conv": ("cin",)}
+_OUT_KEYS = {"conv2d": ("cout",), "dense": ("cout",), "transpose_conv": ("cout",)}
 _CHANNEL_KEYS = ("cin", "cout", "c", "c1", "c2")
 
 

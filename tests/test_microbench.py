@@ -22,6 +22,7 @@ SMALL = {
     "conv2d": dict(h=8, w=8, cin=8, cout=16, k=3, s=2),
     "transpose_conv": dict(h=4, w=5, cin=8, cout=6, k=3, s=2),
     "depthwise": dict(h=9, w=7, c=8, k=3, s=2),
+    "depthwise_multiplier": dict(h=9, w=7, c=4, dm=2, k=3, s=2),
     "dense": dict(rows=4, cin=8, cout=6),
     "pool": dict(h=8, w=8, c=4, k=2, s=2, kind="max"),
     "global_pool": dict(h=5, w=5, c=6),

@@ -312,6 +312,21 @@ def test_resizes_are_timed_as_resizes_of_their_kind():
     assert items["up"] == [("resize", dict(h=6, w=6, c=4, scale=2, kind="nearest"))]
 
 
+def test_a_depth_multiplier_is_timed_by_its_own_samples():
+    x = keras.Input((6, 6, 4))
+    y = L.DepthwiseConv2D(3, padding="same", depth_multiplier=2, name="dw2")(x)
+    y = L.SeparableConv2D(5, 3, padding="same", depth_multiplier=3, name="sep3")(y)
+    y = L.DepthwiseConv2D(3, padding="same", name="dw1")(y)
+    want = ("depthwise_multiplier", dict(h=6, w=6, c=4, dm=2, k=3, s=1))
+    for runtime in ("litert", "keras"):
+        items = {}
+        for i in work_items(keras.Model(x, y), runtime):
+            items.setdefault(i.layer, []).extend(i.configs or [])
+        assert items["dw2"] == [want], runtime
+        assert items["sep3"][0] == ("depthwise_multiplier", dict(h=6, w=6, c=8, dm=3, k=3, s=1))
+        assert items["dw1"] == [("depthwise", dict(h=6, w=6, c=5, k=3, s=1))], runtime
+
+
 def test_standalone_activations_are_timed_by_their_own_samples():
     x = keras.Input((6, 6, 4))
     y = L.LeakyReLU(name="leaky")(L.Conv2D(4, 1, name="conv")(x))

@@ -143,11 +143,13 @@ def test_depthwise_bias_relu6_converts_to_one_fused_kernel():
     assert _builtin_ops(convert_programs([prog])) == ["DEPTHWISE_CONV_2D"]
 
 
-def test_transpose_conv_converts_to_one_kernel():
+def test_transpose_conv_and_depth_multiplier_convert_to_one_kernel_each():
     from latency_lab.runtimes.litert import convert_programs
 
     (prog,) = programs([("transpose_conv", dict(h=4, w=4, cin=8, cout=4, k=2, s=2))])
     assert _builtin_ops(convert_programs([prog])) == ["TRANSPOSE_CONV"]
+    (prog,) = programs([("depthwise_multiplier", dict(h=4, w=4, c=3, dm=2, k=3, s=1))])
+    assert _builtin_ops(convert_programs([prog])) == ["DEPTHWISE_CONV_2D"]
 
 
 def test_resize_converts_to_the_kernel_of_its_kind():
