@@ -10,6 +10,7 @@ import os
 import sys
 import warnings
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Callable
 
 # Quiet TensorFlow's C++ start-up banner before anything imports it.
@@ -157,7 +158,6 @@ def _profile_args(p: argparse.ArgumentParser) -> None:
 
 @command("profile", "run on-device microbenchmarks and write a device profile", _profile_args)
 def run_profile_cmd(args: argparse.Namespace) -> int:
-    from pathlib import Path
 
     from latency_lab.profiler import ProfileRun, run_profile
 
@@ -383,14 +383,15 @@ def render_validation(report) -> None:
 
     t = Table(title=f"predicted vs measured ({report.runtime['name']}, "
                     f"{report.runtime.get('threads')} thread(s), {report.device['name']})")
-    t.add_column("model", overflow="fold")  # a file path wraps instead of ending in …
+    t.add_column("model", overflow="fold", min_width=16)  # wraps instead of ending in …
     t.add_column("measured ms", justify="right")
     t.add_column("median ms", justify="right")
     for p in report.predictors:
         t.add_column(f"{p} ms", justify="right")
         t.add_column("err %", justify="right")
     for r in report.results:
-        row = [r.name, f"{r.measured_ms:.3f}",
+        # A file is shown by its name (the JSON report keeps the path).
+        row = [Path(r.name).name if os.sep in r.name else r.name, f"{r.measured_ms:.3f}",
                "" if r.median_ms is None else f"{r.median_ms:.3f}"]
         for p in report.predictors:
             row += [f"{r.predicted_ms[p]:.3f}", f"{r.error_pct(p):+.1f}"]
@@ -500,7 +501,6 @@ def _shrink_inputs(args: argparse.Namespace):
 @command("shrink", "learn a slim structure for a latency target, rebuild, retrain, "
                    "predict and measure", _shrink_args)
 def run_shrink(args: argparse.Namespace) -> int:
-    from pathlib import Path
 
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 

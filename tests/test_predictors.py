@@ -436,7 +436,11 @@ def test_validate_writes_report(capsys, files, tmp_path):
         assert key in text, key
     # one model: the rank correlation is undefined, written as null (not NaN)
     assert report["summary"]["lookup"]["spearman"] is None
-    assert "n/a" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "n/a" in out
+    # The table names a model file by its name; the JSON keeps the path given.
+    assert report["models"][0]["name"] == files["model"]
+    assert os.path.basename(files["model"]) in out and files["model"] not in out
     assert (tmp_path / "scatter.png").stat().st_size > 0
 
 
