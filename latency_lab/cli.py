@@ -158,7 +158,6 @@ def _profile_args(p: argparse.ArgumentParser) -> None:
 
 @command("profile", "run on-device microbenchmarks and write a device profile", _profile_args)
 def run_profile_cmd(args: argparse.Namespace) -> int:
-
     from latency_lab.profiler import ProfileRun, run_profile
 
     if args.budget is not None and not args.budget > 0:
@@ -501,7 +500,6 @@ def _shrink_inputs(args: argparse.Namespace):
 @command("shrink", "learn a slim structure for a latency target, rebuild, retrain, "
                    "predict and measure", _shrink_args)
 def run_shrink(args: argparse.Namespace) -> int:
-
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
     from latency_lab.errors import InputSpecError
