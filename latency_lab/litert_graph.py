@@ -34,8 +34,6 @@ class Kernel:
     options: dict = field(default_factory=dict)
     tensor_name: str = ""
     layers: list[str] = field(default_factory=list)
-    inputs: list[int] = field(default_factory=list)  # tensor ids, to find producers
-    outputs: list[int] = field(default_factory=list)
     model_output: int | None = None  # position among the model's outputs it writes
 
     @property
@@ -84,7 +82,6 @@ def kernels_from_bytes(model_bytes: bytes, layer_types: dict[str, str] | None = 
             output_shapes=[tuple(int(d) for d in t.shape) if t.shape is not None else () for t in outs],
             options=_options(op.builtinOptions), tensor_name=tname,
             layers=index.layers_of(tname, name),
-            inputs=[int(t) for t in op.inputs if t >= 0], outputs=[int(t) for t in op.outputs],
             model_output=next((graph_outputs.index(int(t)) for t in op.outputs
                                if int(t) in graph_outputs), None),
         ))
@@ -150,18 +147,11 @@ class _LayerIndex:
 def _attribute_unnamed(kernels: list[Kernel], model: Any) -> None:
     """Kernels whose output tensor names no layer (the model's outputs are renamed
     `Identity`, `StatefulPartitionedCall:0`, ...) are given the layer of the model
-    output they write; else the first unclaimed Keras layer of a class that produces
-    that kernel and of the same output shape; failing that, the layer of the kernel
-    that produced their input (an unnamed kernel inside a layer's chain)."""
+    output they write, else the first unclaimed Keras layer of a class that produces
+    that kernel and of the same output shape."""
     claimed = {name for k in kernels for name in k.layers}
     _attribute_outputs(kernels, model, claimed)
     _attribute_by_class(kernels, model, claimed)
-    producer = {t: k for k in kernels for t in k.outputs}
-    for k in kernels:  # execution order: a producer is attributed before its consumers
-        if not k.layers:
-            src = next((producer[t] for t in k.inputs if t in producer), None)
-            if src is not None and src.layers:
-                k.layers = src.layers[:1]
 
 
 def _attribute_outputs(kernels: list[Kernel], model: Any, claimed: set[str]) -> None:
@@ -323,9 +313,9 @@ def _activation(fn: str):
 
 def _resize(kind: str):
     def f(k: Kernel):
-        x, out = k.input_shapes[0], k.output_shapes[0]
-        h, w = _hw(x)
-        scale = max(1, int(round(math.sqrt(_hw(out)[0] * _hw(out)[1] / max(h * w, 1)))))
+        x = k.input_shapes[0]
+        (h, w), (ho, wo) = _hw(x), _hw(k.output_shapes[0])
+        scale = max(1, int(round(math.sqrt(ho * wo / max(h * w, 1)))))
         return [("resize", dict(h=h, w=w, c=x[-1], scale=scale, kind=kind))]
 
     return f

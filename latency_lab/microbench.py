@@ -139,8 +139,8 @@ def _tconv_ir(c: Config) -> Op:
 
 
 def _tconv_build(c: Config, rng):
-    """The TRANSPOSE_CONV kernel alone: a layer's bias may run as an ADD of its own,
-    which the LiteRT mapping times as one."""
+    """The TRANSPOSE_CONV kernel, without a bias: a layer's bias is the kernel's fourth
+    input (an add per output, little beside the scatter), and a zero one is dropped."""
     import keras
 
     kernel = _w(rng, c["k"], c["k"], c["cout"], c["cin"])

@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from latency_lab import microbench
 from latency_lab.errors import ProfileError
 from latency_lab.predict import WorkItem, predict_items, work_items
 from latency_lab.predictors import make_predictor
@@ -28,15 +29,14 @@ from regularizers.base import NetworkRegularizer
 from regularizers.grouping import ChannelOp
 
 _GRID = (0.25, 0.5, 0.75, 1.0)
-# Which config keys follow the input (in) or output (out) channels of the layer.
+# Config keys that follow the input channels of the layer; the other channel keys
+# (microbench.CHANNEL_KEYS) follow its output channels.
 _IN_KEYS = {"conv2d": ("cin",), "dense": ("cin",), "transpose_conv": ("cin",)}
-_OUT_KEYS = {"conv2d": ("cout",), "dense": ("cout",), "transpose_conv": ("cout",)}
-_CHANNEL_KEYS = ("cin", "cout", "c", "c1", "c2")
 
 
 def _scale_config(op: str, cfg: dict, fi: float, fo: float) -> dict:
     out = dict(cfg)
-    for key in _CHANNEL_KEYS:
+    for key in microbench.CHANNEL_KEYS:
         if key not in out:
             continue
         f = fi if key in _IN_KEYS.get(op, ()) else fo

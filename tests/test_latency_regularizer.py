@@ -222,3 +222,13 @@ def test_fit_with_controller_moves_strength_and_needs_compiled_loss():
     # the cost is far above the 10 ns target: the strength went up at every update
     assert ctl.history[0][2] > s0 and ctl.history[1][2] > ctl.history[0][2]
     assert float(reg.strength_variable.numpy()) == pytest.approx(ctl.history[-1][2])
+
+
+def test_a_kernel_scales_its_input_channels_with_the_input_and_the_rest_with_the_output():
+    from regularizers.latency import _scale_config
+
+    for op in ("conv2d", "transpose_conv"):
+        cfg = dict(h=8, w=8, cin=40, cout=20, k=3, s=2)
+        assert _scale_config(op, cfg, 0.5, 0.25) == dict(cfg, cin=20, cout=5)
+    # A depthwise conv's channels are its output's (and its input's: one group).
+    assert _scale_config("depthwise", dict(h=8, w=8, c=40, k=3, s=1), 0.5, 0.25)["c"] == 10
