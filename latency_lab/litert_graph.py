@@ -58,16 +58,19 @@ def _options(obj: Any) -> dict:
 
 
 def kernels_from_bytes(model_bytes: bytes, layer_types: dict[str, str] | None = None,
+                       layer_shapes: dict[str, tuple] | None = None, model_name: str = "",
                        ) -> list[Kernel]:
     """Operators of the main subgraph in execution order; ``layer_types`` ({Keras layer
-    name: class name}) lets each kernel be named after the layer it comes from."""
+    name: class name}) lets each kernel be named after the layer it comes from, and
+    ``layer_shapes`` ({name: output shape without batch}) and ``model_name`` tell
+    `conv` from `conv_1` (`_LayerIndex`)."""
     from ai_edge_litert import schema_py_generated as sc
 
     model = sc.ModelT.InitFromPackedBuf(model_bytes, 0)
     names = _builtin_names()
     sg = model.subgraphs[0]
     out: list[Kernel] = []
-    index = _LayerIndex(layer_types or {})
+    index = _LayerIndex(layer_types or {}, layer_shapes, model_name)
     graph_outputs = [int(t) for t in (sg.outputs if sg.outputs is not None else [])]
     for i, op in enumerate(sg.operators):
         code = model.operatorCodes[op.opcodeIndex]
@@ -81,7 +84,8 @@ def kernels_from_bytes(model_bytes: bytes, layer_types: dict[str, str] | None = 
             input_shapes=[tuple(int(d) for d in t.shape) if t.shape is not None else () for t in ins],
             output_shapes=[tuple(int(d) for d in t.shape) if t.shape is not None else () for t in outs],
             options=_options(op.builtinOptions), tensor_name=tname,
-            layers=index.layers_of(tname, name),
+            layers=index.layers_of(tname, name, tuple(int(d) for d in outs[0].shape[1:])
+                                   if outs and outs[0].shape is not None else None),
             model_output=next((graph_outputs.index(int(t)) for t in op.outputs
                                if int(t) in graph_outputs), None),
         ))
@@ -114,27 +118,42 @@ _COMPUTE_TYPES = frozenset({"Conv1D", "Conv2D", "Conv3D", "SeparableConv2D", "De
 class _LayerIndex:
     """Find Keras layer names inside TFLite tensor names. TensorFlow scopes add
     `_1`-style suffixes (`conv_1` for layer `conv`), so try the name as is, then
-    without the suffix. With layer types known, a fused kernel is attributed to the
-    layer whose class produces that kernel (the conv of conv + BN + ReLU)."""
+    without the suffix. When both are layers (`conv` and `conv_1`, as Keras names
+    unnamed layers), the one whose output has the kernel's shape wins; failing that,
+    the suffix is taken off when the model's own scope has one (a traced-again model:
+    `net_1/conv_1/...` is layer `conv`, `net_1/conv_1_2/...` layer `conv_1`). With
+    layer types known, a fused kernel is attributed to the layer whose class produces
+    that kernel (the conv of conv + BN + ReLU)."""
 
     _suffix = re.compile(r"_\d+$")
 
-    def __init__(self, types: dict[str, str]):
+    def __init__(self, types: dict[str, str], shapes: dict[str, tuple] | None = None,
+                 model_name: str = ""):
         self.names = set(types)
         self.types = types
+        self.shapes = shapes or {}
+        self.model_name = model_name
 
-    def layers_of(self, tensor_name: str, op: str = "") -> list[str]:
+    def _pick(self, comp: str, retraced: bool, shape: tuple | None) -> str | None:
+        cands = [c for c in dict.fromkeys((comp, self._suffix.sub("", comp))) if c in self.names]
+        if len(cands) < 2:
+            return cands[0] if cands else None
+        fits = [c for c in cands if shape is not None and self.shapes.get(c) == shape]
+        if len(fits) == 1:
+            return fits[0]
+        return cands[1] if retraced else cands[0]
+
+    def layers_of(self, tensor_name: str, op: str = "", shape: tuple | None = None) -> list[str]:
+        """Layers named in `tensor_name`; `shape`: the kernel's output without batch."""
         found: list[str] = []
         for part in tensor_name.split(";"):
             comps = part.split("/")
+            retraced = bool(self.model_name) and comps[0] != self.model_name and (
+                self._suffix.sub("", comps[0]) == self.model_name)
             for comp in comps[1:-1] or comps[:1]:
-                cand = comp
-                for _ in range(2):
-                    if cand in self.names:
-                        if cand not in found:
-                            found.append(cand)
-                        break
-                    cand = self._suffix.sub("", cand)
+                cand = self._pick(comp, retraced, shape)
+                if cand is not None and cand not in found:
+                    found.append(cand)
         expected = _KERNEL_LAYER_TYPES.get(op, ())
 
         def rank(n: str) -> tuple:
@@ -169,6 +188,15 @@ def _attribute_outputs(kernels: list[Kernel], model: Any, claimed: set[str]) -> 
             claimed.add(layer)
 
 
+def _output_shape(layer: Any) -> tuple | None:
+    """A layer's output shape without the batch dimension (None when it has no single
+    known one)."""
+    try:
+        return tuple(int(d) for d in layer.output.shape[1:])
+    except (AttributeError, TypeError, ValueError):
+        return None
+
+
 def _attribute_by_class(kernels: list[Kernel], model: Any, claimed: set[str]) -> None:
     """The class-and-shape pass of `_attribute_unnamed`."""
     for k in kernels:
@@ -178,11 +206,7 @@ def _attribute_by_class(kernels: list[Kernel], model: Any, claimed: set[str]) ->
         for layer in _all_layers(model):
             if layer.name in claimed or type(layer).__name__ not in _KERNEL_LAYER_TYPES[k.op]:
                 continue
-            try:
-                out = tuple(int(d) for d in layer.output.shape[1:])
-            except (AttributeError, TypeError, ValueError):
-                continue
-            if out == shape:
+            if _output_shape(layer) == shape:
                 k.layers = [layer.name]
                 claimed.add(layer.name)
                 break
@@ -193,8 +217,10 @@ def litert_kernels(model: Any, batch_size: int = 1) -> tuple[list[Kernel], bytes
     from latency_lab.runtimes.litert import convert_keras_model
 
     data = convert_keras_model(model, batch_size=batch_size)
-    types = {layer.name: type(layer).__name__ for layer in _all_layers(model)}
-    kernels = kernels_from_bytes(data, types)
+    layers = list(_all_layers(model))
+    types = {layer.name: type(layer).__name__ for layer in layers}
+    kernels = kernels_from_bytes(data, types, {layer.name: _output_shape(layer) for layer in layers},
+                                 getattr(model, "name", ""))
     _attribute_unnamed(kernels, model)
     return kernels, data
 

@@ -263,6 +263,19 @@ def test_litert_kernels_fuse_bn_and_activations_and_keep_layer_names():
     assert items[3].configs == [("dense", dict(rows=1, cin=8, cout=4))]
 
 
+def test_layers_named_like_tensorflow_scopes_keep_their_own_kernels():
+    """Keras names unnamed layers `conv2d`, `conv2d_1`, ...; a traced-again model scopes
+    layer `c` as `net_1/c_1` and layer `c_1` as `net_1/c_1_2`, so `c_1` names two
+    candidates. The kernel's output shape decides, or the model scope's suffix."""
+    x = keras.Input((8, 8, 3))
+    for same in (False, True):  # same: both convs have one output shape
+        y = L.Conv2D(4, 3, padding="same" if same else "valid", name="c")(x)
+        y = L.Conv2D(4 if same else 5, 3, padding="same" if same else "valid", name="c_1")(y)
+        y = L.Conv2D(6, 1, name="d")(y)
+        items = work_items(keras.Model(x, y, name="net"), "litert")
+        assert [i.layer for i in items] == ["c", "c_1", "d"], same
+
+
 def test_the_output_kernels_are_named_after_their_layers():
     """The converter renames the model's output tensor (`Identity`); a kernel there is
     named after the layer of its class and shape, or else after the layer that fed it
