@@ -6,8 +6,11 @@ edit the table there, not the JSON files.
     >>> import device_profiles
     >>> device_profiles.available()[:3]
     ['a100', 'h100', 'k80']
-    >>> device_profiles.load("T4").memory_bytes_per_s
-    300000000000.0
+    >>> device_profiles.path("T4").name
+    't4.json'
+
+This package holds data and finds it; `latency_lab.profile.load_profile("t4")` parses a
+shipped profile (this package never imports the parser back).
 """
 
 from __future__ import annotations
@@ -15,6 +18,8 @@ from __future__ import annotations
 import pathlib
 
 from latency_lab.errors import ProfileError
+
+__all__ = ["available", "normalize_name", "path"]
 
 _DIR = pathlib.Path(__file__).resolve().parent
 
@@ -40,10 +45,3 @@ def path(name: str) -> pathlib.Path:
             f"To use your own profile pass a path ending in .json (create one with "
             f"`latency-lab profile --out my_device.json`).")
     return _DIR / f"{key}.json"
-
-
-def load(name: str):
-    """Load the shipped profile ``name`` (case-insensitive, e.g. "t4" or "T4")."""
-    from latency_lab.profile import DeviceProfile
-
-    return DeviceProfile.load(path(name))

@@ -92,20 +92,20 @@ class RooflinePoint:
 
 def roofline_points(prof) -> tuple[list[RooflinePoint], dict[str, int]]:
     """(points, skipped): one point per sample that has FLOPs, from the cost registry
-    (`microbench.work`) and its median time; `skipped` counts, per op, the samples that
+    (`op_kinds.work`) and its median time; `skipped` counts, per op, the samples that
     cannot sit on a roofline (overhead chains, data-movement ops with no FLOPs, ops
     unknown to this version)."""
-    from latency_lab import microbench
+    from latency_lab import op_kinds
 
     points: list[RooflinePoint] = []
     skipped: dict[str, int] = {}
     for s in prof.samples:
-        if s.op in microbench.AUXILIARY_OPS or s.op not in microbench.BENCH_OPS:
+        if s.op in op_kinds.AUXILIARY or s.op not in op_kinds.names():
             skipped[s.op] = skipped.get(s.op, 0) + 1
             continue
         try:
-            w = microbench.work(s.op, s.config)
-            cls = microbench.op_class(s.op, s.config)
+            w = op_kinds.work(s.op, s.config)
+            cls = op_kinds.op_class(s.op, s.config)
         except (LatencyLabError, KeyError, TypeError, ValueError):
             skipped[s.op] = skipped.get(s.op, 0) + 1
             continue

@@ -1,6 +1,6 @@
 """Latency predictors, scikit-learn style.
 
-X is a sequence of kernels, each `(op, config)` as in a profile sample (microbench op
+X is a sequence of kernels, each `(op, config)` as in a profile sample (op kind
 name and its configuration); y is latency in ms. Predictors are refit from a profile's
 stored samples at load time (never pickled):
 
@@ -19,14 +19,22 @@ from __future__ import annotations
 
 import math
 import warnings
+from dataclasses import dataclass
 from typing import Any, Iterable, Sequence
 
 import numpy as np
 from sklearn.base import BaseEstimator, RegressorMixin
 
-from latency_lab import microbench
+from latency_lab import op_kinds
+from latency_lab.bench.ceilings import bandwidth_at, weight_bandwidth_curve
 from latency_lab.errors import ProfileError, UnsupportedOpError
+from latency_lab.kernels.work import WorkItem
 from latency_lab.profile import DeviceProfile, load_profile, network_latency_ms, sample_key
+
+__all__ = ["RooflineModel", "LookupTableModel", "FlopsBaseline", "PREDICTORS",
+           "make_predictor", "predict_items", "LayerPrediction", "samples_xy",
+           "channel_tile_for", "padded_config", "featurize", "UnseenCategoryWarning",
+           "rmspe"]
 
 Kernel = tuple  # (op, config)
 
@@ -44,7 +52,7 @@ def _as_kernels(X: Iterable) -> list[tuple[str, dict]]:
 
 def samples_xy(profile: DeviceProfile) -> tuple[list[tuple[str, dict]], np.ndarray]:
     """Table samples of a profile as (X, y_ms); overhead chains are excluded."""
-    rows = [s for s in profile.samples if s.op not in microbench.AUXILIARY_OPS]
+    rows = [s for s in profile.samples if s.op not in op_kinds.AUXILIARY]
     return [(s.op, dict(s.config)) for s in rows], np.array([s.min_ms for s in rows])
 
 
@@ -58,10 +66,10 @@ class _ProfilePredictor(RegressorMixin, BaseEstimator):
     def bound(self, op: str, config: dict) -> str:
         """'compute' or 'memory' (which roofline branch binds), or 'overhead' when the
         op is smaller than the fixed per-op cost."""
-        w = microbench.work(op, config)
-        return self._bound_of(w.flops, w.bytes_total, microbench.op_class(op, config))
+        w = op_kinds.work(op, config)
+        return self.bound_of(w.flops, w.bytes_total, op_kinds.op_class(op, config))
 
-    def _bound_of(self, flops: float, nbytes: float, cls: str) -> str:
+    def bound_of(self, flops: float, nbytes: float, cls: str) -> str:
         compute_s = flops / self.peak_flops_per_s_.get(cls, self.peak_flops_per_s_["elementwise"]) if flops else 0.0
         memory_s = nbytes / self.memory_bytes_per_s_
         if max(compute_s, memory_s) * 1e3 < self.per_op_ms_:
@@ -102,8 +110,8 @@ class RooflineModel(_ProfilePredictor):
         return self
 
     def _predict_one(self, op: str, cfg: dict) -> float:
-        w = microbench.work(op, cfg)
-        return self.roofline_ms(w.flops, w.bytes_total, microbench.op_class(op, cfg))
+        w = op_kinds.work(op, cfg)
+        return self.roofline_ms(w.flops, w.bytes_total, op_kinds.op_class(op, cfg))
 
 
 class FlopsBaseline(_ProfilePredictor):
@@ -120,7 +128,7 @@ class FlopsBaseline(_ProfilePredictor):
         if X is None:
             X, y = samples_xy(prof)
         kernels = _as_kernels(X)
-        flops = np.array([microbench.work(op, cfg).flops for op, cfg in kernels])
+        flops = np.array([op_kinds.work(op, cfg).flops for op, cfg in kernels])
         times = np.asarray(y, dtype=float)
         if not np.any(flops > 0):
             raise ProfileError("FlopsBaseline needs samples with FLOPs; the profile has none")
@@ -128,16 +136,13 @@ class FlopsBaseline(_ProfilePredictor):
         return self
 
     def _predict_one(self, op: str, cfg: dict) -> float:
-        return self.ms_per_flop_ * microbench.work(op, cfg).flops
+        return self.ms_per_flop_ * op_kinds.work(op, cfg).flops
 
     def predict_work(self, flops: float, nbytes: float, cls: str) -> float:
         return self.ms_per_flop_ * flops
 
 
 # --------------------------------------------------------------- lookup table
-
-_LINEAR_KEYS = ("k", "s")
-
 
 def channel_tile_for(profile: DeviceProfile) -> int | None:
     """Output channels a CPU's f32 GEMM kernels produce per step (XNNPACK: 16 on x86,
@@ -153,73 +158,6 @@ def channel_tile_for(profile: DeviceProfile) -> int | None:
     return None
 
 
-def _tiles(v: float, tile: int) -> float:
-    return math.log(tile * math.ceil(max(float(v), 1.0) / tile))
-
-
-def _tile_features(v: float, tile: int) -> list[float]:
-    """`v` channels rounded up to whole tiles of `tile` and of half a tile (one SIMD
-    register on AVX2 and NEON): XNNPACK's GEMMs step two registers of output
-    channels at a time, its depthwise kernels one, so a depthwise conv over 8
-    channels on AVX2 costs half what one over 10 does (16.8 vs 33.4 us at 48x48).
-    5-fold CV RMSPE on three EPYC profiles, tiles of 16 only -> 16 and 8: depthwise
-    15.1/12.9/11.9 -> 10.8/11.5/12.2%, conv2d 9.8/9.8/12.5 -> 8.5/8.7/10.7%, dense
-    unchanged."""
-    out = [_tiles(v, tile)]
-    if tile >= 2:
-        out.append(_tiles(v, tile // 2))
-    return out
-
-
-def _generic_features(cfg: dict, categories: dict[str, list],
-                      channel_tile: int | None) -> list[float]:
-    """log sizes; with `channel_tile`, each channel count also rounded up to whole
-    tiles: the SIMD kernels do a whole tile's work for a partial one, a step the
-    regressor cannot learn from log(c) alone (a network slimmed to 37 channels costs
-    what 48 do). On the validation benchmark this took RMSPE from 7.0 to 6.2% on
-    one profile and 8.7 to 7.1% on another, most on randomly slimmed networks."""
-    feats: list[float] = []
-    for key in sorted(cfg):
-        v = cfg[key]
-        if isinstance(v, bool):
-            feats.append(float(v))
-        elif isinstance(v, str):
-            feats.extend(1.0 if v == c else 0.0 for c in categories.get(key, []))
-        elif key in _LINEAR_KEYS:
-            feats.append(float(v))
-        else:
-            feats.append(math.log(max(float(v), 1.0)))
-            if key in microbench.CHANNEL_KEYS and channel_tile:
-                feats.extend(_tile_features(v, channel_tile))
-    return feats
-
-
-def _conv_features(cfg: dict, categories: dict[str, list],
-                   channel_tile: int | None) -> list[float]:
-    """A conv as the GEMM the runtime runs: output pixels x (cin * k * k) x cout, plus
-    kernel size and stride. Its efficiency follows the GEMM's shape, which separate
-    h, w, cin logs describe only in combination (5-fold CV on the EPYC profile:
-    RMSPE 13.3 -> 11.2%)."""
-    pixels = microbench.same_out(cfg["h"], cfg["s"]) * microbench.same_out(cfg["w"], cfg["s"])
-    feats = [math.log(max(pixels, 1)), math.log(max(cfg["cin"] * cfg["k"] ** 2, 1)),
-             math.log(max(cfg["cout"], 1)), float(cfg["k"]), float(cfg["s"])]
-    if channel_tile:
-        feats += _tile_features(cfg["cout"], channel_tile) + _tile_features(cfg["cin"], channel_tile)
-    return feats
-
-
-def _dense_features(cfg: dict, categories: dict[str, list],
-                    channel_tile: int | None) -> list[float]:
-    """Rows, cin, cout and the weight bytes: a one-row dense streams its weights once,
-    so its time follows where a matrix of that size lives in the cache hierarchy
-    (5-fold CV on the EPYC profile: RMSPE 24.6 -> 16.8%)."""
-    feats = [math.log(max(cfg[k], 1)) for k in ("rows", "cin", "cout")]
-    feats.append(math.log(max(4.0 * cfg["cin"] * cfg["cout"], 1.0)))
-    if channel_tile:
-        feats.extend(_tile_features(cfg["cout"], channel_tile))
-    return feats
-
-
 # The output channels a kernel computes a whole SIMD step of, as a share of the channel
 # tile. The lookup table's roofline base counts them rounded up to whole steps (the
 # runtime does a whole step's work for a partial one), so the regressor learns the
@@ -229,50 +167,38 @@ def _dense_features(cfg: dict, categories: dict[str, list],
 # channels 15.1/16.1/14.4 -> 14.3/13.4/11.9%), conv2d 11.2/10.0/8.5 -> 9.1/9.2/7.7%,
 # dense 18.3/18.6/16.6 -> 17.6/18.4/14.9% (dense padded to half a tile: worse than
 # unpadded on all three). Element-wise kernels run over the flattened tensor: no step.
-_STEP_CHANNELS = {"conv2d": ("cout", 0.5), "depthwise": ("c", 0.5), "dense": ("cout", 1.0)}
+# (`OpKind.step_channels`: conv2d ("cout", 0.5), depthwise ("c", 0.5), dense ("cout", 1.0))
 
 
-def _step_size(op: str, channel_tile: int) -> int:
-    """Output channels per SIMD step of `op` (an op in `_STEP_CHANNELS`)."""
-    return max(1, int(channel_tile * _STEP_CHANNELS[op][1]))
+def _step_size(kind: op_kinds.OpKind, channel_tile: int) -> int:
+    """Output channels per SIMD step of a kind with `step_channels`."""
+    return max(1, int(channel_tile * kind.step_channels[1]))
 
 
 def padded_config(op: str, cfg: dict, channel_tile: int | None) -> dict:
     """`cfg` with the output channels of a channel-tiled kernel rounded up to whole
-    SIMD steps (`_STEP_CHANNELS`); unchanged without a channel tile."""
-    key = _STEP_CHANNELS.get(op, (None,))[0]
+    SIMD steps (`OpKind.step_channels`); unchanged without a channel tile."""
+    kind = op_kinds.get(op)
+    key = kind.step_channels[0] if kind.step_channels else None
     if not channel_tile or key not in cfg:
         return cfg
-    size = _step_size(op, channel_tile)
+    size = _step_size(kind, channel_tile)
     return dict(cfg, **{key: size * math.ceil(max(cfg[key], 1) / size)})
 
 
-# The regressor's view of an op's configuration; others get _generic_features.
-_FEATURES = {"conv2d": _conv_features, "dense": _dense_features}
-
-# Ops whose partial SIMD step of channels costs more than its share of the padded
-# base: XNNPACK's depthwise kernels run it through a slower remainder path (3x3 at
-# 48x48 on the EPYC VM: 17 us over 8 channels, 25 us over 1-7, 34 us over 9-15).
-# A flag feature says whether the channels end in one. 5-fold CV RMSPE on three EPYC
-# profiles, real channel counts -> padded base and features with the flag: depthwise
-# 11.3/9.8/9.7 -> 11.2/7.0/7.0% (at <= 48 channels 15.1/16.1/14.4 -> 11.1/10.9/10.9%);
-# for conv2d and dense the flag was neutral.
-_PARTIAL_STEP_FLAG = frozenset({"depthwise"})
-
-# Ops whose regressor does not see the log of the roofline base. For the others it is
-# the work's size in one number: a small kernel's fixed cost (setup, a partly used
-# tile) weighs on its efficiency by how small the whole kernel is, which an RBF over
-# separate log sizes fits only where samples are dense. 5-fold CV RMSPE on three EPYC
-# profiles (rep11, rep10, rep9), without -> with: conv2d 10.4/9.5/9.2 ->
-# 9.3/8.4/9.5% (samples under 20 us 14.7/12.6/11.4 -> 10.9/9.8/10.3%), activation
-# 12.8/9.1/14.9 -> 8.7/8.4/9.0%, add 18.6/15.9/21.7 -> 14.6/10.6/19.4%, concat
-# 22.4/12.3/15.6 -> 23.8/9.7/12.9%; dense, pool and the scalar ops about unchanged;
-# depthwise, which already has the padded base and the partial-step flag, worse
-# (10.0/12.9/7.1 -> 10.7/15.1/7.5%).
-_NO_SIZE_FEATURE = frozenset({"depthwise"})
+# The lookup features of each kind (`OpKind.features`), with the two flags below.
+# Partial SIMD step (`OpKind.partial_step_flag`, depthwise): see op_kinds.depthwise.
+# Log of the roofline base (`OpKind.size_feature`): for most kinds it is the work's
+# size in one number: a small kernel's fixed cost (setup, a partly used tile) weighs
+# on its efficiency by how small the whole kernel is, which an RBF over separate log
+# sizes fits only where samples are dense. 5-fold CV RMSPE on three EPYC profiles
+# (rep11, rep10, rep9), without -> with: conv2d 10.4/9.5/9.2 -> 9.3/8.4/9.5% (samples
+# under 20 us 14.7/12.6/11.4 -> 10.9/9.8/10.3%), activation 12.8/9.1/14.9 ->
+# 8.7/8.4/9.0%, add 18.6/15.9/21.7 -> 14.6/10.6/19.4%, concat 22.4/12.3/15.6 ->
+# 23.8/9.7/12.9%; dense, pool and the scalar ops about unchanged; depthwise worse.
 
 
-def _featurize(op: str, cfg: dict, categories: dict[str, list],
+def featurize(op: str, cfg: dict, categories: dict[str, list],
                channel_tile: int | None = None, base_ms: float | None = None) -> list[float]:
     """The features of `cfg` with its stepped output channels rounded up to whole
     steps, like the base (`padded_config`): the time is flat across a step, and the
@@ -280,13 +206,13 @@ def _featurize(op: str, cfg: dict, categories: dict[str, list],
     efficiently into the inside of a step (a stem conv over 1-8 output channels
     measured 9.5 us throughout and was predicted 7.4 down to 5.8 us). With
     `base_ms` (the roofline base, `LookupTableModel._roof`), its log is a feature too
-    (`_NO_SIZE_FEATURE`)."""
-    feats = _FEATURES.get(op, _generic_features)(padded_config(op, cfg, channel_tile),
-                                                 categories, channel_tile)
-    if channel_tile and op in _PARTIAL_STEP_FLAG:
-        key = _STEP_CHANNELS[op][0]
-        feats.append(float(int(cfg[key]) % _step_size(op, channel_tile) != 0))
-    if base_ms is not None and op not in _NO_SIZE_FEATURE:
+    (`OpKind.size_feature`)."""
+    kind = op_kinds.get(op)
+    feats = kind.features(padded_config(op, cfg, channel_tile), categories, channel_tile)
+    if channel_tile and kind.partial_step_flag:
+        key = kind.step_channels[0]
+        feats.append(float(int(cfg[key]) % _step_size(kind, channel_tile) != 0))
+    if base_ms is not None and kind.size_feature:
         feats.append(math.log(max(base_ms, 1e-9)))
     return feats
 
@@ -360,7 +286,7 @@ class LookupTableModel(_ProfilePredictor):
             if len(idx) < self.min_samples:
                 continue
             cats = {k: sorted({c[k] for c in cfgs}) for k in cfgs[0] if isinstance(cfgs[0][k], str)}
-            feats = np.array([_featurize(op, c, cats, tile, b) for c, b in zip(cfgs, base)])
+            feats = np.array([featurize(op, c, cats, tile, b) for c, b in zip(cfgs, base)])
             self.models_[op] = {
                 "gp": self._gp(feats, target),
                 "categories": cats,
@@ -400,9 +326,7 @@ class LookupTableModel(_ProfilePredictor):
         also in networks that fit in cache), 65% (12.3%); none 56% (10.9%)."""
         from scipy.optimize import nnls
 
-        from latency_lab.predict import WorkItem, predict_items
-
-        self.weight_curve_ = microbench.weight_bandwidth_curve(prof.samples)
+        self.weight_curve_ = weight_bandwidth_curve(prof.samples)
         self.in_network_stream_ = 0.0
         models = (prof.calibration or {}).get("models") or []
         if len(models) < 3 or not self.weight_curve_[0].size:
@@ -415,7 +339,7 @@ class LookupTableModel(_ProfilePredictor):
             excess = 0.0
             for item in items:
                 for op, cfg in _as_kernels(item.configs or ()):
-                    excess += self._stream_excess_ms(microbench.weight_bytes(op, cfg), w_net)
+                    excess += self._stream_excess_ms(op_kinds.weight_bytes(op, cfg), w_net)
             t = network_latency_ms(m)
             rows.append([excess / t])
             target.append((t - base) / t)
@@ -428,7 +352,7 @@ class LookupTableModel(_ProfilePredictor):
     def _stream_ms(self, weight_bytes: float, working_set_bytes: float) -> float:
         """Time to stream `weight_bytes` at the bandwidth of a working set of
         `working_set_bytes` (0 without a weight-streaming curve)."""
-        bw = microbench.bandwidth_at(self.weight_curve_, working_set_bytes)
+        bw = bandwidth_at(self.weight_curve_, working_set_bytes)
         return weight_bytes / bw * 1e3 if bw else 0.0
 
     def _stream_excess_ms(self, weight_bytes: float, network_weight_bytes: float) -> float:
@@ -443,7 +367,7 @@ class LookupTableModel(_ProfilePredictor):
             total += self._isolated_ms(op, cfg)
             if self.in_network_stream_:
                 total += self.in_network_stream_ * self._stream_excess_ms(
-                    microbench.weight_bytes(op, cfg), network_weight_bytes)
+                    op_kinds.weight_bytes(op, cfg), network_weight_bytes)
         return total
 
     def _gp(self, feats: np.ndarray, target: np.ndarray):
@@ -471,14 +395,14 @@ class LookupTableModel(_ProfilePredictor):
         """The roofline time of the work the runtime does for `cfg`: whole SIMD steps
         of output channels (`padded_config`)."""
         cfg = padded_config(op, cfg, self.channel_tile_)
-        w = microbench.work(op, cfg)
-        return self.roofline_ms(w.flops, w.bytes_total, microbench.op_class(op, cfg))
+        w = op_kinds.work(op, cfg)
+        return self.roofline_ms(w.flops, w.bytes_total, op_kinds.op_class(op, cfg))
 
     def _predict_one(self, op: str, cfg: dict) -> float:
         exact = self.table_.get(sample_key(op, cfg))
         if exact is not None:
             return exact
-        microbench.get_bench_op(op).check(cfg)
+        op_kinds.get(op).check(cfg)
         base = self._roof(op, cfg)
         m = self.models_.get(op)
         if m is None:
@@ -507,7 +431,7 @@ class LookupTableModel(_ProfilePredictor):
                     f"{what}; predicted from the table's other values, with none of its "
                     "own timings: add a network that uses it to the profile's plan and "
                     "re-profile"), stacklevel=2)
-        f = np.array(_featurize(op, cfg, m["categories"], self.channel_tile_, base))
+        f = np.array(featurize(op, cfg, m["categories"], self.channel_tile_, base))
         if np.any(f < m["low"] - 1e-9) or np.any(f > m["high"] + 1e-9):
             if self.out_of_range == "error":
                 raise UnsupportedOpError(
@@ -531,6 +455,41 @@ def make_predictor(name: str, profile: Any, **kwargs: Any):
     except KeyError:
         raise ProfileError(f"unknown predictor {name!r}; choose one of {', '.join(PREDICTORS)}") from None
     return cls(profile=load_profile(profile), **kwargs).fit()
+
+
+@dataclass
+class LayerPrediction:
+    name: str
+    type: str
+    latency_ms: float
+    bound: str
+
+    def to_dict(self) -> dict:
+        return {"name": self.name, "type": self.type, "latency_ms": self.latency_ms,
+                "bound": self.bound}
+
+
+def predict_items(items: list[WorkItem], predictor: Any) -> tuple[float, list[LayerPrediction]]:
+    """The network model: total ms of a network's kernels (each in the working set of
+    the whole network's weights) plus the runtime's per-invocation overhead, and
+    per-layer predictions."""
+    per_layer: dict[str, LayerPrediction] = {}
+    total = predictor.per_invocation_ms_
+    network_weight_bytes = sum(item.weight_bytes for item in items)
+    for item in items:
+        if item.configs is None:
+            ms = predictor.predict_work(item.flops, item.bytes, item.op_class)
+            bound = predictor.bound_of(item.flops, item.bytes, item.op_class)
+        else:
+            ms = predictor.kernel_ms(item.configs, network_weight_bytes)
+            op, cfg = item.configs[0]
+            bound = predictor.bound(op, cfg)
+        total += ms
+        if item.layer in per_layer:
+            per_layer[item.layer].latency_ms += ms
+        else:
+            per_layer[item.layer] = LayerPrediction(item.layer, item.layer_type, ms, bound)
+    return total, list(per_layer.values())
 
 
 def rmspe(pred: Sequence[float], true: Sequence[float]) -> float:

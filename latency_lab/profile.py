@@ -919,7 +919,7 @@ def load_profile(spec) -> DeviceProfile:
     import device_profiles
 
     if device_profiles.normalize_name(spec) in device_profiles.available():
-        return device_profiles.load(spec)
+        return DeviceProfile.load(device_profiles.path(spec))
     raise ProfileError(
         f"{spec!r} is neither a profile file nor a shipped profile name. Shipped profiles: "
         f"{', '.join(device_profiles.available())}. A path must end in .json or exist.")

@@ -13,7 +13,8 @@ from typing import Callable
 
 import numpy as np
 
-from latency_lab import device_info, microbench
+from latency_lab import device_info, op_kinds
+from latency_lab.bench import calibration, ceilings, plans
 from latency_lab.errors import ProfileError
 from latency_lab.profile import DeviceProfile, Sample
 from latency_lab.runtimes import OpProgram, get as get_runtime
@@ -98,7 +99,7 @@ def _existing(run: ProfileRun, runtime_info: dict,
 def _build(run: ProfileRun, info: dict, runtime_info: dict, samples: list[Sample],
            planned: int, elapsed_s: float, complete: bool, extra: dict) -> DeviceProfile | None:
     try:
-        roofline = microbench.ceilings_from_samples(samples)
+        roofline = ceilings.ceilings_from_samples(samples)
     except ProfileError:
         return None  # the roofline phase has not finished: nothing useful to save yet
     return DeviceProfile.create(
@@ -108,7 +109,7 @@ def _build(run: ProfileRun, info: dict, runtime_info: dict, samples: list[Sample
         provenance={"kind": "measured", "sources": [],
                     "notes": f"latency-lab profile ({'quick' if run.quick else 'full'} plan, seed {run.seed})"},
         roofline=roofline,
-        overhead=microbench.overhead_from_samples(samples),
+        overhead=ceilings.overhead_from_samples(samples),
         samples=samples,
         calibration=extra,
         progress={"complete": complete, "planned": max(planned, len(samples)),
@@ -116,11 +117,11 @@ def _build(run: ProfileRun, info: dict, runtime_info: dict, samples: list[Sample
     )
 
 
-def _programs(plan: list[microbench.PlannedSample], seed: int) -> list[OpProgram]:
+def _programs(plan: list[plans.PlannedSample], seed: int) -> list[OpProgram]:
     rng = np.random.default_rng(seed)
     out = []
     for s in plan:
-        shapes, fn = microbench.get_bench_op(s.op).build(s.config, rng)
+        shapes, fn = op_kinds.get(s.op).build(s.config, rng)
         out.append(OpProgram(s.key, shapes, fn))
     return out
 
@@ -146,7 +147,7 @@ class _CalibrationNetworks:
 
     def todo(self, pass_index: int) -> int:
         """How many networks still need measuring in pass `pass_index` (1-based)."""
-        return sum(1 for label in microbench.calibration_labels(self.run.quick)
+        return sum(1 for label in calibration.calibration_labels(self.run.quick)
                    if self._passes(self.entries.get(label)) < pass_index)
 
     def _passes(self, entry: dict | None) -> int:
@@ -157,10 +158,10 @@ class _CalibrationNetworks:
                             self.timing)
 
     def measure_pass(self, pass_index: int, on_network: Callable[[], None]) -> None:
-        from latency_lab.predict import work_items
+        from latency_lab.kernels import work_items
 
         if self._models is None:
-            self._models = list(microbench.calibration_models(self.run.quick))
+            self._models = list(calibration.calibration_models(self.run.quick))
         todo = [(label, model) for label, model in self._models
                 if self._passes(self.entries.get(label)) < pass_index]
         if not todo:
@@ -240,13 +241,13 @@ def run_profile(run: ProfileRun) -> DeviceProfile:
         raise ProfileError(f"passes must be a positive integer, got {passes!r}")
 
     run.log("planning samples from keras.applications layers ...")
-    plan = microbench.roofline_plan(run.quick) + microbench.table_plan(
+    plan = plans.roofline_plan(run.quick) + plans.table_plan(
         run.quick, seed=run.seed, max_samples=run.max_table_samples,
         runtime=runtime_info["name"])
     plan_keys = {p.key for p in plan}
     n_adaptive = run.adaptive_samples if run.adaptive_samples is not None else (0 if run.quick else 100)
     # On --resume, samples outside the plan are adaptive ones already measured.
-    adaptive = [microbench.PlannedSample(s.op, dict(s.config), "adaptive")
+    adaptive = [plans.PlannedSample(s.op, dict(s.config), "adaptive")
                 for s in done if s.key not in plan_keys]
     n_adaptive_left = max(0, n_adaptive - len(adaptive))
     planned = len(plan) + n_adaptive
@@ -338,7 +339,7 @@ def run_profile(run: ProfileRun) -> DeviceProfile:
                                                runtime, timing, record, save, over_budget,
                                                run.log)
                 if finished and pass_index == 1 and n_adaptive_left > 0:
-                    extra_plan = microbench.adaptive_plan(list(samples.values()),
+                    extra_plan = plans.adaptive_plan(list(samples.values()),
                                                           n_adaptive_left, seed=run.seed)
                     extra_plan = [p for p in extra_plan if p.key not in samples]
                     by_key.update({p.key: p for p in extra_plan})

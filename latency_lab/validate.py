@@ -18,8 +18,8 @@ import numpy as np
 
 from latency_lab import device_info
 from latency_lab.errors import LatencyLabError, ProfileError
-from latency_lab.predict import LayerPrediction, predict_items, work_items
-from latency_lab.predictors import PREDICTORS, make_predictor
+from latency_lab.kernels import work_items
+from latency_lab.predictors import PREDICTORS, LayerPrediction, make_predictor, predict_items
 from latency_lab.profile import DeviceProfile, load_profile, network_latency_ms, write_json_atomic
 from latency_lab.timing import TimingConfig, pool_passes
 
@@ -87,11 +87,11 @@ def reference_networks(prof: DeviceProfile, limit: int = 3) -> list[tuple[str, A
     """(label, model) of up to `limit` of the profile's calibration networks (the quick
     set, which every measured profile holds), built to be measured again beside the
     models being validated; [] for a profile without calibration networks."""
-    from latency_lab import microbench
+    from latency_lab.bench import calibration
 
     stored = {m["name"] for m in (prof.calibration or {}).get("models") or []}
-    labels = [label for label in microbench.calibration_labels(quick=True) if label in stored]
-    return list(microbench.calibration_models(quick=True, labels=labels[:limit]))
+    labels = [label for label in calibration.calibration_labels(quick=True) if label in stored]
+    return list(calibration.calibration_models(quick=True, labels=labels[:limit]))
 
 
 def host_drift(prof: DeviceProfile, measured_ms: dict[str, float]) -> dict:

@@ -602,8 +602,8 @@ def fit_to_target(model: Any, structure: Mapping, profile: Any, target_ms: float
         ValueError: even the smallest structure (every scaled layer at 1 channel,
             rounded up to `align`) is predicted above `target_ms`.
     """
-    from latency_lab.predict import predict_items, work_items
-    from latency_lab.predictors import make_predictor
+    from latency_lab.kernels import work_items
+    from latency_lab.predictors import make_predictor, predict_items
     from latency_lab.profile import load_profile
 
     align = _check_align("fit_to_target", align)

@@ -20,36 +20,14 @@ from typing import Any
 
 import numpy as np
 
-from latency_lab import microbench
 from latency_lab.errors import ProfileError
-from latency_lab.predict import WorkItem, predict_items, work_items
-from latency_lab.predictors import make_predictor
+from latency_lab.kernels import WorkItem, work_items
+from latency_lab.predictors import make_predictor, predict_items
 from latency_lab.profile import load_profile
 from regularizers.base import NetworkRegularizer
 from regularizers.grouping import ChannelOp
 
 _GRID = (0.25, 0.5, 0.75, 1.0)
-# Config keys that follow the input channels of the layer; the other channel keys
-# (microbench.CHANNEL_KEYS) follow its output channels.
-_IN_KEYS = {"conv2d": ("cin",), "dense": ("cin",), "transpose_conv": ("cin",)}
-
-
-def _scale_config(op: str, cfg: dict, fi: float, fo: float) -> dict:
-    out = dict(cfg)
-    for key in microbench.CHANNEL_KEYS:
-        if key not in out:
-            continue
-        f = fi if key in _IN_KEYS.get(op, ()) else fo
-        out[key] = max(1, int(round(out[key] * f)))
-    return out
-
-
-def scale_item(item: WorkItem, fi: float, fo: float) -> WorkItem:
-    """The kernel with its input/output channels scaled by the alive fractions."""
-    if item.configs is None:
-        return dataclasses.replace(item, flops=item.flops * fo, bytes=item.bytes * fo)
-    return dataclasses.replace(
-        item, configs=[(op, _scale_config(op, cfg, fi, fo)) for op, cfg in item.configs])
 
 
 @dataclasses.dataclass
@@ -118,7 +96,7 @@ class LatencyRegularizer(NetworkRegularizer):
         grid_out = _GRID if full_out else (1.0,)
         for fi in grid_in:
             for fo in grid_out:
-                ys.append(self._item_ms(scale_item(item, fi, fo)))
+                ys.append(self._item_ms(item.scaled(fi, fo)))
                 rows.append([1.0, fi, fo, fi * fo])
         coef, *_ = np.linalg.lstsq(np.array(rows), np.array(ys), rcond=None)
         return _Surrogate(item, coef, full_in, full_out)
@@ -164,7 +142,7 @@ class LatencyRegularizer(NetworkRegularizer):
             s: _Surrogate = op.payload
             a_in = [self._alive(seg, alive) for seg in op.in_segments]
             fi, fo = self._fractions(s, a_in, self._alive(op.out_segments, alive))
-            items.append(scale_item(s.item, float(fi), float(fo)))
+            items.append(s.item.scaled(float(fi), float(fo)))
         total, _ = predict_items(items, self.predictor)
         self._cost_cache[key] = float(total)
         return float(total)

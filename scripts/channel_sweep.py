@@ -37,7 +37,7 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=30)
     args = ap.parse_args()
 
-    from latency_lab.microbench import PlannedSample
+    from latency_lab.bench.plans import PlannedSample
     from latency_lab.predictors import make_predictor
     from latency_lab.profile import load_profile
     from latency_lab.profiler import _programs

@@ -34,8 +34,8 @@ def snapshot(quick: bool) -> dict:
     import keras
 
     from latency_lab.analyze import analyze_model
-    from latency_lab.predict import predict_items, work_items
-    from latency_lab.predictors import make_predictor
+    from latency_lab.kernels import work_items
+    from latency_lab.predictors import make_predictor, predict_items
     from latency_lab.profile import load_profile
     from validate_benchmark import validation_set
 

@@ -33,12 +33,12 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
 def measure_pass(n: int, seed: int, order_seed: int) -> dict[str, float]:
-    from latency_lab import microbench
+    from latency_lab.bench import plans
     from latency_lab.profiler import _programs
     from latency_lab.runtimes import get as get_runtime
     from latency_lab.timing import TimingConfig
 
-    plan = microbench.table_plan(quick=True, seed=seed)[:n]
+    plan = plans.table_plan(quick=True, seed=seed)[:n]
     random.Random(order_seed).shuffle(plan)
     runtime = get_runtime("litert", threads=1)
     timing = TimingConfig.latency(repeats=30)
@@ -51,12 +51,12 @@ def measure_pass(n: int, seed: int, order_seed: int) -> dict[str, float]:
 def interpreter_passes(n: int, seed: int) -> dict:
     from ai_edge_litert.interpreter import Interpreter
 
-    from latency_lab import microbench
+    from latency_lab.bench import plans
     from latency_lab.profiler import _programs
     from latency_lab.runtimes.litert import convert_programs, signature_calls
     from latency_lab.timing import TimingConfig, measure
 
-    plan = microbench.table_plan(quick=False, seed=seed)[:n]
+    plan = plans.table_plan(quick=False, seed=seed)[:n]
     timing = TimingConfig.latency(repeats=20, warmup_runs=1)
     rng = np.random.default_rng(0)
     built = []  # per chunk: [(interpreter, [(key, invoke)]) for A, for B]

@@ -36,7 +36,7 @@ def test_available_lists_all_devices():
 
 @pytest.mark.parametrize("name", EXPECTED)
 def test_shipped_profile_loads_and_matches_table(name):
-    p = device_profiles.load(name)
+    p = load_profile(name)
     spec = GEN.SPECS[name]
     assert p.provenance_kind == "spec"
     assert p.runtime_name == "spec" and p.threads is None
@@ -69,7 +69,7 @@ def test_shipped_files_are_up_to_date(tmp_path):
 def test_generator_writes_to_out_dir(tmp_path):
     assert GEN.main(["--out", str(tmp_path)]) == 0
     assert sorted(p.stem for p in tmp_path.glob("*.json")) == sorted(GEN.SPECS)
-    assert DeviceProfile.load(tmp_path / "t4.json") == device_profiles.load("t4")
+    assert DeviceProfile.load(tmp_path / "t4.json") == load_profile("t4")
 
 
 def test_morphnet_numbers():
@@ -77,22 +77,24 @@ def test_morphnet_numbers():
     table = {"k80": (8740, 480), "p4": (5500, 192), "t4": (8100, 300),
              "p100": (9300, 732), "v100": (125000, 900), "tpuv2": (22500, 300)}
     for name, (gflops, gbps) in table.items():
-        p = device_profiles.load(name)
+        p = load_profile(name)
         assert p.peak_flops_per_s("dense") == gflops * 1e9
         assert p.memory_bytes_per_s == gbps * 1e9
         assert "morph-net" in p.provenance["sources"][0]["url"]
 
 
 def test_v100_precisions_are_explicit():
-    assert "tensor" in device_profiles.load("v100").roofline["precision"]
-    fp32 = device_profiles.load("v100_fp32")
+    assert "tensor" in load_profile("v100").roofline["precision"]
+    fp32 = load_profile("v100_fp32")
     assert fp32.roofline["precision"] == "fp32"
     assert fp32.peak_flops_per_s("dense") == 15.7e12
 
 
 @pytest.mark.parametrize("name", ["T4", "t4", "V100_FP32", "tpu-v4", "TPU_V5E", "t4.json"])
-def test_load_is_case_insensitive(name):
-    assert isinstance(device_profiles.load(name), DeviceProfile)
+def test_shipped_names_are_case_insensitive(name):
+    assert isinstance(DeviceProfile.load(device_profiles.path(name)), DeviceProfile)
+    if not name.endswith(".json"):  # a name ending in .json is a path to load_profile
+        assert load_profile(name) == DeviceProfile.load(device_profiles.path(name))
 
 
 def test_unknown_name_lists_available():
@@ -125,7 +127,7 @@ def test_a_measured_profile_of_this_kind_of_machine_is_shipped():
 def test_shipped_measured_profiles_load_and_fit(name):
     from latency_lab.predictors import LookupTableModel
 
-    p = device_profiles.load(name)
+    p = load_profile(name)
     assert p.provenance_kind == "measured"
     assert p.runtime_name in ("litert", "keras") and p.threads == 1
     assert p.fingerprint and p.progress["complete"]

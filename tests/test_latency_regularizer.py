@@ -13,7 +13,8 @@ import keras  # noqa: E402  (a hard dependency: a missing install must fail, not
 import tensorflow as tf  # noqa: E402
 L = keras.layers
 
-from latency_lab import microbench  # noqa: E402
+from latency_lab import op_kinds  # noqa: E402
+from latency_lab.bench.ceilings import ceilings_from_samples  # noqa: E402
 from latency_lab.predict import predict_model  # noqa: E402
 from latency_lab.profile import DeviceProfile, Sample  # noqa: E402
 from regularizers import FlopsRegularizer, LatencyRegularizer, StrengthController  # noqa: E402
@@ -34,7 +35,7 @@ def _model():
 
 def _fake_ms(op, cfg):
     """A made-up device: 10 GFLOP/s and 5 GB/s, plus 2 us per op."""
-    w = microbench.work(op, cfg)
+    w = op_kinds.work(op, cfg)
     return max(w.flops / 1e10, w.bytes_total / 5e9) * 1e3 + 0.002
 
 
@@ -58,7 +59,7 @@ def _measured_profile():
         device={"kind": "cpu", "name": "fake cpu", "fingerprint": None, "info": {}},
         runtime={"name": "litert", "version": "test", "backend": "xnnpack", "device": "cpu",
                  "threads": 1, "dtype": "float32", "batch": 1},
-        roofline=microbench.ceilings_from_samples(objs), samples=objs)
+        roofline=ceilings_from_samples(objs), samples=objs)
 
 
 def test_spec_profile_cost_matches_predict_and_drops_with_dead_channels():
@@ -225,10 +226,13 @@ def test_fit_with_controller_moves_strength_and_needs_compiled_loss():
 
 
 def test_a_kernel_scales_its_input_channels_with_the_input_and_the_rest_with_the_output():
-    from regularizers.latency import _scale_config
-
     for op in ("conv2d", "transpose_conv"):
         cfg = dict(h=8, w=8, cin=40, cout=20, k=3, s=2)
-        assert _scale_config(op, cfg, 0.5, 0.25) == dict(cfg, cin=20, cout=5)
+        assert op_kinds.get(op).scale(cfg, 0.5, 0.25) == dict(cfg, cin=20, cout=5)
+    dense = dict(rows=49, cin=64, cout=10)
+    assert op_kinds.get("dense").scale(dense, 0.5, 0.3) == dict(rows=49, cin=32, cout=3)
     # A depthwise conv's channels are its output's (and its input's: one group).
-    assert _scale_config("depthwise", dict(h=8, w=8, c=40, k=3, s=1), 0.5, 0.25)["c"] == 10
+    assert op_kinds.get("depthwise").scale(dict(h=8, w=8, c=40, k=3, s=1), 0.5, 0.25)["c"] == 10
+    # A concat's inputs are its output's channel segments; nothing scales below 1.
+    assert op_kinds.get("concat").scale(dict(h=4, w=4, c1=3, c2=8), 0.5, 0.1) == \
+        dict(h=4, w=4, c1=1, c2=1)

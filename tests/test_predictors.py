@@ -12,10 +12,13 @@ import pytest
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import keras  # noqa: E402
 
-from latency_lab import microbench  # noqa: E402
+from latency_lab import op_kinds  # noqa: E402
+from latency_lab.bench.ceilings import ceilings_from_samples  # noqa: E402
+from latency_lab.op_kinds.conv2d import conv2d_config  # noqa: E402
 from latency_lab.cli import main  # noqa: E402
 from latency_lab.errors import ProfileError, UnsupportedOpError  # noqa: E402
-from latency_lab.predict import predict_model, work_items  # noqa: E402
+from latency_lab.kernels import work_items  # noqa: E402
+from latency_lab.predict import predict_model  # noqa: E402
 from latency_lab.predictors import (FlopsBaseline, LookupTableModel, RooflineModel,  # noqa: E402
                                     UnseenCategoryWarning,
                                     make_predictor)
@@ -26,7 +29,7 @@ L = keras.layers
 
 def _device_ms(op, cfg):
     """A made-up device: 20 GFLOP/s, 10 GB/s, 1 us per op."""
-    w = microbench.work(op, cfg)
+    w = op_kinds.work(op, cfg)
     return max(w.flops / 2e10, w.bytes_total / 1e10) * 1e3 + 0.001
 
 
@@ -42,7 +45,7 @@ def _profile(runtime="litert", overhead=None):
         device={"kind": "cpu", "name": "hand-made cpu", "fingerprint": None, "info": {}},
         runtime={"name": runtime, "version": "test", "backend": "xnnpack", "device": "cpu",
                  "threads": 1, "dtype": "float32", "batch": 1},
-        roofline=microbench.ceilings_from_samples(samples), samples=samples,
+        roofline=ceilings_from_samples(samples), samples=samples,
         overhead=overhead)
 
 
@@ -74,7 +77,7 @@ def test_predictors_fit_the_fastest_repeat_not_the_median():
 
 
 def test_channel_tiles_come_from_the_profiles_simd_flags():
-    from latency_lab.predictors import _featurize, channel_tile_for
+    from latency_lab.predictors import featurize, channel_tile_for
 
     def with_flags(flags):
         prof = _profile()
@@ -86,7 +89,7 @@ def test_channel_tiles_come_from_the_profiles_simd_flags():
     assert channel_tile_for(with_flags([])) is None
     # Channels an op does not step (a pool's) keep their count: beside log(37) come
     # log(48) and log(40), the third tile and fifth register they fill
-    f = _featurize("pool", dict(h=8, w=8, c=37, k=3, s=1, kind="max"), {"kind": ["max"]}, 16)
+    f = featurize("pool", dict(h=8, w=8, c=37, k=3, s=1, kind="max"), {"kind": ["max"]}, 16)
     assert f[:3] == pytest.approx([np.log(37), np.log(48), np.log(40)])
     est = LookupTableModel(with_flags(["avx2"])).fit()
     assert est.channel_tile_ == 16
@@ -163,8 +166,8 @@ def test_roofline_hand_computed():
     est = RooflineModel("t4").fit()
     op, cfg = "conv2d", dict(h=8, w=8, cin=16, cout=16, k=3, s=1)
     flops = 2 * 8 * 8 * 3 * 3 * 16 * 16
-    assert microbench.work(op, cfg).flops == flops
-    nbytes = microbench.work(op, cfg).bytes_total
+    assert op_kinds.work(op, cfg).flops == flops
+    nbytes = op_kinds.work(op, cfg).bytes_total
     expected = max(flops / 8.1e12, nbytes / 300e9) * 1e3
     assert est.predict([(op, cfg)])[0] == pytest.approx(expected, rel=1e-12)
     assert est.bound(op, cfg) == ("compute" if flops / 8.1e12 > nbytes / 300e9 else "memory")
@@ -180,8 +183,8 @@ def test_roofline_hand_computed():
 def test_flops_baseline_is_one_flop_weighted_constant():
     prof = _profile()
     est = FlopsBaseline(prof).fit()
-    rows = [s for s in prof.samples if microbench.work(s.op, s.config).flops > 0]
-    c = sum(s.median_ms for s in rows) / sum(microbench.work(s.op, s.config).flops for s in rows)
+    rows = [s for s in prof.samples if op_kinds.work(s.op, s.config).flops > 0]
+    c = sum(s.median_ms for s in rows) / sum(op_kinds.work(s.op, s.config).flops for s in rows)
     assert est.ms_per_flop_ == pytest.approx(c, rel=1e-12)
     a, b = est.predict([_conv(cout=8), _conv(cout=16)])
     assert b / a == pytest.approx(2.0, rel=1e-12)
@@ -192,7 +195,8 @@ def test_in_network_weight_streaming_is_fitted_from_calibration_networks():
     extra time to bring each kernel's weights in from the network's working set
     (instead of from one of their own size) give back stream = 0.5; more than the
     whole extra traffic is capped at 1; fewer than three networks give 0."""
-    from latency_lab.predict import WorkItem, predict_items
+    from latency_lab.kernels import WorkItem
+    from latency_lab.predictors import predict_items
 
     prof = _profile()
     stream = [Sample("weight_stream", dict(n=n, c=256), ms, 0.0, 5, (ms,) * 5)
@@ -205,7 +209,7 @@ def test_in_network_weight_streaming_is_fitted_from_calibration_networks():
         items = [WorkItem("", "", [("dense", dict(rows=1, cin=c, cout=c))]) for _ in range(n)]
         base, _ = predict_items(items, iso)
         w_net = sum(i.weight_bytes for i in items)
-        w_k = microbench.weight_bytes("dense", dict(rows=1, cin=c, cout=c))
+        w_k = op_kinds.weight_bytes("dense", dict(rows=1, cin=c, cout=c))
         excess = n * (iso._stream_ms(w_k, w_net) - iso._stream_ms(w_k, w_k))
         assert excess > 0 and excess == pytest.approx(n * iso._stream_excess_ms(w_k, w_net))
         t = base + stream * excess  # the fastest repeat; slower ones must not be fitted
@@ -297,7 +301,7 @@ def test_a_non_square_conv_is_timed_as_a_square_one_of_as_many_multiply_adds():
     items = {i.layer: i for i in work_items(keras.Model(x, y), "litert")}
     assert items["wide"].configs == [("conv2d", dict(h=6, w=6, cin=6, cout=8, k=2, s=1))]  # 8*3/2^2
     assert items["tall"].configs == [("conv2d", dict(h=6, w=6, cin=6, cout=12, k=3, s=1))]  # 8*7/3^2
-    assert microbench.conv2d_config(6, 6, 8, 4, 3, 3, 2) == dict(h=6, w=6, cin=8, cout=4, k=3, s=2)
+    assert conv2d_config(6, 6, 8, 4, 3, 3, 2) == dict(h=6, w=6, cin=8, cout=4, k=3, s=2)
     keras_items = {i.layer: i for i in work_items(keras.Model(x, y), "keras")}  # the Keras-graph mapping
     assert keras_items["wide"].configs == items["wide"].configs
 
@@ -373,9 +377,9 @@ def test_scalar_and_per_channel_elementwise_ops_are_told_apart():
 
 def test_scalar_elementwise_microbenchmarks_cost_one_flop_per_element():
     for op in ("add_scalar", "multiply_scalar"):
-        w = microbench.work(op, dict(h=4, w=5, c=3))
+        w = op_kinds.work(op, dict(h=4, w=5, c=3))
         assert w.flops == 60 and w.params == 0
-        assert microbench.op_class(op, dict(h=4, w=5, c=3)) == "elementwise"
+        assert op_kinds.op_class(op, dict(h=4, w=5, c=3)) == "elementwise"
 
 
 def test_a_1x1_conv_on_a_1x1_map_is_timed_as_the_dense_op_it_is():
@@ -570,7 +574,8 @@ def test_predict_with_a_keras_profile_predicts_keras_layers(capsys, files):
 
 
 def test_a_kernel_without_a_latency_model_is_an_error_naming_it():
-    from latency_lab.litert_graph import Kernel, bench_configs
+    from latency_lab.kernels.litert import Kernel
+    from latency_lab.op_kinds import kernel_configs as bench_configs
 
     k = Kernel(3, "UNIDIRECTIONAL_SEQUENCE_LSTM", [(1, 5, 4)], [(1, 5, 8)],
                tensor_name="model/lstm/x", layers=["lstm"])
@@ -582,7 +587,7 @@ def test_stepped_output_channels_are_padded_to_whole_simd_steps():
     """Output channels of a channel-tiled kernel enter base and features rounded up to
     a whole step (half a 16-channel tile for convs and depthwise, a tile for dense);
     element-wise ops and profiles without a tile keep their counts."""
-    from latency_lab.predictors import _featurize, padded_config
+    from latency_lab.predictors import featurize, padded_config
 
     assert padded_config("depthwise", dict(h=4, w=4, c=9, k=3, s=1), 16)["c"] == 16
     assert padded_config("conv2d", dict(h=4, w=4, cin=3, cout=17, k=3, s=1), 16) == dict(
@@ -592,9 +597,9 @@ def test_stepped_output_channels_are_padded_to_whole_simd_steps():
     assert padded_config("add", dict(h=4, w=4, c=3), 16) == dict(h=4, w=4, c=3)
     # Flat across a step: 9..16 channels share features, but for depthwise a flag says
     # the last step is partial (XNNPACK's slower remainder path).
-    dw = [_featurize("depthwise", dict(h=4, w=4, c=c, k=3, s=1), {}, 16) for c in (9, 15, 16)]
+    dw = [featurize("depthwise", dict(h=4, w=4, c=c, k=3, s=1), {}, 16) for c in (9, 15, 16)]
     assert dw[0] == dw[1] and dw[0][:-1] == dw[2][:-1] and (dw[0][-1], dw[2][-1]) == (1.0, 0.0)
-    conv = [_featurize("conv2d", dict(h=4, w=4, cin=8, cout=c, k=1, s=1), {}, 16) for c in (1, 8)]
+    conv = [featurize("conv2d", dict(h=4, w=4, cin=8, cout=c, k=1, s=1), {}, 16) for c in (1, 8)]
     assert conv[0] == conv[1]
 
 
@@ -604,15 +609,15 @@ def test_the_regressor_sees_the_size_of_a_kernel_but_for_depthwise():
     predicts off the table with it."""
     import math
 
-    from latency_lab.predictors import _featurize
+    from latency_lab.predictors import featurize
 
     conv = dict(h=4, w=4, cin=8, cout=8, k=1, s=1)
-    assert _featurize("conv2d", conv, {}, 16, 0.002)[-1] == pytest.approx(math.log(0.002))
-    assert len(_featurize("conv2d", conv, {}, 16, 0.002)) == len(_featurize("conv2d", conv, {}, 16)) + 1
+    assert featurize("conv2d", conv, {}, 16, 0.002)[-1] == pytest.approx(math.log(0.002))
+    assert len(featurize("conv2d", conv, {}, 16, 0.002)) == len(featurize("conv2d", conv, {}, 16)) + 1
     dw = dict(h=4, w=4, c=8, k=3, s=1)
-    assert _featurize("depthwise", dw, {}, 16, 0.002) == _featurize("depthwise", dw, {}, 16)
+    assert featurize("depthwise", dw, {}, 16, 0.002) == featurize("depthwise", dw, {}, 16)
     est = LookupTableModel(_profile()).fit()
-    assert est.models_["conv2d"]["low"].size == len(_featurize("conv2d", _conv()[1], {}, None, 1.0))
+    assert est.models_["conv2d"]["low"].size == len(featurize("conv2d", _conv()[1], {}, None, 1.0))
     op, cfg = _conv()
     assert est.predict([(op, cfg)])[0] == pytest.approx(_device_ms(op, cfg), rel=0.25)
 

@@ -8,9 +8,10 @@ import types
 
 import pytest
 
-from latency_lab import cli, microbench, profiler
+from latency_lab import cli, op_kinds, profiler
+from latency_lab.bench import calibration, ceilings, plans
 from latency_lab.errors import ProfileError
-from latency_lab.microbench import PlannedSample
+from latency_lab.bench.plans import PlannedSample
 from latency_lab.profile import DeviceProfile
 from latency_lab.profiler import ProfileRun, run_profile
 from latency_lab.timing import Measurement
@@ -23,7 +24,7 @@ def fake_seconds(op, config):
     a chain of n tiny ops takes 5 us + n * 1 us."""
     if op == "chain":
         return 5e-6 + config["n"] * 1e-6
-    w = microbench.work(op, config)
+    w = op_kinds.work(op, config)
     return w.flops / 1e11 + w.bytes_total / 2e10 + 1e-6
 
 
@@ -116,12 +117,12 @@ def world(monkeypatch):
         return [PlannedSample(op, cfg, "table") for op, cfg in table_configs(40)]
 
     monkeypatch.setattr(profiler, "get_runtime", get_runtime)
-    monkeypatch.setattr(microbench, "table_plan", table_plan)
-    monkeypatch.setattr(microbench, "calibration_models", lambda quick: iter(()),
+    monkeypatch.setattr(plans, "table_plan", table_plan)
+    monkeypatch.setattr(calibration, "calibration_models", lambda quick: iter(()),
                         raising=False)
-    monkeypatch.setattr(microbench, "calibration_labels", lambda quick: [])
+    monkeypatch.setattr(calibration, "calibration_labels", lambda quick: [])
     monkeypatch.setattr(profiler, "time", types.SimpleNamespace(time=w.clock.time))
-    w.n_planned = len(microbench.roofline_plan(True)) + 40
+    w.n_planned = len(plans.roofline_plan(True)) + 40
     return w
 
 
@@ -147,8 +148,8 @@ def test_complete_run_writes_a_valid_profile(tmp_path, world):
     assert prof.runtime["version"] == "9.9.9-fake" and prof.threads == 1
     assert prof.provenance_kind == "measured"
     # Ceilings and overheads are derived from the stored samples.
-    assert prof.roofline == microbench.ceilings_from_samples(prof.samples)
-    o = microbench.overhead_from_samples(prof.samples)
+    assert prof.roofline == ceilings.ceilings_from_samples(prof.samples)
+    o = ceilings.overhead_from_samples(prof.samples)
     assert prof.per_op_overhead_ms == pytest.approx(o["per_op_ms"])
     assert prof.per_invocation_overhead_ms == pytest.approx(o["per_invocation_ms"])
     # ... and they recover the fake device: 20 GB/s memory (the big add is memory
@@ -226,12 +227,12 @@ def test_budget_in_a_later_pass_then_resume_completes_the_passes(tmp_path, world
 
 
 def test_calibration_networks_are_measured_once_per_pass(tmp_path, world, monkeypatch):
-    from latency_lab import predict
+    from latency_lab import kernels
 
-    monkeypatch.setattr(microbench, "calibration_labels", lambda quick: ["net-a", "net-b"])
-    monkeypatch.setattr(microbench, "calibration_models",
+    monkeypatch.setattr(calibration, "calibration_labels", lambda quick: ["net-a", "net-b"])
+    monkeypatch.setattr(calibration, "calibration_models",
                         lambda quick: iter([("net-a", "model-a"), ("net-b", "model-b")]))
-    monkeypatch.setattr(predict, "work_items", lambda model, runtime: [])
+    monkeypatch.setattr(kernels, "work_items", lambda model, runtime: [])
     prof = run_profile(make_run(tmp_path / "p.json", passes=3))
     assert world.networks == ["model-a", "model-b"] * 3
     models = {m["name"]: m for m in prof.calibration["models"]}
@@ -268,13 +269,13 @@ def test_budget_spent_by_planning_still_measures_the_first_batch(tmp_path, world
                                                                   monkeypatch):
     """Planning (building keras.applications models) can outlast a small budget; the
     roofline batch must still run so that a valid profile is written."""
-    plan = microbench.table_plan
+    plan = plans.table_plan
 
     def slow_plan(*a, **kw):
         world.clock.now += 1000.0
         return plan(*a, **kw)
 
-    monkeypatch.setattr(microbench, "table_plan", slow_plan)
+    monkeypatch.setattr(plans, "table_plan", slow_plan)
     out = tmp_path / "p.json"
     prof = run_profile(make_run(out, budget_s=50))
     assert world.calls == 1 and len(prof.samples) == CHUNK

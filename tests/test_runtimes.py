@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from latency_lab import microbench, runtimes
+from latency_lab import op_kinds, runtimes
 from latency_lab.errors import InputSpecError, MeasurementError
 from latency_lab.runtimes import OpProgram
 from latency_lab.timing import Measurement, TimingConfig
@@ -27,7 +27,7 @@ def programs(configs=CONFIGS):
     rng = np.random.default_rng(0)
     out = []
     for op, cfg in configs:
-        shapes, fn = microbench.get_bench_op(op).build(cfg, rng)
+        shapes, fn = op_kinds.get(op).build(cfg, rng)
         out.append(OpProgram(f"{op}|{sorted(cfg.items())}", shapes, fn))
     return out
 
@@ -163,7 +163,7 @@ def test_resize_converts_to_the_kernel_of_its_kind():
 def test_each_activation_converts_to_the_kernel_the_mapping_times_with_it():
     """A standalone activation sample is one kernel, the one `ACTIVATION_KERNELS`
     maps back to it (swish, two kernels under LiteRT, is timed as those)."""
-    from latency_lab.litert_graph import ACTIVATION_KERNELS
+    from latency_lab.op_kinds.activation import ACTIVATION_KERNELS
     from latency_lab.runtimes.litert import convert_programs
 
     for kernel, fn in ACTIVATION_KERNELS.items():

@@ -7,38 +7,11 @@ Registry: `get("litert", threads=1)`, `available()`.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any, Callable, Protocol, Sequence
+from typing import Any, Callable, Sequence
 
 from latency_lab.errors import InputSpecError
+from latency_lab.runtimes.base import OpProgram, Runtime
 from latency_lab.timing import Measurement, TimingConfig
-
-
-@dataclass
-class OpProgram:
-    """A single-op program to time: input shapes and a keras.ops function. `key`
-    identifies the program (a profile sample's key): a runtime may reuse work done for
-    an earlier program with the same key, such as its conversion."""
-
-    key: str
-    input_shapes: list[tuple]
-    fn: Callable
-
-
-class Runtime(Protocol):
-    name: str
-    threads: int
-
-    def info(self) -> dict: ...
-
-    def measure_model(self, model: Any, timing: TimingConfig | None = None) -> Measurement: ...
-
-    def measure_models(self, models: Sequence[Any], timing: TimingConfig | None = None,
-                       ) -> list[Measurement]: ...
-
-    def measure_ops(self, programs: Sequence[OpProgram], timing: TimingConfig | None = None,
-                    on_result: Callable[[OpProgram, Measurement], None] | None = None,
-                    ) -> None: ...
 
 
 def _litert(**kw):

@@ -17,7 +17,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from latency_lab.errors import InputSpecError, MeasurementError
-from latency_lab.runtimes import OpProgram
+from latency_lab.runtimes.base import OpProgram
 from latency_lab.timing import Measurement, TimingConfig, measure, measure_interleaved
 
 

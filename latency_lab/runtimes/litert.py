@@ -9,37 +9,19 @@ constants, so the converter folds and fuses exactly as it does for a real networ
 
 from __future__ import annotations
 
-import contextlib
 import functools
-import io
 import os
 import tempfile
-import weakref
 from typing import Any, Callable, Sequence
 
 import numpy as np
 
+from latency_lab.convert import convert_keras_model, convert_programs
 from latency_lab.errors import MeasurementError
-from latency_lab.runtimes import OpProgram
+from latency_lab.runtimes.base import OpProgram
 from latency_lab.timing import Measurement, TimingConfig, measure, measure_interleaved
 
 OPS_PER_CONVERSION = 24
-
-
-@contextlib.contextmanager
-def _quiet():
-    """The converter prints SavedModel details on stdout and deprecation chatter through
-    absl; keep our output clean (errors still raise)."""
-    from absl import logging as absl_logging
-
-    level = absl_logging.get_verbosity()
-    absl_logging.set_verbosity(absl_logging.ERROR)
-    buf = io.StringIO()
-    try:
-        with contextlib.redirect_stdout(buf):
-            yield
-    finally:
-        absl_logging.set_verbosity(level)
 
 
 def litert_version() -> str:
@@ -52,78 +34,6 @@ def interpreter(model_bytes: bytes, threads: int):
     from ai_edge_litert.interpreter import Interpreter
 
     return Interpreter(model_content=model_bytes, num_threads=threads)
-
-
-# Conversions by model object and batch size: predicting and measuring the same model
-# (validate, calibration, LatencyRegularizer) converts it once. Latency depends on the
-# architecture only, which a built Keras model cannot change.
-_CONVERTED: "weakref.WeakKeyDictionary[Any, dict[int, bytes]]" = weakref.WeakKeyDictionary()
-
-
-def convert_keras_model(model: Any, batch_size: int = 1) -> bytes:
-    """Frozen-graph conversion of a Keras model at a fixed batch size (cached)."""
-    try:
-        cached = _CONVERTED.setdefault(model, {})
-    except TypeError:  # not weak-referenceable: convert every time
-        cached = {}
-    if batch_size not in cached:
-        cached[batch_size] = _convert_keras_model(model, batch_size)
-    return cached[batch_size]
-
-
-def _convert_keras_model(model: Any, batch_size: int) -> bytes:
-    import tensorflow as tf
-    from tensorflow.python.framework.convert_to_constants import (
-        convert_variables_to_constants_v2,
-    )
-
-    specs = [tf.TensorSpec((batch_size, *x.shape[1:]), x.dtype) for x in model.inputs]
-    if any(d is None for s in specs for d in s.shape):
-        raise MeasurementError(
-            f"model {model.name!r} has inputs of variable size {[tuple(x.shape) for x in model.inputs]}; "
-            "rebuild it with a fixed input shape (or pass --input-shape) before converting"
-        )
-    fn = tf.function(lambda *xs: model(list(xs) if len(xs) > 1 else xs[0], training=False),
-                     autograph=False)
-    try:
-        with _quiet():
-            frozen = convert_variables_to_constants_v2(fn.get_concrete_function(*specs))
-            converter = tf.lite.TFLiteConverter.from_concrete_functions([frozen])
-            return converter.convert()
-    except Exception as exc:
-        raise MeasurementError(
-            f"TFLite conversion of model {model.name!r} failed: {type(exc).__name__}: {exc}"
-        ) from exc
-
-
-def convert_programs(programs: Sequence[OpProgram]) -> bytes:
-    """One LiteRT model with a signature per program (`s0`, `s1`, ...)."""
-    import tensorflow as tf
-
-    module = tf.Module()
-    signatures = {}
-    for i, prog in enumerate(programs):
-        specs = [tf.TensorSpec(s, tf.float32) for s in prog.input_shapes]
-
-        def make(fn: Callable):
-            def body(*xs):
-                return {"y": fn(*xs)}
-
-            return body
-
-        signatures[f"s{i}"] = tf.function(make(prog.fn), autograph=False).get_concrete_function(*specs)
-    with tempfile.TemporaryDirectory(prefix="latency-lab-") as tmp:
-        try:
-            with _quiet():
-                tf.saved_model.save(module, tmp, signatures=signatures)
-                converter = tf.lite.TFLiteConverter.from_saved_model(
-                    tmp, signature_keys=list(signatures))
-                return converter.convert()
-        except Exception as exc:
-            raise MeasurementError(
-                f"TFLite conversion of ops {[p.key for p in programs][:3]}... failed: "
-                f"{type(exc).__name__}: {exc}"
-            ) from exc
 
 
 class LiteRTRuntime:

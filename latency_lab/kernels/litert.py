@@ -1,5 +1,8 @@
 """The kernels LiteRT really runs for a Keras model.
 
+Each kernel is timed through the op kinds registered for its builtin op
+(`op_kinds.kernel_configs`).
+
 Predicting from the Keras graph would count a BatchNormalization and a ReLU the
 converter has folded into the conv. So we convert the model, read the flatbuffer's
 operator list (op, shapes, strides, padding, fused activation) and map each kernel
@@ -14,15 +17,8 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Sequence
 
-from latency_lab import microbench
-from latency_lab.errors import UnsupportedOpError
-
-# Kernels that cost (almost) nothing: metadata changes or no-ops in XNNPACK.
-FREE_OPS = {"RESHAPE", "SQUEEZE", "EXPAND_DIMS", "SHAPE", "DELEGATE"}
-
-# Kernels timed by a microbenchmark; the rest run through the roofline (elementwise).
-_ACT = {1: "relu", 2: "relu", 3: "relu6", 4: "tanh", 6: "sigmoid"}
-_PADDING = {0: "SAME", 1: "VALID"}
+__all__ = ["Kernel", "kernels_from_bytes", "litert_kernels", "all_layers", "output_shape",
+           "roofline_work"]
 
 
 @dataclass
@@ -188,7 +184,7 @@ def _attribute_outputs(kernels: list[Kernel], model: Any, claimed: set[str]) -> 
             claimed.add(layer)
 
 
-def _output_shape(layer: Any) -> tuple | None:
+def output_shape(layer: Any) -> tuple | None:
     """A layer's output shape without the batch dimension (None when it has no single
     known one)."""
     try:
@@ -203,10 +199,10 @@ def _attribute_by_class(kernels: list[Kernel], model: Any, claimed: set[str]) ->
         if k.layers or k.op not in _KERNEL_LAYER_TYPES or not k.output_shapes:
             continue
         shape = tuple(k.output_shapes[0][1:])
-        for layer in _all_layers(model):
+        for layer in all_layers(model):
             if layer.name in claimed or type(layer).__name__ not in _KERNEL_LAYER_TYPES[k.op]:
                 continue
-            if _output_shape(layer) == shape:
+            if output_shape(layer) == shape:
                 k.layers = [layer.name]
                 claimed.add(layer.name)
                 break
@@ -214,191 +210,22 @@ def _attribute_by_class(kernels: list[Kernel], model: Any, claimed: set[str]) ->
 
 def litert_kernels(model: Any, batch_size: int = 1) -> tuple[list[Kernel], bytes]:
     """Convert a Keras model and return its kernels (and the LiteRT model bytes)."""
-    from latency_lab.runtimes.litert import convert_keras_model
+    from latency_lab.convert import convert_keras_model
 
     data = convert_keras_model(model, batch_size=batch_size)
-    layers = list(_all_layers(model))
+    layers = list(all_layers(model))
     types = {layer.name: type(layer).__name__ for layer in layers}
-    kernels = kernels_from_bytes(data, types, {layer.name: _output_shape(layer) for layer in layers},
+    kernels = kernels_from_bytes(data, types, {layer.name: output_shape(layer) for layer in layers},
                                  getattr(model, "name", ""))
     _attribute_unnamed(kernels, model)
     return kernels, data
 
 
-def _all_layers(model: Any):
+def all_layers(model: Any):
     for layer in getattr(model, "layers", []):
         yield layer
         if hasattr(layer, "layers"):
-            yield from _all_layers(layer)
-
-
-# ------------------------------------------------------------ kernel -> samples
-
-
-def _hw(shape: tuple) -> tuple[int, int]:
-    if len(shape) == 4:
-        return shape[1], shape[2]
-    return 1, 1
-
-
-def _same_input(kernel: Kernel, stride: int) -> tuple[int, int]:
-    """Input size whose SAME-padded output equals this kernel's output: a VALID conv
-    after an explicit PAD is timed as the equivalent SAME conv."""
-    ho, wo = _hw(kernel.output_shapes[0])
-    if _PADDING.get(kernel.options.get("padding", 0)) == "SAME":
-        return _hw(kernel.input_shapes[0])
-    return ho * stride, wo * stride
-
-
-def _elementwise(kernel: Kernel, kind: str) -> list[tuple[str, dict]]:
-    out = kernel.output_shapes[0]
-    h, w = _hw(out) if len(out) == 4 else (1, math.prod(out[:-1]) if len(out) > 1 else 1)
-    c = out[-1] if out else 1
-    tensors = [s for s in kernel.input_shapes if s and math.prod(s) > 1]
-    if len(tensors) < 2:  # x * scalar: its own (constant-operand) kernel
-        return [(f"{kind}_scalar", dict(h=h, w=w, c=c))]
-    broadcast = any(math.prod(s) != math.prod(out) for s in tensors)
-    return [(kind, dict(h=h, w=w, c=c, broadcast=broadcast))]
-
-
-def _conv(k: Kernel):
-    s = int(k.options.get("strideH", 1))
-    h, w = _same_input(k, s)
-    cout, kh, kw, cin = k.input_shapes[1]
-    if h * w == 1 and kh * kw == 1:
-        # A 1x1 conv on a 1x1 map (squeeze-excite, conv heads) is a matrix-vector
-        # product, which XNNPACK runs with the fully-connected kernels: time it as the
-        # dense op it is (the conv table has no 1x1 maps to interpolate from).
-        return [("dense", dict(rows=1, cin=cin, cout=cout))]
-    return [("conv2d", microbench.conv2d_config(h, w, cin, cout, kh, kw, s))]
-
-
-def _transpose_conv(k: Kernel):
-    """Inputs: the output shape, the weights (cout, kh, kw, cin), the map (and a bias).
-    Timed over its input map, like the sample (`microbench._tconv_ir`)."""
-    cout, kh, kw, cin = k.input_shapes[1]
-    h, w = _hw(k.input_shapes[2])
-    s = int(k.options.get("strideH", 1))
-    return [("transpose_conv", dict(h=h, w=w, cin=cin, cout=cout,
-                                    k=int(round(math.sqrt(kh * kw))), s=s))]
-
-
-def _depthwise(k: Kernel):
-    s = int(k.options.get("strideH", 1))
-    h, w = _same_input(k, s)
-    _, kh, kw, c = k.input_shapes[1]
-    size = int(round(math.sqrt(kh * kw)))
-    cin = k.input_shapes[0][-1]
-    if c > cin:  # a depth multiplier: a kernel of its own (the options' field is deprecated)
-        return [("depthwise_multiplier", dict(h=h, w=w, c=cin, dm=c // cin, k=size, s=s))]
-    return [("depthwise", dict(h=h, w=w, c=c, k=size, s=s))]
-
-
-def _dense(k: Kernel):
-    x, wt = k.input_shapes[0], k.input_shapes[1]
-    cout, cin = wt
-    rows = math.prod(x) // cin
-    return [("dense", dict(rows=rows, cin=cin, cout=cout))]
-
-
-def _pool(kind: str):
-    def f(k: Kernel):
-        s = int(k.options.get("strideH", 1))
-        h, w = _same_input(k, s)
-        size = int(round(math.sqrt(k.options.get("filterHeight", 1) * k.options.get("filterWidth", 1))))
-        return [("pool", dict(h=h, w=w, c=k.input_shapes[0][-1], k=size, s=s, kind=kind))]
-
-    return f
-
-
-def _mean(k: Kernel):
-    x = k.input_shapes[0]
-    h, w = _hw(x)
-    return [("global_pool", dict(h=h, w=w, c=x[-1]))]
-
-
-def _concat(k: Kernel):
-    out = k.output_shapes[0]
-    h, w = _hw(out)
-    chans = [s[-1] for s in k.input_shapes]
-    first, res = chans[0], []
-    for c in chans[1:]:
-        res.append(("concat", dict(h=h, w=w, c1=first, c2=c)))
-        first += c
-    return res
-
-
-def _activation(fn: str):
-    def f(k: Kernel):
-        out = k.output_shapes[0]
-        h, w = _hw(out)
-        return [("activation", dict(h=h, w=w, c=out[-1], fn=fn))]
-
-    return f
-
-
-def _resize(kind: str):
-    def f(k: Kernel):
-        x = k.input_shapes[0]
-        (h, w), (ho, wo) = _hw(x), _hw(k.output_shapes[0])
-        scale = max(1, int(round(math.sqrt(ho * wo / max(h * w, 1)))))
-        return [("resize", dict(h=h, w=w, c=x[-1], scale=scale, kind=kind))]
-
-    return f
-
-
-def _pad(k: Kernel):
-    x = k.input_shapes[0]
-    h, w = _hw(x)
-    return [("pad", dict(h=h, w=w, c=x[-1]))]
-
-
-KERNEL_MAP = {
-    "CONV_2D": _conv,
-    "TRANSPOSE_CONV": _transpose_conv,
-    "DEPTHWISE_CONV_2D": _depthwise,
-    "FULLY_CONNECTED": _dense,
-    "MAX_POOL_2D": _pool("max"),
-    "AVERAGE_POOL_2D": _pool("avg"),
-    "MEAN": _mean,
-    "ADD": lambda k: _elementwise(k, "add"),
-    "SUB": lambda k: _elementwise(k, "add"),
-    "MUL": lambda k: _elementwise(k, "multiply"),
-    "CONCATENATION": _concat,
-    "PAD": _pad,
-    "RESIZE_NEAREST_NEIGHBOR": _resize("nearest"),
-    "RESIZE_BILINEAR": _resize("bilinear"),
-}
-# Standalone activation kernels and the activation sample that times each (swish runs
-# as LOGISTIC + MUL).
-ACTIVATION_KERNELS = {"LOGISTIC": "sigmoid", "HARD_SWISH": "hard_swish", "RELU": "relu",
-                      "RELU6": "relu6", "LEAKY_RELU": "leaky_relu", "ELU": "elu",
-                      "TANH": "tanh", "GELU": "gelu"}
-KERNEL_MAP.update({op: _activation(fn) for op, fn in ACTIVATION_KERNELS.items()})
-
-# Real work with no microbenchmark of its own: charged through the roofline as an
-# elementwise op over its output (and read inputs).
-ROOFLINE_OPS = {"SOFTMAX", "DIV", "RSQRT", "SQRT", "SQUARED_DIFFERENCE", "MAXIMUM",
-                "MINIMUM", "TRANSPOSE", "STRIDED_SLICE", "SLICE", "EXP", "PRELU", "SUM",
-                "REDUCE_MAX", "MIRROR_PAD", "PADV2", "SPLIT", "SPLIT_V", "PACK", "UNPACK",
-                "TILE", "GATHER", "QUANTIZE", "DEQUANTIZE", "BATCH_MATMUL", "ABS", "NEG",
-                "POW", "SQUARE", "SELECT", "SELECT_V2", "CAST", "LOG_SOFTMAX"}
-
-
-def bench_configs(kernel: Kernel) -> list[tuple[str, dict]] | None:
-    """Microbenchmark configs that time `kernel`; [] when free; None when the kernel is
-    charged through the roofline. Unknown kernels are an error naming the op."""
-    if kernel.op in FREE_OPS:
-        return []
-    if kernel.op in KERNEL_MAP:
-        return KERNEL_MAP[kernel.op](kernel)
-    if kernel.op in ROOFLINE_OPS:
-        return None
-    raise UnsupportedOpError(
-        f"LiteRT kernel {kernel.op} (layer {kernel.layer!r}, {kernel.describe()}) has no "
-        f"latency model. Timed kernels: {', '.join(sorted(KERNEL_MAP))}; roofline-costed: "
-        f"{', '.join(sorted(ROOFLINE_OPS))}. Add it to latency_lab.litert_graph."
-    )
+            yield from all_layers(layer)
 
 
 def roofline_work(kernel: Kernel) -> tuple[float, float]:
@@ -407,3 +234,26 @@ def roofline_work(kernel: Kernel) -> tuple[float, float]:
     out_elems = sum(math.prod(s) for s in kernel.output_shapes if s)
     in_elems = sum(math.prod(s) for s in kernel.input_shapes if s)
     return float(out_elems), float(4 * (out_elems + in_elems))
+
+
+def litert_items(model: Any, *, batch_size: int = 1, input_shape=None) -> list:
+    """The converted model's kernels as work items: timed through their op kinds
+    (`op_kinds.kernel_configs`), roofline-charged, or free (left out)."""
+    from latency_lab import costs, op_kinds
+    from latency_lab.kernels.work import WorkItem
+
+    kernels, _ = litert_kernels(model, batch_size=batch_size)
+    types = {layer.name: type(layer).__name__ for layer in all_layers(model)}
+    items = []
+    for k in kernels:
+        cfgs = op_kinds.kernel_configs(k)
+        if cfgs == []:
+            continue
+        name = k.layer
+        ltype = types.get(name, k.op)
+        if cfgs is None:
+            flops, nbytes = roofline_work(k)
+            items.append(WorkItem(name, ltype, None, flops, nbytes, costs.ELEMENTWISE, k.op))
+        else:
+            items.append(WorkItem(name, ltype, cfgs, kernel=k.op))
+    return items

@@ -1,20 +1,21 @@
-"""latency_lab.microbench: the op registry, work() against hand-computed FLOPs, derived
-ceilings/overheads from synthetic samples, and the sampling plans."""
+"""latency_lab.op_kinds and latency_lab.bench: the op-kind registry, work() against
+hand-computed FLOPs, derived ceilings/overheads from synthetic samples, and the sampling
+plans."""
 
 import math
 
 import numpy as np
 import pytest
 
-from latency_lab import costs, microbench
+from latency_lab import costs, op_kinds
+from latency_lab.bench import calibration, ceilings, plans
+from latency_lab.bench.ceilings import ceilings_from_samples, overhead_from_samples
 from latency_lab.errors import ProfileError
-from latency_lab.microbench import (
-    BENCH_OPS,
-    ceilings_from_samples,
-    overhead_from_samples,
-    op_class,
-    work,
-)
+from latency_lab.op_kinds import op_class, work
+from latency_lab.op_kinds.activation import ACTIVATIONS
+from latency_lab.op_kinds.conv2d import small_map_configs
+
+BENCH_OPS = {k.name: k for k in op_kinds.kinds()}
 from latency_lab.profile import Sample, sample_key
 
 # One small config per registered op, with exactly that op's keys.
@@ -53,7 +54,7 @@ def test_every_registered_op_has_a_small_config_here():
 
 @pytest.mark.parametrize("op", sorted(SMALL))
 def test_config_keys_are_respected(op):
-    bop = microbench.get_bench_op(op)
+    bop = op_kinds.get(op)
     cfg = SMALL[op]
     assert set(cfg) == set(bop.keys)
     bop.check(cfg)  # complete: no error
@@ -90,7 +91,7 @@ def test_config_values_change_the_work():
 
 def test_unknown_bench_op_names_the_known_ones():
     with pytest.raises(ProfileError, match="unknown microbenchmark op 'conv3d'.*conv2d"):
-        microbench.get_bench_op("conv3d")
+        op_kinds.get("conv3d")
 
 
 def test_op_classes():
@@ -201,7 +202,7 @@ def test_ceilings_ignore_unknown_ops():
 
 def test_overhead_from_exact_chain_line():
     chains = [sample("chain", dict(n=n, size=8), 0.005 + 0.001 * n)
-              for n in microbench.CHAIN_LENGTHS]
+              for n in plans.CHAIN_LENGTHS]
     o = overhead_from_samples(chains + [sample("conv2d", CONV, 5.0)])
     assert o["per_op_ms"] == pytest.approx(0.001, rel=1e-9)
     assert o["per_invocation_ms"] == pytest.approx(0.005, rel=1e-9)
@@ -225,7 +226,7 @@ def test_overhead_needs_two_chain_lengths():
 
 def test_roofline_plan_contents():
     for quick in (True, False):
-        plan = microbench.roofline_plan(quick)
+        plan = plans.roofline_plan(quick)
         keys = [p.key for p in plan]
         assert len(keys) == len(set(keys)), "no duplicate samples"
         for p in plan:
@@ -239,12 +240,12 @@ def test_roofline_plan_contents():
                    and work(p.op, p.config).bytes_total >= 32 * 2**20
                    for p in plan if p.op != "chain")
         chains = sorted(p.config["n"] for p in plan if p.op == "chain")
-        assert chains == sorted(microbench.CHAIN_LENGTHS) and len(chains) >= 2
-    assert len(microbench.roofline_plan(False)) > len(microbench.roofline_plan(True))
+        assert chains == sorted(plans.CHAIN_LENGTHS) and len(chains) >= 2
+    assert len(plans.roofline_plan(False)) > len(plans.roofline_plan(True))
 
 
 def test_roofline_plan_measured_fakely_gives_valid_ceilings():
-    plan = microbench.roofline_plan(True)
+    plan = plans.roofline_plan(True)
     samples = []
     for p in plan:
         w = work(p.op, p.config)
@@ -272,7 +273,7 @@ def _table_samples(n_per_op=8):
 @pytest.mark.parametrize("n", [0, 1, 3, 10])
 def test_adaptive_plan_returns_only_new_keys_and_at_most_n(n):
     samples = _table_samples()
-    plan = microbench.adaptive_plan(samples, n, seed=0)
+    plan = plans.adaptive_plan(samples, n, seed=0)
     old = {s.key for s in samples}
     keys = [p.key for p in plan]
     assert len(plan) <= n
@@ -286,40 +287,40 @@ def test_adaptive_plan_returns_only_new_keys_and_at_most_n(n):
 
 def test_adaptive_plan_targets_the_worst_fit():
     samples = _table_samples()
-    plan = microbench.adaptive_plan(samples, 1, seed=0)
+    plan = plans.adaptive_plan(samples, 1, seed=0)
     assert len(plan) == 1
     # The worst leave-one-out error is the outlier conv (50 % off) or dense (80 % off).
     errs = sorted(((e, s) for op in ("conv2d", "dense")
-                   for e, s in microbench.loo_relative_errors(op, samples)),
+                   for e, s in plans.loo_relative_errors(op, samples)),
                   key=lambda t: -t[0])
     assert plan[0].op == errs[0][1].op
 
 
 def test_adaptive_plan_with_too_few_samples_still_new():
     samples = [sample("dense", dict(rows=4, cin=8, cout=8), 0.01)]
-    plan = microbench.adaptive_plan(samples, 5, seed=3)
+    plan = plans.adaptive_plan(samples, 5, seed=3)
     assert 0 < len(plan) <= 5
     assert samples[0].key not in {p.key for p in plan}
 
 
 def test_geometric_mean():
-    assert microbench.geometric_mean([1, 100]) == pytest.approx(10)
-    assert math.isnan(microbench.geometric_mean([]))
+    assert ceilings.geometric_mean([1, 100]) == pytest.approx(10)
+    assert math.isnan(ceilings.geometric_mean([]))
 
 
 def test_weight_bandwidth_curve_interpolates_in_log_space():
     # 1 MiB streamed in 0.01 ms -> 1.048576e11 B/s; 64 MiB in 6.4 ms -> 1.048576e10 B/s.
     samples = [sample("weight_stream", dict(n=1, c=512), 0.01),
                sample("weight_stream", dict(n=16, c=1024), 6.4)]
-    curve = microbench.weight_bandwidth_curve(samples)
+    curve = ceilings.weight_bandwidth_curve(samples)
     assert list(curve[0]) == [2.0**20, 64 * 2.0**20]
-    assert microbench.bandwidth_at(curve, 2.0**20) == pytest.approx(1.048576e11)
+    assert ceilings.bandwidth_at(curve, 2.0**20) == pytest.approx(1.048576e11)
     # 8 MiB is halfway in log size between 1 and 64 MiB: geometric mean of the two.
-    assert microbench.bandwidth_at(curve, 8 * 2.0**20) == pytest.approx(
+    assert ceilings.bandwidth_at(curve, 8 * 2.0**20) == pytest.approx(
         (1.048576e11 * 1.048576e10) ** 0.5)
     # Held constant outside the measured range.
-    assert microbench.bandwidth_at(curve, 2.0**30) == pytest.approx(1.048576e10)
-    assert microbench.bandwidth_at(microbench.weight_bandwidth_curve([]), 1e6) is None
+    assert ceilings.bandwidth_at(curve, 2.0**30) == pytest.approx(1.048576e10)
+    assert ceilings.bandwidth_at(ceilings.weight_bandwidth_curve([]), 1e6) is None
 
 
 def test_an_op_used_at_one_channel_count_still_gets_a_table(monkeypatch):
@@ -327,8 +328,8 @@ def test_an_op_used_at_one_channel_count_still_gets_a_table(monkeypatch):
     plan varies its input size instead, so the table has more than one point."""
     real = [("add_scalar", dict(h=224, w=224, c=3)), ("multiply_scalar", dict(h=224, w=224, c=3))]
     real += [("conv2d", dict(h=14, w=14, cin=c, cout=c, k=3, s=1)) for c in (32, 64, 96, 128)]
-    monkeypatch.setattr(microbench, "application_layer_configs", lambda families, runtime: list(real))
-    plan = microbench.table_plan(quick=True, seed=0, max_samples=60)
+    monkeypatch.setattr(plans, "application_layer_configs", lambda families, runtime: list(real))
+    plan = plans.table_plan(quick=True, seed=0, max_samples=60)
     for op in ("add_scalar", "multiply_scalar"):
         sizes = {(p.config["h"], p.config["w"]) for p in plan if p.op == op}
         assert len(sizes) >= 4, (op, sizes)
@@ -341,13 +342,13 @@ def test_table_plan_spends_its_budget_by_table_share(monkeypatch):
     real = [("conv2d", dict(h=14, w=14, cin=c, cout=c + 8, k=1, s=1)) for c in range(8, 400, 4)]
     real += [("activation", dict(h=14, w=14, c=c, fn="relu")) for c in range(8, 400, 4)]
     real += [("depthwise", dict(h=14, w=14, c=c, k=3, s=1)) for c in range(8, 400, 4)]
-    monkeypatch.setattr(microbench, "application_layer_configs", lambda families, runtime: list(real))
-    plan = microbench.table_plan(quick=False, seed=0, max_samples=320)
+    monkeypatch.setattr(plans, "application_layer_configs", lambda families, runtime: list(real))
+    plan = plans.table_plan(quick=False, seed=0, max_samples=320)
     count = {op: sum(p.op == op for p in plan) for op in ("conv2d", "depthwise", "activation")}
     # Added beyond the share (these 1x1 convs are all below SMALL_MAP_WEIGHT_BYTES).
-    count["conv2d"] -= len(microbench.coverage_configs(quick=False))
-    count["activation"] -= len(microbench.category_configs(real))
-    share = microbench.TABLE_SHARE
+    count["conv2d"] -= len(op_kinds.get("conv2d").coverage_configs(quick=False))
+    count["activation"] -= len(plans.category_configs(real))
+    share = plans.table_shares()
     total = share["conv2d"] + share["depthwise"] + share["activation"]
     for op, n in count.items():
         # Slimmed variants that coincide with a planned config are dropped, not redrawn.
@@ -360,11 +361,11 @@ def test_small_map_configs_put_big_weight_convs_on_tiny_maps():
     big_s2 = ("conv2d", dict(h=10, w=10, cin=1024, cout=2048, k=1, s=2))
     small = ("conv2d", dict(h=10, w=10, cin=64, cout=64, k=3, s=1))  # 147 KB: in L2
     dense = ("dense", dict(rows=1, cin=2048, cout=1000))
-    out = microbench.small_map_configs([big, big_s2, small, dense])
+    out = small_map_configs([big, big_s2, small, dense])
     assert [(op, c["h"], c["w"]) for op, c in out[:3]] == [("conv2d", 1, 1), ("conv2d", 2, 2),
                                                            ("conv2d", 4, 4)]
     # A strided conv keeps its stride: 2x2, 4x4 and 8x8 inputs give 1x1, 2x2, 4x4 outputs.
-    assert [microbench.same_out(c["h"], c["s"]) for _, c in out[3:]] == [1, 2, 4]
+    assert [op_kinds.same_out(c["h"], c["s"]) for _, c in out[3:]] == [1, 2, 4]
     assert all(c["cin"] in (512, 1024) for _, c in out) and len(out) == 6
 
 
@@ -374,9 +375,9 @@ def test_table_plan_covers_broadcast_adds_the_families_lack(monkeypatch):
     and broadcast adds at network widths."""
     real = [("add", dict(h=28, w=28, c=c, broadcast=False)) for c in (24, 40, 80)]
     real += [("multiply", dict(h=14, w=14, c=c, broadcast=True)) for c in (96, 240)]
-    monkeypatch.setattr(microbench, "application_layer_configs", lambda families, runtime: list(real))
+    monkeypatch.setattr(plans, "application_layer_configs", lambda families, runtime: list(real))
     for quick in (True, False):
-        plan = microbench.table_plan(quick=quick, seed=0, max_samples=60)
+        plan = plans.table_plan(quick=quick, seed=0, max_samples=60)
         rgb = {(p.op, p.config["h"]) for p in plan
                if p.op in ("add", "multiply") and p.config["broadcast"] and p.config["c"] == 3}
         assert {op for op, _ in rgb} == {"add", "multiply"}
@@ -387,7 +388,7 @@ def test_table_plan_covers_broadcast_adds_the_families_lack(monkeypatch):
 def test_transpose_conv_work_is_the_scatter_of_every_input_position():
     cfg = dict(h=4, w=5, cin=8, cout=6, k=3, s=2)
     assert work("transpose_conv", cfg).flops == 2 * 4 * 5 * 3 * 3 * 8 * 6
-    assert microbench.weight_bytes("transpose_conv", cfg) == 4 * 3 * 3 * 8 * 6
+    assert op_kinds.weight_bytes("transpose_conv", cfg) == 4 * 3 * 3 * 8 * 6
     assert op_class("transpose_conv", cfg) == op_class("conv2d", SMALL["conv2d"])
 
 
@@ -397,9 +398,9 @@ def test_table_plan_times_decoder_ops_and_activations_no_family_uses(monkeypatch
     a table of its own."""
     real = [("activation", dict(h=h, w=h, c=c, fn="sigmoid")) for h in (7, 14, 28) for c in (16, 96)]
     real += [("pool", dict(h=56, w=56, c=64, k=3, s=2, kind="max"))]
-    monkeypatch.setattr(microbench, "application_layer_configs", lambda families, runtime: list(real))
+    monkeypatch.setattr(plans, "application_layer_configs", lambda families, runtime: list(real))
     for quick in (True, False):
-        plan = microbench.table_plan(quick=quick, seed=0, max_samples=60)
+        plan = plans.table_plan(quick=quick, seed=0, max_samples=60)
         tconv = [p.config for p in plan if p.op == "transpose_conv"]
         assert len(tconv) == (4 if quick else 20) and {c["s"] for c in tconv} >= {2}
         resize = [p.config for p in plan if p.op == "resize"]
@@ -409,18 +410,18 @@ def test_table_plan_times_decoder_ops_and_activations_no_family_uses(monkeypatch
         assert all(fns.count(fn) == 6 for fn in ("relu", "relu6", "leaky_relu", "gelu"))
         assert "swish" not in fns
         assert [p.config for p in plan if p.op == "pool" and p.config["kind"] == "avg"]
-    keras_side = [c for op, c in microbench.category_configs(real, runtime="keras") if op == "activation"]
-    assert {c["fn"] for c in keras_side} == set(microbench.ACTIVATIONS) - {"sigmoid"}
+    keras_side = [c for op, c in plans.category_configs(real, runtime="keras") if op == "activation"]
+    assert {c["fn"] for c in keras_side} == set(ACTIVATIONS) - {"sigmoid"}
     # Spread from the smallest configuration to the largest.
     relu = [c for c in keras_side if c["fn"] == "relu"]
     assert (relu[0]["h"], relu[0]["c"]) == (7, 16) and (relu[-1]["h"], relu[-1]["c"]) == (28, 96)
 
 
 def test_calibration_models_build_only_the_labels_asked_for():
-    first = microbench.calibration_labels(quick=True)[0]
-    built = list(microbench.calibration_models(quick=True, labels=[first]))
+    first = calibration.calibration_labels(quick=True)[0]
+    built = list(calibration.calibration_models(quick=True, labels=[first]))
     assert [label for label, _ in built] == [first]
-    assert list(microbench.calibration_models(quick=True, labels=[])) == []
+    assert list(calibration.calibration_models(quick=True, labels=[])) == []
 
 
 def test_table_plan_cuts_convs_to_a_few_channels(monkeypatch):
@@ -429,11 +430,11 @@ def test_table_plan_cuts_convs_to_a_few_channels(monkeypatch):
     real = [("conv2d", dict(h=56, w=56, cin=c, cout=2 * c, k=1, s=1)) for c in range(64, 400, 8)]
     real += [("conv2d", dict(h=112, w=112, cin=3, cout=32, k=3, s=2))]
     real += [("depthwise", dict(h=28, w=28, c=c, k=3, s=1)) for c in range(96, 960, 16)]
-    monkeypatch.setattr(microbench, "application_layer_configs", lambda families, runtime: list(real))
-    plan = microbench.table_plan(quick=False, seed=0, max_samples=400)
+    monkeypatch.setattr(plans, "application_layer_configs", lambda families, runtime: list(real))
+    plan = plans.table_plan(quick=False, seed=0, max_samples=400)
     for op, keys in (("conv2d", ("cin", "cout")), ("depthwise", ("c",))):
         narrow = [p.config for p in plan if p.op == op
-                  and all(p.config[k] <= microbench.NARROW_MAX_CHANNELS for k in keys)]
+                  and all(p.config[k] <= plans.NARROW_MAX_CHANNELS for k in keys)]
         assert len(narrow) >= 10, (op, len(narrow))
         assert sum(any(c[k] % 8 for k in keys) for c in narrow) >= len(narrow) // 2
     stems = [p.config for p in plan if p.op == "conv2d" and p.config["h"] >= 100]

@@ -1,0 +1,335 @@
+"""Sampling plans: which op-kind configurations a profile times.
+
+The roofline plan times large regular ops (the device's ceilings), chains of tiny ops
+(overheads) and weight streaming (the memory hierarchy). The table plan draws
+configurations from the layers of keras.applications families, because that is where
+real (and slimmed) networks live, adds channel-slimmed, resized and narrowed variants
+so the regularizer's outputs are covered, and each op kind's own coverage
+configurations (`OpKind.coverage_configs`). The adaptive plan adds samples around the
+configurations a held-out fit predicts worst.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from dataclasses import dataclass
+from typing import Iterable, Sequence
+
+import numpy as np
+
+from latency_lab import op_kinds
+from latency_lab.op_kinds.activation import ACTIVATION_KERNELS, ACTIVATIONS
+from latency_lab.op_kinds.base import CHANNEL_KEYS, Config
+from latency_lab.op_kinds.conv2d import small_map_configs
+from latency_lab.profile import sample_key
+
+__all__ = ["PlannedSample", "roofline_plan", "table_plan", "adaptive_plan",
+           "application_layer_configs", "category_configs", "coverage_configs",
+           "loo_relative_errors", "QUICK_FAMILIES", "FULL_FAMILIES", "CHAIN_LENGTHS",
+           "WEIGHT_STREAM_QUICK", "WEIGHT_STREAM_FULL", "NARROW_MAX_CHANNELS",
+           "CATEGORY_SAMPLES", "table_shares"]
+
+
+@dataclass(frozen=True)
+class PlannedSample:
+    op: str
+    config: Config
+    phase: str  # "roofline", "table" or "adaptive"
+
+    @property
+    def key(self) -> str:
+        return sample_key(self.op, self.config)
+
+
+CHAIN_LENGTHS = (1, 9, 17, 33)
+
+
+def roofline_plan(quick: bool) -> list[PlannedSample]:
+    """Large, regular ops that reach the device's ceilings, plus tiny-op chains for
+    overheads. Memory bandwidth uses an add whose working set (3 x 16 MiB) is past any
+    last-level cache of a CPU we expect."""
+    items: list[tuple[str, Config]] = [
+        ("conv2d", dict(h=28, w=28, cin=256, cout=256, k=1, s=1)),
+        ("conv2d", dict(h=56, w=56, cin=64, cout=64, k=3, s=1)),
+        ("dense", dict(rows=64, cin=1024, cout=1024)),
+        ("depthwise", dict(h=112, w=112, c=64, k=3, s=1)),
+        ("depthwise", dict(h=28, w=28, c=512, k=3, s=1)),
+        ("add", dict(h=56, w=56, c=64, broadcast=False)),
+        ("add", dict(h=1024, w=1024, c=4, broadcast=False)),
+    ]
+    if not quick:
+        items += [
+            ("conv2d", dict(h=14, w=14, cin=512, cout=512, k=3, s=1)),
+            ("depthwise", dict(h=56, w=56, c=256, k=5, s=1)),
+            ("multiply", dict(h=28, w=28, c=256, broadcast=False)),
+            ("add", dict(h=2048, w=1024, c=4, broadcast=False)),
+        ]
+    items += [("chain", dict(n=n, size=8)) for n in CHAIN_LENGTHS]
+    items += [("weight_stream", cfg) for cfg in WEIGHT_STREAM_QUICK]
+    if not quick:
+        items += [("weight_stream", cfg) for cfg in WEIGHT_STREAM_FULL]
+    return [PlannedSample(op, cfg, "roofline") for op, cfg in items]
+
+
+# Working sets of weights from L2-resident to far past the last-level cache: 0.25 MiB
+# to 128 MiB (c=256: 0.25 MiB per matrix, c=512: 1 MiB, c=1024: 4 MiB).
+WEIGHT_STREAM_QUICK = (dict(n=1, c=256), dict(n=2, c=512), dict(n=2, c=1024),
+                       dict(n=8, c=1024), dict(n=32, c=1024))
+WEIGHT_STREAM_FULL = (dict(n=2, c=256), dict(n=1, c=512), dict(n=4, c=512),
+                      dict(n=4, c=1024), dict(n=4, c=2048), dict(n=6, c=2048),
+                      dict(n=16, c=1024), dict(n=24, c=1024), dict(n=8, c=2048))
+
+
+def application_layer_configs(families: Iterable[tuple[str, dict]],
+                              runtime: str = "litert") -> list[tuple[str, Config]]:
+    """(bench op, config) of every kernel `runtime` runs for the given keras.applications
+    builds: the same kernel list predictions use (for LiteRT, the converted model's
+    kernels, so swish is timed as LOGISTIC + MUL as it really runs). Deduplicated."""
+    import keras
+
+    from latency_lab.kernels import work_items
+
+    seen: dict[str, tuple[str, Config]] = {}
+    for name, kwargs in families:
+        model = getattr(keras.applications, name)(weights=None, **kwargs)
+        for item in work_items(model, runtime):
+            for bop, cfg in item.configs or ():
+                seen.setdefault(sample_key(bop, cfg), (bop, cfg))
+        del model
+        keras.backend.clear_session()
+    return list(seen.values())
+
+
+QUICK_FAMILIES = (
+    ("MobileNetV2", {"alpha": 0.5, "input_shape": (128, 128, 3)}),
+    ("ResNet50", {"input_shape": (64, 64, 3)}),
+    ("MobileNetV3Small", {"input_shape": (128, 128, 3)}),  # hard-swish, squeeze-excite
+    ("EfficientNetB0", {"input_shape": (64, 64, 3)}),  # swish (sigmoid + mul)
+)
+FULL_FAMILIES = (
+    ("MobileNet", {"alpha": 0.5, "input_shape": (160, 160, 3)}),
+    ("MobileNetV2", {"alpha": 1.0, "input_shape": (224, 224, 3)}),
+    ("MobileNetV2", {"alpha": 0.35, "input_shape": (96, 96, 3)}),
+    ("MobileNetV3Small", {"input_shape": (224, 224, 3)}),
+    ("MobileNetV3Large", {"alpha": 0.75, "input_shape": (160, 160, 3)}),
+    ("ResNet50", {"input_shape": (160, 160, 3)}),
+    ("EfficientNetB0", {"input_shape": (224, 224, 3)}),
+    ("DenseNet121", {"input_shape": (96, 96, 3)}),
+)
+
+
+
+def _slim(cfg: Config, rng: random.Random) -> Config:
+    """A channel-slimmed variant, as the regularizer will produce."""
+    out = dict(cfg)
+    for key in CHANNEL_KEYS:
+        if key in out and out[key] > 4:
+            out[key] = max(1, int(round(out[key] * rng.uniform(0.2, 1.0))))
+    return out
+
+
+_MIN_DISTINCT = 8  # configurations per op kind a table needs to be more than a point
+
+
+def _resize(cfg: Config, rng: random.Random) -> Config:
+    """The same op at another input size (h and w scaled together)."""
+    out = dict(cfg)
+    scale = rng.uniform(0.25, 1.5)
+    for key in ("h", "w"):
+        if key in out:
+            out[key] = max(1, int(round(out[key] * scale)))
+    return out
+
+
+NARROW_MAX_CHANNELS = 48  # a few SIMD tiles: where a partial tile is most of the work
+
+
+def _narrow(cfg: Config, rng: random.Random) -> Config:
+    """The layer cut to a handful of channels (1..NARROW_MAX_CHANNELS, mostly not a
+    multiple of 8), as a strongly slimmed network has them. XNNPACK runs a partial
+    SIMD tile through a slower remainder path: on the EPYC VM a 3x3 depthwise at
+    48x48 takes 17 us over 8 channels, 25 us over 1-7 and 34 us over 9-15, and
+    slimming by a random fraction of a real layer's width rarely lands there."""
+    out = dict(cfg)
+    for key in CHANNEL_KEYS:
+        if key in out and out[key] > 4:  # 3 image channels stay 3
+            out[key] = rng.randint(1, min(out[key], NARROW_MAX_CHANNELS))
+    return out
+
+
+def _variant(op: str, cfg: Config, rng: random.Random) -> Config:
+    """A planned variant of a real layer: channel-slimmed (what the regularizer
+    produces), at another input size, or both, in equal shares; convs also cut to a
+    few channels (`_narrow`) in an equal share. The families are built at one input
+    size each, so without resizing a table has no big-weight conv at the 2x2 and 4x4
+    maps of a network fed 64 pixels: ResNet50 at 64 had its 512-channel 3x3 on 2x2
+    predicted 73% slower than its one-op measurement (0.44 vs 0.25 ms)."""
+    if "h" not in cfg:
+        return _slim(cfg, rng)
+    mode = rng.randrange(4 if op_kinds.get(op).narrow else 3)
+    if mode == 0:
+        return _slim(cfg, rng)
+    if mode == 1:
+        return _resize(cfg, rng)
+    if mode == 2:
+        return _slim(_resize(cfg, rng), rng)
+    return _narrow(cfg, rng)
+
+
+# Each op kind's share of the table budget (`OpKind.table_share`) follows where
+# network latency goes and where the regressor still learns from more samples. Learning curves on an EPYC profile
+# (held-out RMSPE at 40/60/80/100% of the samples, rep7 profile 2): conv2d
+# 14.0/11.2/12.0/8.6%, depthwise 22.7/18.8/12.7/12.2%, dense 44.6/20.0/21.0/16.9%,
+# but activation 7.0/2.9/3.7/2.0% and multiply 9.0/7.6/6.2/5.1%: elementwise tables
+# are learnt from a few dozen samples, convs are not, and convs are 55-95% of a
+# CNN's time.
+
+
+def table_shares() -> dict[str, int]:
+    """{op kind: share of the table budget} (`OpKind.table_share`)."""
+    return {k.name: k.table_share for k in op_kinds.table_kinds()}
+
+
+def table_plan(quick: bool, seed: int = 0, max_samples: int | None = None,
+               runtime: str = "litert") -> list[PlannedSample]:
+    """Lookup-table samples: real layer configs and variants of them (`_variant`),
+    subsampled per op by `table_shares()` so every op kind is represented."""
+    families = QUICK_FAMILIES if quick else FULL_FAMILIES
+    rng = random.Random(seed)
+    configs = application_layer_configs(families, runtime)
+    per_op: dict[str, list[Config]] = {}
+    for op, cfg in configs:
+        per_op.setdefault(op, []).append(cfg)
+    budget = max_samples or (200 if quick else 720)
+    weights = table_shares()
+    total_w = sum(weights[o] for o in per_op if o in weights) or 1
+    plan: list[PlannedSample] = []
+    seen: set[str] = set()
+    for op in sorted(per_op):
+        cfgs = per_op[op]
+        rng.shuffle(cfgs)
+        n = max(4, budget * weights.get(op, 1) // total_w)
+        n_real = min(len(cfgs), (n + 1) // 2)
+        chosen = cfgs[:n_real]
+        chosen += [_variant(op, rng.choice(cfgs), rng) for _ in range(n - n_real)]
+        # Ops the families use at few channel counts (a Rescaling on 3 image channels)
+        # slim into duplicates; other input sizes keep their table from being a point.
+        distinct = {sample_key(op, c) for c in chosen}
+        for _ in range(4 * n):
+            if len(distinct) >= min(n, _MIN_DISTINCT):
+                break
+            cfg = _resize(rng.choice(cfgs), rng)
+            distinct.add(sample_key(op, cfg))
+            chosen.append(cfg)
+        for cfg in chosen:
+            k = sample_key(op, cfg)
+            if k not in seen:
+                seen.add(k)
+                plan.append(PlannedSample(op, cfg, "table"))
+    extras = coverage_configs(quick) + small_map_configs(configs) + category_configs(configs, runtime)
+    for op, cfg in extras:
+        k = sample_key(op, cfg)
+        if k not in seen:
+            seen.add(k)
+            plan.append(PlannedSample(op, cfg, "table"))
+    # Measured in a shuffled order: on a shared machine the noise comes in spells of
+    # seconds to minutes, and measuring one op kind after another turned each spell
+    # into a bias of a whole op kind; shuffled, it is per-sample noise the table's
+    # regressor averages out. A --budget cut also leaves every op kind some samples.
+    rng.shuffle(plan)
+    return plan
+
+
+CATEGORY_SAMPLES = 6  # per missing value
+
+
+def category_configs(configs: Iterable[tuple[str, Config]],
+                     runtime: str = "litert") -> list[tuple[str, Config]]:
+    """For each value in CATEGORIES that none of `configs` (the families' layers) has,
+    CATEGORY_SAMPLES of the op's configurations with that value swapped in, spread from
+    the smallest to the largest. Under LiteRT only the activations it runs as one
+    kernel (swish is a LOGISTIC and a MUL, timed as those)."""
+    if runtime == "litert":
+        runs = set(ACTIVATION_KERNELS.values())
+    else:
+        runs = set(ACTIVATIONS)
+    by_op: dict[str, list[Config]] = {}
+    for op, cfg in configs:
+        by_op.setdefault(op, []).append(cfg)
+    out = []
+    for op, keys in ((k.name, k.categories) for k in op_kinds.kinds() if k.categories):
+        cfgs = sorted(by_op.get(op, []), key=lambda c: (op_kinds.work(op, c).bytes_total, sorted(c.items())))
+        for key, values in keys.items():
+            present = {c[key] for c in cfgs}
+            for value in values:
+                if value in present or not cfgs or (op == "activation" and value not in runs):
+                    continue
+                n = min(CATEGORY_SAMPLES, len(cfgs))
+                picks = [cfgs[round(i * (len(cfgs) - 1) / max(n - 1, 1))] for i in range(n)]
+                out.extend((op, dict(c, **{key: value})) for c in picks)
+    return out
+
+
+
+def _features(op: str, config: Config) -> list[float]:
+    w = op_kinds.work(op, config)
+    return [1.0, math.log(w.flops + 1.0), math.log(w.bytes_total + 1.0)]
+
+
+def loo_relative_errors(op: str, samples: Sequence) -> list[tuple[float, object]]:
+    """Leave-one-out relative error of a log-linear fit of time on (FLOPs, bytes): a
+    cheap stand-in for "how well do neighbours explain this sample"."""
+    rows = [s for s in samples if s.op == op]
+    if len(rows) < 6:
+        return [(1.0, s) for s in rows]
+    x = np.array([_features(op, s.config) for s in rows])
+    y = np.log(np.array([s.min_ms for s in rows]))
+    out = []
+    for i in range(len(rows)):
+        mask = np.arange(len(rows)) != i
+        coef, *_ = np.linalg.lstsq(x[mask], y[mask], rcond=None)
+        pred = float(np.exp(x[i] @ coef))
+        out.append((abs(pred - rows[i].min_ms) / rows[i].min_ms, rows[i]))
+    return out
+
+
+def _perturb(cfg: Config, rng: random.Random) -> Config:
+    out = dict(cfg)
+    for key in ("cin", "cout", "c", "c1", "c2", "rows"):
+        if key in out:
+            out[key] = max(1, int(round(out[key] * rng.uniform(0.6, 1.4))))
+    return out
+
+
+def adaptive_plan(samples: Sequence, n: int, seed: int = 0,
+                  threshold: float = 0.10) -> list[PlannedSample]:
+    """Extra samples around the configurations a held-out fit predicts worst (relative
+    error above `threshold`), worst first, `n` in total."""
+    rng = random.Random(seed + 1)
+    worst: list[tuple[float, object]] = []
+    for op in sorted({s.op for s in samples if s.op in op_kinds.names() and s.op not in op_kinds.AUXILIARY}):
+        worst += [(e, s) for e, s in loo_relative_errors(op, samples) if e > threshold]
+    worst.sort(key=lambda t: -t[0])
+    plan: list[PlannedSample] = []
+    seen = {s.key for s in samples}
+    i = 0
+    while worst and len(plan) < n and i < 20 * n:
+        _, s = worst[i % len(worst)]
+        cfg = _perturb(s.config, rng)
+        p = PlannedSample(s.op, cfg, "adaptive")
+        if p.key not in seen:
+            seen.add(p.key)
+            plan.append(p)
+        i += 1
+    return plan
+
+
+# Whole networks measured at the end of a profile so predictors can learn what isolated
+
+
+def coverage_configs(quick: bool) -> list[tuple[str, Config]]:
+    """Every op kind's own coverage configurations (`OpKind.coverage_configs`): what
+    the application families lack (5x5 and 7x7 regular convs, transposed convs,
+    resizes, depth multipliers, broadcasts over an image's channels)."""
+    return [(k.name, cfg) for k in op_kinds.table_kinds() for cfg in k.coverage_configs(quick)]

@@ -1,0 +1,34 @@
+"""A model -> the kernels a runtime really runs, as work items for the predictors.
+
+One builder per runtime name a profile can carry (`RUNTIMES`): `litert` (the converted
+model's operator list, `kernels.litert`), `keras` (the Keras layers, `kernels.keras`)
+and `spec` (a datasheet roofline over the Keras layers)."""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+from latency_lab.errors import ProfileError
+from latency_lab.kernels.keras import keras_items, spec_items
+from latency_lab.kernels.litert import litert_items
+from latency_lab.kernels.work import WorkItem
+
+__all__ = ["WorkItem", "RUNTIMES", "work_items"]
+
+RUNTIMES: dict[str, Callable[..., list[WorkItem]]] = {
+    "litert": litert_items,
+    "keras": keras_items,
+    "spec": spec_items,
+}
+
+
+def work_items(model: Any, runtime: str, *, batch_size: int = 1,
+               input_shape=None) -> list[WorkItem]:
+    """The kernels to predict, in the form `runtime` (a profile's runtime name:
+    litert, keras or spec) executes them."""
+    try:
+        build = RUNTIMES[runtime]
+    except KeyError:
+        raise ProfileError(f"no kernel model for runtime {runtime!r}; known: "
+                           f"{', '.join(sorted(RUNTIMES))}") from None
+    return build(model, batch_size=batch_size, input_shape=input_shape)

@@ -1,0 +1,52 @@
+"""WorkItem: one kernel a runtime runs, in the form the predictors take."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from latency_lab import costs, op_kinds
+
+__all__ = ["WorkItem"]
+
+
+@dataclass
+class WorkItem:
+    """One kernel: timed through `configs` (op-kind samples) or, when None, through
+    the roofline with `flops`/`bytes` of class `op_class`."""
+
+    layer: str
+    layer_type: str
+    configs: list | None
+    flops: float = 0.0
+    bytes: float = 0.0
+    op_class: str = costs.ELEMENTWISE
+    kernel: str = ""
+
+    @property
+    def weight_bytes(self) -> float:
+        if not self.configs:
+            return 0.0
+        return float(sum(op_kinds.weight_bytes(op, cfg) for op, cfg in self.configs))
+
+    def scaled(self, alive_in: float, alive_out: float) -> "WorkItem":
+        """The kernel with its layer's input/output channels scaled by these alive
+        fractions (`OpKind.scale`); a roofline-charged kernel scales with its output."""
+        import dataclasses
+
+        if self.configs is None:
+            return dataclasses.replace(self, flops=self.flops * alive_out,
+                                       bytes=self.bytes * alive_out)
+        return dataclasses.replace(self, configs=[
+            (op, op_kinds.get(op).scale(cfg, alive_in, alive_out)) for op, cfg in self.configs])
+
+    def to_dict(self) -> dict:
+        """JSON form stored in a profile's calibration section."""
+        if self.configs is not None:
+            return {"configs": [[op, cfg] for op, cfg in self.configs]}
+        return {"flops": self.flops, "bytes": self.bytes, "op_class": self.op_class}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "WorkItem":
+        if "configs" in d:
+            return cls("", "", [(op, dict(cfg)) for op, cfg in d["configs"]])
+        return cls("", "", None, float(d["flops"]), float(d["bytes"]), str(d["op_class"]))

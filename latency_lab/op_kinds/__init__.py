@@ -1,0 +1,101 @@
+"""Op kinds: one module per kind of kernel the profiler times (see `base.OpKind`), and
+the front door to their registries.
+
+    from latency_lab import op_kinds
+    op_kinds.get("conv2d").work(config)          # FLOPs/bytes of a sample
+    op_kinds.layer_configs(op)                   # a Keras layer (IR op) -> samples
+    op_kinds.kernel_configs(kernel)              # a LiteRT kernel -> samples
+
+Where a layer or kernel is not timed by a sample of its own, the tables here say how
+it is charged: FOLDED_LAYERS and FREE_KERNELS cost nothing, ROOFLINE_KERNELS are
+charged by the roofline as elementwise work.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from latency_lab.errors import UnsupportedOpError
+from latency_lab.graph import Op
+from latency_lab.op_kinds import (activation, auxiliary, concat, conv2d, dense,  # noqa: F401
+                                  depthwise, elementwise, pad, pool, resize, transpose_conv)
+from latency_lab.op_kinds.base import (CHANNEL_KEYS, KERAS_LAYERS, LITERT_KERNELS, Config,
+                                       OpKind, get, kinds, names, same_out)
+
+__all__ = ["OpKind", "Config", "CHANNEL_KEYS", "get", "kinds", "names", "same_out",
+           "work", "weight_bytes", "op_class", "table_kinds", "AUXILIARY",
+           "layer_configs", "kernel_configs", "FOLDED_LAYERS", "FREE_KERNELS",
+           "ROOFLINE_KERNELS", "KERAS_LAYERS", "LITERT_KERNELS"]
+
+# Kinds that characterize the device (overheads, memory hierarchy), not the table.
+AUXILIARY = frozenset(k.name for k in kinds() if k.auxiliary)
+
+
+def table_kinds() -> list[OpKind]:
+    """The kinds whose samples fill the lookup table."""
+    return [k for k in kinds() if not k.auxiliary]
+
+
+def work(op: str, config: Config):
+    """FLOPs and bytes of one sample of op kind `op`, from the cost registry."""
+    return get(op).work(config)
+
+
+def weight_bytes(op: str, config: Config) -> float:
+    return get(op).weight_bytes(config)
+
+
+def op_class(op: str, config: Config) -> str:
+    return get(op).op_class(config)
+
+
+# ------------------------------------------------------------------ Keras layers
+
+# Layers that cost nothing at runtime once the converter has folded/fused them, or
+# that are views. Their FLOPs still appear in `analyze`.
+FOLDED_LAYERS = frozenset({
+    "BatchNormalization", "InputLayer", "Dropout", "Reshape", "Flatten",
+    "SpatialDropout2D", "GaussianNoise", "GaussianDropout", "ActivityRegularization",
+    "Identity", "Rescaling", "Normalization"})
+
+
+def layer_configs(op: Op) -> list[tuple[str, Config]]:
+    """[(op kind, config)] that together time the Keras layer `op` (an IR op); empty
+    when it is free at runtime (`FOLDED_LAYERS`, an activation fused into its producer)
+    or has no op kind."""
+    if op.type in FOLDED_LAYERS or not op.input_shapes:
+        return []
+    mapping = KERAS_LAYERS.get(op.type)
+    return mapping(op) if mapping is not None else []
+
+
+# ----------------------------------------------------------------- LiteRT kernels
+
+# Kernels that cost (almost) nothing: metadata changes or no-ops in XNNPACK.
+FREE_KERNELS = frozenset({"RESHAPE", "SQUEEZE", "EXPAND_DIMS", "SHAPE", "DELEGATE"})
+
+# Real work with no op kind of its own: charged through the roofline as an elementwise
+# op over its output (and read inputs).
+ROOFLINE_KERNELS = frozenset({
+    "SOFTMAX", "DIV", "RSQRT", "SQRT", "SQUARED_DIFFERENCE", "MAXIMUM", "MINIMUM",
+    "TRANSPOSE", "STRIDED_SLICE", "SLICE", "EXP", "PRELU", "SUM", "REDUCE_MAX",
+    "MIRROR_PAD", "PADV2", "SPLIT", "SPLIT_V", "PACK", "UNPACK", "TILE", "GATHER",
+    "QUANTIZE", "DEQUANTIZE", "BATCH_MATMUL", "ABS", "NEG", "POW", "SQUARE", "SELECT",
+    "SELECT_V2", "CAST", "LOG_SOFTMAX"})
+
+
+def kernel_configs(kernel: Any) -> list[tuple[str, Config]] | None:
+    """[(op kind, config)] that time a LiteRT kernel; [] when it is free; None when it
+    is charged through the roofline. An unknown kernel is an error naming the op."""
+    if kernel.op in FREE_KERNELS:
+        return []
+    if kernel.op in LITERT_KERNELS:
+        return LITERT_KERNELS[kernel.op](kernel)
+    if kernel.op in ROOFLINE_KERNELS:
+        return None
+    raise UnsupportedOpError(
+        f"LiteRT kernel {kernel.op} (layer {kernel.layer!r}, {kernel.describe()}) has no "
+        f"latency model. Timed kernels: {', '.join(sorted(LITERT_KERNELS))}; "
+        f"roofline-costed: {', '.join(sorted(ROOFLINE_KERNELS))}. Add an op kind in "
+        "latency_lab/op_kinds/ (or list the kernel in op_kinds.ROOFLINE_KERNELS)."
+    )

@@ -1,0 +1,83 @@
+"""Standalone activations, as LiteRT runs them (swish = LOGISTIC + MUL), and the
+activation a conv or dense layer carries when the converter cannot fuse it."""
+
+from __future__ import annotations
+
+from latency_lab import costs
+from latency_lab.graph import Op
+from latency_lab.op_kinds.base import (Config, OpKind, kernel_hw, keras_layer, layer_hw,
+                                       litert_kernel, register)
+
+__all__ = ["Activation", "ACTIVATIONS", "ACTIVATION_KERNELS", "FUSED_ACTIVATIONS",
+           "fused_activation_configs", "activation_configs"]
+
+# The last four no application family uses; user CNNs do, and an elementwise roofline
+# at the table's median efficiency put them 2-3x off (EPYC VM: a LeakyReLU at 24x24x48
+# measured 3.4 us, predicted 9.4 us).
+ACTIVATIONS = ("relu", "relu6", "sigmoid", "swish", "hard_swish", "leaky_relu", "elu",
+               "tanh", "gelu")
+# LiteRT fuses these into the producing conv, add or mul kernel.
+FUSED_ACTIVATIONS = {"relu", "relu6", "linear"}
+_ALIASES = {"silu": "swish", "hard_silu": "hard_swish", "hard_sigmoid": "hard_swish"}
+# Standalone LiteRT activation kernels and the activation sample that times each.
+ACTIVATION_KERNELS = {"LOGISTIC": "sigmoid", "HARD_SWISH": "hard_swish", "RELU": "relu",
+                      "RELU6": "relu6", "LEAKY_RELU": "leaky_relu", "ELU": "elu",
+                      "TANH": "tanh", "GELU": "gelu"}
+
+
+@register
+class Activation(OpKind):
+    name = "activation"
+    keys = ("h", "w", "c", "fn")
+    categories = {"fn": ACTIVATIONS}
+    table_share = 4
+
+    def to_ir(self, c: Config) -> Op:
+        shape = (1, c["h"], c["w"], c["c"])
+        return Op("activation", "Activation", ["x"], [shape], [shape], {"activation": c["fn"]})
+
+    def build(self, c: Config, rng):
+        import keras
+
+        f = {"relu": keras.ops.relu, "relu6": keras.ops.relu6, "sigmoid": keras.ops.sigmoid,
+             "swish": keras.ops.silu, "hard_swish": keras.ops.hard_silu,
+             "leaky_relu": keras.ops.leaky_relu, "elu": keras.ops.elu, "tanh": keras.ops.tanh,
+             "gelu": lambda x: keras.ops.gelu(x, approximate=False)}[c["fn"]]  # Keras' default
+        return [(1, c["h"], c["w"], c["c"])], f
+
+
+def activation_configs(name: str, shape) -> list[tuple[str, Config]]:
+    """The standalone activation `name` over a tensor of `shape` ([] when LiteRT fuses
+    it or it has no sample)."""
+    name = _ALIASES.get(name, name)
+    if name in FUSED_ACTIVATIONS or name not in ACTIVATIONS:
+        return []
+    h, w = layer_hw(shape)
+    return [("activation", dict(h=h, w=w, c=int(shape[-1]), fn=name))]
+
+
+def fused_activation_configs(op: Op) -> list[tuple[str, Config]]:
+    """The activation a conv or dense layer carries, when it cannot be fused."""
+    name = op.attrs.get("activation") or "linear"
+    if name in FUSED_ACTIVATIONS:
+        return []
+    return activation_configs(name, op.output_shape)
+
+
+@keras_layer("Activation", "ReLU", "LeakyReLU", "ELU", "ops.Sigmoid", "ops.Silu",
+             "ops.HardSilu", "ops.Tanh", "ops.Gelu")
+def _keras_activation(op: Op):
+    return activation_configs(costs.activation_name(op), op.output_shape)
+
+
+def _kernel_activation(fn: str):
+    def f(k):
+        out = k.output_shapes[0]
+        h, w = kernel_hw(out)
+        return [("activation", dict(h=h, w=w, c=out[-1], fn=fn))]
+
+    return f
+
+
+for _op, _fn in ACTIVATION_KERNELS.items():
+    litert_kernel(_op)(_kernel_activation(_fn))

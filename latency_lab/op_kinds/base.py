@@ -1,0 +1,277 @@
+"""What an op kind is, and the three registries that map onto op kinds.
+
+An op kind is one kernel the profiler times and the predictors look up (a conv, a
+depthwise conv, an add, ...). Everything about it lives in one `OpKind` subclass in one
+module of this package: its configuration keys and which follow the layer's input or
+output channels, the IR op whose cost-registry FLOPs/bytes a sample has (so a sample's
+work comes from the functions `analyze` uses), its microbenchmark program (written with
+`keras.ops`, so every runtime can compile it), its lookup-table features, how it
+scales with alive channels, and the configurations the table plan adds beyond what the
+application families use. The same module registers the Keras layers
+(`@keras_layer`) and the LiteRT kernels (`@litert_kernel`) that map onto it.
+
+Adding an op kind: one module here (a subclass registered with `register`, plus its
+`@keras_layer` / `@litert_kernel` mappings), imported in `op_kinds/__init__.py`, and its
+tests.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Callable, Sequence
+
+import numpy as np
+
+from latency_lab import costs
+from latency_lab.errors import ProfileError
+from latency_lab.graph import Op
+
+__all__ = ["Config", "OpKind", "CHANNEL_KEYS", "same_out", "register", "get", "kinds",
+           "names", "keras_layer", "litert_kernel", "KERAS_LAYERS", "LITERT_KERNELS",
+           "random_weights"]
+
+Config = dict[str, Any]
+
+# Every channel key an op kind may have, in the order plans and scaling visit them.
+CHANNEL_KEYS = ("cin", "cout", "c", "c1", "c2")
+
+
+def same_out(size: int, stride: int) -> int:
+    """Output size of a SAME-padded window op."""
+    return -(-int(size) // int(stride))
+
+
+def random_weights(rng: np.random.Generator, *shape: int) -> np.ndarray:
+    """Small float32 weights for a microbenchmark (their values do not change timing)."""
+    return (rng.standard_normal(shape) * 0.05).astype(np.float32)
+
+
+class OpKind:
+    """One kind of kernel the profiler times. Subclasses set the class attributes and
+    implement `to_ir` and `build`.
+
+    keys: the configuration keys of a sample.
+    in_channel_keys: keys that follow the layer's input channels; the other channel
+        keys (`CHANNEL_KEYS`) follow its output channels.
+    step_channels: (key, share of the SIMD channel tile) of the output channels the
+        kernel computes whole steps of (the lookup table counts them padded), or None.
+    partial_step_flag: the lookup features flag a partial last step (a slower
+        remainder path).
+    size_feature: the lookup features include the log of the roofline base.
+    auxiliary: characterizes the device (overheads, memory) rather than filling the
+        lookup table.
+    categories: categorical keys and every value the profile should time.
+    table_share: share of the table plan's budget (`bench.plans.table_plan`).
+    narrow: the plan also cuts the kind's harvested layers to a few channels.
+    """
+
+    name: str = ""
+    keys: tuple[str, ...] = ()
+    in_channel_keys: tuple[str, ...] = ()
+    step_channels: tuple[str, float] | None = None
+    partial_step_flag: bool = False
+    size_feature: bool = True
+    auxiliary: bool = False
+    categories: dict[str, tuple] = {}
+    table_share: int = 1
+    narrow: bool = False
+
+    # -------------------------------------------------------------- to implement
+    def to_ir(self, config: Config) -> Op:
+        """The IR op whose cost-registry work a sample of `config` does."""
+        raise NotImplementedError
+
+    def build(self, config: Config, rng: np.random.Generator) -> tuple[list[tuple], Callable]:
+        """(input shapes, fn(*inputs)) of the microbenchmark, written with keras.ops;
+        weights are numpy constants that fn turns into tensors when traced."""
+        raise NotImplementedError
+
+    def coverage_configs(self, quick: bool) -> list[Config]:
+        """Configurations the table plan times beyond the families' layers."""
+        return []
+
+    # ---------------------------------------------------------------- derived
+    @property
+    def channel_keys(self) -> tuple[str, ...]:
+        return tuple(k for k in CHANNEL_KEYS if k in self.keys)
+
+    def check(self, config: Config) -> None:
+        missing = [k for k in self.keys if k not in config]
+        if missing:
+            raise ProfileError(
+                f"sample of op {self.name!r} lacks config key(s) {missing}; expected "
+                f"keys {list(self.keys)}"
+            )
+
+    def input_shapes(self, config: Config) -> list[tuple]:
+        return [tuple(s) for s in self.to_ir(config).input_shapes]
+
+    def work(self, config: Config) -> costs.OpCost:
+        """FLOPs and bytes of one sample, from the cost registry."""
+        return costs.cost_of(self.to_ir(config))
+
+    def weight_bytes(self, config: Config) -> float:
+        """float32 weight bytes of one sample (what a network streams for it)."""
+        return 4.0 * self.work(config).params
+
+    def op_class(self, config: Config) -> str:
+        return costs.op_class(self.to_ir(config).type)
+
+    def scale(self, config: Config, alive_in: float, alive_out: float) -> Config:
+        """`config` with its channels scaled by the alive fractions of the layer's input
+        (`in_channel_keys`) and output (the other channel keys) channels."""
+        out = dict(config)
+        for key in self.channel_keys:
+            f = alive_in if key in self.in_channel_keys else alive_out
+            out[key] = max(1, int(round(out[key] * f)))
+        return out
+
+    def features(self, config: Config, categories: dict[str, list],
+                 channel_tile: int | None) -> list[float]:
+        """The lookup regressor's view of a configuration (already padded to whole
+        channel steps): log sizes; kernel size and stride as they are; booleans as
+        0/1; categories one-hot; with `channel_tile`, each channel count also rounded
+        up to whole tiles. The SIMD kernels do a whole tile's work for a partial one,
+        a step the regressor cannot learn from log(c) alone (a network slimmed to 37
+        channels costs what 48 do). On the validation benchmark this took RMSPE from
+        7.0 to 6.2% on one profile and 8.7 to 7.1% on another, most on randomly
+        slimmed networks."""
+        feats: list[float] = []
+        for key in sorted(config):
+            v = config[key]
+            if isinstance(v, bool):
+                feats.append(float(v))
+            elif isinstance(v, str):
+                feats.extend(1.0 if v == c else 0.0 for c in categories.get(key, []))
+            elif key in _LINEAR_KEYS:
+                feats.append(float(v))
+            else:
+                feats.append(math.log(max(float(v), 1.0)))
+                if key in CHANNEL_KEYS and channel_tile:
+                    feats.extend(tile_features(v, channel_tile))
+        return feats
+
+    def __repr__(self) -> str:
+        return f"<op kind {self.name!r} keys={list(self.keys)}>"
+
+
+_LINEAR_KEYS = ("k", "s")
+
+
+def _tiles(v: float, tile: int) -> float:
+    return math.log(tile * math.ceil(max(float(v), 1.0) / tile))
+
+
+def tile_features(v: float, tile: int) -> list[float]:
+    """`v` channels rounded up to whole tiles of `tile` and of half a tile (one SIMD
+    register on AVX2 and NEON): XNNPACK's GEMMs step two registers of output
+    channels at a time, its depthwise kernels one, so a depthwise conv over 8
+    channels on AVX2 costs half what one over 10 does (16.8 vs 33.4 us at 48x48).
+    5-fold CV RMSPE on three EPYC profiles, tiles of 16 only -> 16 and 8: depthwise
+    15.1/12.9/11.9 -> 10.8/11.5/12.2%, conv2d 9.8/9.8/12.5 -> 8.5/8.7/10.7%, dense
+    unchanged."""
+    out = [_tiles(v, tile)]
+    if tile >= 2:
+        out.append(_tiles(v, tile // 2))
+    return out
+
+
+# ------------------------------------------------------------------ op kinds
+
+_KINDS: dict[str, OpKind] = {}
+
+
+def register(cls: type[OpKind]) -> type[OpKind]:
+    """Class decorator: register one instance of an OpKind subclass under its name."""
+    kind = cls()
+    if not kind.name or kind.name in _KINDS:
+        raise ValueError(f"op kind {cls.__name__} needs a unique name, got {kind.name!r}")
+    _KINDS[kind.name] = kind
+    return cls
+
+
+def get(name: str) -> OpKind:
+    """The op kind `name`; ProfileError listing the known ones if there is none."""
+    try:
+        return _KINDS[name]
+    except KeyError:
+        raise ProfileError(
+            f"unknown microbenchmark op {name!r}; known: {', '.join(sorted(_KINDS))}"
+        ) from None
+
+
+def kinds() -> list[OpKind]:
+    """Every registered op kind, in registration order."""
+    return list(_KINDS.values())
+
+
+def names() -> frozenset[str]:
+    return frozenset(_KINDS)
+
+
+# -------------------------------------------------- Keras layers and LiteRT kernels
+# A mapping returns [(op kind name, config)] that together time one Keras layer or one
+# LiteRT kernel.
+
+KERAS_LAYERS: dict[str, Callable[[Op], list[tuple[str, Config]]]] = {}
+LITERT_KERNELS: dict[str, Callable[[Any], list[tuple[str, Config]]]] = {}
+
+
+def _registrar(table: dict, what: str, names_: Sequence[str]):
+    def deco(fn):
+        for n in names_:
+            if n in table:
+                raise ValueError(f"{what} {n!r} is mapped twice")
+            table[n] = fn
+        return fn
+
+    return deco
+
+
+def keras_layer(*type_names: str):
+    """Decorator: `fn(op) -> [(kind, config)]` times the Keras layers of these types
+    (IR op types: class names, `ops.Add` for keras.ops calls)."""
+    return _registrar(KERAS_LAYERS, "Keras layer type", type_names)
+
+
+def litert_kernel(*builtin_names: str):
+    """Decorator: `fn(kernel) -> [(kind, config)]` times these LiteRT builtin kernels
+    (`kernels.litert.Kernel`)."""
+    return _registrar(LITERT_KERNELS, "LiteRT kernel", builtin_names)
+
+
+# ------------------------------------------------------------- shape helpers
+
+
+def square(op: Op, key: str) -> int:
+    """A window attribute as one side: the square of as many taps (7x1 -> 3)."""
+    v = op.attrs.get(key, (1,))
+    return int(round(math.sqrt(math.prod(v)))) if len(v) > 1 else int(v[0])
+
+
+def layer_hw(shape) -> tuple[int, int]:
+    """(h, w) of a Keras tensor: NHWC, or (steps, 1) for NWC, else (1, 1)."""
+    if len(shape) == 4:
+        return int(shape[1]), int(shape[2])
+    if len(shape) == 3:
+        return int(shape[1]), 1
+    return 1, 1
+
+
+KERNEL_PADDING = {0: "SAME", 1: "VALID"}
+
+
+def kernel_hw(shape: tuple) -> tuple[int, int]:
+    """(h, w) of a LiteRT tensor: NHWC, else (1, 1)."""
+    if len(shape) == 4:
+        return shape[1], shape[2]
+    return 1, 1
+
+
+def kernel_same_input(kernel: Any, stride: int) -> tuple[int, int]:
+    """Input size whose SAME-padded output equals this kernel's output: a VALID conv
+    after an explicit PAD is timed as the equivalent SAME conv."""
+    ho, wo = kernel_hw(kernel.output_shapes[0])
+    if KERNEL_PADDING.get(kernel.options.get("padding", 0)) == "SAME":
+        return kernel_hw(kernel.input_shapes[0])
+    return ho * stride, wo * stride

@@ -1,0 +1,49 @@
+"""Channel concatenation, timed as pairwise copies: a k-way concat is k-1 concats of
+growing width."""
+
+from __future__ import annotations
+
+from latency_lab.graph import Op
+from latency_lab.op_kinds.base import (Config, OpKind, kernel_hw, keras_layer, layer_hw,
+                                       litert_kernel, register)
+
+__all__ = ["Concat", "pairwise_concat"]
+
+
+@register
+class Concat(OpKind):
+    name = "concat"
+    keys = ("h", "w", "c1", "c2")
+    table_share = 2
+
+    def to_ir(self, c: Config) -> Op:
+        a, b = (1, c["h"], c["w"], c["c1"]), (1, c["h"], c["w"], c["c2"])
+        return Op("concat", "Concatenate", ["x", "y"], [a, b],
+                  [(1, c["h"], c["w"], c["c1"] + c["c2"])], {"axis": -1})
+
+    def build(self, c: Config, rng):
+        import keras
+
+        a, b = (1, c["h"], c["w"], c["c1"]), (1, c["h"], c["w"], c["c2"])
+        return [a, b], lambda x, y: keras.ops.concatenate([x, y], axis=-1)
+
+
+def pairwise_concat(h: int, w: int, chans) -> list[tuple[str, Config]]:
+    """A concat of `chans` channels as pairwise copies of growing width."""
+    first, out = chans[0], []
+    for c in chans[1:]:
+        out.append(("concat", dict(h=h, w=w, c1=first, c2=c)))
+        first += c
+    return out
+
+
+@keras_layer("Concatenate")
+def _keras_concat(op: Op):
+    oh, ow = layer_hw(op.output_shape)
+    return pairwise_concat(oh, ow, [int(s[-1]) for s in op.input_shapes])
+
+
+@litert_kernel("CONCATENATION")
+def _litert_concat(k):
+    h, w = kernel_hw(k.output_shapes[0])
+    return pairwise_concat(h, w, [s[-1] for s in k.input_shapes])

@@ -1,0 +1,122 @@
+"""Regular 2-D convolutions (and Conv1D, timed as the conv over a map one wide)."""
+
+from __future__ import annotations
+
+import math
+from typing import Iterable
+
+from latency_lab.graph import Op
+from latency_lab.op_kinds.activation import fused_activation_configs
+from latency_lab.op_kinds.base import (Config, OpKind, kernel_same_input, keras_layer,
+                                       layer_hw, litert_kernel, random_weights, register,
+                                       same_out, square, tile_features)
+
+__all__ = ["Conv2D", "conv2d_config", "small_map_configs", "SMALL_MAP_WEIGHT_BYTES",
+           "SMALL_MAP_SIZES"]
+
+
+@register
+class Conv2D(OpKind):
+    name = "conv2d"
+    keys = ("h", "w", "cin", "cout", "k", "s")
+    in_channel_keys = ("cin",)
+    step_channels = ("cout", 0.5)
+    table_share = 18
+    narrow = True
+
+    def to_ir(self, c: Config) -> Op:
+        ho, wo = same_out(c["h"], c["s"]), same_out(c["w"], c["s"])
+        return Op("conv2d", "Conv2D", ["x"], [(1, c["h"], c["w"], c["cin"])],
+                  [(1, ho, wo, c["cout"])],
+                  {"kernel_size": (c["k"], c["k"]), "strides": (c["s"], c["s"]),
+                   "use_bias": True})
+
+    def build(self, c: Config, rng):
+        import keras
+
+        kernel = random_weights(rng, c["k"], c["k"], c["cin"], c["cout"])
+        bias = random_weights(rng, c["cout"])
+
+        def fn(x):
+            y = keras.ops.conv(x, keras.ops.convert_to_tensor(kernel), strides=c["s"],
+                               padding="same")
+            return keras.ops.relu(y + keras.ops.convert_to_tensor(bias))
+
+        return [(1, c["h"], c["w"], c["cin"])], fn
+
+    def features(self, cfg: Config, categories, channel_tile):
+        """A conv as the GEMM the runtime runs: output pixels x (cin * k * k) x cout,
+        plus kernel size and stride. Its efficiency follows the GEMM's shape, which
+        separate h, w, cin logs describe only in combination (5-fold CV on the EPYC
+        profile: RMSPE 13.3 -> 11.2%)."""
+        pixels = same_out(cfg["h"], cfg["s"]) * same_out(cfg["w"], cfg["s"])
+        feats = [math.log(max(pixels, 1)), math.log(max(cfg["cin"] * cfg["k"] ** 2, 1)),
+                 math.log(max(cfg["cout"], 1)), float(cfg["k"]), float(cfg["s"])]
+        if channel_tile:
+            feats += tile_features(cfg["cout"], channel_tile) + tile_features(cfg["cin"], channel_tile)
+        return feats
+
+    def coverage_configs(self, quick: bool) -> list[Config]:
+        """Regular convs with 5x5 and 7x7 kernels at strides 1 and 2: the application
+        families have almost none (5x5 and 7x7 appear as depthwise convs and one ResNet
+        stem), yet user networks and searched architectures use them."""
+        sizes = ((28, 32),) if quick else ((56, 32), (28, 64), (14, 128))
+        return [dict(h=h, w=h, cin=c, cout=c, k=k, s=s)
+                for h, c in sizes for k in (5, 7) for s in (1, 2)]
+
+
+def conv2d_config(h: int, w: int, cin: int, cout: int, kh: int, kw: int, s: int) -> Config:
+    """The conv2d sample that times a kh x kw conv. The table's kernels are square, so
+    a 1x7 or 7x1 (Inception) is timed as the square kernel of about as many taps,
+    k = round(sqrt(kh * kw)), over the input channels that keep its multiply-adds:
+    cin * kh * kw / k^2. On the EPYC VM (LiteRT, 1 thread), seven 1x3..7x1 convs
+    measured alone were predicted -10..-1% off this way, +18..+30% off (and a 1x5
+    -21%) as the k x k conv over all input channels."""
+    k = max(1, int(round(math.sqrt(kh * kw))))
+    if kh != kw:
+        cin = max(1, int(round(cin * kh * kw / k ** 2)))
+    return dict(h=h, w=w, cin=cin, cout=cout, k=k, s=s)
+
+
+SMALL_MAP_WEIGHT_BYTES = 2**20  # past a core's L2: the weights come from L3 or DRAM
+SMALL_MAP_SIZES = (1, 2, 4)  # output pixels per side
+
+
+def small_map_configs(configs: Iterable[tuple[str, Config]]) -> list[tuple[str, Config]]:
+    """The families' convs with at least SMALL_MAP_WEIGHT_BYTES of weights, at 1x1,
+    2x2 and 4x4 outputs: where a network fed a small input ends, the time of such a
+    conv is the fetch of its weights, a regime the families' own maps (5x5 and up)
+    never reach. Random variants rarely land there (one in a 690-sample plan)."""
+    kind = Conv2D()
+    out = []
+    for op, cfg in configs:
+        if op != "conv2d" or kind.weight_bytes(cfg) < SMALL_MAP_WEIGHT_BYTES:
+            continue
+        for size in SMALL_MAP_SIZES:
+            h = size * cfg["s"]
+            out.append((op, dict(cfg, h=h, w=h)))
+    return out
+
+
+@keras_layer("Conv2D", "Conv1D")
+def _keras_conv(op: Op):
+    x = op.input_shapes[0]
+    h, w = layer_hw(x)
+    ks = tuple(op.attrs.get("kernel_size", (1,)))
+    kh, kw = (ks[0], ks[-1]) if len(ks) > 1 else (ks[0], 1)
+    cfg = conv2d_config(h, w, int(x[-1]) // int(op.attrs.get("groups", 1)),
+                        int(op.output_shape[-1]), int(kh), int(kw), square(op, "strides"))
+    return [("conv2d", cfg)] + fused_activation_configs(op)
+
+
+@litert_kernel("CONV_2D")
+def _litert_conv(k):
+    s = int(k.options.get("strideH", 1))
+    h, w = kernel_same_input(k, s)
+    cout, kh, kw, cin = k.input_shapes[1]
+    if h * w == 1 and kh * kw == 1:
+        # A 1x1 conv on a 1x1 map (squeeze-excite, conv heads) is a matrix-vector
+        # product, which XNNPACK runs with the fully-connected kernels: time it as the
+        # dense op it is (the conv table has no 1x1 maps to interpolate from).
+        return [("dense", dict(rows=1, cin=cin, cout=cout))]
+    return [("conv2d", conv2d_config(h, w, cin, cout, kh, kw, s))]

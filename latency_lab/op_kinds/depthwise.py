@@ -1,0 +1,124 @@
+"""Depthwise convolutions, with and without a depth multiplier, and the separable
+convs made of one."""
+
+from __future__ import annotations
+
+import math
+
+from latency_lab.graph import Op
+from latency_lab.op_kinds.activation import fused_activation_configs
+from latency_lab.op_kinds.base import (Config, OpKind, kernel_same_input, keras_layer,
+                                       layer_hw, litert_kernel, random_weights, register,
+                                       same_out, square)
+
+__all__ = ["Depthwise", "DepthwiseMultiplier", "depthwise_config"]
+
+
+class _DepthwiseBase(OpKind):
+    def _build(self, c: Config, rng, dm: int):
+        import keras
+
+        kernel = random_weights(rng, c["k"], c["k"], c["c"], dm)
+        bias = random_weights(rng, c["c"] * dm)
+
+        def fn(x):
+            y = keras.ops.depthwise_conv(x, keras.ops.convert_to_tensor(kernel),
+                                         strides=c["s"], padding="same")
+            return keras.ops.relu6(y + keras.ops.convert_to_tensor(bias))
+
+        return [(1, c["h"], c["w"], c["c"])], fn
+
+
+@register
+class Depthwise(_DepthwiseBase):
+    name = "depthwise"
+    keys = ("h", "w", "c", "k", "s")
+    step_channels = ("c", 0.5)
+    # XNNPACK's depthwise kernels run a partial SIMD step through a slower remainder
+    # path (3x3 at 48x48 on the EPYC VM: 17 us over 8 channels, 25 us over 1-7, 34 us
+    # over 9-15). 5-fold CV RMSPE on three EPYC profiles, real channel counts -> padded
+    # base and features with the flag: 11.3/9.8/9.7 -> 11.2/7.0/7.0% (at <= 48 channels
+    # 15.1/16.1/14.4 -> 11.1/10.9/10.9%); for conv2d and dense the flag was neutral.
+    partial_step_flag = True
+    # With the padded base and the flag, the log of the roofline base made it worse
+    # (10.0/12.9/7.1 -> 10.7/15.1/7.5%).
+    size_feature = False
+    table_share = 10
+    narrow = True
+
+    def to_ir(self, c: Config) -> Op:
+        ho, wo = same_out(c["h"], c["s"]), same_out(c["w"], c["s"])
+        return Op("depthwise", "DepthwiseConv2D", ["x"], [(1, c["h"], c["w"], c["c"])],
+                  [(1, ho, wo, c["c"])],
+                  {"kernel_size": (c["k"], c["k"]), "strides": (c["s"], c["s"]),
+                   "use_bias": True})
+
+    def build(self, c: Config, rng):
+        return self._build(c, rng, 1)
+
+
+@register
+class DepthwiseMultiplier(_DepthwiseBase):
+    """A depthwise conv with a depth multiplier above 1 (MobileNet(depth_multiplier=2)):
+    c input channels, c * dm outputs. Not the depthwise kernels' fast path: on the EPYC
+    VM 3x3 at 24x24 over 24 channels with dm 2 took 78 us, over 48 channels with dm 1
+    15 us."""
+
+    name = "depthwise_multiplier"
+    keys = ("h", "w", "c", "dm", "k", "s")
+
+    def to_ir(self, c: Config) -> Op:
+        ho, wo = same_out(c["h"], c["s"]), same_out(c["w"], c["s"])
+        return Op("depthwise_multiplier", "DepthwiseConv2D", ["x"],
+                  [(1, c["h"], c["w"], c["c"])], [(1, ho, wo, c["c"] * c["dm"])],
+                  {"kernel_size": (c["k"], c["k"]), "strides": (c["s"], c["s"]),
+                   "use_bias": True, "depth_multiplier": c["dm"]})
+
+    def build(self, c: Config, rng):
+        return self._build(c, rng, c["dm"])
+
+    def coverage_configs(self, quick: bool) -> list[Config]:
+        """The application families have none."""
+        dms = (2,) if quick else (2, 4)
+        maps = ((48, 16), (12, 64)) if quick else ((48, 16), (24, 32), (12, 64))
+        return [dict(h=h, w=h, c=c, dm=dm, k=3, s=s)
+                for dm in dms for h, c in maps for s in (1, 2)]
+
+
+def depthwise_config(h: int, w: int, cin: int, dm: int, k: int, s: int) -> tuple[str, Config]:
+    """A depth multiplier above 1 runs as a kernel of its own (`depthwise_multiplier`)."""
+    if dm > 1:
+        return ("depthwise_multiplier", dict(h=h, w=w, c=cin, dm=dm, k=k, s=s))
+    return ("depthwise", dict(h=h, w=w, c=cin, k=k, s=s))
+
+
+@keras_layer("DepthwiseConv2D", "DepthwiseConv1D")
+def _keras_depthwise(op: Op):
+    x = op.input_shapes[0]
+    h, w = layer_hw(x)
+    dw = depthwise_config(h, w, int(x[-1]), int(op.attrs.get("depth_multiplier", 1)),
+                          square(op, "kernel_size"), square(op, "strides"))
+    return [dw] + fused_activation_configs(op)
+
+
+@keras_layer("SeparableConv2D", "SeparableConv1D")
+def _keras_separable(op: Op):
+    x = op.input_shapes[0]
+    h, w = layer_hw(x)
+    cin = int(x[-1])
+    dm = int(op.attrs.get("depth_multiplier", 1))
+    ho, wo = layer_hw(op.output_shape)
+    return [depthwise_config(h, w, cin, dm, square(op, "kernel_size"), square(op, "strides")),
+            ("conv2d", dict(h=ho, w=wo, cin=cin * dm, cout=int(op.output_shape[-1]), k=1, s=1))]
+
+
+@litert_kernel("DEPTHWISE_CONV_2D")
+def _litert_depthwise(k):
+    s = int(k.options.get("strideH", 1))
+    h, w = kernel_same_input(k, s)
+    _, kh, kw, c = k.input_shapes[1]
+    size = int(round(math.sqrt(kh * kw)))
+    cin = k.input_shapes[0][-1]
+    if c > cin:  # a depth multiplier: a kernel of its own (the options' field is deprecated)
+        return [("depthwise_multiplier", dict(h=h, w=w, c=cin, dm=c // cin, k=size, s=s))]
+    return [("depthwise", dict(h=h, w=w, c=c, k=size, s=s))]

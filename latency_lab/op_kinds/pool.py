@@ -1,0 +1,93 @@
+"""Window pooling (max, average) and global average pooling."""
+
+from __future__ import annotations
+
+import math
+
+from latency_lab.graph import Op
+from latency_lab.op_kinds.base import (Config, OpKind, kernel_hw, kernel_same_input,
+                                       keras_layer, layer_hw, litert_kernel, register,
+                                       same_out, square)
+
+__all__ = ["Pool", "GlobalPool"]
+
+
+@register
+class Pool(OpKind):
+    name = "pool"
+    keys = ("h", "w", "c", "k", "s", "kind")
+    categories = {"kind": ("max", "avg")}
+    table_share = 2
+
+    def to_ir(self, c: Config) -> Op:
+        ho, wo = same_out(c["h"], c["s"]), same_out(c["w"], c["s"])
+        t = "MaxPooling2D" if c["kind"] == "max" else "AveragePooling2D"
+        return Op("pool", t, ["x"], [(1, c["h"], c["w"], c["c"])], [(1, ho, wo, c["c"])],
+                  {"pool_size": (c["k"], c["k"]), "strides": (c["s"], c["s"])})
+
+    def build(self, c: Config, rng):
+        import keras
+
+        f = keras.ops.max_pool if c["kind"] == "max" else keras.ops.average_pool
+
+        def fn(x):
+            return f(x, c["k"], strides=c["s"], padding="same")
+
+        return [(1, c["h"], c["w"], c["c"])], fn
+
+
+@register
+class GlobalPool(OpKind):
+    name = "global_pool"
+    keys = ("h", "w", "c")
+    table_share = 2
+
+    def to_ir(self, c: Config) -> Op:
+        return Op("global_pool", "GlobalAveragePooling2D", ["x"], [(1, c["h"], c["w"], c["c"])],
+                  [(1, c["c"])], {})
+
+    def build(self, c: Config, rng):
+        import keras
+
+        def fn(x):
+            return keras.ops.mean(x, axis=(1, 2))
+
+        return [(1, c["h"], c["w"], c["c"])], fn
+
+
+@keras_layer("MaxPooling2D", "AveragePooling2D")
+def _keras_pool(op: Op):
+    x = op.input_shapes[0]
+    h, w = layer_hw(x)
+    kind = "max" if op.type.startswith("Max") else "avg"
+    return [("pool", dict(h=h, w=w, c=int(x[-1]), k=square(op, "pool_size"),
+                          s=square(op, "strides"), kind=kind))]
+
+
+@keras_layer("GlobalAveragePooling2D", "GlobalMaxPooling2D")
+def _keras_global_pool(op: Op):
+    x = op.input_shapes[0]
+    h, w = layer_hw(x)
+    return [("global_pool", dict(h=h, w=w, c=int(x[-1])))]
+
+
+def _litert_pool(kind: str):
+    def f(k):
+        s = int(k.options.get("strideH", 1))
+        h, w = kernel_same_input(k, s)
+        size = int(round(math.sqrt(k.options.get("filterHeight", 1)
+                                   * k.options.get("filterWidth", 1))))
+        return [("pool", dict(h=h, w=w, c=k.input_shapes[0][-1], k=size, s=s, kind=kind))]
+
+    return f
+
+
+litert_kernel("MAX_POOL_2D")(_litert_pool("max"))
+litert_kernel("AVERAGE_POOL_2D")(_litert_pool("avg"))
+
+
+@litert_kernel("MEAN")
+def _litert_mean(k):
+    x = k.input_shapes[0]
+    h, w = kernel_hw(x)
+    return [("global_pool", dict(h=h, w=w, c=x[-1]))]
