@@ -8,11 +8,11 @@ from typing import Any, Sequence
 
 from latency_lab import costs
 from latency_lab.costs import OpCost
+from latency_lab.errors import UnknownOpWarning
 from latency_lab.graph import Graph
 
 
-class UnknownOpWarning(UserWarning):
-    """An op with no cost function was counted as zero (allow_unknown=True)."""
+
 
 
 @dataclass

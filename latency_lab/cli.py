@@ -17,7 +17,7 @@ from typing import Callable
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from latency_lab import __version__  # noqa: E402
-from latency_lab.errors import LatencyLabError  # noqa: E402
+from latency_lab.errors import LatencyLabError, UnknownOpWarning  # noqa: E402
 
 
 @dataclass
@@ -60,7 +60,8 @@ def add_model_args(p: argparse.ArgumentParser, *, many: bool = False) -> None:
     p.add_argument("--model-arg", action="append", default=[], metavar="NAME=VALUE",
                    help="keyword for keras.applications.NAME, e.g. alpha=0.5 (repeatable)")
     p.add_argument("--allow-unknown", action="store_true",
-                   help="count layers without a cost function as zero (with a warning)")
+                   help="leave out layers without a cost function or latency model (listed "
+                        "as skipped) instead of stopping with an error")
 
 
 def load_model_from_args(args: argparse.Namespace, spec: str):
@@ -104,7 +105,7 @@ def fmt_count(v: float) -> str:
 
 @command("analyze", "per-layer FLOPs, params and bytes of a model", _analyze_args)
 def run_analyze(args: argparse.Namespace) -> int:
-    from latency_lab.analyze import UnknownOpWarning, analyze_model
+    from latency_lab.analyze import analyze_model
 
     model, shape = load_model_from_args(args, args.model)
     with warnings.catch_warnings(record=True) as caught:
@@ -306,8 +307,12 @@ def run_predict(args: argparse.Namespace) -> int:
     prof = load_profile(args.profile)
     model, _ = load_model_from_args(args, args.model)
     predictor = args.predictor or ("lookup" if prof.samples else "roofline")
-    res = predict_model(model, prof, predictor, batch_size=args.batch_size,
-                        model_name=args.model)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UnknownOpWarning)  # listed below instead
+        res = predict_model(model, prof, predictor, batch_size=args.batch_size,
+                            model_name=args.model, allow_unknown=args.allow_unknown)
+    if res.skipped:
+        warn(f"skipped {len(res.skipped)} with no latency model: " + "; ".join(res.skipped))
     data = res.to_dict()
     data["profile"] = args.profile
     if args.json:
@@ -431,8 +436,14 @@ def run_validate(args: argparse.Namespace) -> int:
         from latency_lab.errors import InputSpecError
 
         raise InputSpecError(f"--passes must be a positive integer, got {args.passes}")
-    report = validate(models(), args.profile, tuple(args.predictor or DEFAULT_PREDICTORS),
-                      passes=args.passes)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UnknownOpWarning)  # listed below instead
+        report = validate(models(), args.profile, tuple(args.predictor or DEFAULT_PREDICTORS),
+                          passes=args.passes, allow_unknown=args.allow_unknown)
+    for row in report.results:
+        if row.skipped:
+            warn(f"{row.name}: skipped {len(row.skipped)} with no latency model: "
+                 + "; ".join(row.skipped))
     render_validation(report)
     if args.report:
         for path in write_report(report, args.report):

@@ -2,6 +2,9 @@
 message (which names the file, field, layer or op and says how to fix it) instead of a
 traceback."""
 
+__all__ = ["LatencyLabError", "ModelLoadError", "UnsupportedModelError", "UnsupportedOpError",
+           "ProfileError", "MeasurementError", "InputSpecError", "UnknownOpWarning"]
+
 
 class LatencyLabError(Exception):
     """Base class: a problem with the user's input or environment, not a bug."""
@@ -29,3 +32,8 @@ class MeasurementError(LatencyLabError):
 
 class InputSpecError(LatencyLabError):
     """A command-line value (shape, option) is malformed."""
+
+
+class UnknownOpWarning(UserWarning):
+    """A layer or kernel with no cost function or latency model was skipped, because the
+    caller allowed it (`allow_unknown=True`, `--allow-unknown`)."""

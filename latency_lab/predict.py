@@ -22,14 +22,19 @@ class NetworkPrediction:
     predictor: str
     latency_ms: float
     layers: list[LayerPrediction] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)  # no latency model (allow_unknown)
 
     def to_dict(self) -> dict:
         return {"model": self.model, "profile": self.profile, "predictor": self.predictor,
-                "latency_ms": self.latency_ms, "layers": [l.to_dict() for l in self.layers]}
+                "latency_ms": self.latency_ms, "layers": [l.to_dict() for l in self.layers],
+                "skipped": list(self.skipped)}
 
 
 def predict_model(model: Any, profile: Any, predictor: str = "lookup", *,
-                  batch_size: int = 1, model_name: str | None = None) -> NetworkPrediction:
+                  batch_size: int = 1, model_name: str | None = None,
+                  allow_unknown: bool = False) -> NetworkPrediction:
+    """Predicted latency of `model`; a layer with no latency model is an error unless
+    `allow_unknown` (then it is left out and listed in `skipped`)."""
     prof = load_profile(profile)
     if predictor == "lookup" and not prof.samples:
         raise ProfileError(
@@ -38,6 +43,8 @@ def predict_model(model: Any, profile: Any, predictor: str = "lookup", *,
             "`latency-lab profile`"
         )
     est = make_predictor(predictor, prof)
-    items = work_items(model, prof.runtime_name, batch_size=batch_size)
+    items = work_items(model, prof.runtime_name, batch_size=batch_size,
+                       allow_unknown=allow_unknown)
     total, layers = predict_items(items, est)
-    return NetworkPrediction(model_name or model.name, prof.device_name, predictor, total, layers)
+    return NetworkPrediction(model_name or model.name, prof.device_name, predictor, total, layers,
+                             list(items.skipped))

@@ -35,6 +35,7 @@ class ModelResult:
     layers: dict[str, list[LayerPrediction]] = field(default_factory=dict)
     pass_ms: list[float] = field(default_factory=list)  # fastest repeat of each pass
     median_ms: float | None = None  # median over all passes' repeats (typical, loaded host)
+    skipped: list[str] = field(default_factory=list)  # no latency model (allow_unknown)
 
     @property
     def pass_spread_pct(self) -> float | None:
@@ -51,7 +52,8 @@ class ModelResult:
         return {"name": self.name, "measured_ms": self.measured_ms,
                 "median_ms": self.median_ms, "iqr_ms": self.iqr_ms,
                 "pass_ms": list(self.pass_ms), "predicted_ms": dict(self.predicted_ms),
-                "error_pct": {p: self.error_pct(p) for p in self.predicted_ms}}
+                "error_pct": {p: self.error_pct(p) for p in self.predicted_ms},
+                "skipped": list(self.skipped)}
 
 
 def spearman(a: Sequence[float], b: Sequence[float]) -> float | None:
@@ -165,7 +167,7 @@ def validate(models: Iterable[tuple[str, Any]], profile: Any,
              passes: int = 3, seed: int = 0,
              on_measurement: Callable[[str, int, Any], None] | None = None,
              reference: Sequence[tuple[str, Any]] | str | None = "calibration",
-             ) -> ValidationReport:
+             allow_unknown: bool = False) -> ValidationReport:
     """Predict every model, then measure them all in `passes` passes (a new order each
     pass; see `runtimes.measure_in_passes`), so that each measured figure spans the
     whole run as the profile's samples do. `measurements` ({name: (measured_ms, iqr_ms)})
@@ -176,7 +178,9 @@ def validate(models: Iterable[tuple[str, Any]], profile: Any,
     `reference`: networks measured in the same passes to report the host's drift since
     profiling (`host_drift`): "calibration" (default: `reference_networks`), (label,
     model) pairs naming calibration entries of the profile, or None. They are not
-    among the results."""
+    among the results. A layer with no latency model is an error unless
+    `allow_unknown` (then it is left out of the prediction and listed in the model's
+    `skipped`)."""
     from latency_lab.runtimes import for_profile as runtime_for_profile, measure_in_passes
 
     prof = load_profile(profile)
@@ -195,11 +199,11 @@ def validate(models: Iterable[tuple[str, Any]], profile: Any,
         raise LatencyLabError("validate needs at least one model")
     predicted = {}
     for name, model in models:
-        items = work_items(model, runtime_name)
+        items = work_items(model, runtime_name, allow_unknown=allow_unknown)
         preds, layers = {}, {}
         for p, est in estimators.items():
             preds[p], layers[p] = predict_items(items, est)
-        predicted[name] = (preds, layers)
+        predicted[name] = (preds, layers, list(items.skipped))
     measurements = measurements or {}
     to_measure = [(n, m) for n, m in models if n not in measurements]
     if reference == "calibration":
@@ -216,13 +220,15 @@ def validate(models: Iterable[tuple[str, Any]], profile: Any,
             [m.raw_ms for m in timed[name]], timing.spread_tolerance).min for name, _ in refs})
     results = []
     for name, _ in models:
+        preds, layers, skipped = predicted[name]
         if name in measurements:
             measured_ms, iqr_ms = measurements[name]
-            r = ModelResult(name, measured_ms, iqr_ms, *predicted[name])
+            r = ModelResult(name, measured_ms, iqr_ms, preds, layers, skipped=skipped)
         else:
             pooled = pool_passes([m.raw_ms for m in timed[name]], timing.spread_tolerance)
-            r = ModelResult(name, pooled.min, pooled.iqr, *predicted[name],
-                            pass_ms=[m.min_ms for m in timed[name]], median_ms=pooled.median)
+            r = ModelResult(name, pooled.min, pooled.iqr, preds, layers,
+                            pass_ms=[m.min_ms for m in timed[name]], median_ms=pooled.median,
+                            skipped=skipped)
         results.append(r)
         if on_model:
             on_model(r)

@@ -11,24 +11,27 @@ from typing import Any, Callable
 from latency_lab.errors import ProfileError
 from latency_lab.kernels.keras import keras_items, spec_items
 from latency_lab.kernels.litert import litert_items
-from latency_lab.kernels.work import WorkItem
+from latency_lab.kernels.work import WorkItem, WorkItems
 
-__all__ = ["WorkItem", "RUNTIMES", "work_items"]
+__all__ = ["WorkItem", "WorkItems", "RUNTIMES", "work_items"]
 
-RUNTIMES: dict[str, Callable[..., list[WorkItem]]] = {
+RUNTIMES: dict[str, Callable[..., WorkItems]] = {
     "litert": litert_items,
     "keras": keras_items,
     "spec": spec_items,
 }
 
 
-def work_items(model: Any, runtime: str, *, batch_size: int = 1,
-               input_shape=None) -> list[WorkItem]:
+def work_items(model: Any, runtime: str, *, batch_size: int = 1, input_shape=None,
+               allow_unknown: bool = False) -> WorkItems:
     """The kernels to predict, in the form `runtime` (a profile's runtime name:
-    litert, keras or spec) executes them."""
+    litert, keras or spec) executes them. A layer or kernel with no latency model is
+    an UnsupportedOpError naming it, under every runtime; with `allow_unknown` it is
+    left out, warned about (UnknownOpWarning) and listed in the result's `skipped`."""
     try:
         build = RUNTIMES[runtime]
     except KeyError:
         raise ProfileError(f"no kernel model for runtime {runtime!r}; known: "
                            f"{', '.join(sorted(RUNTIMES))}") from None
-    return build(model, batch_size=batch_size, input_shape=input_shape)
+    return build(model, batch_size=batch_size, input_shape=input_shape,
+                 allow_unknown=allow_unknown)

@@ -6,7 +6,8 @@ from __future__ import annotations
 from typing import Any
 
 from latency_lab import costs, op_kinds
-from latency_lab.kernels.work import WorkItem
+from latency_lab.errors import UnsupportedOpError
+from latency_lab.kernels.work import WorkItem, WorkItems, unknown
 
 __all__ = ["keras_items", "spec_items"]
 
@@ -25,25 +26,45 @@ def _roofline_item(op) -> WorkItem | None:
     return None
 
 
-def keras_items(model: Any, *, batch_size: int = 1, input_shape=None) -> list[WorkItem]:
+def _no_model(op, runtime: str) -> UnsupportedOpError:
+    return UnsupportedOpError(
+        f"layer {op.name!r} ({op.type}) has no latency model under the {runtime} runtime: "
+        f"no op kind maps Keras layer type {op.type!r} and it has no cost function. Add an "
+        "op kind in latency_lab/op_kinds/ (or a cost function in latency_lab/costs.py), "
+        "or pass --allow-unknown (allow_unknown=True) to leave it out.")
+
+
+def keras_items(model: Any, *, batch_size: int = 1, input_shape=None,
+                allow_unknown: bool = False) -> WorkItems:
     """Each layer timed through its op kinds (`op_kinds.layer_configs`); a layer with
-    none but a cost function is charged through the roofline; folded layers are free."""
-    items = []
+    none but a cost function is charged through the roofline; folded layers are free;
+    any other layer is an error unless `allow_unknown`."""
+    items = WorkItems()
     for op in _graph(model, batch_size, input_shape):
         cfgs = op_kinds.layer_configs(op)
         if cfgs:
             items.append(WorkItem(op.name, op.type, cfgs, kernel=op.type))
-        elif op.type not in op_kinds.FOLDED_LAYERS and costs.is_supported(op.type):
+        elif op.type in op_kinds.FOLDED_LAYERS:
+            continue
+        elif costs.is_supported(op.type):
             item = _roofline_item(op)
             if item is not None:
                 items.append(item)
+        elif op.type not in op_kinds.KERAS_LAYERS:
+            unknown(items, f"layer {op.name!r} ({op.type})", _no_model(op, "keras"),
+                    allow_unknown)
     return items
 
 
-def spec_items(model: Any, *, batch_size: int = 1, input_shape=None) -> list[WorkItem]:
+def spec_items(model: Any, *, batch_size: int = 1, input_shape=None,
+               allow_unknown: bool = False) -> WorkItems:
     """Datasheet roofline over the Keras layers, as MorphNet does."""
-    items = []
+    items = WorkItems()
     for op in _graph(model, batch_size, input_shape):
+        if not costs.is_supported(op.type):
+            unknown(items, f"layer {op.name!r} ({op.type})", _no_model(op, "spec"),
+                    allow_unknown)
+            continue
         item = _roofline_item(op)
         if item is not None:
             items.append(item)

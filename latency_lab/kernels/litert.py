@@ -236,17 +236,24 @@ def roofline_work(kernel: Kernel) -> tuple[float, float]:
     return float(out_elems), float(4 * (out_elems + in_elems))
 
 
-def litert_items(model: Any, *, batch_size: int = 1, input_shape=None) -> list:
+def litert_items(model: Any, *, batch_size: int = 1, input_shape=None,
+                 allow_unknown: bool = False) -> list:
     """The converted model's kernels as work items: timed through their op kinds
-    (`op_kinds.kernel_configs`), roofline-charged, or free (left out)."""
+    (`op_kinds.kernel_configs`), roofline-charged, or free (left out). A kernel with no
+    latency model is an error unless `allow_unknown`."""
     from latency_lab import costs, op_kinds
-    from latency_lab.kernels.work import WorkItem
+    from latency_lab.errors import UnsupportedOpError
+    from latency_lab.kernels.work import WorkItem, WorkItems, unknown
 
     kernels, _ = litert_kernels(model, batch_size=batch_size)
     types = {layer.name: type(layer).__name__ for layer in all_layers(model)}
-    items = []
+    items = WorkItems()
     for k in kernels:
-        cfgs = op_kinds.kernel_configs(k)
+        try:
+            cfgs = op_kinds.kernel_configs(k)
+        except UnsupportedOpError as exc:
+            unknown(items, f"LiteRT kernel {k.op} (layer {k.layer!r})", exc, allow_unknown)
+            continue
         if cfgs == []:
             continue
         name = k.layer

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from latency_lab import costs, op_kinds
 
-__all__ = ["WorkItem"]
+__all__ = ["WorkItem", "WorkItems", "unknown"]
 
 
 @dataclass
@@ -50,3 +50,26 @@ class WorkItem:
         if "configs" in d:
             return cls("", "", [(op, dict(cfg)) for op, cfg in d["configs"]])
         return cls("", "", None, float(d["flops"]), float(d["bytes"]), str(d["op_class"]))
+
+
+class WorkItems(list):
+    """The kernels of a network; `skipped` names the layers left out because they have
+    no latency model and the caller allowed that (`allow_unknown`)."""
+
+    def __init__(self, items=(), skipped=()):
+        super().__init__(items)
+        self.skipped: list[str] = list(skipped)
+
+
+def unknown(items: WorkItems, what: str, error: Exception, allow_unknown: bool) -> None:
+    """The one failure policy for a layer or kernel with no latency model: the error
+    (which names it), or, with `allow_unknown`, a warning and an entry in
+    `items.skipped`."""
+    if not allow_unknown:
+        raise error
+    import warnings
+
+    from latency_lab.errors import UnknownOpWarning
+
+    items.skipped.append(what)
+    warnings.warn(UnknownOpWarning(f"skipped {what}: {error}"), stacklevel=3)
