@@ -13,5 +13,10 @@ from latency_lab.errors import (  # noqa: F401  (public API)
     ModelLoadError,
     ProfileError,
     UnsupportedModelError,
+    UnknownOpWarning,
     UnsupportedOpError,
 )
+
+__all__ = ["__version__", "InputSpecError", "LatencyLabError", "MeasurementError",
+           "ModelLoadError", "ProfileError", "UnsupportedModelError",
+           "UnsupportedOpError", "UnknownOpWarning"]

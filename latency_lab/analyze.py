@@ -11,6 +11,8 @@ from latency_lab.costs import OpCost
 from latency_lab.errors import UnknownOpWarning
 from latency_lab.graph import Graph
 
+__all__ = ["LayerCost", "Analysis", "analyze_graph", "analyze_model", "UnknownOpWarning"]
+
 
 
 

@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
+__all__ = ["COMMANDS", "command", "build_parser", "main"]
+
 # Quiet TensorFlow's C++ start-up banner before anything imports it.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 

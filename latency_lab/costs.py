@@ -25,6 +25,11 @@ from typing import Callable, Sequence
 from latency_lab.errors import UnsupportedOpError
 from latency_lab.graph import Op, dtype_bytes, positions
 
+__all__ = ["ACTIVATION_FLOPS", "DENSE", "DEPTHWISE", "ELEMENTWISE", "DATA", "OpCost",
+           "ZERO", "CostFn", "CostRule", "register", "supported_types", "is_supported",
+           "rule", "op_class", "cost_of", "activation_name",
+           "activation_flops_per_element"]
+
 # Roofline classes an op's compute time is charged to (profile "compute_flops_per_s").
 DENSE, DEPTHWISE, ELEMENTWISE, DATA = "dense", "depthwise", "elementwise", "data"
 

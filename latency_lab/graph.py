@@ -11,6 +11,9 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, Iterator
 
+__all__ = ["DTYPE_BYTES", "dtype_bytes", "Shape", "UniqueNames", "Op", "channels",
+           "positions", "Graph"]
+
 DTYPE_BYTES = {
     "float16": 2,
     "bfloat16": 2,
@@ -107,10 +110,6 @@ def channels(shape: Shape, channel_axis: int = -1) -> int:
     if len(shape) < 2:
         return 1
     return int(shape[channel_axis])
-
-
-def elements(shape: Shape) -> int:
-    return int(math.prod(int(d) for d in shape))
 
 
 def positions(shape: Shape, channel_axis: int = -1) -> int:

@@ -10,6 +10,10 @@ from typing import Any, Sequence
 
 from latency_lab.errors import InputSpecError, ModelLoadError
 
+__all__ = ["APPLICATIONS_PREFIX", "MODEL_SUFFIXES", "DEFAULT_IMAGE_SHAPE",
+           "parse_input_shape", "parse_model_args", "application_names",
+           "load_application", "load_model_file", "load"]
+
 APPLICATIONS_PREFIX = "keras.applications."
 MODEL_SUFFIXES = (".keras", ".h5", ".hdf5")
 DEFAULT_IMAGE_SHAPE = (224, 224, 3)

@@ -16,6 +16,9 @@ from pathlib import Path
 
 from latency_lab.errors import LatencyLabError
 
+__all__ = ["profile_figures", "RooflinePoint", "roofline_points", "plot_roofline",
+           "save_figure"]
+
 CLASS_ORDER = ("dense", "depthwise", "elementwise")
 # One hue family per op class: the ceiling is the darkest shade, the ops of that class
 # take lighter shades (and their own marker), so a point reads against its own roof.

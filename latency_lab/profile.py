@@ -25,6 +25,11 @@ from typing import Any, Callable, Iterable, Mapping
 
 from latency_lab.errors import ProfileError
 
+__all__ = ["SCHEMA", "CURRENT_VERSION", "SUPPORTED_VERSIONS", "DEVICE_KINDS",
+           "RUNTIME_NAMES", "PROVENANCE_KINDS", "OP_CLASSES", "DeviceMismatchWarning",
+           "utc_now", "Sample", "network_latency_ms", "sample_key", "upgrade",
+           "write_json_atomic", "DeviceProfile", "load_profile"]
+
 SCHEMA = "latency-lab.device-profile"
 CURRENT_VERSION = 2
 
@@ -38,9 +43,11 @@ _FIX_HINT = "fix the file, or re-create it with `latency-lab profile`"
 # Top-level fields in the order `to_dict` writes them.
 _TOP_LEVEL_FIELDS = (
     "schema", "version", "created_utc", "tool_version", "device", "runtime",
-    "provenance", "roofline", "overhead", "samples", "predictor", "calibration",
-    "progress",
+    "provenance", "roofline", "overhead", "samples", "calibration", "progress",
 )
+# Read and dropped: an empty section every profile written before 0.2 carries (predictors
+# are refit from the samples; nothing ever read it).
+_LEGACY_FIELDS = ("predictor",)
 
 
 class DeviceMismatchWarning(UserWarning):
@@ -152,7 +159,7 @@ def _bool(ctx: _Ctx, value: Any, path: str) -> bool:
 
 
 def _json_value(ctx: _Ctx, value: Any, path: str) -> Any:
-    """Free-form data (device.info, predictor, calibration): plain JSON values only,
+    """Free-form data (device.info, calibration): plain JSON values only,
     finite numbers, string keys. Returns a deep copy."""
     if isinstance(value, dict):
         out = {}
@@ -527,7 +534,7 @@ def _v_progress(ctx: _Ctx, value: Any) -> dict:
 
 
 def _validate_v2(ctx: _Ctx, data: dict) -> dict:
-    _no_extra(ctx, data, _TOP_LEVEL_FIELDS, "")
+    _no_extra(ctx, data, _TOP_LEVEL_FIELDS + _LEGACY_FIELDS, "")
     out = {
         "schema": SCHEMA,
         "version": CURRENT_VERSION,
@@ -542,8 +549,11 @@ def _validate_v2(ctx: _Ctx, data: dict) -> dict:
     samples = _list(ctx, _get(ctx, data, "samples", ""), "samples")
     out["samples"] = [_parse_sample(ctx, s, f"samples[{i}]").to_dict()
                       for i, s in enumerate(samples)]
-    out["predictor"] = _json_value(ctx, _dict(ctx, data.get("predictor", {}), "predictor"),
-                                   "predictor")
+    if data.get("predictor"):
+        raise ProfileError(
+            f"{ctx.source}: field 'predictor' holds settings, but no version of latency-lab "
+            "reads them (predictors are refit from the samples at load time); remove the "
+            "field, or re-create the profile with `latency-lab profile`")
     out["calibration"] = _json_value(
         ctx, _dict(ctx, data.get("calibration", {}), "calibration"), "calibration")
     if data.get("progress") is not None:
@@ -670,7 +680,7 @@ class DeviceProfile:
     @classmethod
     def create(cls, *, device: dict, runtime: dict, roofline: dict,
                provenance: dict | None = None, overhead: dict | None = None,
-               samples: Iterable = (), predictor: dict | None = None,
+               samples: Iterable = (),
                calibration: dict | None = None, progress: dict | None = None,
                created_utc: str | None = None, source: str = "<new profile>",
                ) -> "DeviceProfile":
@@ -691,7 +701,6 @@ class DeviceProfile:
             "overhead": overhead if overhead is not None else {"per_op_ms": 0.0,
                                                                "per_invocation_ms": 0.0},
             "samples": [_sample_dict(s) for s in samples],
-            "predictor": predictor or {},
             "calibration": calibration or {},
         }
         if progress is not None:
@@ -815,10 +824,6 @@ class DeviceProfile:
     @property
     def sample_keys(self) -> frozenset:
         return frozenset(s.key for s in self._samples)
-
-    @property
-    def predictor_settings(self) -> dict:
-        return copy.deepcopy(self._data["predictor"])
 
     @property
     def calibration(self) -> dict:

@@ -20,6 +20,8 @@ from latency_lab.profile import DeviceProfile, Sample
 from latency_lab.runtimes import OpProgram, get as get_runtime
 from latency_lab.timing import Measurement, TimingConfig, pool_passes
 
+__all__ = ["ProfileRun", "CHUNK", "run_profile"]
+
 
 @dataclass
 class ProfileRun:

@@ -23,6 +23,10 @@ from latency_lab.predictors import PREDICTORS, LayerPrediction, make_predictor, 
 from latency_lab.profile import DeviceProfile, load_profile, network_latency_ms, write_json_atomic
 from latency_lab.timing import TimingConfig, pool_passes
 
+__all__ = ["DEFAULT_PREDICTORS", "REFERENCE_PREFIX", "ModelResult", "ValidationReport",
+           "spearman", "summarize", "reference_networks", "host_drift", "check_runtime",
+           "validate", "write_report", "scatter_figure", "worst_layers_markdown"]
+
 DEFAULT_PREDICTORS = ("lookup", "roofline", "flops")
 
 

@@ -15,6 +15,8 @@ from typing import Any
 
 from latency_lab.graph import Graph
 
+__all__ = ["slimmable_convs", "application", "random_slim"]
+
 _PASS = {"BatchNormalization", "Activation", "ReLU", "ZeroPadding2D", "Dropout",
          "DepthwiseConv2D", "LeakyReLU", "ELU"}
 _SINKS = {"Conv2D", "Dense", "SeparableConv2D"}

@@ -178,9 +178,6 @@ class ChannelGraph:
             raise ValueError(f"layer {name!r} has no single output group")
         return self.groups[gid]
 
-    def full_alive(self) -> dict[int, int]:
-        return {gid: g.size for gid, g in self.groups.items()}
-
     def alive_count(self, segments: Sequence[Segment], alive_by_group: dict) -> Any:
         return alive_count(segments, alive_by_group)
 

@@ -27,6 +27,8 @@ from latency_lab.profile import load_profile
 from regularizers.base import NetworkRegularizer
 from regularizers.grouping import ChannelOp
 
+__all__ = ["LatencyRegularizer"]
+
 _GRID = (0.25, 0.5, 0.75, 1.0)
 
 

@@ -47,7 +47,6 @@ def make_v2(**overrides):
              "median_ms": 0.3, "iqr_ms": 0.05, "repeats": 3, "raw_ms": [0.3, 0.31, 0.28],
              "unstable": True},
         ],
-        "predictor": {"kind": "lookup", "neighbors": 3},
         "calibration": {"scale": 1.1},
         "progress": {"complete": False, "planned": 10, "done": 2, "elapsed_s": 12.5},
     }
@@ -103,7 +102,6 @@ def test_round_trip_save_load(tmp_path):
     assert q.peak_flops_per_s("depthwise") == 1.0e10
     assert q.memory_bytes_per_s == 1.5e10
     assert q.per_op_overhead_ms == 0.002 and q.per_invocation_overhead_ms == 0.05
-    assert q.predictor_settings == {"kind": "lookup", "neighbors": 3}
     assert q.calibration == {"scale": 1.1}
     assert q.progress == {"complete": False, "planned": 10, "done": 2, "elapsed_s": 12.5}
     # Only the final file is left, no temporary files.
@@ -124,10 +122,10 @@ def test_to_dict_is_a_copy():
 
 def test_optional_sections_default():
     data = make_v2()
-    for key in ("predictor", "calibration", "progress"):
+    for key in ("calibration", "progress"):
         del data[key]
     p = DeviceProfile(data)
-    assert p.predictor_settings == {} and p.calibration == {} and p.progress is None
+    assert p.calibration == {} and p.progress is None
 
 
 def test_samples_round_trip(tmp_path):
@@ -389,7 +387,7 @@ def test_error_message_shape():
     ("runtime.dtype", 32), ("roofline.precision", None), ("created_utc", "yesterday"),
     ("samples", {}), ("samples[0].unstable", "yes"), ("samples[0].config", [1]),
     ("samples[0].config.h", {"nested": 1}), ("progress.complete", 1),
-    ("device.info.cores", float("nan")), ("predictor", []), ("calibration.scale", float("inf")),
+    ("device.info.cores", float("nan")), ("calibration.scale", float("inf")),
     ("progress.done", 11),
 ])
 def test_wrong_types_and_values_name_the_path(path, value):
@@ -623,3 +621,15 @@ def test_nan_literal_in_file_names_field(tmp_path):
     with pytest.raises(ProfileError, match=r"'samples\[0\]\.median_ms'"):
         DeviceProfile.load(path)
     assert math.isnan(json.loads(text)["samples"][0]["median_ms"])
+
+
+def test_the_legacy_predictor_section_is_dropped_when_empty_and_refused_when_not(tmp_path):
+    """Every profile written before 0.2 carries an empty "predictor" section nothing
+    read; it loads and is not written back. Settings in it would be lost: refused."""
+    data = make_v2()
+    data["predictor"] = {}
+    p = DeviceProfile(data)
+    assert "predictor" not in p.to_dict()
+    data["predictor"] = {"kind": "lookup"}
+    with pytest.raises(ProfileError, match="field 'predictor'.*no version of latency-lab reads"):
+        DeviceProfile(data)

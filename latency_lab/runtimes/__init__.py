@@ -13,6 +13,8 @@ from latency_lab.errors import InputSpecError
 from latency_lab.runtimes.base import OpProgram, Runtime
 from latency_lab.timing import Measurement, TimingConfig
 
+__all__ = ["OpProgram", "Runtime", "available", "get", "measure_in_passes", "for_profile"]
+
 
 def _litert(**kw):
     from latency_lab.runtimes.litert import LiteRTRuntime

@@ -20,6 +20,8 @@ from latency_lab.errors import InputSpecError, MeasurementError
 from latency_lab.runtimes.base import OpProgram
 from latency_lab.timing import Measurement, TimingConfig, measure, measure_interleaved
 
+__all__ = ["Backend", "BACKENDS", "DEVICES", "KerasRuntime"]
+
 
 def _tf_compile(fn: Callable, jit: bool) -> Callable:
     import tensorflow as tf

@@ -21,6 +21,9 @@ from latency_lab.errors import MeasurementError
 from latency_lab.runtimes.base import OpProgram
 from latency_lab.timing import Measurement, TimingConfig, measure, measure_interleaved
 
+__all__ = ["OPS_PER_CONVERSION", "litert_version", "interpreter", "LiteRTRuntime",
+           "signature_calls", "convert_keras_model", "convert_programs"]
+
 OPS_PER_CONVERSION = 24
 
 
