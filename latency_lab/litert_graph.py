@@ -16,6 +16,7 @@ from typing import Any, Sequence
 
 from latency_lab import microbench
 from latency_lab.errors import UnsupportedOpError
+from latency_lab.keras_walker import producer_of
 
 # Kernels that cost (almost) nothing: metadata changes or no-ops in XNNPACK.
 FREE_OPS = {"RESHAPE", "SQUEEZE", "EXPAND_DIMS", "SHAPE", "DELEGATE"}
@@ -180,8 +181,7 @@ def _attribute_outputs(kernels: list[Kernel], model: Any, claimed: set[str]) -> 
     for k in kernels:
         if k.layers or k.model_output is None or k.model_output >= len(outputs):
             continue
-        history = getattr(outputs[k.model_output], "_keras_history", None)
-        layer = getattr(history[0], "name", None) if history else None
+        layer = getattr(producer_of(outputs[k.model_output]), "name", None)
         shape = tuple(outputs[k.model_output].shape[1:])
         if layer and k.output_shapes and tuple(k.output_shapes[0][1:]) == shape:
             k.layers = [layer]
