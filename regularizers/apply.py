@@ -29,6 +29,14 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from latency_lab.graph import UniqueNames
+from latency_lab.keras_walker import (
+    Call,
+    pack_inputs,
+    pack_outputs,
+    producer_of,
+    require_functional,
+    walk,
+)
 from regularizers.grouping import ChannelGraph, ChannelOp, build_channel_graph
 
 __all__ = ["apply_structure", "scale_structure", "fit_to_target", "group_widths"]
@@ -311,7 +319,8 @@ def _channels(shape: Sequence[int], op: Any) -> int:
 
 class _Rebuilder:
     """Walks the functional graph in the order of `latency_lab.keras_graph.from_keras`
-    (so op names match the channel graph) and calls new layers on new tensors."""
+    (the same `keras_walker.walk`, so op names match the channel graph) and calls new
+    layers on new tensors."""
 
     def __init__(self, cg: ChannelGraph, kept: dict[str, np.ndarray]):
         self.cg = cg
@@ -321,43 +330,21 @@ class _Rebuilder:
         self.copies: list[tuple[Any, Any, ChannelOp]] = []  # (old, new, first call)
         self.used_layer_names: set[str] = set()
 
-    def walk(self, function: Any, new_inputs: list[Any], prefix: str) -> list[Any]:
-        new_of: dict[int, Any] = {id(x): t for x, t in zip(function.inputs, new_inputs)}
-        for depth in sorted(function._nodes_by_depth, reverse=True):
-            for node in function._nodes_by_depth[depth]:
-                if node.is_input or node.operation is None:
-                    continue
-                self._node(node, new_of, prefix)
-        return [new_of[id(x)] for x in function.outputs]
-
-    def _node(self, node: Any, new_of: dict, prefix: str) -> None:
+    def visit(self, call: Call, values: list) -> list:
+        """The new layer called on the new tensors `values` (a `walk` visitor)."""
         import keras
 
-        from latency_lab.keras_graph import _functional_of, _is_model
-
-        operation = node.operation
-        inputs = list(node.input_tensors)
-        if any(id(x) not in new_of for x in inputs):
-            return
-        if _is_model(operation):
-            inner = _functional_of(operation, f"nested model {prefix}{operation.name!r}")
-            outs = self.walk(inner, [new_of[id(x)] for x in inputs],
-                             f"{prefix}{operation.name}/")
-            for x, t in zip(node.outputs, outs):
-                new_of[id(x)] = t
-            return
-        name = self.unique(prefix + operation.name)
+        operation = call.operation
+        name = self.unique(call.scope + operation.name)
         cop = self.cg.op(name)
         new_layer = self.new_layer_of.get(id(operation))
         if new_layer is None:
-            new_layer = self._new_layer(operation, cop, prefix)
+            new_layer = self._new_layer(operation, cop, call.scope)
             self.new_layer_of[id(operation)] = new_layer
             if isinstance(operation, keras.layers.Layer):
                 self.copies.append((operation, new_layer, cop))
-        args, kwargs = node.arguments.fill_in(new_of)
-        outs = keras.tree.flatten(new_layer(*args, **kwargs))
-        for x, t in zip(node.outputs, outs):
-            new_of[id(x)] = t
+        args, kwargs = call.fill_in(values)
+        return keras.tree.flatten(new_layer(*args, **kwargs))
 
     def _new_layer(self, operation: Any, cop: ChannelOp, prefix: str) -> Any:
         import keras
@@ -499,8 +486,6 @@ def apply_structure(model: Any, structure: Mapping, copy_weights: bool = True,
     """
     import keras
 
-    from latency_lab.keras_graph import _functional_of
-
     if not isinstance(model, keras.Model):
         raise ValueError(
             f"apply_structure: expected a keras.Model, received {type(model).__name__}.")
@@ -510,23 +495,18 @@ def apply_structure(model: Any, structure: Mapping, copy_weights: bool = True,
     group_kept = _choose_channels(model, cg, widths, importance, bool(copy_weights))
     kept = _propagate(cg, group_kept)
 
-    function = _functional_of(model, f"model {model.name!r}")
+    function = require_functional(model, f"model {model.name!r}")
     rb = _Rebuilder(cg, kept)
     new_inputs = []
     for x in function.inputs:
-        layer = x._keras_history.operation
+        layer = producer_of(x)
         name = layer.name if layer is not None else x.name
         rb.unique(name)
         rb.used_layer_names.add(name)
         new_inputs.append(keras.Input(batch_shape=tuple(x.shape), dtype=x.dtype, name=name))
-    outputs = rb.walk(function, new_inputs, "")
-    ins_struct = getattr(function, "_inputs_struct", None)
-    outs_struct = getattr(function, "_outputs_struct", None)
-    ins = keras.tree.pack_sequence_as(ins_struct, new_inputs) if ins_struct is not None \
-        else new_inputs
-    outs = keras.tree.pack_sequence_as(outs_struct, outputs) if outs_struct is not None \
-        else outputs
-    slim = keras.Model(ins, outs, name=model.name)
+    outputs = walk(function, new_inputs, rb.visit)
+    slim = keras.Model(pack_inputs(function, new_inputs), pack_outputs(function, outputs),
+                       name=model.name)
     if copy_weights:
         _copy_weights(rb, kept)
     return slim

@@ -34,6 +34,16 @@ import keras
 import numpy as np
 from keras import ops
 
+from latency_lab.keras_walker import (
+    activation_name,
+    calls,
+    functional_of,
+    is_model,
+    pack_inputs,
+    pack_outputs,
+    walk,
+)
+
 __all__ = ["ProbabilisticGate", "insert_gates", "gate_layers"]
 
 # Bounds for the uniform sample behind the logistic noise; keeps log(u) and log(1 - u)
@@ -264,20 +274,18 @@ _NOT_ELEMENTWISE = ("linear", "softmax", "log_softmax")
 _AFTER_CHOICES = ("activation", "linear")
 
 
-def _activation_name(fn):
-    if fn is None:
-        return "linear"
-    try:
-        return keras.activations.serialize(fn)
-    except Exception:  # custom callables: treat as an element-wise non-linearity
-        return getattr(fn, "__name__", "custom")
-
-
 def _is_nonlinear_activation(fn):
-    name = _activation_name(fn)
-    if isinstance(name, dict):  # serialized custom object
-        name = name.get("config", name.get("class_name", "custom"))
-    return str(name) not in _NOT_ELEMENTWISE
+    """True for an element-wise non-linearity (a gating point), given a layer's
+    `activation` callable; None and linear/softmax are not."""
+    if fn is None:
+        return False
+    try:
+        serialized = keras.activations.serialize(fn)
+    except Exception:  # custom callables: treat as an element-wise non-linearity
+        serialized = getattr(fn, "__name__", "custom")
+    if isinstance(serialized, dict) and not isinstance(serialized.get("config"), str):
+        return True  # an activation object (e.g. a layer passed as activation=)
+    return activation_name(serialized) not in _NOT_ELEMENTWISE
 
 
 def _is_activation_layer(op):
@@ -293,21 +301,17 @@ def _channel_axis(layer):
     return 1 if fmt == "channels_first" else -1
 
 
-def _functional_of(model):
-    """Return (functional_graph, label) or raise ValueError for unsupported models."""
-    from keras.src.models.functional import Functional
-
-    if isinstance(model, keras.Sequential):
-        graph = getattr(model, "_functional", None)
-        if graph is None:
-            raise ValueError(
-                f"insert_gates: Sequential model '{model.name}' has no graph yet; give it "
-                "an input first (start it with `keras.Input(shape)` or call "
-                "`model.build(input_shape)`)."
-            )
+def _graph_to_rewrite(model):
+    """The functional graph of ``model``, or a ValueError for unsupported models."""
+    graph = functional_of(model)
+    if graph is not None:
         return graph
-    if isinstance(model, Functional):
-        return model
+    if isinstance(model, keras.Sequential):
+        raise ValueError(
+            f"insert_gates: Sequential model '{model.name}' has no graph yet; give it "
+            "an input first (start it with `keras.Input(shape)` or call "
+            "`model.build(input_shape)`)."
+        )
     if isinstance(model, keras.Model):
         raise ValueError(
             f"insert_gates: model '{model.name}' ({type(model).__name__}) is a subclassed "
@@ -323,18 +327,17 @@ def _functional_of(model):
 
 def _plan_gates(graph, after, exclude):
     """Map id(tensor) -> (name_hint, channel_axis) for every tensor to gate."""
-    nodes = [n for depth in sorted(graph._nodes_by_depth, reverse=True)
-             for n in graph._nodes_by_depth[depth]]
+    nodes = list(calls(graph))
     consumers = {}
     for node in nodes:
-        for t in node.input_tensors:
+        for t in node.inputs:
             consumers.setdefault(id(t), []).append(node)
     output_ids = {id(t) for t in graph.outputs}
 
     plan = {}
     for node in nodes:
         op = node.operation
-        if node.is_input or not isinstance(op, _SOURCE_TYPES) or len(node.outputs) != 1:
+        if not isinstance(op, _SOURCE_TYPES) or len(node.outputs) != 1:
             continue
         if op.name in exclude:
             continue
@@ -374,7 +377,7 @@ def _plan_gates(graph, after, exclude):
                     and last_name not in exclude):
                 plan[id(tensor)] = (last_name, axis)
             break
-    return nodes, plan
+    return plan
 
 
 def insert_gates(model, after=("activation",), exclude=(), **gate_kwargs):
@@ -429,11 +432,9 @@ def insert_gates(model, after=("activation",), exclude=(), **gate_kwargs):
     # Validate the gate arguments once, up front, with the gate's own messages.
     ProbabilisticGate(seed=base_seed, **gate_kwargs)
 
-    graph = _functional_of(model)
+    graph = _graph_to_rewrite(model)
     for op in graph.operations:
-        if isinstance(op, keras.Model) or (
-            isinstance(op, keras.layers.Layer) and hasattr(op, "_nodes_by_depth")
-        ):
+        if is_model(op):
             raise ValueError(
                 f"insert_gates: model '{model.name}' contains the nested model "
                 f"'{op.name}'. Nested models are not supported; flatten it first (build "
@@ -441,22 +442,16 @@ def insert_gates(model, after=("activation",), exclude=(), **gate_kwargs):
                 "the outer tensors)."
             )
 
-    nodes, plan = _plan_gates(graph, after, exclude)
+    plan = _plan_gates(graph, after, exclude)
     used_names = {op.name for op in graph.operations}
-
-    tensor_map = {id(x): x for x in graph.inputs}  # reuse the original Input tensors
     gates_made = 0
-    for node in nodes:
-        if node.is_input or not node.operation:
-            continue
-        if any(id(x) not in tensor_map for x in node.input_tensors):
-            raise ValueError(
-                f"insert_gates: cannot compute the inputs of '{node.operation.name}' from "
-                f"the inputs of model '{model.name}'."
-            )
-        args, kwargs = node.arguments.fill_in(tensor_map)
-        outputs = node.operation(*args, **kwargs)
-        for old, new in zip(node.outputs, keras.tree.flatten(outputs)):
+
+    def visit(call, values):
+        # Call each layer / keras.ops operation again on the new tensors, then gate.
+        nonlocal gates_made
+        args, kwargs = call.fill_in(values)
+        outputs = keras.tree.flatten(call.operation(*args, **kwargs))
+        for i, (old, new) in enumerate(zip(call.outputs, outputs)):
             if id(old) in plan:
                 hint, axis = plan[id(old)]
                 name = f"{hint}_gate"
@@ -467,15 +462,14 @@ def insert_gates(model, after=("activation",), exclude=(), **gate_kwargs):
                 used_names.add(name)
                 seed = None if base_seed is None else base_seed + gates_made
                 gate = ProbabilisticGate(name=name, axis=axis, seed=seed, **gate_kwargs)
-                new = gate(new)
+                outputs[i] = gate(new)
                 gates_made += 1
-            tensor_map[id(old)] = new
+        return outputs
 
-    new_outputs = keras.tree.pack_sequence_as(
-        graph._outputs_struct, [tensor_map[id(x)] for x in graph.outputs]
-    )
-    new_inputs = keras.tree.pack_sequence_as(graph._inputs_struct, list(graph.inputs))
-    return keras.Model(new_inputs, new_outputs, name=f"{model.name}_gated")
+    inputs = list(graph.inputs)  # reuse the original Input tensors
+    new_outputs = walk(graph, inputs, visit)
+    return keras.Model(pack_inputs(graph, inputs), pack_outputs(graph, new_outputs),
+                       name=f"{model.name}_gated")
 
 
 def gate_layers(model):

@@ -11,6 +11,7 @@ import keras  # noqa: E402  (a hard dependency: a missing install must fail, not
 import tensorflow as tf  # noqa: E402
 layers = keras.layers
 
+from latency_lab.keras_walker import producer_of  # noqa: E402
 from regularizers.gates import ProbabilisticGate, gate_layers, insert_gates  # noqa: E402
 
 
@@ -202,8 +203,7 @@ def test_insert_gates_residual_cnn():
     assert sorted(names) == ["conv3_gate", "fc1_gate", "relu1_gate", "relu2_gate"]
     assert "head_gate" not in names  # the output layer is never gated
     # Gates sit right after the activations.
-    assert gated.get_layer("relu1_gate")._inbound_nodes[0].parent_nodes[0].operation is \
-        model.get_layer("relu1")
+    assert producer_of(gated.get_layer("relu1_gate").input) is model.get_layer("relu1")
     # Layers (hence variables) are shared, not copied.
     for layer in model.layers:
         assert gated.get_layer(layer.name) is layer

@@ -17,8 +17,10 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Sequence
 
+from latency_lab.keras_walker import producer_of
+
 __all__ = ["Kernel", "kernels_from_bytes", "litert_kernels", "all_layers", "output_shape",
-           "roofline_work"]
+           "roofline_work", "litert_items"]
 
 
 @dataclass
@@ -176,8 +178,7 @@ def _attribute_outputs(kernels: list[Kernel], model: Any, claimed: set[str]) -> 
     for k in kernels:
         if k.layers or k.model_output is None or k.model_output >= len(outputs):
             continue
-        history = getattr(outputs[k.model_output], "_keras_history", None)
-        layer = getattr(history[0], "name", None) if history else None
+        layer = getattr(producer_of(outputs[k.model_output]), "name", None)
         shape = tuple(outputs[k.model_output].shape[1:])
         if layer and k.output_shapes and tuple(k.output_shapes[0][1:]) == shape:
             k.layers = [layer]
