@@ -21,6 +21,8 @@ from latency_lab.keras_walker import (
     walk,
 )
 
+__all__ = ["from_keras"]
+
 # Config keys copied into Op.attrs, normalized to plain Python types.
 _TUPLE_KEYS = ("kernel_size", "strides", "dilation_rate", "pool_size", "size")
 _SCALAR_KEYS = (

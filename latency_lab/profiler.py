@@ -20,7 +20,8 @@ from latency_lab.profile import DeviceProfile, Sample
 from latency_lab.runtimes import OpProgram, get as get_runtime
 from latency_lab.timing import Measurement, TimingConfig, pool_passes
 
-__all__ = ["ProfileRun", "CHUNK", "run_profile"]
+__all__ = ["ProfileRun", "CHUNK", "run_profile", "sample_timing", "calibration_timing",
+           "op_programs"]
 
 
 @dataclass
@@ -48,7 +49,7 @@ def _passes(run: ProfileRun) -> int:
     return 1 if run.quick else 3
 
 
-def _timing(run: ProfileRun) -> TimingConfig:
+def sample_timing(run: ProfileRun) -> TimingConfig:
     """Timing of one pass over a sample. With several passes each pass is short and
     never retried: the later passes are the retries, taken minutes apart."""
     if run.timing is not None:
@@ -119,7 +120,8 @@ def _build(run: ProfileRun, info: dict, runtime_info: dict, samples: list[Sample
     )
 
 
-def _programs(plan: list[plans.PlannedSample], seed: int) -> list[OpProgram]:
+def op_programs(plan: list[plans.PlannedSample], seed: int) -> list[OpProgram]:
+    """The microbenchmark program of each planned sample (its op kind's `build`)."""
     rng = np.random.default_rng(seed)
     out = []
     for s in plan:
@@ -128,7 +130,7 @@ def _programs(plan: list[plans.PlannedSample], seed: int) -> list[OpProgram]:
     return out
 
 
-def _calibration_timing(run: ProfileRun) -> TimingConfig:
+def calibration_timing(run: ProfileRun) -> TimingConfig:
     # Whole networks are cheap to call and their fastest call moves most with the
     # host's memory traffic (a tenth of a second per pass covers few quiet moments).
     if _passes(run) > 1:
@@ -143,7 +145,7 @@ class _CalibrationNetworks:
 
     def __init__(self, run: ProfileRun, runtime, runtime_name: str, entries: list[dict]):
         self.run, self.runtime, self.runtime_name = run, runtime, runtime_name
-        self.timing = _calibration_timing(run)
+        self.timing = calibration_timing(run)
         self.entries = {e["name"]: e for e in entries}
         self._models: list | None = None
 
@@ -216,7 +218,7 @@ def _measure_in_batches(chunks, seed, runtime, timing, record, save, over_budget
         if over_budget():
             log("budget reached; saving what was measured (continue with --resume)")
             return False
-        runtime.measure_ops(_programs(chunk, seed + index), timing, record)
+        runtime.measure_ops(op_programs(chunk, seed + index), timing, record)
         save()
     return True
 
@@ -237,7 +239,7 @@ def run_profile(run: ProfileRun) -> DeviceProfile:
     done, old_calibration, elapsed_before_s = _existing(run, runtime_info, info["fingerprint"])
     samples: dict[str, Sample] = {s.key: s for s in done}
     temps_before = device_info.gpu_temperatures() if kind == "gpu" else []
-    timing = _timing(run)
+    timing = sample_timing(run)
     passes = _passes(run)
     if isinstance(passes, bool) or not isinstance(passes, int) or passes < 1:
         raise ProfileError(f"passes must be a positive integer, got {passes!r}")

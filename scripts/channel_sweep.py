@@ -40,7 +40,7 @@ def main() -> None:
     from latency_lab.bench.plans import PlannedSample
     from latency_lab.predictors import make_predictor
     from latency_lab.profile import load_profile
-    from latency_lab.profiler import _programs
+    from latency_lab.profiler import op_programs
     from latency_lab.runtimes import for_profile as runtime_for_profile
     from latency_lab.timing import TimingConfig
 
@@ -49,7 +49,7 @@ def main() -> None:
     predictor = make_predictor("lookup", profile)
     cases = [(name, op, make(c)) for name, (op, make, counts) in SWEEPS.items() for c in counts]
     # Built as the profiler builds its samples, so the timings compare with a profile's.
-    programs = _programs([PlannedSample(op, cfg, "table") for _, op, cfg in cases], seed=0)
+    programs = op_programs([PlannedSample(op, cfg, "table") for _, op, cfg in cases], seed=0)
     timing = TimingConfig.latency(repeats=args.repeats)
     passes = [runtime.measure_ops(programs, timing) for _ in range(args.passes)]
     measured = np.array([min(p[i].min_ms for p in passes) for i in range(len(cases))])

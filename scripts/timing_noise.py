@@ -34,7 +34,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 def measure_pass(n: int, seed: int, order_seed: int) -> dict[str, float]:
     from latency_lab.bench import plans
-    from latency_lab.profiler import _programs
+    from latency_lab.profiler import op_programs
     from latency_lab.runtimes import get as get_runtime
     from latency_lab.timing import TimingConfig
 
@@ -43,7 +43,7 @@ def measure_pass(n: int, seed: int, order_seed: int) -> dict[str, float]:
     runtime = get_runtime("litert", threads=1)
     timing = TimingConfig.latency(repeats=30)
     out: dict[str, float] = {}
-    runtime.measure_ops(_programs(plan, seed), timing,
+    runtime.measure_ops(op_programs(plan, seed), timing,
                         lambda prog, m: out.__setitem__(prog.key, m.min_ms))
     return out
 
@@ -52,7 +52,7 @@ def interpreter_passes(n: int, seed: int) -> dict:
     from ai_edge_litert.interpreter import Interpreter
 
     from latency_lab.bench import plans
-    from latency_lab.profiler import _programs
+    from latency_lab.profiler import op_programs
     from latency_lab.runtimes.litert import convert_programs, signature_calls
     from latency_lab.timing import TimingConfig, measure
 
@@ -61,7 +61,7 @@ def interpreter_passes(n: int, seed: int) -> dict:
     rng = np.random.default_rng(0)
     built = []  # per chunk: [(interpreter, [(key, invoke)]) for A, for B]
     for start in range(0, len(plan), 24):
-        progs = _programs(plan[start:start + 24], seed + start)
+        progs = op_programs(plan[start:start + 24], seed + start)
         model = convert_programs(progs)
         pair = []
         for _ in range(2):

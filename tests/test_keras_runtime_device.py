@@ -62,9 +62,9 @@ def test_gpu_profile_records_what_float32_matmuls_run_as(monkeypatch, precision)
     info = runtimes.get("keras", threads=1, device="gpu").info()
     assert info["matmul_precision"] == precision
     # the profile schema keeps it
-    from latency_lab.profile import _Ctx, _v_runtime
+    from latency_lab.profile import load_profile
 
-    assert _v_runtime(_Ctx("<test>"), info)["matmul_precision"] == precision
+    assert load_profile("t4").replace(runtime=info).runtime["matmul_precision"] == precision
 
 
 def test_the_real_backend_reports_a_known_precision():

@@ -162,7 +162,7 @@ def test_complete_run_writes_a_valid_profile(tmp_path, world):
     assert prof.per_invocation_overhead_ms == pytest.approx(5e-3)
     for s in prof.samples:
         assert s.median_ms == pytest.approx(fake_seconds(s.op, s.config) * 1e3)
-        n = profiler._timing(make_run(out)).repeats  # one pass of latency timing
+        n = profiler.sample_timing(make_run(out)).repeats  # one pass of latency timing
         assert s.repeats == n and len(s.raw_ms) == n and not s.unstable
 
 
@@ -186,7 +186,7 @@ def test_every_pass_times_every_sample_in_a_new_chunk_order(tmp_path, world):
     assert [tuple(c) for c in world.chunks[n_chunks:2 * n_chunks]] != [tuple(c) for c in first] or \
         [tuple(c) for c in world.chunks[2 * n_chunks:]] != [tuple(c) for c in first]
     for s in prof.samples:
-        assert s.repeats == len(s.raw_ms) == 3 * profiler._timing(make_run(tmp_path)).repeats
+        assert s.repeats == len(s.raw_ms) == 3 * profiler.sample_timing(make_run(tmp_path)).repeats
     assert prof.calibration["passes"] == 3
     assert prof.progress["complete"] is True
 
@@ -216,7 +216,7 @@ def test_budget_in_a_later_pass_then_resume_completes_the_passes(tmp_path, world
     first = run_profile(make_run(out, passes=2, budget_s=10.0 * (n_chunks + 0.5)))
     assert first.progress["complete"] is False
     assert len(first.samples) == world.n_planned  # pass 1 is whole
-    per_pass = profiler._timing(make_run(out, passes=2)).repeats
+    per_pass = profiler.sample_timing(make_run(out, passes=2)).repeats
     twice = {s.key for s in first.samples if len(s.raw_ms) == 2 * per_pass}
     assert 0 < len(twice) < world.n_planned
     world.measured.clear()
@@ -239,7 +239,7 @@ def test_calibration_networks_are_measured_once_per_pass(tmp_path, world, monkey
     assert sorted(models) == ["net-a", "net-b"]
     # net-a was timed at 1, 3, 5 ms (calls 1, 3, 5 of measure_model): the latency
     # figure is the fastest, 1 ms; the median over the passes 3 ms.
-    per_pass = profiler._calibration_timing(make_run(tmp_path / "p.json", passes=3)).repeats
+    per_pass = profiler.calibration_timing(make_run(tmp_path / "p.json", passes=3)).repeats
     assert len(models["net-a"]["raw_ms"]) == 3 * per_pass
     assert models["net-a"]["measured_ms"] == pytest.approx(1.0)
     assert models["net-a"]["median_ms"] == pytest.approx(3.0)
