@@ -279,6 +279,16 @@ def dense_cost(op: Op, a_in, a_out):
     return OpCost(flops, params, _reads(op, a_in) + params * _w_bytes(op), _writes(op, a_out))
 
 
+@register("ops.Matmul", op_class=DENSE)
+def matmul_cost(op: Op, a_in, a_out):
+    """A product of two activations (x @ y: attention's Q.K^T, A.V), no weights:
+    2 * (output positions) * K * N, K the shared dimension (x's alive channels), N the
+    output's."""
+    a_out = _out_or(a_out, _full_out(op))
+    flops = 2 * _pos(op.output_shape, op) * a_in[0] * a_out
+    return OpCost(flops, 0, _reads(op, a_in), _writes(op, a_out))
+
+
 # ------------------------------------------------------------------ normalization
 
 

@@ -37,6 +37,7 @@ SMALL = {
     "resize": dict(h=4, w=5, c=3, scale=2, kind="bilinear"),
     "chain": dict(n=3, size=8),
     "weight_stream": dict(n=2, c=16),
+    "batch_matmul": dict(b=2, m=4, k=3, n=5),
 }
 
 
