@@ -22,7 +22,7 @@ import math
 from dataclasses import asdict, dataclass
 from typing import Callable, Sequence
 
-from latency_lab.errors import UnsupportedOpError
+from latency_lab.errors import InvalidArgumentError, UnsupportedOpError
 from latency_lab.graph import Op, dtype_bytes, positions
 
 __all__ = ["ACTIVATION_FLOPS", "DENSE", "DEPTHWISE", "ELEMENTWISE", "DATA", "OpCost",
@@ -156,7 +156,7 @@ def cost_of(
         a_in = full
     elif isinstance(alive_in, (list, tuple)):
         if len(alive_in) != len(full):
-            raise ValueError(
+            raise InvalidArgumentError(
                 f"op {op.name!r}: {len(alive_in)} alive counts for {len(full)} inputs"
             )
         a_in = list(alive_in)

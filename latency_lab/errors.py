@@ -3,7 +3,8 @@ message (which names the file, field, layer or op and says how to fix it) instea
 traceback."""
 
 __all__ = ["LatencyLabError", "ModelLoadError", "UnsupportedModelError", "UnsupportedOpError",
-           "ProfileError", "MeasurementError", "InputSpecError", "UnknownOpWarning"]
+           "ProfileError", "MeasurementError", "InputSpecError", "InvalidArgumentError",
+           "UnknownOpWarning"]
 
 
 class LatencyLabError(Exception):
@@ -32,6 +33,11 @@ class MeasurementError(LatencyLabError):
 
 class InputSpecError(LatencyLabError):
     """A command-line value (shape, option) is malformed."""
+
+
+class InvalidArgumentError(LatencyLabError, ValueError):
+    """An argument out of range or of the wrong kind. Also a ValueError, which is what
+    Keras and scikit-learn raise for one (and what callers catch)."""
 
 
 class UnknownOpWarning(UserWarning):

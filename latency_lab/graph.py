@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 from typing import Any, Iterator
+from latency_lab.errors import InvalidArgumentError
 
 __all__ = ["DTYPE_BYTES", "dtype_bytes", "Shape", "UniqueNames", "Op", "channels",
            "positions", "Graph"]
@@ -33,7 +34,7 @@ def dtype_bytes(dtype: str) -> int:
     try:
         return DTYPE_BYTES[str(dtype)]
     except KeyError:
-        raise ValueError(
+        raise InvalidArgumentError(
             f"unknown dtype {dtype!r}; expected one of {sorted(DTYPE_BYTES)}"
         ) from None
 
@@ -136,7 +137,7 @@ class Graph:
         if len(self._by_name) != len(self.ops):
             seen: set[str] = set()
             dup = next(op.name for op in self.ops if op.name in seen or seen.add(op.name))
-            raise ValueError(f"graph {self.name!r} has two ops named {dup!r}")
+            raise InvalidArgumentError(f"graph {self.name!r} has two ops named {dup!r}")
 
     def __iter__(self) -> Iterator[Op]:
         return iter(self.ops)

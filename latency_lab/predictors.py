@@ -27,7 +27,7 @@ from sklearn.base import BaseEstimator, RegressorMixin
 
 from latency_lab import op_kinds
 from latency_lab.bench.ceilings import bandwidth_at, weight_bandwidth_curve
-from latency_lab.errors import ProfileError, UnsupportedOpError
+from latency_lab.errors import InvalidArgumentError, ProfileError, UnsupportedOpError
 from latency_lab.kernels.work import WorkItem
 from latency_lab.profile import DeviceProfile, load_profile, network_latency_ms, sample_key
 
@@ -250,16 +250,16 @@ class LookupTableModel(_ProfilePredictor):
 
     def fit(self, X=None, y=None) -> "LookupTableModel":
         if self.out_of_range not in ("clamp", "error"):
-            raise ValueError(f"out_of_range must be 'clamp' or 'error', got {self.out_of_range!r}")
+            raise InvalidArgumentError(f"out_of_range must be 'clamp' or 'error', got {self.out_of_range!r}")
         if self.missing_op not in ("roofline", "error"):
-            raise ValueError(f"missing_op must be 'roofline' or 'error', got {self.missing_op!r}")
+            raise InvalidArgumentError(f"missing_op must be 'roofline' or 'error', got {self.missing_op!r}")
         prof = self._profile()
         self._fit_roofline(prof)
         tile = self.channel_tile
         if tile == "auto":
             tile = channel_tile_for(prof)
         elif tile is not None and (isinstance(tile, bool) or not isinstance(tile, int) or tile < 1):
-            raise ValueError(f"channel_tile must be 'auto', a positive integer or None, got {tile!r}")
+            raise InvalidArgumentError(f"channel_tile must be 'auto', a positive integer or None, got {tile!r}")
         self.channel_tile_ = tile
         if X is None:
             X, y = samples_xy(prof)

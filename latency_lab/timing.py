@@ -36,7 +36,7 @@ from typing import Callable, Iterable, NamedTuple, Sequence
 
 import numpy as np
 
-from latency_lab.errors import MeasurementError, ProfileError
+from latency_lab.errors import InvalidArgumentError, MeasurementError, ProfileError
 
 __all__ = ["TimingConfig", "Measurement", "measure", "measure_interleaved", "summarize",
            "pool_passes", "Pooled", "min_disagreement", "concat"]
@@ -44,22 +44,22 @@ __all__ = ["TimingConfig", "Measurement", "measure", "measure_interleaved", "sum
 
 def _check_int(name: str, value, minimum: int) -> None:
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise ValueError(
+        raise InvalidArgumentError(
             f"TimingConfig.{name} must be an integer >= {minimum}, got {value!r} "
             f"({type(value).__name__}); pass a whole number."
         )
     if value < minimum:
-        raise ValueError(f"TimingConfig.{name} must be >= {minimum}, got {value}.")
+        raise InvalidArgumentError(f"TimingConfig.{name} must be >= {minimum}, got {value}.")
 
 
 def _check_positive_float(name: str, value) -> None:
     if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
-        raise ValueError(
+        raise InvalidArgumentError(
             f"TimingConfig.{name} must be a positive finite number, got {value!r} "
             f"({type(value).__name__})."
         )
     if not math.isfinite(value) or value <= 0:
-        raise ValueError(f"TimingConfig.{name} must be a positive finite number, got {value!r}.")
+        raise InvalidArgumentError(f"TimingConfig.{name} must be a positive finite number, got {value!r}.")
 
 
 @dataclass(frozen=True)
@@ -120,7 +120,7 @@ class TimingConfig:
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(config) - known)
         if unknown:
-            raise ValueError(
+            raise InvalidArgumentError(
                 f"Unknown TimingConfig field(s) {unknown}; expected a subset of {sorted(known)}."
             )
         return cls(**config)
@@ -213,7 +213,7 @@ def summarize(values: Iterable[float]) -> tuple[float, float]:
     """(median, IQR) of `values`: the robust centre and spread used for every figure."""
     arr = np.asarray(list(values), dtype=float)
     if arr.size == 0:
-        raise ValueError("summarize() needs at least one value, got an empty sequence.")
+        raise InvalidArgumentError("summarize() needs at least one value, got an empty sequence.")
     q25, q50, q75 = np.percentile(arr, [25, 50, 75])
     return float(q50), float(q75 - q25)
 
@@ -243,7 +243,7 @@ def concat(parts: Sequence[Measurement], spread_tolerance: float = 0.10) -> Meas
     """One Measurement from several back-to-back measurements of the same function
     (raw values in order; unstable when the parts' fastest calls disagree)."""
     if not parts:
-        raise ValueError("concat() needs at least one measurement")
+        raise InvalidArgumentError("concat() needs at least one measurement")
     raw = [v for m in parts for v in m.raw_s]
     median, iqr = summarize(raw)
     return Measurement(median_s=median, iqr_s=iqr, raw_s=raw, inner_loops=parts[0].inner_loops,
@@ -361,7 +361,7 @@ def _prepare(runner: _Runner, config: TimingConfig, inner_loops, where: str) -> 
         return _calibrate(runner, config)
     if isinstance(inner_loops, bool) or not isinstance(inner_loops, (int, np.integer)) \
             or inner_loops < 1:
-        raise ValueError(f"{where}(inner_loops=...) must be a whole number >= 1 or None, "
+        raise InvalidArgumentError(f"{where}(inner_loops=...) must be a whole number >= 1 or None, "
                          f"got {inner_loops!r}.")
     return int(inner_loops)
 
@@ -457,7 +457,7 @@ def measure_interleaved(
                 f"{type(fn).__name__}. Wrap the work in a lambda or functools.partial.")
     given = list(inner_loops) if inner_loops is not None else [None] * len(fns)
     if len(given) != len(fns):
-        raise ValueError(f"inner_loops has {len(given)} entries for {len(fns)} functions; "
+        raise InvalidArgumentError(f"inner_loops has {len(given)} entries for {len(fns)} functions; "
                          "pass one count (or None) per function.")
     runners = [_Runner(fn, sync, clock) for fn in fns]
     counts = [_prepare(runner, config, n, "measure_interleaved")

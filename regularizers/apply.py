@@ -38,6 +38,7 @@ from latency_lab.keras_walker import (
     walk,
 )
 from regularizers.grouping import ChannelGraph, ChannelOp, build_channel_graph
+from latency_lab.errors import InvalidArgumentError
 
 __all__ = ["apply_structure", "scale_structure", "fit_to_target", "group_widths"]
 
@@ -73,7 +74,7 @@ def _as_count(where: str, name: str, value: Any) -> int:
     if isinstance(value, bool) or not (
             isinstance(value, (int, np.integer))
             or (isinstance(value, (float, np.floating)) and float(value).is_integer())):
-        raise ValueError(
+        raise InvalidArgumentError(
             f"{where}: the count of layer {name!r} must be an int, received {value!r}."
         )
     return int(value)
@@ -81,7 +82,7 @@ def _as_count(where: str, name: str, value: Any) -> int:
 
 def _check_align(where: str, align: Any) -> int:
     if isinstance(align, bool) or not isinstance(align, (int, np.integer)) or align < 1:
-        raise ValueError(
+        raise InvalidArgumentError(
             f"{where}: `align` must be an int >= 1 (round channel counts up to a multiple "
             f"of it), received {align!r}."
         )
@@ -101,7 +102,7 @@ def _resolve_groups(cg: ChannelGraph, structure: Mapping, where: str, *,
     disagree. Frozen groups are returned too (callers decide what to do with them).
     """
     if not isinstance(structure, Mapping):
-        raise ValueError(
+        raise InvalidArgumentError(
             f"{where}: expected a structure mapping {{layer name: alive channel count}}, "
             f"received {type(structure).__name__}."
         )
@@ -110,24 +111,24 @@ def _resolve_groups(cg: ChannelGraph, structure: Mapping, where: str, *,
     group_of: dict[str, int] = {}
     for name, value in structure.items():
         if not isinstance(name, str) or name not in index:
-            raise ValueError(
+            raise InvalidArgumentError(
                 f"{where}: model {cg.graph.name!r} has no conv/dense layer named {name!r} "
                 f"(structure entry {name!r}: {value!r}). {_valid_names_hint(cg)}"
             )
         count = _as_count(where, name, value)
         gids = {op.out_group for op in index[name]}
         if len(gids) != 1 or None in gids:
-            raise ValueError(f"{where}: layer {name!r} has no single output channel group.")
+            raise InvalidArgumentError(f"{where}: layer {name!r} has no single output channel group.")
         gid = gids.pop()
         size = cg.groups[gid].size
         if not min_count <= count <= size:
-            raise ValueError(
+            raise InvalidArgumentError(
                 f"{where}: structure entry {name!r}: {count} is out of range; expected an "
                 f"int in [{min_count}, {size}] (the full width of layer {name!r} is {size})."
             )
         if gid in per_group and per_group[gid][0] != count:
             other, other_count = per_group[gid][1], per_group[gid][0]
-            raise ValueError(
+            raise InvalidArgumentError(
                 f"{where}: layers {other!r} and {name!r} are tied (their channels are "
                 f"combined element-wise, e.g. by an Add, so they form one group) but the "
                 f"structure gives {other!r}: {other_count} and {name!r}: {count}. Give "
@@ -218,21 +219,21 @@ def _choose_channels(model: Any, cg: ChannelGraph, widths: dict[int, int],
     given: dict[int, list[np.ndarray]] = {}
     if importance is not None:
         if not isinstance(importance, Mapping):
-            raise ValueError(
+            raise InvalidArgumentError(
                 "apply_structure: `importance` must be None or a mapping {conv/dense layer "
                 f"name: 1-D per-channel scores}}, received {type(importance).__name__}."
             )
         index = _source_index(cg)
         for name, scores in importance.items():
             if name not in index:
-                raise ValueError(
+                raise InvalidArgumentError(
                     f"apply_structure: `importance` names {name!r}, which is not a "
                     f"conv/dense layer of model {cg.graph.name!r}. {_valid_names_hint(cg)}"
                 )
             gid = index[name][0].out_group
             arr = np.asarray(scores, dtype=np.float64)
             if arr.shape != (cg.groups[gid].size,):
-                raise ValueError(
+                raise InvalidArgumentError(
                     f"apply_structure: importance of layer {name!r} has shape {arr.shape}; "
                     f"expected ({cg.groups[gid].size},), one score per output channel."
                 )
@@ -274,7 +275,7 @@ def _propagate(cg: ChannelGraph, group_kept: dict[int, np.ndarray]) -> dict[str,
             out = live[0]
             for other in live[1:]:
                 if not np.array_equal(other, out):
-                    raise ValueError(
+                    raise InvalidArgumentError(
                         f"apply_structure: the inputs of layer {cop.layer_name!r} "
                         f"({cop.type}) would keep different channels; keep the layers "
                         "feeding it at full width.")
@@ -297,7 +298,7 @@ def _propagate(cg: ChannelGraph, group_kept: dict[int, np.ndarray]) -> dict[str,
         else:  # "frozen": an unsupported layer kept whole
             for k, s in zip(ins, op.input_shapes):
                 if len(k) != _channels(s, op):
-                    raise ValueError(
+                    raise InvalidArgumentError(
                         f"apply_structure: layer {cop.layer_name!r} ({cop.type}) cannot "
                         "follow a change of its input channels; keep the layers feeding "
                         "it at full width.")
@@ -360,7 +361,7 @@ class _Rebuilder:
         if cop.kind == "source":
             groups = int(cfg.get("groups", 1) or 1)
             if groups > 1 and (out_n != op.channels_out or in_n[0] != in_full[0]):
-                raise ValueError(
+                raise InvalidArgumentError(
                     f"apply_structure: layer {cop.layer_name!r} is a grouped convolution "
                     f"(groups={groups}); its channel counts cannot change. Keep it and the "
                     "layers feeding it at full width.")
@@ -369,14 +370,14 @@ class _Rebuilder:
             elif "units" in cfg:
                 cfg["units"] = out_n
             else:
-                raise ValueError(
+                raise InvalidArgumentError(
                     f"apply_structure: cannot set the width of layer {cop.layer_name!r} "
                     f"({t}): its config has neither `filters` nor `units`.")
         elif t == "Reshape" and out_n != op.channels_out:
             target = list(cfg["target_shape"])
             axis = op.channel_axis % len(op.output_shape) - 1
             if target[axis] != op.channels_out:
-                raise ValueError(
+                raise InvalidArgumentError(
                     f"apply_structure: cannot resize Reshape layer {cop.layer_name!r} "
                     f"(target_shape {tuple(target)}) to {out_n} channels.")
             target[axis] = out_n
@@ -420,7 +421,7 @@ def _slice_weight(value: np.ndarray, new_shape: tuple, var_name: str, cop: Chann
         elif old == in_full and new == len(in_idx):
             value = np.take(value, in_idx, axis=axis)
         else:
-            raise ValueError(
+            raise InvalidArgumentError(
                 f"apply_structure: cannot carry weight {var_name!r} of layer "
                 f"{cop.layer_name!r} ({t}) from shape {tuple(value.shape)} to "
                 f"{tuple(new_shape)}; pass copy_weights=False or keep the layer's inputs "
@@ -434,7 +435,7 @@ def _copy_weights(rb: _Rebuilder, kept: dict[str, np.ndarray]) -> None:
         if not old_vars:
             continue
         if len(old_vars) != len(new_vars):
-            raise ValueError(
+            raise InvalidArgumentError(
                 f"apply_structure: layer {cop.layer_name!r} has {len(old_vars)} weights "
                 f"but its rebuilt copy has {len(new_vars)}; pass copy_weights=False.")
         op = cop.op
@@ -452,7 +453,7 @@ def _copy_weights(rb: _Rebuilder, kept: dict[str, np.ndarray]) -> None:
                     value = _slice_weight(value, new_shape, ov.name, cop, in_idx, in_full,
                                           out_idx, out_full)
             if value.shape != new_shape:
-                raise ValueError(
+                raise InvalidArgumentError(
                     f"apply_structure: weight {ov.name!r} of layer {cop.layer_name!r} "
                     f"sliced to shape {value.shape}, but the rebuilt layer expects "
                     f"{new_shape}; pass copy_weights=False.")
@@ -487,7 +488,7 @@ def apply_structure(model: Any, structure: Mapping, copy_weights: bool = True,
     import keras
 
     if not isinstance(model, keras.Model):
-        raise ValueError(
+        raise InvalidArgumentError(
             f"apply_structure: expected a keras.Model, received {type(model).__name__}.")
     align = _check_align("apply_structure", align)
     cg = build_channel_graph(model)
@@ -527,19 +528,19 @@ def scale_structure(structure: Mapping, factor: float, model: Any = None,
     align = _check_align("scale_structure", align)
     if isinstance(factor, bool) or not isinstance(factor, (int, float, np.integer, np.floating)) \
             or not math.isfinite(float(factor)) or factor <= 0:
-        raise ValueError(
+        raise InvalidArgumentError(
             f"scale_structure: `factor` must be a finite number > 0, received {factor!r}.")
     factor = float(factor)
     if model is None:
         if not isinstance(structure, Mapping):
-            raise ValueError(
+            raise InvalidArgumentError(
                 "scale_structure: expected a structure mapping {layer name: count}, "
                 f"received {type(structure).__name__}.")
         out = {}
         for name, value in structure.items():
             count = _as_count("scale_structure", str(name), value)
             if count < 0:
-                raise ValueError(
+                raise InvalidArgumentError(
                     f"scale_structure: the count of layer {name!r} must be >= 0, "
                     f"received {count}.")
             out[name] = _align_up(max(1, _round_half_up(count * factor)), align)
@@ -590,16 +591,16 @@ def fit_to_target(model: Any, structure: Mapping, profile: Any, target_ms: float
     if isinstance(target_ms, bool) or not isinstance(target_ms, (int, float, np.integer,
                                                                  np.floating)) \
             or not math.isfinite(float(target_ms)) or target_ms <= 0:
-        raise ValueError(
+        raise InvalidArgumentError(
             f"fit_to_target: `target_ms` must be a finite number > 0, received {target_ms!r}.")
     if not isinstance(tol, (int, float)) or not 0 < tol < 1:
-        raise ValueError(f"fit_to_target: `tol` must be in (0, 1), received {tol!r}.")
+        raise InvalidArgumentError(f"fit_to_target: `tol` must be in (0, 1), received {tol!r}.")
     cg = build_channel_graph(model)
     _, group_of = _resolve_groups(cg, structure, "fit_to_target", min_count=0)
     ratios = [cg.groups[group_of[n]].size / int(c) for n, c in structure.items()
               if not cg.groups[group_of[n]].frozen and int(c) > 0]
     if not ratios:
-        raise ValueError(
+        raise InvalidArgumentError(
             "fit_to_target: the structure names no prunable conv/dense layer with a count "
             "> 0, so no factor changes the model; give counts for layers that are not "
             f"model outputs. {_valid_names_hint(cg)}")
@@ -624,7 +625,7 @@ def fit_to_target(model: Any, structure: Mapping, profile: Any, target_ms: float
 
     lo_struct, lo_ms = evaluate(min_factor)
     if lo_ms > target_ms:
-        raise ValueError(
+        raise InvalidArgumentError(
             f"fit_to_target: target {target_ms:g} ms is unreachable: the smallest structure "
             f"(every scaled layer at {align if align > 1 else 1} channel(s)) is predicted at "
             f"{lo_ms:.6g} ms on {prof.device_name!r} ({predictor}). Raise target_ms to at "

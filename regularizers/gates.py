@@ -43,6 +43,7 @@ from latency_lab.keras_walker import (
     pack_outputs,
     walk,
 )
+from latency_lab.errors import InvalidArgumentError
 
 __all__ = ["ProbabilisticGate", "insert_gates", "gate_layers"]
 
@@ -58,7 +59,7 @@ def _is_real(value):
 
 def _check_positive_float(name, value):
     if not _is_real(value) or math.isnan(value) or math.isinf(value) or value <= 0:
-        raise ValueError(
+        raise InvalidArgumentError(
             f"Invalid value for argument `{name}`: expected a positive float, "
             f"received {name}={value!r}."
         )
@@ -67,7 +68,7 @@ def _check_positive_float(name, value):
 
 def _check_probability(name, value):
     if not _is_real(value) or math.isnan(value) or not 0.0 < value < 1.0:
-        raise ValueError(
+        raise InvalidArgumentError(
             f"Invalid value for argument `{name}`: expected a float strictly between "
             f"0 and 1, received {name}={value!r}."
         )
@@ -76,7 +77,7 @@ def _check_probability(name, value):
 
 def _check_finite_float(name, value):
     if not _is_real(value) or math.isnan(value) or math.isinf(value):
-        raise ValueError(
+        raise InvalidArgumentError(
             f"Invalid value for argument `{name}`: expected a finite float, "
             f"received {name}={value!r}."
         )
@@ -87,7 +88,7 @@ def _check_seed(value):
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 0:
-        raise ValueError(
+        raise InvalidArgumentError(
             "Invalid value for argument `seed`: expected None or a non-negative int, "
             f"received seed={value!r}."
         )
@@ -96,7 +97,7 @@ def _check_seed(value):
 
 def _check_axis(value):
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise ValueError(
+        raise InvalidArgumentError(
             f"Invalid value for argument `axis`: expected an int, received axis={value!r}."
         )
     return int(value)
@@ -150,13 +151,13 @@ class ProbabilisticGate(keras.layers.Layer):
         rank = len(input_shape)
         axis = self.axis if self.axis >= 0 else rank + self.axis
         if not 0 <= axis < rank:
-            raise ValueError(
+            raise InvalidArgumentError(
                 f"ProbabilisticGate '{self.name}': axis={self.axis} is out of range for an "
                 f"input of shape {tuple(input_shape)}; pass the channel axis of the input."
             )
         channels = input_shape[axis]
         if channels is None:
-            raise ValueError(
+            raise InvalidArgumentError(
                 f"ProbabilisticGate '{self.name}': the channel dimension (axis={self.axis}) "
                 f"of input shape {tuple(input_shape)} must be known to create the logits."
             )
@@ -211,7 +212,7 @@ class ProbabilisticGate(keras.layers.Layer):
     # ------------------------------------------------------------------- inspection
     def _require_built(self, what):
         if self.logits is None:
-            raise ValueError(
+            raise InvalidArgumentError(
                 f"ProbabilisticGate '{self.name}' has no logits yet: call the layer on an "
                 f"input (or build it) before using `{what}()`."
             )
@@ -307,19 +308,19 @@ def _graph_to_rewrite(model):
     if graph is not None:
         return graph
     if isinstance(model, keras.Sequential):
-        raise ValueError(
+        raise InvalidArgumentError(
             f"insert_gates: Sequential model '{model.name}' has no graph yet; give it "
             "an input first (start it with `keras.Input(shape)` or call "
             "`model.build(input_shape)`)."
         )
     if isinstance(model, keras.Model):
-        raise ValueError(
+        raise InvalidArgumentError(
             f"insert_gates: model '{model.name}' ({type(model).__name__}) is a subclassed "
             "model; its graph cannot be rewritten. Build it as a functional "
             "(`keras.Model(inputs, outputs)`) or Sequential model, or add "
             "ProbabilisticGate layers in its `call()` by hand."
         )
-    raise ValueError(
+    raise InvalidArgumentError(
         "insert_gates: expected a functional or Sequential keras.Model, received "
         f"{type(model).__name__}."
     )
@@ -416,7 +417,7 @@ def insert_gates(model, after=("activation",), exclude=(), **gate_kwargs):
     after = tuple(after)
     bad = [a for a in after if a not in _AFTER_CHOICES]
     if bad or not after:
-        raise ValueError(
+        raise InvalidArgumentError(
             f"Invalid value for argument `after`: expected a non-empty subset of "
             f"{_AFTER_CHOICES}, received after={after!r}."
         )
@@ -424,7 +425,7 @@ def insert_gates(model, after=("activation",), exclude=(), **gate_kwargs):
         exclude = (exclude,)
     exclude = set(exclude)
     if "axis" in gate_kwargs:
-        raise ValueError(
+        raise InvalidArgumentError(
             "insert_gates: do not pass `axis`; the channel axis of each gate is taken from "
             "the data_format of the layer it follows."
         )
@@ -435,7 +436,7 @@ def insert_gates(model, after=("activation",), exclude=(), **gate_kwargs):
     graph = _graph_to_rewrite(model)
     for op in graph.operations:
         if is_model(op):
-            raise ValueError(
+            raise InvalidArgumentError(
                 f"insert_gates: model '{model.name}' contains the nested model "
                 f"'{op.name}'. Nested models are not supported; flatten it first (build "
                 "one functional model by calling the inner model's layers directly on "

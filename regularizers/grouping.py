@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any, Iterable, Sequence
 
 from latency_lab.graph import Graph, Op
+from latency_lab.errors import InvalidArgumentError
 
 Segment = tuple  # (group_id: int, multiplier: int)
 
@@ -175,7 +176,7 @@ class ChannelGraph:
         """The output group of a conv/dense op."""
         gid = self.op(name).out_group
         if gid is None:
-            raise ValueError(f"layer {name!r} has no single output group")
+            raise InvalidArgumentError(f"layer {name!r} has no single output group")
         return self.groups[gid]
 
     def alive_count(self, segments: Sequence[Segment], alive_by_group: dict) -> Any:
@@ -241,7 +242,7 @@ def _names_matching(graph: Graph, names: Iterable[str], what: str) -> set[str]:
     out: set[str] = set()
     for n in names:
         if not isinstance(n, str):
-            raise ValueError(
+            raise InvalidArgumentError(
                 f"Invalid value for argument `{what}`: expected layer names (str), "
                 f"received {n!r}."
             )
@@ -249,7 +250,7 @@ def _names_matching(graph: Graph, names: Iterable[str], what: str) -> set[str]:
                 if op.name == n or op.name.split("#", 1)[0] == n
                 or op.name.split("#", 1)[0].rsplit("/", 1)[-1] == n]
         if not hits:
-            raise ValueError(
+            raise InvalidArgumentError(
                 f"Invalid value for argument `{what}`: model {graph.name!r} has no layer "
                 f"named {n!r}. Layer names: {', '.join(op.name for op in graph.ops)}."
             )
@@ -374,7 +375,7 @@ def build_channel_graph(
                           "size-1 dims keep channel groups)")
             else:
                 detail = ""
-            raise ValueError(
+            raise InvalidArgumentError(
                 f"Layer {layer_name!r} of type {t!r} cannot be grouped by channel"
                 f"{detail}. Supported types: {', '.join(SUPPORTED_TYPES)}. Add "
                 f"{layer_name!r} to `frozen_layers=` to keep its output channels whole "

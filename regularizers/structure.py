@@ -11,7 +11,7 @@ import json
 import os
 from typing import Any, Mapping
 
-from latency_lab.errors import ProfileError
+from latency_lab.errors import InvalidArgumentError, ProfileError
 from latency_lab.profile import write_json_atomic
 
 __all__ = ["export_structure", "load_structure", "structure_filename"]
@@ -24,22 +24,22 @@ def structure_filename(step: int | None) -> str:
 
 def _check_counts(counts: Mapping, where: str) -> dict[str, int]:
     if not isinstance(counts, Mapping):
-        raise ValueError(
+        raise InvalidArgumentError(
             f"{where}: expected a mapping {{layer name: alive channel count}}, received "
             f"{type(counts).__name__}."
         )
     out: dict[str, int] = {}
     for name, value in counts.items():
         if not isinstance(name, str):
-            raise ValueError(f"{where}: layer names must be strings, received {name!r}.")
+            raise InvalidArgumentError(f"{where}: layer names must be strings, received {name!r}.")
         if isinstance(value, bool) or not isinstance(value, int) and not (
                 isinstance(value, float) and value.is_integer()):
-            raise ValueError(
+            raise InvalidArgumentError(
                 f"{where}: alive count of layer {name!r} must be a non-negative int, "
                 f"received {value!r}."
             )
         if value < 0:
-            raise ValueError(
+            raise InvalidArgumentError(
                 f"{where}: alive count of layer {name!r} must be a non-negative int, "
                 f"received {value!r}."
             )
@@ -64,7 +64,7 @@ def export_structure(regularizer_or_alive_counts: Any, directory: str | os.PathL
         counts = regularizer_or_alive_counts
     counts = _check_counts(counts, "export_structure")
     if step is not None and (isinstance(step, bool) or not isinstance(step, int) or step < 0):
-        raise ValueError(
+        raise InvalidArgumentError(
             f"Invalid value for argument `step`: expected None or a non-negative int, "
             f"received {step!r}."
         )
@@ -72,7 +72,7 @@ def export_structure(regularizer_or_alive_counts: Any, directory: str | os.PathL
     try:
         os.makedirs(directory, exist_ok=True)
     except OSError as e:
-        raise ValueError(
+        raise InvalidArgumentError(
             f"export_structure: cannot create directory {directory!r}: "
             f"{e.strerror or e}; choose a writable `directory`."
         ) from e
@@ -80,7 +80,7 @@ def export_structure(regularizer_or_alive_counts: Any, directory: str | os.PathL
     try:
         write_json_atomic(path, counts, "the structure")
     except ProfileError as e:
-        raise ValueError(f"export_structure: cannot write {path!r}: {e}") from e
+        raise InvalidArgumentError(f"export_structure: cannot write {path!r}: {e}") from e
     return path
 
 
@@ -96,11 +96,11 @@ def load_structure(path: str | os.PathLike) -> dict[str, int]:
             "regularizers.export_structure(regularizer, directory) or StructureLogger."
         ) from None
     except OSError as e:
-        raise ValueError(f"cannot read structure file {path!r}: {e.strerror or e}") from e
+        raise InvalidArgumentError(f"cannot read structure file {path!r}: {e.strerror or e}") from e
     try:
         data = json.loads(text)
     except json.JSONDecodeError as e:
-        raise ValueError(
+        raise InvalidArgumentError(
             f"structure file {path!r} is not valid JSON ({e.msg} at line {e.lineno}); "
             "expected {\"layer name\": alive channel count, ...}."
         ) from None

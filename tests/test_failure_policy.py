@@ -111,3 +111,11 @@ def test_every_package_error_derives_from_one_base():
                         and v.__module__ == mod.__name__]
     assert errors.ProfileError in classes
     assert all(issubclass(c, errors.LatencyLabError) for c in classes), classes
+
+
+def test_a_bad_argument_is_a_package_error_and_still_a_value_error():
+    from latency_lab.timing import TimingConfig
+
+    with pytest.raises(errors.InvalidArgumentError, match="repeats") as e:
+        TimingConfig(repeats=0)
+    assert isinstance(e.value, ValueError) and isinstance(e.value, errors.LatencyLabError)
