@@ -154,8 +154,7 @@ class LatencyRegularizer(NetworkRegularizer):
     def get_cost(self) -> float:
         """Predicted latency (ms) of the network with dead channels removed, from the
         profile's predictor itself (not the surrogate)."""
-        alive, _ = self._group_state()
-        alive = {g: float(a) for g, a in alive.items()}
+        alive = self._alive_numbers()
         key = tuple(sorted(alive.items()))
         if key in self._cost_cache:  # alive counts change rarely; the predictor is slow
             return self._cost_cache[key]
