@@ -61,13 +61,22 @@ _CONVERTED: "weakref.WeakKeyDictionary[Any, dict[int, bytes]]" = weakref.WeakKey
 
 
 def convert_keras_model(model: Any, batch_size: int = 1) -> bytes:
-    """Frozen-graph conversion of a Keras model at a fixed batch size (cached)."""
+    """Frozen-graph conversion of a Keras model at a fixed batch size (cached). Under
+    another Keras backend (JAX, PyTorch) TensorFlow converts it in a child process
+    (`litert_subprocess`), giving the same bytes."""
     try:
         cached = _CONVERTED.setdefault(model, {})
     except TypeError:  # not weak-referenceable: convert every time
         cached = {}
     if batch_size not in cached:
-        cached[batch_size] = _convert_keras_model(model, batch_size)
+        import keras
+
+        if keras.backend.backend() == "tensorflow":
+            cached[batch_size] = _convert_keras_model(model, batch_size)
+        else:
+            from latency_lab.runtimes.litert_subprocess import convert_in_tensorflow_subprocess
+
+            cached[batch_size] = convert_in_tensorflow_subprocess(model, batch_size)
     return cached[batch_size]
 
 
