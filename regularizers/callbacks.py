@@ -47,7 +47,7 @@ class StructureLogger(keras.callbacks.Callback):
                 "Invalid value for argument `regularizer`: expected a NetworkRegularizer, "
                 f"received {type(regularizer).__name__}."
             )
-        if log_dir is not None and importlib.util.find_spec("tensorflow") is None:
+        if log_dir is not None and not _tensorflow_installed():
             raise ValueError(
                 "Invalid value for argument `log_dir`: StructureLogger writes TensorBoard "
                 "summaries with tf.summary, which needs TensorFlow, and it is not "
@@ -200,6 +200,13 @@ def _sync(callback: keras.callbacks.Callback) -> None:
     them: under JAX, `Callback.model` runs Keras' `jax_state_sync` (a no-op elsewhere
     and outside fit)."""
     callback.model  # noqa: B018 - the property does the work
+
+
+def _tensorflow_installed() -> bool:
+    try:
+        return importlib.util.find_spec("tensorflow") is not None
+    except (ImportError, ValueError):  # ValueError: sys.modules["tensorflow"] is None
+        return False
 
 
 def _check_every(name: str, value) -> None:

@@ -115,8 +115,8 @@ def test_litert_kernels_are_tensorflows(mixed_bound):
     kernels = {i["kernel"] for i in here}
     assert {"CONV_2D", "DEPTHWISE_CONV_2D", "ADD", "CONCATENATION"} <= kernels
     assert {"conv1", "dw", "side", "conv2", "logits"} <= {i["layer"] for i in here}
-    # the regularizer bound to the same kernels: at full width it is the predictor's sum
-    assert len(reg._items) == len(here)
+    # the regularizer was bound to these kernels (one costed op per kernel)
+    assert len(reg._items) == len(here) == len(reg._ops)
 
 
 # ------------------------------------------------- fit lowers the cost, every algorithm
