@@ -20,8 +20,14 @@ venv: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/python scripts/demo.py
 
+# The suite under TensorFlow, then the regularizer tests again under JAX (CPU): they are
+# written with keras.ops for every backend (tests/conftest.py: which tests run where).
+JAX_TESTS := tests/test_regularizers.py tests/test_latency_regularizer.py \
+	tests/test_regularizers_backends.py
+
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
+	KERAS_BACKEND=jax $(BIN)/python -m pytest -q $(JAX_TESTS)
 
 clean:
 	rm -rf $(VENV) build *.egg-info

@@ -10,6 +10,9 @@ Combining several sources of one group (tied by Add/Multiply/...):
     gamma, group_lasso: element-wise max of the sources' vectors;
     logistic_sigmoid:   1 - prod(1 - p) over the group's gates.
 Alive: vector > threshold (gamma, group_lasso); vector >= alive_threshold (gates).
+
+Written with `keras.ops`, so the vectors are tensors of the Keras backend in use
+(TensorFlow, JAX or PyTorch) and differentiable with its autodiff.
 """
 
 from __future__ import annotations
@@ -17,7 +20,10 @@ from __future__ import annotations
 import warnings
 from typing import Any
 
+from keras import ops
+
 from regularizers.grouping import ChannelGraph, ChannelOp
+from latency_lab.errors import InvalidArgumentError
 
 ALGORITHMS = ("gamma", "group_lasso", "logistic_sigmoid")
 
@@ -42,15 +48,8 @@ def layers_by_op_name(model: Any) -> dict[str, Any]:
     return found
 
 
-def _tf():
-    import tensorflow as tf
-
-    return tf
-
-
 def _f32(x):
-    tf = _tf()
-    return tf.cast(tf.convert_to_tensor(x), tf.float32)
+    return ops.cast(ops.convert_to_tensor(x), "float32")
 
 
 class GroupAlgorithm:
@@ -73,7 +72,7 @@ class GroupAlgorithm:
             names = sorted({n for ns in self.unregularized.values() for n in ns})
             warnings.warn(self._unregularized_message(names), stacklevel=4)
         if not self._plans:
-            raise ValueError(self._nothing_message())
+            raise InvalidArgumentError(self._nothing_message())
 
     # ------------------------------------------------------------------ subclass API
     def _plan(self) -> None:
@@ -84,13 +83,12 @@ class GroupAlgorithm:
         raise NotImplementedError
 
     def combine(self, vectors: list):
-        tf = _tf()
         if len(vectors) == 1:
             return vectors[0]
-        return tf.reduce_max(tf.stack(vectors), axis=0)
+        return ops.max(ops.stack(vectors), axis=0)
 
     def alive_mask(self, vector):
-        return vector > self.threshold
+        return ops.greater(vector, self.threshold)
 
     def _unregularized_message(self, names: list[str]) -> str:
         return f"{self.name}: layers {names} cannot be regularized; kept whole."
@@ -119,7 +117,7 @@ class GroupAlgorithm:
         try:
             return self.layers[op_name.split("#", 1)[0]]
         except KeyError:
-            raise ValueError(
+            raise InvalidArgumentError(
                 f"layer {op_name!r} of the graph was not found among the model's layers"
             ) from None
 
@@ -149,7 +147,7 @@ class GammaAlgorithm(GroupAlgorithm):
                 if mult == 1 and gid in prunable:
                     layer = self._layer(cop.name)
                     if not getattr(layer, "scale", True) or getattr(layer, "gamma", None) is None:
-                        raise ValueError(
+                        raise InvalidArgumentError(
                             f"BatchNormalization layer {layer.name!r} (on the channels of "
                             f"{prunable[gid].sources}) has scale=False, so it has no gamma "
                             "for the 'gamma' algorithm. Build it with scale=True, add it "
@@ -176,9 +174,8 @@ class GammaAlgorithm(GroupAlgorithm):
         return int(axis) % rank == op.channel_axis % rank
 
     def source_vector(self, part):
-        tf = _tf()
         bn, offset, size = part
-        g = tf.abs(_f32(bn.gamma))
+        g = ops.abs(_f32(bn.gamma))
         if offset == 0 and size == int(g.shape[0]):
             return g
         return g[offset:offset + size]
@@ -229,29 +226,28 @@ class GroupLassoAlgorithm(GroupAlgorithm):
                 attr, axis = _KERNEL_ATTR.get(cop.type, ("kernel", -1))
                 kernel = getattr(layer, attr, None)
                 if kernel is None:
-                    raise ValueError(f"layer {layer.name!r} ({cop.type}) has no {attr!r} weight")
+                    raise InvalidArgumentError(f"layer {layer.name!r} ({cop.type}) has no {attr!r} weight")
                 parts.append((kernel, axis))
             if parts:
                 self._plans[gid] = parts
 
     def source_vector(self, part):
-        tf = _tf()
         kernel, axis = part
         w = _f32(kernel)
         rank = len(w.shape)
         axis = axis % rank
-        reduce_axes = [i for i in range(rank) if i != axis]
+        reduce_axes = tuple(i for i in range(rank) if i != axis)
         f = self.l1_fraction
         out = 0.0
         if f < 1.0:
-            ms = tf.reduce_mean(tf.square(w), axis=reduce_axes)
-            positive = ms > 0
+            ms = ops.mean(ops.square(w), axis=reduce_axes)
+            positive = ops.greater(ms, 0.0)
             # sqrt with a finite gradient at an all-zero channel.
-            l2 = tf.where(positive, tf.sqrt(tf.where(positive, ms, tf.ones_like(ms))),
-                          tf.zeros_like(ms))
+            l2 = ops.where(positive, ops.sqrt(ops.where(positive, ms, ops.ones_like(ms))),
+                           ops.zeros_like(ms))
             out = (1.0 - f) * l2
         if f > 0.0:
-            out = out + f * tf.reduce_mean(tf.abs(w), axis=reduce_axes)
+            out = out + f * ops.mean(ops.abs(w), axis=reduce_axes)
         return out
 
 
@@ -286,13 +282,12 @@ class LogisticSigmoidAlgorithm(GroupAlgorithm):
         return p[offset:offset + size]
 
     def combine(self, vectors):
-        tf = _tf()
         if len(vectors) == 1:
             return vectors[0]
-        return 1.0 - tf.reduce_prod(1.0 - tf.stack(vectors), axis=0)
+        return 1.0 - ops.prod(1.0 - ops.stack(vectors), axis=0)
 
     def alive_mask(self, vector):
-        return vector >= self.alive_threshold
+        return ops.greater_equal(vector, self.alive_threshold)
 
     def _unregularized_message(self, names):
         return (
@@ -322,7 +317,7 @@ def make_algorithm(name: str, cgraph: ChannelGraph, layers: dict[str, Any],
     try:
         cls = _BY_NAME[name]
     except KeyError:
-        raise ValueError(
+        raise InvalidArgumentError(
             f"Invalid value for argument `algorithm`: expected one of {list(ALGORITHMS)}, "
             f"received {name!r}."
         ) from None

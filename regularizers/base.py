@@ -12,6 +12,11 @@ c * (A_in * R_out + A_out * R_in). Depthwise convs (output channels = input chan
 C = c * A) get c * (R_in + R_out), following DESIGN.md / MorphNet. Alive counts carry no
 gradient; R does. Frozen groups count in full and have R = 0.
 
+Written with `keras.ops` and `keras.Variable`: the term is a tensor of the Keras backend
+in use (TensorFlow, JAX or PyTorch), differentiable with its autodiff, so it works in
+``model.fit`` and in custom loops (GradientTape, jax.grad over a StatelessScope, torch
+autograd) alike. TensorFlow is imported only under the TensorFlow backend.
+
 Everything about the graph (groups, which weights feed which group, the per-op channel
 segments) is computed once in ``__init__``; a training step only evaluates the group
 vectors, their alive counts and sums, and a fixed list of per-op products.
@@ -24,7 +29,8 @@ Extending (e.g. a latency regularizer):
       Set the attributes it needs *before* calling ``super().__init__``.
     * ``op_cost(op, alive_in, alive_out)``: the cost of one op; ``alive_in`` is a list
       (one count per input tensor), ``alive_out`` the output count. Values are Python
-      numbers or float64 tensors; use only arithmetic (or tf ops) on them.
+      numbers or float tensors of the Keras backend (float64 where the backend has it;
+      JAX without x64: float32); use only arithmetic (or keras.ops) on them.
     * ``op_cost_derivatives(op, alive_in, alive_out) -> (list d_in, d_out)``: default
       is the exact forward difference C(a + 1) - C(a) in each argument (exact for the
       bilinear FLOP / size costs); override with analytic derivatives of a smooth
@@ -39,10 +45,12 @@ import numbers
 from typing import Any, Iterable, Sequence
 
 import keras
+from keras import ops
 
 from latency_lab import costs
 from regularizers.algorithms import ALGORITHMS, GroupAlgorithm, layers_by_op_name, make_algorithm
 from regularizers.grouping import ChannelGraph, ChannelOp, Segment, build_channel_graph
+from latency_lab.errors import InvalidArgumentError
 
 __all__ = ["NetworkRegularizer", "FlopsRegularizer", "ModelSizeRegularizer",
            "RegularizedLoss", "check_strength"]
@@ -59,7 +67,7 @@ def _check_float(name: str, value: Any, *, lo: float | None = 0.0, hi: float | N
                  expected: str = "a non-negative float") -> float:
     if not _is_real(value) or math.isnan(value) or math.isinf(value) \
             or (lo is not None and value < lo) or (hi is not None and value > hi):
-        raise ValueError(
+        raise InvalidArgumentError(
             f"Invalid value for argument `{name}`: expected {expected}, "
             f"received {value!r}."
         )
@@ -80,13 +88,13 @@ def _check_names(name: str, value: Any, allow_none: bool) -> tuple[str, ...] | N
     try:
         items = tuple(value)
     except TypeError:
-        raise ValueError(
+        raise InvalidArgumentError(
             f"Invalid value for argument `{name}`: expected a list of layer names, "
             f"received {value!r}."
         ) from None
     bad = [v for v in items if not isinstance(v, str)]
     if bad:
-        raise ValueError(
+        raise InvalidArgumentError(
             f"Invalid value for argument `{name}`: expected a list of layer names (str), "
             f"received {value!r}."
         )
@@ -138,7 +146,7 @@ class NetworkRegularizer:
         target_rate: float = 0.02,
     ):
         if algorithm not in ALGORITHMS:
-            raise ValueError(
+            raise InvalidArgumentError(
                 f"Invalid value for argument `algorithm`: expected one of "
                 f"{list(ALGORITHMS)}, received {algorithm!r}."
             )
@@ -150,7 +158,7 @@ class NetworkRegularizer:
                                             expected="a float strictly between 0 and 1",
                                             hi=1.0)
         if not 0.0 < self.alive_threshold < 1.0:
-            raise ValueError(
+            raise InvalidArgumentError(
                 "Invalid value for argument `alive_threshold`: expected a float strictly "
                 f"between 0 and 1, received {alive_threshold!r}."
             )
@@ -160,18 +168,18 @@ class NetworkRegularizer:
         self.target = None if target is None else _check_float(
             self._target_arg, target, lo=None, expected="a finite number > 0")
         if self.target is not None and self.target <= 0:
-            raise ValueError(
+            raise InvalidArgumentError(
                 f"Invalid value for argument `{self._target_arg}`: expected a finite number "
                 f"> 0, received {target!r}.")
         self.target_rate = _check_float("target_rate", target_rate, lo=None,
                                         expected="a finite number > 0")
         if self.target_rate <= 0:
-            raise ValueError(
+            raise InvalidArgumentError(
                 "Invalid value for argument `target_rate`: expected a finite number > 0, "
                 f"received {target_rate!r}.")
         self.strength_variable = None  # created by wrap_loss / init_strength in target mode
         if model is None:
-            raise ValueError(
+            raise InvalidArgumentError(
                 f"{type(self).__name__} needs a model: pass model=<keras.Model>."
             )
         self.model = model
@@ -231,15 +239,20 @@ class NetworkRegularizer:
     # ------------------------------------------------------------ per-step state
     def _group_state(self):
         """(alive counts by group, R by group) for this step."""
-        tf = _tf()
         vectors = self._algo.group_vectors()
         alive: dict[int, Any] = dict(self._sizes)
         reg: dict[int, Any] = {}
+        dtype = _count_dtype()
         for gid, v in vectors.items():
             mask = self._algo.alive_mask(v)
-            alive[gid] = tf.stop_gradient(tf.reduce_sum(tf.cast(mask, tf.float64)))
-            reg[gid] = tf.reduce_sum(v)
+            alive[gid] = ops.stop_gradient(ops.sum(ops.cast(mask, dtype)))
+            reg[gid] = ops.sum(v)
         return alive, reg
+
+    def _alive_numbers(self) -> dict[int, float]:
+        """Alive counts by group as Python floats (eager: not inside a traced step)."""
+        alive, _ = self._group_state()
+        return {gid: float(ops.convert_to_numpy(a)) for gid, a in alive.items()}
 
     @staticmethod
     def _reg_sum(segments: Sequence[Segment], reg: dict) -> Any:
@@ -261,15 +274,14 @@ class NetworkRegularizer:
         return total
 
     def _compute(self, want_term: bool, want_cost: bool):
-        tf = _tf()
         alive, reg = self._group_state()
-        term = tf.constant(0.0, tf.float32)
-        cost: Any = tf.constant(0.0, tf.float64)
+        term = ops.zeros((), "float32")
+        cost: Any = ops.zeros((), _count_dtype())
         for op in self._ops:
             a_in = [self._alive(seg, alive) for seg in op.in_segments]
             a_out = self._alive(op.out_segments, alive)
             if want_cost:
-                cost = cost + tf.cast(self.op_cost(op, a_in, a_out), tf.float64)
+                cost = cost + ops.cast(self.op_cost(op, a_in, a_out), _count_dtype())
             if not want_term:
                 continue
             r_in = [self._reg_sum(seg, reg) for seg in op.in_segments]
@@ -279,30 +291,37 @@ class NetworkRegularizer:
             d_in, d_out = self.op_cost_derivatives(op, a_in, a_out)
             for d, r in zip(d_in, r_in):
                 if r is not None:
-                    term = term + tf.cast(tf.stop_gradient(d), tf.float32) * r
+                    term = term + _constant_f32(d) * r
             if r_out is not None:
-                term = term + tf.cast(tf.stop_gradient(d_out), tf.float32) * r_out
+                term = term + _constant_f32(d_out) * r_out
         return term, cost, alive
 
     # ---------------------------------------------------------------- public API
     def get_regularization_term(self):
-        """Scalar float32 tensor: sum over costed ops of dC/dA * R (differentiable in
-        the regularized weights only). Works eagerly and inside tf.function."""
+        """Scalar float32 tensor of the Keras backend: sum over costed ops of dC/dA * R
+        (differentiable in the regularized weights only). Works eagerly and inside a
+        traced step (tf.function, jax.jit, torch)."""
         return self._compute(True, False)[0]
 
     def get_cost_tensor(self):
-        """The cost with dead channels removed, as a float64 tensor (graph-safe)."""
+        """The cost with dead channels removed, as a tensor (traceable; float64, or
+        float32 under JAX without x64)."""
         return self._compute(False, True)[1]
 
     def get_cost(self) -> float:
-        """The cost with dead channels removed (per example), as a Python float."""
-        return float(self.get_cost_tensor())
+        """The cost with dead channels removed (per example), as a Python float
+        (computed in float64 on every backend)."""
+        alive = self._alive_numbers()
+        cost = 0.0
+        for op in self._ops:
+            a_in = [self._alive(seg, alive) for seg in op.in_segments]
+            cost += float(self.op_cost(op, a_in, self._alive(op.out_segments, alive)))
+        return cost
 
     def get_alive_counts(self) -> dict[str, int]:
         """{conv/dense layer name: alive output channels} (frozen layers in full)."""
-        alive, _ = self._group_state()
-        return {name: int(round(float(alive[gid])))
-                for name, gid in self._structure_ops.items()}
+        alive = self._alive_numbers()
+        return {name: int(round(alive[gid])) for name, gid in self._structure_ops.items()}
 
     def get_regularization_vectors(self) -> dict[str, Any]:
         """{conv/dense layer name: its group's vector} for regularized layers."""
@@ -324,9 +343,9 @@ class NetworkRegularizer:
         loss reads the variable, so `StrengthController` can change it between steps."""
         if self.target is not None:
             self.init_strength(strength)
-            strength = float(self.strength_variable.numpy())
+            strength = float(ops.convert_to_numpy(self.strength_variable))
         elif strength is None:
-            raise ValueError(
+            raise InvalidArgumentError(
                 "Invalid value for argument `strength`: expected a non-negative float "
                 "(only target mode, `target=...`, chooses it itself), received None.")
         return RegularizedLoss(loss, self, strength, name=name)
@@ -338,17 +357,17 @@ class NetworkRegularizer:
         Default start: ``1 / get_cost()`` at the current widths, so the term is the
         cost-weighted regularization vector sum relative to the whole network."""
         if self.target is None:
-            raise ValueError(
+            raise InvalidArgumentError(
                 f"{type(self).__name__} is not in target mode: pass "
                 f"`{self._target_arg}=...` to use a strength variable.")
         if strength is None:
             cost = self.get_cost()
             strength = 1.0 / cost if cost > 0 else 1.0
         strength = check_strength(strength)
-        tf = _tf()
         if self.strength_variable is None:
-            self.strength_variable = tf.Variable(strength, trainable=False, dtype=tf.float32,
-                                                 name="regularizer_strength")
+            self.strength_variable = keras.Variable(strength, trainable=False,
+                                                    dtype="float32",
+                                                    name="regularizer_strength")
             self._strength_bounds = (strength * 1e-2, strength * 1e2)
         else:
             self.strength_variable.assign(strength)
@@ -373,7 +392,7 @@ class NetworkRegularizer:
         goal = self.target if target is None else float(target)
         cost = self.get_cost() if cost is None else float(cost)
         lo, hi = self._strength_bounds
-        value = float(self.strength_variable.numpy())
+        value = float(ops.convert_to_numpy(self.strength_variable))
         step = self.target_rate * (cost / goal - 1.0)
         value *= math.exp(min(max(step, -1.0), 1.0))  # at most a factor e per update
         value = min(max(value, lo), hi)
@@ -399,7 +418,7 @@ class NetworkRegularizer:
     @classmethod
     def from_config(cls, config: dict, model: Any = None, **kwargs):
         if model is None:
-            raise ValueError(
+            raise InvalidArgumentError(
                 f"{cls.__name__}.from_config needs the model the regularizer is bound "
                 f"to: call {cls.__name__}.from_config(config, model=model)."
             )
@@ -410,10 +429,24 @@ class NetworkRegularizer:
                 f"algorithm={self.algorithm!r}, threshold={self.threshold})")
 
 
-def _tf():
-    import tensorflow as tf
+def _count_dtype() -> str:
+    """float64 for alive counts and costs (cost differences of large layers need it),
+    except under JAX without x64, which has no float64 (the counts stay exact in float32;
+    a cost difference then carries float32 rounding, harmless in a regularization
+    weight)."""
+    if keras.backend.backend() == "jax":
+        import jax
 
-    return tf
+        if not jax.config.read("jax_enable_x64"):
+            return "float32"
+    return "float64"
+
+
+def _constant_f32(value):
+    """A cost derivative as a float32 weight that carries no gradient."""
+    if isinstance(value, numbers.Real):
+        return float(value)
+    return ops.cast(ops.stop_gradient(value), "float32")
 
 
 class FlopsRegularizer(NetworkRegularizer):
@@ -444,9 +477,35 @@ class ModelSizeRegularizer(NetworkRegularizer):
 
 
 def _scale_for_replicas(value):
-    tf = _tf()
+    """Divide by the replicas of a tf.distribute strategy (each replica's gradient is
+    summed, so the term then counts once, as Keras does for its own losses). Other
+    backends compute one loss over the global batch (JAX: keras.distribution runs a
+    single SPMD program), so there is nothing to scale; TensorFlow is not imported."""
+    if keras.backend.backend() != "tensorflow":
+        return value
+    import tensorflow as tf
+
     n = tf.distribute.get_strategy().num_replicas_in_sync
     return value * (1.0 / n) if n > 1 else value
+
+
+def _read_strength(variable, term):
+    """The strength variable's value for a loss computed together with ``term``.
+
+    TensorFlow (tf.function) and PyTorch read a variable when the step runs. A jitted
+    JAX step would bake in the value it had when traced, since the variable is not part
+    of the model state Keras passes into the step; there the value is fetched from the
+    host at every step (`jax.pure_callback`), so a `StrengthController` or
+    `update_strength` between steps takes effect without recompiling."""
+    if keras.backend.backend() == "jax":
+        import jax
+        import numpy as np
+
+        if isinstance(term, jax.core.Tracer):
+            return jax.pure_callback(
+                lambda: np.asarray(ops.convert_to_numpy(variable), np.float32),
+                jax.ShapeDtypeStruct((), np.float32))
+    return ops.cast(variable, "float32")
 
 
 @keras.saving.register_keras_serializable(package="latency_lab")
@@ -475,7 +534,8 @@ class RegularizedLoss(keras.losses.Loss):
     Use with plain ``model.compile(loss=reg.wrap_loss("mse", 1e-8))`` and ``fit``.
     The term is added once per batch (not per example, not weighted by sample_weight)
     and divided by the number of replicas under tf.distribute, as Keras does for its
-    own losses, so the gradient summed over replicas counts it once. With several model
+    own losses, so the gradient summed over replicas counts it once (under JAX's
+    keras.distribution the loss is global: no scaling). With several model
     outputs wrap only one output's loss. ``strength`` is read when the train function
     is traced: to change it, compile again; in target mode the regularizer's
     `strength_variable` is read at every step instead. Not restorable from a saved model's compile
@@ -487,7 +547,7 @@ class RegularizedLoss(keras.losses.Loss):
         strength = check_strength(strength)
         base = keras.losses.get(loss)
         if base is None:
-            raise ValueError(
+            raise InvalidArgumentError(
                 "Invalid value for argument `loss`: expected a loss name, function or "
                 f"keras.losses.Loss, received {loss!r}."
             )
@@ -499,15 +559,15 @@ class RegularizedLoss(keras.losses.Loss):
         self.strength = strength
 
     def __call__(self, y_true, y_pred, sample_weight=None):
-        tf = _tf()
         value = self.base_loss(y_true, y_pred, sample_weight)
         variable = getattr(self.regularizer, "strength_variable", None)
         if variable is None and self.strength == 0.0:
             return value
-        strength = variable if variable is not None else tf.cast(self.strength, tf.float32)
         term = self.regularizer.get_regularization_term()
-        extra = _scale_for_replicas(tf.cast(strength, tf.float32) * term)
-        return value + tf.cast(extra, value.dtype)
+        strength = (self.strength if variable is None
+                    else _read_strength(variable, term))
+        extra = _scale_for_replicas(strength * term)
+        return value + ops.cast(extra, keras.backend.standardize_dtype(value.dtype))
 
     def call(self, y_true, y_pred):  # __call__ is overridden; kept for the Loss API
         return self.base_loss.call(y_true, y_pred)

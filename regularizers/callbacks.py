@@ -1,15 +1,25 @@
 """Keras callbacks for structure learning: StructureLogger logs a regularizer's term,
 cost and alive counts to TensorBoard and exports the learned structure every N steps;
 StrengthController drives target mode (the strength adapts until the cost settles at
-the target)."""
+the target).
+
+Both run on every Keras backend. Under JAX, ``fit`` keeps the model's variables outside
+the model between steps; reading ``Callback.model`` puts them back (Keras'
+``jax_state_sync``), so both read the model through it before evaluating the
+regularizer. TensorBoard summaries (``StructureLogger(log_dir=...)``) are written with
+tf.summary, so they need TensorFlow installed (under any backend; it is imported only
+then)."""
 
 from __future__ import annotations
 
+import importlib.util
 import os
 
 import keras
+from keras import ops
 
 from regularizers.structure import export_structure
+from latency_lab.errors import InvalidArgumentError
 
 __all__ = ["StructureLogger", "StrengthController"]
 
@@ -23,7 +33,10 @@ class StructureLogger(keras.callbacks.Callback):
       ``regularizer/{cost_name}`` and ``alive/{layer}`` via tf.summary.
 
     The step is the optimizer's iteration count (so resumed training continues the
-    numbering), or a count of batches seen when there is no optimizer.
+    numbering), or a count of batches seen when there is no optimizer. The count is
+    read once when training begins and then advanced by the steps each batch reports,
+    so no batch reads a variable off the device (under JAX that would also move the
+    whole model state back into the model after every step).
     """
 
     def __init__(self, regularizer, log_dir=None, export_dir="learned_structure",
@@ -31,32 +44,59 @@ class StructureLogger(keras.callbacks.Callback):
         super().__init__()
         _check_every("every_n_steps", every_n_steps)
         if not hasattr(regularizer, "get_alive_counts"):
-            raise ValueError(
+            raise InvalidArgumentError(
                 "Invalid value for argument `regularizer`: expected a NetworkRegularizer, "
                 f"received {type(regularizer).__name__}."
+            )
+        if log_dir is not None and not _tensorflow_installed():
+            raise InvalidArgumentError(
+                "Invalid value for argument `log_dir`: StructureLogger writes TensorBoard "
+                "summaries with tf.summary, which needs TensorFlow, and it is not "
+                f"installed (Keras backend: {keras.backend.backend()!r}). Install "
+                "tensorflow, or pass log_dir=None to only export structure files."
             )
         self.regularizer = regularizer
         self.log_dir = None if log_dir is None else os.fspath(log_dir)
         self.export_dir = None if export_dir is None else os.fspath(export_dir)
         self.every_n_steps = every_n_steps
         self._batches = 0
+        self._base: int | None = None  # optimizer iterations when fit began
+        self._run = 0  # steps run since then
+        self._epoch_start = 0
         self._last_logged = None
         self._writer = None
         self.written: list[str] = []  # structure files written, in order
 
-    def _step(self) -> int:
-        opt = getattr(self.model, "optimizer", None) if self.model is not None else None
+    def _optimizer_step(self) -> int | None:
+        model = self.model  # under JAX this also syncs the variables into the model
+        opt = getattr(model, "optimizer", None) if model is not None else None
         it = getattr(opt, "iterations", None)
         if it is not None:
             try:
-                return int(it.numpy() if hasattr(it, "numpy") else it)
+                return int(ops.convert_to_numpy(it))
             except Exception:  # noqa: BLE001 - fall back to our own count
                 pass
-        return self._batches
+        return None
+
+    def _step(self) -> int:
+        if self._base is not None:
+            return self._base + self._run
+        step = self._optimizer_step()
+        return self._batches if step is None else step
+
+    def on_train_begin(self, logs=None):
+        self._base = self._optimizer_step()
+        self._run = self._epoch_start = 0
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._epoch_start = self._run
 
     def on_train_batch_end(self, batch, logs=None):
         self._batches += 1
-        step = self._step()
+        # `batch` is the epoch's index of the last step this call covers
+        # (steps_per_execution > 1 runs several per call).
+        self._run = self._epoch_start + int(batch) + 1
+        step = self._step() if self._base is not None else self._batches
         if step % self.every_n_steps == 0:
             self.log(step)
 
@@ -69,6 +109,7 @@ class StructureLogger(keras.callbacks.Callback):
 
     def log(self, step: int) -> None:
         """Export and log now, at ``step``."""
+        _sync(self)
         self._last_logged = step
         reg = self.regularizer
         counts = reg.get_alive_counts()
@@ -79,13 +120,14 @@ class StructureLogger(keras.callbacks.Callback):
 
             if self._writer is None:
                 self._writer = tf.summary.create_file_writer(self.log_dir)
-            term = float(reg.get_regularization_term())
+            term = float(ops.convert_to_numpy(reg.get_regularization_term()))
             cost = reg.get_cost()
             with self._writer.as_default(step=step):
                 _scalar("regularizer/term", term, step)
                 _scalar(f"regularizer/{reg.cost_name}", cost, step)
                 if getattr(reg, "strength_variable", None) is not None:
-                    _scalar("regularizer/strength", float(reg.strength_variable.numpy()), step)
+                    _scalar("regularizer/strength",
+                            float(ops.convert_to_numpy(reg.strength_variable)), step)
                 for name, count in counts.items():
                     _scalar(f"alive/{name}", count, step)
             self._writer.flush()
@@ -109,11 +151,11 @@ class StrengthController(keras.callbacks.Callback):
         _check_every("every_n_steps", every_n_steps)
         if isinstance(anneal_steps, bool) or not isinstance(anneal_steps, int) \
                 or anneal_steps < 0:
-            raise ValueError(
+            raise InvalidArgumentError(
                 "Invalid value for argument `anneal_steps`: expected an int >= 0, "
                 f"received {anneal_steps!r}.")
         if getattr(regularizer, "target", None) is None:
-            raise ValueError(
+            raise InvalidArgumentError(
                 "Invalid value for argument `regularizer`: StrengthController needs a "
                 "regularizer in target mode (e.g. LatencyRegularizer(profile, model=model, "
                 f"target_ms=2.0)), received {regularizer!r}.")
@@ -126,10 +168,11 @@ class StrengthController(keras.callbacks.Callback):
 
     def on_train_begin(self, logs=None):
         if self.regularizer.strength_variable is None:
-            raise ValueError(
+            raise InvalidArgumentError(
                 "StrengthController: the regularizer has no strength variable yet; compile "
                 "the model with loss=reg.wrap_loss(loss) before fit().")
         if self._start_cost is None:
+            _sync(self)
             self._start_cost = self.regularizer.get_cost()
 
     def goal(self, step: int) -> float:
@@ -145,6 +188,7 @@ class StrengthController(keras.callbacks.Callback):
         self._batches += 1
         if self._batches % self.every_n_steps:
             return
+        _sync(self)
         cost = self.regularizer.get_cost()  # one evaluation of the groups per update
         strength = self.regularizer.update_strength(self.goal(self._batches), cost=cost)
         self.history.append((self._batches, cost, strength))
@@ -152,9 +196,23 @@ class StrengthController(keras.callbacks.Callback):
             logs["reg_strength"] = strength
 
 
+def _sync(callback: keras.callbacks.Callback) -> None:
+    """Put the model's current variables back into it before the regularizer reads
+    them: under JAX, `Callback.model` runs Keras' `jax_state_sync` (a no-op elsewhere
+    and outside fit)."""
+    callback.model  # noqa: B018 - the property does the work
+
+
+def _tensorflow_installed() -> bool:
+    try:
+        return importlib.util.find_spec("tensorflow") is not None
+    except (ImportError, ValueError):  # ValueError: sys.modules["tensorflow"] is None
+        return False
+
+
 def _check_every(name: str, value) -> None:
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(
+        raise InvalidArgumentError(
             f"Invalid value for argument `{name}`: expected a positive int, "
             f"received {value!r}.")
 

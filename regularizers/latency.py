@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from latency_lab.errors import ProfileError
+from latency_lab.errors import InvalidArgumentError, ProfileError
 from latency_lab.kernels import WorkItem, work_items
 from latency_lab.predictors import make_predictor, predict_items
 from latency_lab.profile import load_profile
@@ -67,7 +67,7 @@ class LatencyRegularizer(NetworkRegularizer):
             )
         self.predictor = make_predictor(self.predictor_name, self.profile)
         if model is None:
-            raise ValueError("LatencyRegularizer needs a model: pass model=<keras.Model>.")
+            raise InvalidArgumentError("LatencyRegularizer needs a model: pass model=<keras.Model>.")
         self._items = work_items(model, self.profile.runtime_name)
         self._weight_bytes = sum(i.weight_bytes for i in self._items)
         self._cost_cache: dict[tuple, float] = {}
@@ -134,8 +134,7 @@ class LatencyRegularizer(NetworkRegularizer):
     def get_cost(self) -> float:
         """Predicted latency (ms) of the network with dead channels removed, from the
         profile's predictor itself (not the surrogate)."""
-        alive, _ = self._group_state()
-        alive = {g: float(a) for g, a in alive.items()}
+        alive = self._alive_numbers()
         key = tuple(sorted(alive.items()))
         if key in self._cost_cache:  # alive counts change rarely; the predictor is slow
             return self._cost_cache[key]
@@ -161,7 +160,7 @@ class LatencyRegularizer(NetworkRegularizer):
     @classmethod
     def from_config(cls, config: dict, model: Any = None, profile: Any = None, **kwargs):
         if profile is None:
-            raise ValueError(
+            raise InvalidArgumentError(
                 "LatencyRegularizer.from_config needs the profile: "
                 "from_config(config, model=model, profile=profile)"
             )

@@ -1,5 +1,9 @@
 """FLOP and model-size regularizers: hand-computed costs and terms, gradients, training
-integration (fit, custom loop, mixed precision, MirroredStrategy), structure export."""
+integration (fit, custom loop, mixed precision, MirroredStrategy), structure export.
+
+Backend-neutral except where marked: `make test` runs this file under TensorFlow and
+again with KERAS_BACKEND=jax; the markers only_backend and backend_independent
+(tests/conftest.py) say which tests run where."""
 
 import json
 import math
@@ -14,7 +18,8 @@ import pytest
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import keras  # noqa: E402  (a hard dependency: a missing install must fail, not skip)
-import tensorflow as tf  # noqa: E402
+from backend_helpers import dtype_name, gradients, no_gradient  # noqa: E402
+from keras import ops  # noqa: E402
 L = keras.layers
 
 from regularizers import (  # noqa: E402
@@ -59,7 +64,7 @@ def test_chain_flops_cost_and_term():
     # conv1: c=450, A_in=3 frozen: 450*3*R1. conv2: c=50, A_out=4 frozen: 50*4*R1.
     expected = 450 * 3 * R1 + 50 * 4 * R1
     term = reg.get_regularization_term()
-    assert term.dtype == tf.float32 and term.shape == ()
+    assert dtype_name(term) == "float32" and tuple(term.shape) == ()
     assert float(term) == pytest.approx(expected, rel=1e-6)
     assert reg.cost_name == "flops"
 
@@ -193,6 +198,7 @@ def test_input_boundary_and_frozen_layers_honored():
 
 
 # ---------------------------------------------------------------- algorithm errors
+@pytest.mark.backend_independent
 def test_bn_without_scale_is_an_error():
     x = keras.Input((4, 4, 3))
     h = L.BatchNormalization(scale=False, name="bn_noscale")(L.Conv2D(4, 1, name="c1")(x))
@@ -238,6 +244,7 @@ def test_squeeze_excite_and_bn_after_concat():
                                       "other": 1, "head": 3}
 
 
+@pytest.mark.backend_independent
 def test_nothing_regularizable_is_an_error():
     x = keras.Input((4, 4, 3))
     model = keras.Model(x, L.Conv2D(2, 1)(L.Conv2D(4, 1)(x)))
@@ -247,6 +254,8 @@ def test_nothing_regularizable_is_an_error():
             FlopsRegularizer(model=model)
 
 
+@pytest.mark.backend_independent
+@pytest.mark.backend_independent
 @pytest.mark.parametrize("kwargs, match", [
     ({"threshold": -1}, "`threshold`: expected a non-negative float, received -1"),
     ({"threshold": float("nan")}, "`threshold`"),
@@ -270,6 +279,7 @@ def test_invalid_strength(strength):
         reg.wrap_loss("mse", strength)
 
 
+@pytest.mark.backend_independent
 def test_config_round_trip():
     model = _three_convs()
     reg = ModelSizeRegularizer(model=model, algorithm="group_lasso", threshold=0.05,
@@ -286,10 +296,9 @@ def test_config_round_trip():
 
 # ------------------------------------------------------------------------ gradients
 def _grads(reg, model):
-    with tf.GradientTape() as tape:
-        term = reg.get_regularization_term()
     variables = model.trainable_variables
-    return {v.path: g for v, g in zip(variables, tape.gradient(term, variables))}
+    _, grads = gradients(reg.get_regularization_term, variables)
+    return {v.path: g for v, g in zip(variables, grads)}
 
 
 def _nonzero(g):
@@ -305,7 +314,7 @@ def test_gamma_gradient_only_reaches_gammas():
     grads = _grads(FlopsRegularizer(model=model), model)
     assert _nonzero(grads["bn1/gamma"])
     others = [p for p in grads if p != "bn1/gamma"]
-    assert others and all(grads[p] is None for p in others), others
+    assert others and all(no_gradient(grads[p]) for p in others), others
 
 
 def test_group_lasso_value_and_gradient_only_reaches_source_kernels():
@@ -319,13 +328,13 @@ def test_group_lasso_value_and_gradient_only_reaches_source_kernels():
     reg = ModelSizeRegularizer(model=model, algorithm="group_lasso", l1_fraction=f,
                                threshold=0.05)
     v1 = (1 - f) * math.sqrt(2.7 ** 2 / 27) + f * 2.7 / 27
-    vec = reg.get_regularization_vectors()["conv1"].numpy()
+    vec = ops.convert_to_numpy(reg.get_regularization_vectors()["conv1"])
     np.testing.assert_allclose(vec, [0.5, v1, 0, 0, 0, 0, 0, 0], rtol=1e-6)
     assert reg.get_alive_counts()["conv1"] == 2
     grads = _grads(reg, model)
     assert _nonzero(grads["conv1/kernel"])
     assert np.all(np.isfinite(grads["conv1/kernel"]))  # all-zero channels: finite
-    assert all(grads[p] is None for p in grads if p != "conv1/kernel")
+    assert all(no_gradient(grads[p]) for p in grads if p != "conv1/kernel")
 
 
 def test_logistic_sigmoid_gradient_reaches_gate_logits_only():
@@ -349,9 +358,10 @@ def test_logistic_sigmoid_gradient_reaches_gate_logits_only():
     grads = _grads(reg, gated)
     gate_paths = {p for p in grads if p.endswith("logits")}
     assert len(gate_paths) == 2 and all(_nonzero(grads[p]) for p in gate_paths)
-    assert all(grads[p] is None for p in grads if p not in gate_paths)
+    assert all(no_gradient(grads[p]) for p in grads if p not in gate_paths)
 
 
+@pytest.mark.backend_independent
 def test_logistic_sigmoid_without_gates_is_an_error():
     with pytest.raises(ValueError, match="insert_gates"):
         with warnings.catch_warnings():
@@ -391,7 +401,10 @@ def test_fit_with_wrapped_loss_includes_term():
     assert np.isfinite(history.history["loss"]).all()
 
 
+@pytest.mark.only_backend("tensorflow")
 def test_custom_loop_under_tf_function():
+    import tensorflow as tf
+
     model = _classifier()
     reg = FlopsRegularizer(model=model, algorithm="group_lasso")
     opt = keras.optimizers.SGD(0.01)
@@ -421,7 +434,7 @@ def test_mixed_precision_term_stays_float32():
         model = _classifier()
         reg = FlopsRegularizer(model=model)
         term = reg.get_regularization_term()
-        assert term.dtype == tf.float32
+        assert dtype_name(term) == "float32"
         model.compile(optimizer="sgd", loss=reg.wrap_loss(
             keras.losses.SparseCategoricalCrossentropy(from_logits=True), 1e-4))
         x, y = _data()
@@ -466,14 +479,16 @@ _MIRRORED_SCRIPT = textwrap.dedent("""
 """)
 
 
+@pytest.mark.only_backend("tensorflow")
 def test_mirrored_strategy_two_logical_cpus():
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", KERAS_BACKEND="tensorflow")
     proc = subprocess.run([sys.executable, "-c", _MIRRORED_SCRIPT], capture_output=True,
                           text=True, timeout=300, env=env)
     assert proc.returncode == 0 and "MIRRORED_OK" in proc.stdout, proc.stderr[-3000:]
 
 
 # -------------------------------------------------------------- structure export
+@pytest.mark.backend_independent
 def test_export_and_load_structure(tmp_path):
     reg = FlopsRegularizer(model=_chain())
     path = export_structure(reg, tmp_path / "learned_structure", step=42)
@@ -485,6 +500,7 @@ def test_export_and_load_structure(tmp_path):
     assert os.path.basename(path2) == "structure.json"
 
 
+@pytest.mark.backend_independent
 def test_load_structure_errors(tmp_path):
     with pytest.raises(FileNotFoundError, match="export_structure"):
         load_structure(tmp_path / "missing.json")
@@ -514,6 +530,8 @@ def test_structure_logger_writes_files_and_summaries(tmp_path):
     names = sorted(os.listdir(tmp_path / "structure"))
     assert names == ["structure_00000002.json", "structure_00000003.json"]
     assert load_structure(tmp_path / "structure" / names[-1]) == reg.get_alive_counts()
+    import tensorflow as tf  # reads the event file (any backend: the logger writes it)
+
     events = [f for f in os.listdir(tmp_path / "logs") if f.startswith("events")]
     tags = {v.tag for e in tf.compat.v1.train.summary_iterator(
         str(tmp_path / "logs" / events[0])) for v in e.summary.value}
@@ -522,6 +540,7 @@ def test_structure_logger_writes_files_and_summaries(tmp_path):
         StructureLogger(reg, every_n_steps=0)
 
 
+@pytest.mark.backend_independent
 def test_base_class_needs_op_cost():
     with pytest.raises(NotImplementedError):
         NetworkRegularizer(model=_chain()).get_cost()
@@ -562,7 +581,7 @@ def test_subclass_hooks_cost_every_op():
     assert reg.get_alive_counts()["a"] == 1
     assert reg.get_cost() < full
     grads = _grads(reg, model)
-    assert _nonzero(grads["bn_a/gamma"]) and grads["a/kernel"] is None
+    assert _nonzero(grads["bn_a/gamma"]) and no_gradient(grads["a/kernel"])
 
 
 def test_saved_compiled_model_loads_with_base_loss(tmp_path):

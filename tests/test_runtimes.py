@@ -127,7 +127,7 @@ def _builtin_ops(model_bytes):
 
 
 def test_conv_bias_relu_converts_to_one_fused_conv_kernel():
-    from latency_lab.runtimes.litert import convert_programs
+    from latency_lab.convert import convert_programs
 
     (prog,) = programs(CONFIGS[:1])
     ops = _builtin_ops(convert_programs([prog]))
@@ -137,14 +137,14 @@ def test_conv_bias_relu_converts_to_one_fused_conv_kernel():
 
 
 def test_depthwise_bias_relu6_converts_to_one_fused_kernel():
-    from latency_lab.runtimes.litert import convert_programs
+    from latency_lab.convert import convert_programs
 
     (prog,) = programs(CONFIGS[1:2])
     assert _builtin_ops(convert_programs([prog])) == ["DEPTHWISE_CONV_2D"]
 
 
 def test_transpose_conv_and_depth_multiplier_convert_to_one_kernel_each():
-    from latency_lab.runtimes.litert import convert_programs
+    from latency_lab.convert import convert_programs
 
     (prog,) = programs([("transpose_conv", dict(h=4, w=4, cin=8, cout=4, k=2, s=2))])
     assert _builtin_ops(convert_programs([prog])) == ["TRANSPOSE_CONV"]
@@ -153,7 +153,7 @@ def test_transpose_conv_and_depth_multiplier_convert_to_one_kernel_each():
 
 
 def test_resize_converts_to_the_kernel_of_its_kind():
-    from latency_lab.runtimes.litert import convert_programs
+    from latency_lab.convert import convert_programs
 
     for kind, kernel in (("nearest", "RESIZE_NEAREST_NEIGHBOR"), ("bilinear", "RESIZE_BILINEAR")):
         (prog,) = programs([("resize", dict(h=4, w=4, c=3, scale=2, kind=kind))])
@@ -164,7 +164,7 @@ def test_each_activation_converts_to_the_kernel_the_mapping_times_with_it():
     """A standalone activation sample is one kernel, the one `ACTIVATION_KERNELS`
     maps back to it (swish, two kernels under LiteRT, is timed as those)."""
     from latency_lab.op_kinds.activation import ACTIVATION_KERNELS
-    from latency_lab.runtimes.litert import convert_programs
+    from latency_lab.convert import convert_programs
 
     for kernel, fn in ACTIVATION_KERNELS.items():
         (prog,) = programs([("activation", dict(h=4, w=4, c=8, fn=fn))])
@@ -176,7 +176,7 @@ def test_default_interpreter_shows_a_delegate_node():
     DELEGATE node, so the raw list is not the model's op list."""
     from ai_edge_litert.interpreter import Interpreter
 
-    from latency_lab.runtimes.litert import convert_programs
+    from latency_lab.convert import convert_programs
 
     (prog,) = programs(CONFIGS[:1])
     it = Interpreter(model_content=convert_programs([prog]))

@@ -1,18 +1,16 @@
-"""Keras -> LiteRT flatbuffers with TensorFlow's converter: a whole model (what the
-kernel list of `kernels.litert` is read from, and what `runtimes.litert` times) and
-single-op programs (the profile's microbenchmarks)."""
+"""TensorFlow's converter in this process (the Keras backend is tensorflow): a whole
+model, and single-op programs (the profile's microbenchmarks)."""
 
 from __future__ import annotations
 
 import contextlib
 import io
 import tempfile
-import weakref
 from typing import Any, Callable, Sequence
 
 from latency_lab.errors import MeasurementError
 
-__all__ = ["convert_keras_model", "convert_programs"]
+__all__ = ["convert_in_tensorflow", "convert_programs"]
 
 
 @contextlib.contextmanager
@@ -31,24 +29,8 @@ def _quiet():
         absl_logging.set_verbosity(level)
 
 
-# Conversions by model object and batch size: predicting and measuring the same model
-# (validate, calibration, LatencyRegularizer) converts it once. Latency depends on the
-# architecture only, which a built Keras model cannot change.
-_CONVERTED: "weakref.WeakKeyDictionary[Any, dict[int, bytes]]" = weakref.WeakKeyDictionary()
-
-
-def convert_keras_model(model: Any, batch_size: int = 1) -> bytes:
-    """Frozen-graph conversion of a Keras model at a fixed batch size (cached)."""
-    try:
-        cached = _CONVERTED.setdefault(model, {})
-    except TypeError:  # not weak-referenceable: convert every time
-        cached = {}
-    if batch_size not in cached:
-        cached[batch_size] = _convert_keras_model(model, batch_size)
-    return cached[batch_size]
-
-
-def _convert_keras_model(model: Any, batch_size: int) -> bytes:
+def convert_in_tensorflow(model: Any, batch_size: int) -> bytes:
+    """Frozen-graph conversion of a TensorFlow-backend Keras model at a fixed batch size."""
     import tensorflow as tf
     from tensorflow.python.framework.convert_to_constants import (
         convert_variables_to_constants_v2,
