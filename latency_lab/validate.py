@@ -259,12 +259,14 @@ def write_report(report: ValidationReport, out_dir: str | Path, worst: int = 3) 
 
 
 def scatter_figure(report: ValidationReport):
-    import matplotlib
+    """Predicted against measured latency per predictor. A `matplotlib.figure.Figure`
+    outside pyplot: nothing to close, no global backend switched."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(6.5, 6))
+    fig = Figure(figsize=(6.5, 6))
+    FigureCanvasAgg(fig)
+    ax = fig.subplots()
     meas = [r.measured_ms for r in report.results]
     lo, hi = min(meas) * 0.7, max(meas) * 1.4
     xs = np.geomspace(lo, hi, 50)
