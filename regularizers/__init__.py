@@ -6,9 +6,10 @@
     path = export_structure(reg, "learned_structure", step=final_step)
     slim = apply_structure(model, load_structure(path), align=8)   # then retrain
 
-Custom loop: ``loss = base_loss + strength * reg.get_regularization_term()`` inside the
-GradientTape (under tf.distribute divide the term by ``num_replicas_in_sync``, e.g.
-``tf.nn.scale_regularization_loss(strength * term)``).
+Any Keras 3 backend (written with keras.ops). Custom loop: ``loss = base_loss + strength *
+reg.get_regularization_term()`` inside the gradient computation (under tf.distribute
+divide the term by ``num_replicas_in_sync``, e.g. ``tf.nn.scale_regularization_loss``;
+JAX's keras.distribution computes one global loss and needs no scaling).
 """
 
 from regularizers.apply import apply_structure, fit_to_target, scale_structure
