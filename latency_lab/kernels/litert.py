@@ -1,13 +1,11 @@
 """The kernels LiteRT really runs for a Keras model.
 
-Each kernel is timed through the op kinds registered for its builtin op
-(`op_kinds.kernel_configs`).
-
 Predicting from the Keras graph would count a BatchNormalization and a ReLU the
 converter has folded into the conv. So we convert the model, read the flatbuffer's
 operator list (op, shapes, strides, padding, fused activation) and map each kernel
 back to the Keras layers named in its output tensor (`model/block_1_expand/...`), so
-per-layer figures stay readable.
+per-layer figures stay readable. Each kernel is then timed through the op kinds
+registered for its builtin op (`op_kinds.kernel_configs`).
 """
 
 from __future__ import annotations
@@ -17,7 +15,10 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Sequence
 
+from latency_lab import costs, op_kinds
+from latency_lab.errors import UnsupportedOpError
 from latency_lab.keras_walker import producer_of
+from latency_lab.kernels.work import WorkItem, WorkItems, unknown
 
 __all__ = ["Kernel", "kernels_from_bytes", "litert_kernels", "all_layers", "output_shape",
            "roofline_work", "litert_items"]
@@ -238,14 +239,10 @@ def roofline_work(kernel: Kernel) -> tuple[float, float]:
 
 
 def litert_items(model: Any, *, batch_size: int = 1, input_shape=None,
-                 allow_unknown: bool = False) -> list:
+                 allow_unknown: bool = False) -> WorkItems:
     """The converted model's kernels as work items: timed through their op kinds
     (`op_kinds.kernel_configs`), roofline-charged, or free (left out). A kernel with no
     latency model is an error unless `allow_unknown`."""
-    from latency_lab import costs, op_kinds
-    from latency_lab.errors import UnsupportedOpError
-    from latency_lab.kernels.work import WorkItem, WorkItems, unknown
-
     kernels, _ = litert_kernels(model, batch_size=batch_size)
     types = {layer.name: type(layer).__name__ for layer in all_layers(model)}
     items = WorkItems()
