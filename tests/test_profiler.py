@@ -130,6 +130,7 @@ def world(monkeypatch):
                         raising=False)
     monkeypatch.setattr(calibration, "calibration_labels", lambda quick: [])
     monkeypatch.setattr(profiler, "time", types.SimpleNamespace(time=w.clock.time))
+    monkeypatch.setattr(cli, "time", types.SimpleNamespace(time=w.clock.time))
     w.n_planned = len(plans.roofline_plan(True)) + 40
     return w
 
@@ -726,3 +727,125 @@ def test_plot_takes_names_literally(tmp_path):
     data["device"]["name"] = "GPU $5 $x_{1 [bold]"
     out = plot_roofline(DeviceProfile(data), tmp_path / "r.png")
     assert out.read_bytes()[:4] == b"\x89PNG"
+
+
+# ------------------------------------------- CLI: existing files, signals, threads
+
+
+@pytest.fixture
+def existing(tmp_path, world):
+    out = tmp_path / "p.json"
+    run_profile(make_run(out))
+    world.measured.clear()
+    world.calls = 0
+    return out
+
+
+def test_profile_refuses_an_existing_file(existing, capsys, world):
+    before = existing.read_bytes()
+    code, _, err = run_cli(["profile", "--out", existing, "--quick"], capsys)
+    assert code == 2
+    assert "error:" in err and "p.json" in err and "already exists" in err
+    assert "--resume" in err and "--overwrite" in err
+    assert world.calls == 0 and existing.read_bytes() == before
+
+
+def test_profile_overwrite_and_resume_are_allowed(existing, capsys, world):
+    code, _, err = run_cli(["profile", "--out", existing, "--quick", "--resume"], capsys)
+    assert code == 0, err
+    assert world.calls == 0  # complete already
+    code, _, err = run_cli(["profile", "--out", existing, "--quick", "--overwrite"], capsys)
+    assert code == 0, err
+    assert len(world.measured) == world.n_planned
+
+
+def test_profile_resume_and_overwrite_together_is_a_usage_error(existing, world):
+    with pytest.raises(SystemExit) as exc:
+        cli.main(["profile", "--out", str(existing), "--resume", "--overwrite"])
+    assert exc.value.code == 2 and world.calls == 0
+
+
+def test_profile_refuses_a_read_only_file_with_overwrite(existing, capsys, world):
+    existing.chmod(0o444)
+    before = existing.read_bytes()
+    code, _, err = run_cli(["profile", "--out", existing, "--quick", "--overwrite"], capsys)
+    assert code == 2 and "read-only" in err and "p.json" in err
+    assert world.calls == 0 and existing.read_bytes() == before
+
+
+def test_profile_ctrl_c_exits_130_with_a_true_message_then_resume(tmp_path, capsys, world):
+    out = tmp_path / "p.json"
+    world.on_call = lambda call: call == 1 and send_sigint()
+    code, _, err = run_cli(["profile", "--out", out, "--quick", "--threads", "1"], capsys)
+    assert code == 130
+    flat = " ".join(err.split())
+    assert f"{CHUNK} samples kept in" in flat and "p.json" in flat
+    assert "latency-lab profile --resume --out" in flat and "--quick" in flat
+    assert len(DeviceProfile.load(out).samples) == CHUNK
+    world.on_call = None
+    code, _, err = run_cli(["profile", "--out", out, "--quick", "--resume"], capsys)
+    assert code == 0, err
+    assert DeviceProfile.load(out).progress["complete"] is True
+
+
+def test_profile_ctrl_c_while_planning_says_nothing_was_written(tmp_path, capsys, world,
+                                                               monkeypatch):
+    plan = plans.table_plan
+    monkeypatch.setattr(plans, "table_plan", lambda *a, **kw: (send_sigint(), plan(*a, **kw))[1])
+    out = tmp_path / "p.json"
+    code, _, err = run_cli(["profile", "--out", out, "--quick"], capsys)
+    assert code == 130
+    assert "nothing was measured and no file was written" in " ".join(err.split())
+    assert "samples kept" not in err and not out.exists()
+
+
+def test_profile_budget_counts_from_the_start_of_the_command(tmp_path, capsys, world,
+                                                            monkeypatch):
+    """40 s of start-up and planning, 20 s a batch, a 50 s budget: one batch."""
+    plan = plans.table_plan
+
+    def slow_plan(*a, **kw):
+        world.clock.now += 40.0
+        return plan(*a, **kw)
+
+    monkeypatch.setattr(plans, "table_plan", slow_plan)
+    world.seconds_per_call = 20.0
+    out = tmp_path / "p.json"
+    code, _, err = run_cli(["profile", "--out", out, "--quick", f"--budget={50 / 60}"],
+                           capsys)
+    assert code == 0, err
+    assert world.calls == 1 and len(DeviceProfile.load(out).samples) == CHUNK
+
+
+@pytest.fixture
+def two_cores(monkeypatch):
+    from latency_lab import device_info
+
+    monkeypatch.setattr(device_info, "usable_cores", lambda: 2)
+
+
+def test_profile_more_threads_than_cores_is_a_warning(tmp_path, capsys, world, two_cores):
+    out = tmp_path / "p.json"
+    code, _, err = run_cli(["profile", "--out", out, "--quick", "--threads", "3"], capsys)
+    assert code == 0, err
+    flat = " ".join(err.split())
+    assert "warning:" in flat and "--threads 3" in flat and "2 CPU core(s)" in flat
+    assert DeviceProfile.load(out).threads == 3
+
+
+@pytest.mark.parametrize("command", [["profile", "--out", "p.json"], ["measure", "m.keras"]])
+def test_more_than_4x_threads_is_an_error(tmp_path, capsys, world, two_cores, command,
+                                          monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    code, _, err = run_cli(command + ["--threads", "9"], capsys)
+    assert code == 2
+    flat = " ".join(err.split())
+    assert "error:" in flat and "--threads 9" in flat and "4x the 2 CPU core(s)" in flat
+    assert world.calls == 0 and list(tmp_path.iterdir()) == []
+
+
+def test_measure_more_threads_than_cores_warns(tmp_path, capsys, two_cores):
+    code, _, err = run_cli(["measure", tmp_path / "none.keras", "--threads", "4"], capsys)
+    assert code == 2  # the model does not exist; the warning came first
+    flat = " ".join(err.split())
+    assert "warning:" in flat and "--threads 4" in flat and "none.keras" in flat
