@@ -647,7 +647,7 @@ def build_parser() -> argparse.ArgumentParser:
 # up, so TF_CPP_MIN_LOG_LEVEL does not reach them: they are filtered from fd 2 while
 # `tensorflow` is imported. Lines of other kinds (errors, Python warnings) are kept.
 _NATIVE_NOISE = re.compile(
-    r"^(?:[IW]\d{4} \d\d:\d\d:\d\d\.\d+\s+\d+ \S+:\d+\] .*"
+    r"^(?:[IW]\d{4} [\d:.]+\s+\d+ \S+:\d+\] .*"
     r"|WARNING: All log messages before absl::InitializeLog\(\) is called are written to STDERR"
     r"|To enable the following instructions: .*rebuild TensorFlow with the appropriate "
     r"compiler flags\.)$")
