@@ -5,21 +5,23 @@ traceback for bad input)."""
 from __future__ import annotations
 
 import argparse
+import importlib.abc
+import importlib.util
 import json
 import os
+import re
 import sys
+import tempfile
+import time
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-__all__ = ["COMMANDS", "command", "build_parser", "main"]
+__all__ = ["COMMANDS", "command", "build_parser", "quiet_native_logs", "main"]
 
-# Quiet TensorFlow's C++ start-up banner before anything imports it.
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-
-from latency_lab import __version__  # noqa: E402
-from latency_lab.errors import LatencyLabError, UnknownOpWarning  # noqa: E402
+from latency_lab import __version__
+from latency_lab.errors import InputSpecError, LatencyLabError, UnknownOpWarning
 
 
 @dataclass
@@ -154,31 +156,43 @@ def _profile_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--quick", action="store_true", help="coarse profile in about a minute")
     p.add_argument("--budget", type=float, metavar="MINUTES",
                    help="stop measuring after this long (what was measured is kept)")
-    p.add_argument("--resume", action="store_true",
-                   help="continue an interrupted run in --out without re-measuring")
+    existing = p.add_mutually_exclusive_group()
+    existing.add_argument("--resume", action="store_true",
+                          help="continue an interrupted run in --out without re-measuring")
+    existing.add_argument("--overwrite", action="store_true",
+                          help="replace an existing --out file (refused without this or "
+                               "--resume)")
     p.add_argument("--seed", type=int, default=0)
+
+
+def check_threads_arg(threads: int) -> None:
+    """--threads above the usable cores: a warning; above 4x: InputSpecError."""
+    from latency_lab.device_info import check_threads
+
+    message = check_threads(threads)
+    if message:
+        warn(message)
 
 
 @command("profile", "run on-device microbenchmarks and write a device profile", _profile_args)
 def run_profile_cmd(args: argparse.Namespace) -> int:
-    from latency_lab.profiler import ProfileRun, run_profile
-
+    # Every argument is checked before the profiler (and TensorFlow) is imported.
     if args.budget is not None and not args.budget > 0:
-        from latency_lab.errors import InputSpecError
-
         raise InputSpecError(f"--budget must be a positive number of minutes, got {args.budget}")
+    check_threads_arg(args.threads)
+    from latency_lab.profiler import ProfileRun, check_out_path, run_profile
+
     out = Path(args.out)
+    check_out_path(out, resume=args.resume, overwrite=args.overwrite)
     err = console(stderr=True)
+    started = getattr(args, "_started", None) or time.time()
     run = ProfileRun(out=out, runtime=args.runtime, threads=args.threads, device=args.device,
                      quick=args.quick, budget_s=args.budget * 60 if args.budget else None,
-                     resume=args.resume, seed=args.seed,
+                     resume=args.resume, overwrite=args.overwrite, started_at=started,
+                     seed=args.seed,
                      log=lambda m: err.print(m, highlight=False, markup=False))
-    import time
-
-    t0 = time.time()
     prof = run_profile(run)
-    s = prof.summary()
-    err.print(f"wrote {out} in {time.time() - t0:.0f} s: {len(prof.samples)} samples, "
+    err.print(f"wrote {out} in {time.time() - started:.0f} s: {len(prof.samples)} samples, "
               f"complete={prof.progress.get('complete') if prof.progress else True}",
               markup=False, highlight=False)
     _print_profile_summary(prof)
@@ -346,6 +360,7 @@ def _measure_args(p: argparse.ArgumentParser) -> None:
 
 @command("measure", "measure a model's latency on this machine", _measure_args)
 def run_measure(args: argparse.Namespace) -> int:
+    check_threads_arg(args.threads)
     from latency_lab import device_info
     from latency_lab.runtimes import get as get_runtime, measure_in_passes
     from latency_lab.timing import TimingConfig, pool_passes
@@ -427,17 +442,14 @@ def render_validation(report) -> None:
 
 @command("validate", "compare predicted with measured latency on real models", _validate_args)
 def run_validate(args: argparse.Namespace) -> int:
+    if args.passes < 1:  # before the heavy imports
+        raise InputSpecError(f"--passes must be a positive integer, got {args.passes}")
     from latency_lab.validate import DEFAULT_PREDICTORS, validate, write_report
 
     def models():
         for spec in args.model:
             model, _ = load_model_from_args(args, spec)
             yield spec, model
-
-    if args.passes < 1:
-        from latency_lab.errors import InputSpecError
-
-        raise InputSpecError(f"--passes must be a positive integer, got {args.passes}")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UnknownOpWarning)  # listed below instead
         report = validate(models(), args.profile, tuple(args.predictor or DEFAULT_PREDICTORS),
@@ -609,28 +621,104 @@ def run_shrink(args: argparse.Namespace) -> int:
 # ---------------------------------------------------------------------- main
 
 
+def _global_args(p: argparse.ArgumentParser, default) -> None:
+    p.add_argument("--verbose", action="store_true", default=default,
+                   help="show TensorFlow's C++ log lines (hidden by default)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="latency-lab",
         description="Measure a device, predict network latency, train against it.",
     )
     parser.add_argument("--version", action="version", version=f"latency-lab {__version__}")
+    _global_args(parser, False)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for cmd in COMMANDS.values():
         p = sub.add_parser(cmd.name, help=cmd.help, description=cmd.help)
         cmd.add_args(p)
+        _global_args(p, argparse.SUPPRESS)  # also accepted after the command name
         p.set_defaults(_run=cmd.run)
     return parser
 
 
+# TensorFlow's native libraries log a few lines while they load ("Could not find cuda
+# drivers", oneDNN, CPU instructions). They come from absl before its logging is set
+# up, so TF_CPP_MIN_LOG_LEVEL does not reach them: they are filtered from fd 2 while
+# `tensorflow` is imported. Lines of other kinds (errors, Python warnings) are kept.
+_NATIVE_NOISE = re.compile(
+    r"^(?:[IW]\d{4} [\d:.]+\s+\d+ \S+:\d+\] .*"
+    r"|WARNING: All log messages before absl::InitializeLog\(\) is called are written to STDERR"
+    r"|To enable the following instructions: .*rebuild TensorFlow with the appropriate "
+    r"compiler flags\.)$")
+
+
+class _QuietLoader(importlib.abc.Loader):
+    def __init__(self, loader):
+        self._loader = loader
+
+    def __getattr__(self, name):  # get_resource_reader, is_package, ...
+        return getattr(self._loader, name)
+
+    def create_module(self, spec):
+        return self._loader.create_module(spec)
+
+    def exec_module(self, module):
+        sys.stderr.flush()
+        saved = os.dup(2)
+        with tempfile.TemporaryFile() as sink:
+            os.dup2(sink.fileno(), 2)
+            try:
+                self._loader.exec_module(module)
+            finally:
+                sys.stderr.flush()
+                os.dup2(saved, 2)
+                os.close(saved)
+                sink.seek(0)
+                kept = [line for line in sink.read().decode("utf-8", "replace").splitlines()
+                        if not _NATIVE_NOISE.match(line)]
+                if kept:
+                    os.write(2, ("\n".join(kept) + "\n").encode())
+
+
+class _QuietTensorFlowImport(importlib.abc.MetaPathFinder):
+    """Imports `tensorflow` (once, whoever asks) through _QuietLoader."""
+
+    def find_spec(self, name, path=None, target=None):
+        if name != "tensorflow":
+            return None
+        sys.meta_path.remove(self)
+        spec = importlib.util.find_spec(name)
+        if spec is not None and spec.loader is not None:
+            spec.loader = _QuietLoader(spec.loader)
+        return spec
+
+
+def quiet_native_logs() -> None:
+    """Hide TensorFlow's C++ logging (INFO and WARNING) and its start-up lines; call
+    before TensorFlow is imported (afterwards only the environment variable is set)."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    if "tensorflow" not in sys.modules and not any(
+            isinstance(f, _QuietTensorFlowImport) for f in sys.meta_path):
+        sys.meta_path.insert(0, _QuietTensorFlowImport())
+
+
 def main(argv: list[str] | None = None) -> int:
+    started = time.time()  # --budget is wall time from here
     parser = build_parser()
     args = parser.parse_args(argv)
+    args._started = started
+    if not args.verbose:
+        quiet_native_logs()
     try:
         return int(args._run(args) or 0)
     except LatencyLabError as exc:
-        _say("error:", "bold red", str(exc))
-        return 2
+        code = getattr(exc, "exit_code", 2)
+        if code == 130:
+            _say("interrupted:", "bold yellow", str(exc))
+        else:
+            _say("error:", "bold red", str(exc))
+        return code
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130

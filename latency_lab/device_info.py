@@ -31,6 +31,8 @@ __all__ = [
     "collect",
     "fingerprint",
     "describe_mismatch",
+    "usable_cores",
+    "check_threads",
 ]
 
 #: SIMD features that matter for NN kernels (XNNPACK/oneDNN pick code paths on these).
@@ -186,6 +188,32 @@ def cpu_info(cpuinfo_text: str | None = None, sysfs_root: str = "/sys") -> dict:
         "governor": _read_text(os.path.join(cpufreq, "scaling_governor")),
         "cache_bytes": _cache_sizes(sysfs_root),
     }
+
+
+def usable_cores() -> int:
+    """CPU cores this process may run on (its affinity mask, which taskset and cgroup
+    cpusets narrow), else os.cpu_count(), else 1."""
+    try:
+        return len(os.sched_getaffinity(0)) or 1
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
+def check_threads(threads: int, option: str = "--threads") -> str | None:
+    """A warning when `threads` exceeds the usable cores (the threads then time-share
+    cores and every figure measures that contention); InputSpecError beyond 4x."""
+    cores = usable_cores()
+    if threads > 4 * cores:
+        raise InputSpecError(
+            f"{option} {threads} is more than 4x the {cores} CPU core(s) this process may "
+            f"use; the threads would time-share the cores and every figure would measure "
+            f"the contention. Pass {option} {cores} or fewer.")
+    if threads > cores:
+        return (f"{option} {threads} is more than the {cores} CPU core(s) this process may "
+                f"use: threads will share cores and latencies will be slower than with "
+                f"{option} {cores}. A profile records the usable cores in "
+                f"device.info.cpu.cores_available.")
+    return None
 
 
 # ----------------------------------------------------------------------------- GPU

@@ -3,12 +3,15 @@ message (which names the file, field, layer or op and says how to fix it) instea
 traceback."""
 
 __all__ = ["LatencyLabError", "ModelLoadError", "UnsupportedModelError", "UnsupportedOpError",
-           "ProfileError", "MeasurementError", "InputSpecError", "InvalidArgumentError",
+           "ProfileError", "ProfileInterrupted", "MeasurementError", "InputSpecError", "InvalidArgumentError",
            "UnknownOpWarning"]
 
 
 class LatencyLabError(Exception):
     """Base class: a problem with the user's input or environment, not a bug."""
+
+    #: what the CLI exits with after printing the message
+    exit_code = 2
 
 
 class ModelLoadError(LatencyLabError):
@@ -25,6 +28,13 @@ class UnsupportedOpError(LatencyLabError):
 
 class ProfileError(LatencyLabError):
     """A device profile is malformed, of an unknown version, or does not fit the use."""
+
+
+class ProfileInterrupted(LatencyLabError):
+    """Profiling stopped on SIGINT/SIGTERM. The message says what was kept and where
+    (or that nothing was written); the CLI exits 130, as for an interrupted program."""
+
+    exit_code = 130
 
 
 class MeasurementError(LatencyLabError):

@@ -5,7 +5,11 @@ re-measuring anything."""
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
+import stat
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,13 +19,13 @@ import numpy as np
 
 from latency_lab import device_info, op_kinds
 from latency_lab.bench import calibration, ceilings, plans
-from latency_lab.errors import ProfileError
+from latency_lab.errors import ProfileError, ProfileInterrupted
 from latency_lab.profile import DeviceProfile, Sample
 from latency_lab.runtimes import OpProgram, get as get_runtime
 from latency_lab.timing import Measurement, TimingConfig, pool_passes
 
 __all__ = ["ProfileRun", "CHUNK", "run_profile", "sample_timing", "calibration_timing",
-           "op_programs"]
+           "op_programs", "check_out_path", "resume_command"]
 
 
 @dataclass
@@ -33,6 +37,15 @@ class ProfileRun:
     quick: bool = False
     budget_s: float | None = None
     resume: bool = False
+    # False: an existing `out` is refused unless `resume` (what `latency-lab profile`
+    # does without --overwrite). True keeps the library's old behaviour for scripts.
+    overwrite: bool = True
+    # When the budget clock starts (time.time()); None: when run_profile is called.
+    # The CLI passes the start of the command, so --budget is wall time from there.
+    started_at: float | None = None
+    # Catch SIGINT/SIGTERM (main thread only): stop between batches, save, and raise
+    # ProfileInterrupted instead of a KeyboardInterrupt that TensorFlow may swallow.
+    catch_signals: bool = True
     seed: int = 0
     timing: TimingConfig | None = None
     max_table_samples: int | None = None
@@ -187,9 +200,14 @@ class _CalibrationNetworks:
         return list(self.entries.values())
 
 
-def _check_out_writable(out: Path) -> None:
-    """Fail before measuring anything when --out cannot be written (otherwise the first
-    save fails only after the first batch has been measured)."""
+def check_out_path(out, *, resume: bool = False, overwrite: bool = False) -> None:
+    """Fail before measuring anything when `out` cannot be written or must not be.
+
+    Refused: a directory, a missing or unwritable parent directory, an existing file
+    unless `resume` (continue it) or `overwrite` (replace it) is given, and an existing
+    read-only file in every case (the atomic save's `os.replace` needs only the
+    directory's permission, so the file's own is checked here)."""
+    out = Path(out)
     directory = out.resolve().parent
     if out.is_dir():
         raise ProfileError(f"{out}: is a directory; pass the path of a .json file to write.")
@@ -201,6 +219,64 @@ def _check_out_writable(out: Path) -> None:
         raise ProfileError(
             f"{out}: directory '{directory}' is not writable; make it writable or choose "
             f"another --out path.")
+    if not out.exists():
+        return
+    mode = out.stat().st_mode
+    if not mode & (stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH) or not os.access(out, os.W_OK):
+        raise ProfileError(
+            f"{out}: the file exists and is read-only; it is left as it is. Make it writable "
+            f"(chmod u+w {out}) to {'continue' if resume else 'replace'} it, or choose "
+            f"another --out path.")
+    if not (resume or overwrite):
+        raise ProfileError(
+            f"{out}: the file already exists; pass --resume to continue that profile, "
+            f"--overwrite to replace it, or choose another --out path.")
+
+
+def resume_command(run: ProfileRun) -> str:
+    """The command line that continues `run` (same runtime, threads, device, plan)."""
+    parts = ["latency-lab profile --resume --out", str(run.out)]
+    if run.quick:
+        parts.append("--quick")
+    if run.runtime != "litert":
+        parts.append(f"--runtime {run.runtime}")
+    if run.threads != 1:
+        parts.append(f"--threads {run.threads}")
+    if run.device != "cpu":
+        parts.append(f"--device {run.device}")
+    if run.seed:
+        parts.append(f"--seed {run.seed}")
+    return " ".join(parts)
+
+
+@contextlib.contextmanager
+def _caught_signals(flag: dict, enabled: bool = True):
+    """While active, SIGINT and SIGTERM set flag["signal"] (checked by the loop between
+    batches) instead of raising; a second one raises KeyboardInterrupt at once. The
+    previous handlers are restored on exit. Outside the main thread, a no-op."""
+    if not enabled or threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum, frame):
+        if flag.get("signal") is not None:
+            raise KeyboardInterrupt
+        flag["signal"] = signum
+        # Not the log callback: that may be a rich console in the middle of drawing.
+        os.write(2, b"\ninterrupt received: stopping after the batch being measured and "
+                    b"saving what was measured (interrupt again to stop at once)\n")
+
+    previous = {}
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        try:
+            previous[sig] = signal.signal(sig, handler)
+        except (ValueError, OSError):  # not settable here
+            pass
+    try:
+        yield
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old if old is not None else signal.SIG_DFL)
 
 
 CHUNK = 24  # samples converted and measured together (one LiteRT conversion)
@@ -210,17 +286,18 @@ def _chunks(items: list, size: int = CHUNK) -> list[list]:
     return [items[i:i + size] for i in range(0, len(items), size)]
 
 
-def _measure_in_batches(chunks, seed, runtime, timing, record, save, over_budget, log) -> bool:
-    """Measure each chunk of samples, saving after each; False if the budget stopped it.
-    Chunks keep their composition from pass to pass so a runtime can reuse its
-    conversion of a chunk; `seed` fixes their random weights."""
+def _measure_in_batches(chunks, seed, runtime, timing, record, save, stop_reason
+                        ) -> str | None:
+    """Measure each chunk of samples, saving after each; the reason it stopped early
+    ("signal", "budget") or None. Chunks keep their composition from pass to pass so a
+    runtime can reuse its conversion of a chunk; `seed` fixes their random weights."""
     for index, chunk in chunks:
-        if over_budget():
-            log("budget reached; saving what was measured (continue with --resume)")
-            return False
+        reason = stop_reason()
+        if reason:
+            return reason
         runtime.measure_ops(op_programs(chunk, seed + index), timing, record)
         save()
-    return True
+    return None
 
 
 def run_profile(run: ProfileRun) -> DeviceProfile:
@@ -229,9 +306,15 @@ def run_profile(run: ProfileRun) -> DeviceProfile:
     the median over repeats spread across the whole run: a shared host's slow spells,
     which last seconds to minutes, then move each figure little instead of ruining the
     samples that happened to be measured during them."""
-    started = time.time()
+    started = run.started_at if run.started_at is not None else time.time()
     run.out = Path(run.out)
-    _check_out_writable(run.out)
+    check_out_path(run.out, resume=run.resume, overwrite=run.overwrite)
+    stop: dict = {"signal": None}
+    with _caught_signals(stop, enabled=run.catch_signals):
+        return _run_profile(run, started, stop)
+
+
+def _run_profile(run: ProfileRun, started: float, stop: dict) -> DeviceProfile:
     kind = "gpu" if run.device == "gpu" else "cpu"
     info = device_info.collect(kind)
     runtime = get_runtime(run.runtime, threads=run.threads, device=run.device)
@@ -303,12 +386,15 @@ def run_profile(run: ProfileRun) -> DeviceProfile:
                                    iqr_ms=iqr, repeats=len(raw), raw_ms=raw, unstable=unstable)
         bar.advance(task)
 
-    def over_budget() -> bool:
-        # The budget applies once a valid profile is on disk, so the first batch (the
-        # roofline phase every profile needs) always runs, even when planning alone
-        # took longer than the budget.
-        return (run.budget_s is not None and state["saved"]
-                and time.time() - started > run.budget_s)
+    def stop_reason() -> str | None:
+        """Why to stop before the next batch: "signal" (SIGINT/SIGTERM caught) or
+        "budget" (--budget is wall time from the start of the command, the roofline
+        batch included), else None."""
+        if stop["signal"] is not None:
+            return "signal"
+        if run.budget_s is not None and time.time() - started > run.budget_s:
+            return "budget"
+        return None
 
     def pass_chunks(group: list, pass_index: int) -> list[tuple[int, list]]:
         """(offset, chunk) of `group` still lacking pass `pass_index`; the chunks of the
@@ -328,21 +414,25 @@ def run_profile(run: ProfileRun) -> DeviceProfile:
                 + n_adaptive_left * passes
                 + sum(networks.todo(i) for i in range(1, passes + 1)))
 
+    if stop["signal"] is not None:  # interrupted while starting up or planning
+        raise ProfileInterrupted(_interrupted_message(run, stop, len(samples),
+                                                      saved=bool(done), measured_now=0))
+
     from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
                                TimeElapsedColumn, TimeRemainingColumn)
 
+    measured_before = len(samples)
+    stopped: str | None = None
     with Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
                   TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(),
                   disable=not run.progress, transient=False) as bar:
         task = bar.add_task("profiling", total=remaining())
         try:
-            finished = True
             for pass_index in range(1, passes + 1):
                 bar.update(task, description=f"profiling (pass {pass_index}/{passes})")
-                finished = _measure_in_batches(pass_chunks(plan, pass_index), run.seed,
-                                               runtime, timing, record, save, over_budget,
-                                               run.log)
-                if finished and pass_index == 1 and n_adaptive_left > 0:
+                stopped = _measure_in_batches(pass_chunks(plan, pass_index), run.seed,
+                                              runtime, timing, record, save, stop_reason)
+                if not stopped and pass_index == 1 and n_adaptive_left > 0:
                     extra_plan = plans.adaptive_plan(list(samples.values()),
                                                           n_adaptive_left, seed=run.seed)
                     extra_plan = [p for p in extra_plan if p.key not in samples]
@@ -351,28 +441,62 @@ def run_profile(run: ProfileRun) -> DeviceProfile:
                     # Fewer candidates than asked for: the bar's total shrinks.
                     bar.update(task, total=bar.tasks[0].completed + remaining())
                     n_adaptive_left = 0
-                finished = finished and _measure_in_batches(
+                stopped = stopped or _measure_in_batches(
                     pass_chunks(adaptive, pass_index), run.seed + 7919, runtime, timing,
-                    record, save, over_budget, run.log)
-                if finished and networks.todo(pass_index):
-                    if over_budget():
-                        run.log("budget reached; saving what was measured (continue with --resume)")
-                        finished = False
-                    else:
+                    record, save, stop_reason)
+                if not stopped and networks.todo(pass_index):
+                    stopped = stop_reason()
+                    if not stopped:
                         networks.measure_pass(pass_index, lambda: bar.advance(task))
                         save()
-                if not finished:
+                if stopped:
                     break
-            state["complete"] = finished
-        except KeyboardInterrupt:
+            # A signal during the last batch still leaves the profile complete.
+            state["complete"] = stopped is None
+        except KeyboardInterrupt:  # a second Ctrl-C, or one outside the main thread
             save()
-            run.log(f"interrupted: {len(samples)} samples kept in {run.out}; continue with --resume")
+            run.log("interrupted: " + _interrupted_message(
+                run, stop, len(samples), saved=state["saved"],
+                measured_now=len(samples) - measured_before))
             raise
     save()
+    if stopped == "signal" and not state["complete"]:
+        raise ProfileInterrupted(_interrupted_message(
+            run, stop, len(samples), saved=state["saved"],
+            measured_now=len(samples) - measured_before))
     if not state["saved"]:
+        if stopped == "budget":
+            raise ProfileError(
+                f"{run.out}: the --budget of {run.budget_s / 60:g} min ran out "
+                f"{time.time() - started:.0f} s after the command started, before the "
+                f"first batch (the roofline phase every profile needs) was measured; "
+                f"nothing was written. Give a larger --budget or leave it out.")
         raise ProfileError(
             f"{run.out}: nothing could be saved: the measured samples lack the roofline "
             f"phase (a large elementwise op and one op per compute class) that every "
             f"profile needs; run `latency-lab profile` again without --resume.")
+    if stopped == "budget":
+        run.log(f"budget reached: {len(samples)} samples kept in {run.out}; finish with "
+                f"`{resume_command(run)}`")
     prof = DeviceProfile.load(run.out)
     return prof
+
+
+def _interrupted_message(run: ProfileRun, stop: dict, kept: int, *, saved: bool,
+                         measured_now: int) -> str:
+    """What an interrupted run kept, true in each case: samples on disk, samples
+    measured but not saveable yet, or nothing measured."""
+    sig = stop.get("signal")
+    name = signal.Signals(sig).name if sig is not None else "KeyboardInterrupt"
+    if measured_now == 0 and kept == 0:
+        return (f"{name} before any sample was measured: nothing was measured and no "
+                f"file was written to {run.out}.")
+    if measured_now == 0:
+        return (f"{name} before any new sample was measured: {run.out} is left as it "
+                f"was, {kept} samples; finish with `{resume_command(run)}`")
+    if saved:
+        return (f"{name}: {kept} samples kept in {run.out} ({measured_now} measured in "
+                f"this run); finish with `{resume_command(run)}`")
+    return (f"{name}: {measured_now} samples were measured, but a profile needs the "
+            f"whole first batch (the roofline phase) before it can be saved; no file "
+            f"was written to {run.out}. Run the command again.")

@@ -4,13 +4,15 @@ is replaced by a fixed list and the calibration networks by none."""
 
 import json
 import math
+import os
+import signal
 import types
 
 import pytest
 
 from latency_lab import cli, op_kinds, profiler
 from latency_lab.bench import calibration, ceilings, plans
-from latency_lab.errors import ProfileError
+from latency_lab.errors import ProfileError, ProfileInterrupted
 from latency_lab.bench.plans import PlannedSample
 from latency_lab.profile import DeviceProfile
 from latency_lab.profiler import ProfileRun, run_profile
@@ -73,6 +75,8 @@ class FakeRuntime:
             if on_result:
                 on_result(prog, m)
         w.clock.now += w.seconds_per_call
+        if w.on_call:  # e.g. a signal arriving while this batch is measured
+            w.on_call(w.calls)
         return results
 
     def measure_model(self, model, timing=None):  # calibration networks
@@ -82,7 +86,10 @@ class FakeRuntime:
                            repeats=n)
 
     def measure_models(self, models, timing=None):
-        return [self.measure_model(m, timing) for m in models]
+        out = [self.measure_model(m, timing) for m in models]
+        if self.world.on_networks:
+            self.world.on_networks(len(self.world.networks))
+        return out
 
 
 def table_configs(n):
@@ -106,7 +113,8 @@ def world(monkeypatch):
     plan, 51 samples = batches of 24, 24 and 3), no calibration networks."""
     w = types.SimpleNamespace(calls=0, measured=[], interrupt_on_call=None,
                               seconds_per_call=1.0, clock=Clock(), runtimes=[], chunks=[],
-                              networks=[], slowdown=lambda call: 1.0)
+                              networks=[], slowdown=lambda call: 1.0, on_call=None,
+                              on_networks=None)
 
     def get_runtime(name, threads=1, device="cpu"):
         rt = FakeRuntime(w, threads=threads, device=device)
@@ -122,6 +130,7 @@ def world(monkeypatch):
                         raising=False)
     monkeypatch.setattr(calibration, "calibration_labels", lambda quick: [])
     monkeypatch.setattr(profiler, "time", types.SimpleNamespace(time=w.clock.time))
+    monkeypatch.setattr(cli, "time", types.SimpleNamespace(time=w.clock.time))
     w.n_planned = len(plans.roofline_plan(True)) + 40
     return w
 
@@ -265,10 +274,10 @@ def test_budget_exceeded_after_first_batch_keeps_samples(tmp_path, world):
     assert DeviceProfile.load(out) == prof
 
 
-def test_budget_spent_by_planning_still_measures_the_first_batch(tmp_path, world,
-                                                                  monkeypatch):
-    """Planning (building keras.applications models) can outlast a small budget; the
-    roofline batch must still run so that a valid profile is written."""
+def test_budget_spent_by_planning_measures_nothing_and_says_so(tmp_path, world,
+                                                               monkeypatch):
+    """--budget is wall time from the start: planning (building keras.applications
+    models) that outlasts it leaves nothing measured, and the error says so."""
     plan = plans.table_plan
 
     def slow_plan(*a, **kw):
@@ -277,9 +286,24 @@ def test_budget_spent_by_planning_still_measures_the_first_batch(tmp_path, world
 
     monkeypatch.setattr(plans, "table_plan", slow_plan)
     out = tmp_path / "p.json"
-    prof = run_profile(make_run(out, budget_s=50))
+    with pytest.raises(ProfileError, match=r"--budget.*before the first batch.*nothing was "
+                                           r"written"):
+        run_profile(make_run(out, budget_s=50))
+    assert world.calls == 0 and not out.exists()
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_budget_counts_from_the_start_of_the_command(tmp_path, world):
+    """started_at (the CLI passes when the command started) starts the budget clock:
+    40 s of start-up, 20 s a batch, a 50 s budget: one batch, not three."""
+    world.seconds_per_call = 20.0
+    out = tmp_path / "p.json"
+    prof = run_profile(make_run(out, budget_s=50, started_at=world.clock.now - 40))
     assert world.calls == 1 and len(prof.samples) == CHUNK
     assert prof.progress["complete"] is False
+    world.calls = 0
+    prof = run_profile(make_run(tmp_path / "q.json", budget_s=50))
+    assert world.calls == 3 and prof.progress["complete"] is True
 
 
 def test_budget_not_reached_is_complete(tmp_path, world):
@@ -378,6 +402,146 @@ def test_ctrl_c_then_resume_finishes(tmp_path, world):
     prof = run_profile(make_run(out, resume=True))
     assert len(world.measured) == world.n_planned - CHUNK
     assert prof.progress["complete"] is True
+
+
+def send_sigint(*_):
+    """What Ctrl-C does: SIGINT to this process (handled between bytecodes)."""
+    os.kill(os.getpid(), signal.SIGINT)
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_signal_mid_table_saves_the_batches_measured_then_resume_finishes(tmp_path, world,
+                                                                         sig):
+    world.on_call = lambda call: call == 2 and os.kill(os.getpid(), sig)
+    out = tmp_path / "p.json"
+    before = signal.getsignal(sig)
+    with pytest.raises(ProfileInterrupted) as exc:
+        run_profile(make_run(out))
+    assert exc.value.exit_code == 130
+    assert signal.getsignal(sig) is before  # handlers restored
+    # The batch being measured when the signal came is finished and saved.
+    prof = DeviceProfile.load(out)
+    assert len(prof.samples) == 2 * CHUNK == len(world.measured)
+    assert {s.key for s in prof.samples} == set(world.measured)
+    assert prof.progress["complete"] is False
+    msg = str(exc.value)
+    assert f"{2 * CHUNK} samples kept in {out}" in msg and "--resume" in msg
+    assert signal.Signals(sig).name in msg
+    assert [p.name for p in tmp_path.iterdir()] == ["p.json"]
+    world.on_call = None
+    world.measured.clear()
+    prof = run_profile(make_run(out, resume=True))
+    assert len(world.measured) == world.n_planned - 2 * CHUNK
+    assert prof.progress["complete"] is True and len(prof.samples) == world.n_planned
+
+
+def test_signal_while_planning_measures_nothing_and_writes_nothing(tmp_path, world,
+                                                                  monkeypatch):
+    plan = plans.table_plan
+
+    def interrupted_plan(*a, **kw):
+        send_sigint()
+        return plan(*a, **kw)
+
+    monkeypatch.setattr(plans, "table_plan", interrupted_plan)
+    out = tmp_path / "p.json"
+    before = signal.getsignal(signal.SIGINT)
+    with pytest.raises(ProfileInterrupted, match="nothing was measured and no file was "
+                                                 "written"):
+        run_profile(make_run(out))
+    assert world.calls == 0 and not out.exists() and list(tmp_path.iterdir()) == []
+    assert signal.getsignal(signal.SIGINT) is before
+
+
+def test_signal_while_planning_a_resume_leaves_the_file_as_it_was(tmp_path, world,
+                                                                  monkeypatch):
+    out = tmp_path / "p.json"
+    world.on_call = lambda call: call == 1 and send_sigint()
+    with pytest.raises(ProfileInterrupted):
+        run_profile(make_run(out))
+    before = out.read_bytes()
+    world.on_call = None
+    plan = plans.table_plan
+    monkeypatch.setattr(plans, "table_plan", lambda *a, **kw: (send_sigint(), plan(*a, **kw))[1])
+    with pytest.raises(ProfileInterrupted, match=f"left as it was, {CHUNK} samples"):
+        run_profile(make_run(out, resume=True))
+    assert out.read_bytes() == before and world.calls == 1
+
+
+def test_signal_during_calibration_keeps_it_and_resume_finishes(tmp_path, world,
+                                                                monkeypatch):
+    from latency_lab import kernels
+
+    monkeypatch.setattr(calibration, "calibration_labels", lambda quick: ["net-a"])
+    monkeypatch.setattr(calibration, "calibration_models",
+                        lambda quick: iter([("net-a", "model-a")]))
+    monkeypatch.setattr(kernels, "work_items", lambda model, runtime: [])
+    world.on_networks = lambda n: n == 1 and send_sigint()
+    out = tmp_path / "p.json"
+    with pytest.raises(ProfileInterrupted, match=f"{world.n_planned} samples kept"):
+        run_profile(make_run(out, passes=2))
+    prof = DeviceProfile.load(out)
+    per_pass = profiler.sample_timing(make_run(out, passes=2)).repeats
+    assert all(len(s.raw_ms) == per_pass for s in prof.samples)  # pass 1 only
+    assert [m["name"] for m in prof.calibration["models"]] == ["net-a"]  # measured, kept
+    assert prof.progress["complete"] is False
+    world.on_networks = None
+    prof = run_profile(make_run(out, passes=2, resume=True))
+    assert prof.progress["complete"] is True
+    assert all(len(s.raw_ms) == 2 * per_pass for s in prof.samples)
+    assert world.networks == ["model-a", "model-a"]
+
+
+def test_a_second_signal_stops_at_once_keeping_saved_batches(tmp_path, world):
+    def twice(call):
+        if call == 2:
+            send_sigint()
+            send_sigint()
+
+    world.on_call = twice
+    out = tmp_path / "p.json"
+    before = signal.getsignal(signal.SIGINT)
+    with pytest.raises(KeyboardInterrupt):
+        run_profile(make_run(out))
+    assert signal.getsignal(signal.SIGINT) is before
+    # Saved on the way out: both batches measured.
+    assert len(DeviceProfile.load(out).samples) == 2 * CHUNK
+
+
+def test_signal_in_the_last_batch_still_completes(tmp_path, world):
+    n_chunks = math.ceil(world.n_planned / CHUNK)
+    world.on_call = lambda call: call == n_chunks and send_sigint()
+    prof = run_profile(make_run(tmp_path / "p.json"))
+    assert prof.progress["complete"] is True
+
+
+# ------------------------------------------------------- existing output
+
+
+def test_existing_out_is_refused_without_resume_or_overwrite(tmp_path, world):
+    out = tmp_path / "p.json"
+    run_profile(make_run(out))
+    before = out.read_bytes()
+    world.measured.clear()
+    with pytest.raises(ProfileError, match=r"p.json: the file already exists; pass --resume"
+                                           r".*--overwrite"):
+        run_profile(make_run(out, overwrite=False))
+    assert world.measured == [] and out.read_bytes() == before
+    run_profile(make_run(out, overwrite=False, resume=True))  # continuing is fine
+    assert world.measured == []
+    run_profile(make_run(out, overwrite=True))  # and replacing, when asked
+    assert len(world.measured) == world.n_planned
+
+
+@pytest.mark.parametrize("flags", [dict(overwrite=True), dict(resume=True),
+                                   dict(overwrite=False)])
+def test_read_only_out_is_refused_even_with_overwrite(tmp_path, world, flags):
+    out = tmp_path / "p.json"
+    out.write_text("{}")
+    out.chmod(0o444)
+    with pytest.raises(ProfileError, match=r"p.json: the file exists and is read-only"):
+        run_profile(make_run(out, **flags))
+    assert out.read_text() == "{}" and world.calls == 0
 
 
 # ------------------------------------------------------------- bad output
@@ -563,3 +727,125 @@ def test_plot_takes_names_literally(tmp_path):
     data["device"]["name"] = "GPU $5 $x_{1 [bold]"
     out = plot_roofline(DeviceProfile(data), tmp_path / "r.png")
     assert out.read_bytes()[:4] == b"\x89PNG"
+
+
+# ------------------------------------------- CLI: existing files, signals, threads
+
+
+@pytest.fixture
+def existing(tmp_path, world):
+    out = tmp_path / "p.json"
+    run_profile(make_run(out))
+    world.measured.clear()
+    world.calls = 0
+    return out
+
+
+def test_profile_refuses_an_existing_file(existing, capsys, world):
+    before = existing.read_bytes()
+    code, _, err = run_cli(["profile", "--out", existing, "--quick"], capsys)
+    assert code == 2
+    assert "error:" in err and "p.json" in err and "already exists" in err
+    assert "--resume" in err and "--overwrite" in err
+    assert world.calls == 0 and existing.read_bytes() == before
+
+
+def test_profile_overwrite_and_resume_are_allowed(existing, capsys, world):
+    code, _, err = run_cli(["profile", "--out", existing, "--quick", "--resume"], capsys)
+    assert code == 0, err
+    assert world.calls == 0  # complete already
+    code, _, err = run_cli(["profile", "--out", existing, "--quick", "--overwrite"], capsys)
+    assert code == 0, err
+    assert len(world.measured) == world.n_planned
+
+
+def test_profile_resume_and_overwrite_together_is_a_usage_error(existing, world):
+    with pytest.raises(SystemExit) as exc:
+        cli.main(["profile", "--out", str(existing), "--resume", "--overwrite"])
+    assert exc.value.code == 2 and world.calls == 0
+
+
+def test_profile_refuses_a_read_only_file_with_overwrite(existing, capsys, world):
+    existing.chmod(0o444)
+    before = existing.read_bytes()
+    code, _, err = run_cli(["profile", "--out", existing, "--quick", "--overwrite"], capsys)
+    assert code == 2 and "read-only" in err and "p.json" in err
+    assert world.calls == 0 and existing.read_bytes() == before
+
+
+def test_profile_ctrl_c_exits_130_with_a_true_message_then_resume(tmp_path, capsys, world):
+    out = tmp_path / "p.json"
+    world.on_call = lambda call: call == 1 and send_sigint()
+    code, _, err = run_cli(["profile", "--out", out, "--quick", "--threads", "1"], capsys)
+    assert code == 130
+    flat = " ".join(err.split())
+    assert f"{CHUNK} samples kept in" in flat and "p.json" in flat
+    assert "latency-lab profile --resume --out" in flat and "--quick" in flat
+    assert len(DeviceProfile.load(out).samples) == CHUNK
+    world.on_call = None
+    code, _, err = run_cli(["profile", "--out", out, "--quick", "--resume"], capsys)
+    assert code == 0, err
+    assert DeviceProfile.load(out).progress["complete"] is True
+
+
+def test_profile_ctrl_c_while_planning_says_nothing_was_written(tmp_path, capsys, world,
+                                                               monkeypatch):
+    plan = plans.table_plan
+    monkeypatch.setattr(plans, "table_plan", lambda *a, **kw: (send_sigint(), plan(*a, **kw))[1])
+    out = tmp_path / "p.json"
+    code, _, err = run_cli(["profile", "--out", out, "--quick"], capsys)
+    assert code == 130
+    assert "nothing was measured and no file was written" in " ".join(err.split())
+    assert "samples kept" not in err and not out.exists()
+
+
+def test_profile_budget_counts_from_the_start_of_the_command(tmp_path, capsys, world,
+                                                            monkeypatch):
+    """40 s of start-up and planning, 20 s a batch, a 50 s budget: one batch."""
+    plan = plans.table_plan
+
+    def slow_plan(*a, **kw):
+        world.clock.now += 40.0
+        return plan(*a, **kw)
+
+    monkeypatch.setattr(plans, "table_plan", slow_plan)
+    world.seconds_per_call = 20.0
+    out = tmp_path / "p.json"
+    code, _, err = run_cli(["profile", "--out", out, "--quick", f"--budget={50 / 60}"],
+                           capsys)
+    assert code == 0, err
+    assert world.calls == 1 and len(DeviceProfile.load(out).samples) == CHUNK
+
+
+@pytest.fixture
+def two_cores(monkeypatch):
+    from latency_lab import device_info
+
+    monkeypatch.setattr(device_info, "usable_cores", lambda: 2)
+
+
+def test_profile_more_threads_than_cores_is_a_warning(tmp_path, capsys, world, two_cores):
+    out = tmp_path / "p.json"
+    code, _, err = run_cli(["profile", "--out", out, "--quick", "--threads", "3"], capsys)
+    assert code == 0, err
+    flat = " ".join(err.split())
+    assert "warning:" in flat and "--threads 3" in flat and "2 CPU core(s)" in flat
+    assert DeviceProfile.load(out).threads == 3
+
+
+@pytest.mark.parametrize("command", [["profile", "--out", "p.json"], ["measure", "m.keras"]])
+def test_more_than_4x_threads_is_an_error(tmp_path, capsys, world, two_cores, command,
+                                          monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    code, _, err = run_cli(command + ["--threads", "9"], capsys)
+    assert code == 2
+    flat = " ".join(err.split())
+    assert "error:" in flat and "--threads 9" in flat and "4x the 2 CPU core(s)" in flat
+    assert world.calls == 0 and list(tmp_path.iterdir()) == []
+
+
+def test_measure_more_threads_than_cores_warns(tmp_path, capsys, two_cores):
+    code, _, err = run_cli(["measure", tmp_path / "none.keras", "--threads", "4"], capsys)
+    assert code == 2  # the model does not exist; the warning came first
+    flat = " ".join(err.split())
+    assert "warning:" in flat and "--threads 4" in flat and "none.keras" in flat

@@ -1,0 +1,61 @@
+"""The CLI's global behaviour, each case in a fresh interpreter: argument errors are
+reported before TensorFlow is imported, and TensorFlow's native start-up lines are
+hidden unless --verbose."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def run_python(code: str, cwd, extra_env=None) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
+    env["PYTHONPATH"] = str(ROOT)
+    env.update(extra_env or {})
+    return subprocess.run([sys.executable, "-c", code], cwd=cwd, env=env,
+                          capture_output=True, text=True, timeout=120)
+
+
+MAIN = ("import sys\nfrom latency_lab import cli\ncode = cli.main({argv!r})\n"
+        "print('tensorflow' in sys.modules, 'keras' in sys.modules, code)\n")
+
+
+@pytest.mark.parametrize("argv", [
+    ["profile", "--out", "existing.json"],
+    ["profile", "--out", "new.json", "--threads", "100000"],
+    ["profile", "--out", "new.json", "--budget", "0"],
+    ["profile", "--out", "no/such/dir/p.json"],
+    ["measure", "m.keras", "--threads", "100000"],
+    ["validate", "--profile", "t4", "m.keras", "--passes", "0"],
+])
+def test_argument_errors_come_before_tensorflow(tmp_path, argv):
+    (tmp_path / "existing.json").write_text("{}")
+    got = run_python(MAIN.format(argv=argv), tmp_path)
+    assert got.stdout.split() == ["False", "False", "2"], got.stderr
+    assert "error:" in got.stderr and "Traceback" not in got.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["existing.json"]
+
+
+QUIET = ("from latency_lab import cli\n{call}\nimport tensorflow\n"
+         "import sys\nprint('visible', file=sys.stderr)\n")
+
+
+def test_tensorflow_start_up_lines_are_hidden_unless_verbose(tmp_path):
+    got = run_python(QUIET.format(call="cli.quiet_native_logs()"), tmp_path)
+    assert got.returncode == 0, got.stderr
+    assert "Could not find cuda drivers" not in got.stderr
+    assert "absl::InitializeLog" not in got.stderr
+    assert "visible" in got.stderr  # stderr works again after the import
+
+
+def test_verbose_is_a_global_flag_in_either_place():
+    from latency_lab import cli
+
+    parse = cli.build_parser().parse_args
+    assert parse(["--verbose", "show", "t4"]).verbose is True
+    assert parse(["show", "t4", "--verbose"]).verbose is True
+    assert parse(["show", "t4"]).verbose is False
