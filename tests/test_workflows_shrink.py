@@ -1,4 +1,4 @@
-"""The shrink flow: data loading (digits, .npz) with clear errors, the end-to-end run
+"""latency_lab.workflows (the shrink application): data loading (digits, .npz) with clear errors, the end-to-end run
 on a tiny task (learned structure at the target, report files, a real LiteRT
 measurement), and the `latency-lab shrink` command's bad-input cases."""
 
@@ -14,8 +14,9 @@ import keras  # noqa: E402
 from latency_lab.cli import main  # noqa: E402
 from latency_lab.errors import LatencyLabError  # noqa: E402
 from latency_lab.predict import predict_model  # noqa: E402
-from regularizers.shrink import (digits_cnn, digits_task, full_structure, load_task,  # noqa: E402
-                                 shrink)
+from latency_lab.workflows import (digits_cnn, digits_task, full_structure,  # noqa: E402
+                                   load_task, shrink)
+from latency_lab.workflows import phases  # noqa: E402
 
 PROFILE = "xeon_vm_2c_litert"  # a shipped measured LiteRT profile
 
@@ -127,12 +128,10 @@ def test_a_measured_re_aim_below_the_smallest_structure_keeps_the_last_snap(monk
     """Timing can say a snapped net is far slower than predicted (tiny nets: the
     runtime's fixed costs); re-aiming below the smallest structure must not throw the
     trained models away."""
-    from regularizers import shrink as shrink_mod
-
     task = digits_task(image_size=16, seed=0)
     model = digits_cnn(task.input_shape, task.classes, widths=(8, 16, 16))
     full_ms = predict_model(model, PROFILE).latency_ms
-    monkeypatch.setattr(shrink_mod, "_probe_ms", lambda m, prof: 1e3 * full_ms)
+    monkeypatch.setattr(phases, "probe_ms", lambda m, prof: 1e3 * full_ms)
     events = []
     r = shrink(model, task, PROFILE, 0.7 * full_ms, pretrain_epochs=1, learn_epochs=1,
                retrain_epochs=1, measure=True, seed=0,
@@ -149,14 +148,12 @@ def test_the_snap_keeps_the_candidate_measured_closest_to_the_target(monkeypatch
     measured and the closest one wins, not the last one."""
     import itertools
 
-    from regularizers import shrink as shrink_mod
-
     task = digits_task(image_size=16, seed=0)
     model = digits_cnn(task.input_shape, task.classes, widths=(8, 16, 16))
     target = 0.6 * predict_model(model, PROFILE).latency_ms
     misses = itertools.cycle([1.08, 0.7, 0.85])  # the first candidate is the closest
     probes = []
-    monkeypatch.setattr(shrink_mod, "_probe_ms",
+    monkeypatch.setattr(phases, "probe_ms",
                         lambda m, prof: probes.append(m) or next(misses) * target)
     r = shrink(model, task, PROFILE, target, pretrain_epochs=1, learn_epochs=1,
                retrain_epochs=1, measure=True, seed=0, snap_rounds=2, baseline=False)
