@@ -108,12 +108,12 @@ class ShrinkRun:
 
         return _Epochs()
 
-    def fit(self, model, phase: str, epochs: int, **kwargs) -> None:
+    def fit(self, model, phase: str, epochs: int) -> None:
         """`train` with the run's rate, batch size and seed, reporting epochs as ``phase``."""
         c = self.config
-        callbacks = [*kwargs.pop("callbacks", ()), self.epochs_callback(phase, epochs)]
         train(model, self.task, epochs, learning_rate=c.learning_rate,
-              batch_size=c.batch_size, callbacks=callbacks, seed=c.seed, **kwargs)
+              batch_size=c.batch_size, callbacks=[self.epochs_callback(phase, epochs)],
+              seed=c.seed)
 
 
 @dataclasses.dataclass
@@ -211,10 +211,11 @@ def learn(run: ShrinkRun) -> Learned:
     train(model, run.task, c.learn_epochs, loss=reg.wrap_loss(loss_for(model)),
           learning_rate=c.learning_rate, batch_size=c.batch_size, callbacks=callbacks,
           seed=c.seed, cosine=False)
+    structure = reg.get_alive_counts()
+    predicted_ms = float(reg.get_cost())
     importance = {name: np.abs(np.asarray(v, dtype=np.float64))
                   for name, v in reg.get_regularization_vectors().items()}
-    return Learned(reg.get_alive_counts(), float(reg.get_cost()), importance,
-                   list(controller.history))
+    return Learned(structure, predicted_ms, importance, list(controller.history))
 
 
 def rebuild_and_retrain(run: ShrinkRun, structure: dict, importance: dict,
