@@ -505,7 +505,7 @@ def _shrink_args(p: argparse.ArgumentParser) -> None:
 def _shrink_inputs(args: argparse.Namespace):
     """(model, task) from --model/--data, with clear errors for combinations."""
     from latency_lab.errors import InputSpecError
-    from regularizers.shrink import digits_cnn, digits_task, load_task
+    from latency_lab.workflows import digits_cnn, digits_task, load_task
 
     if args.model and not args.data:
         raise InputSpecError("--model needs --data DATA.npz (x_train, y_train, x_val, y_val) "
@@ -565,7 +565,7 @@ def run_shrink(args: argparse.Namespace) -> int:
               f"to {target:.4f} ms on {task.name} ({len(task.x_train)} train / "
               f"{len(task.x_val)} val)", markup=False, highlight=False)
 
-    from regularizers.shrink import shrink
+    from latency_lab.workflows import shrink
 
     progress = Progress(TextColumn("{task.description:10s}"), BarColumn(),
                         TextColumn("{task.completed}/{task.total} epochs"),

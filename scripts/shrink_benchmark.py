@@ -4,7 +4,7 @@ at equal measured latency, and does target mode land on the requested latency?
 Task: scikit-learn's digits made harder (each digit at 16x16 pasted at a random place
 on a 32x32 canvas with Gaussian noise, two placements per digit), because plain digits
 are separated almost perfectly even by a quarter-width network. Model: the default
-shrink CNN (`regularizers.shrink.digits_cnn`). For every seed the model is pretrained
+shrink CNN (`latency_lab.workflows.digits_cnn`). For every seed the model is pretrained
 once; for every target (a fraction of the full model's predicted latency) `shrink`
 learns a structure in target mode, snaps it to the target, and retrains the channels the
 regularizer ranked highest from their pretrained weights (`--retrain-from learned`:
@@ -60,7 +60,7 @@ def main(argv=None) -> int:
 
     from latency_lab.predict import predict_model
     from latency_lab.profile import load_profile
-    from regularizers.shrink import digits_cnn, digits_task, shrink, train
+    from latency_lab.workflows import digits_cnn, digits_task, shrink, train
 
     prof = load_profile(args.profile)
     fractions = [float(f) for f in args.targets.split(",")]

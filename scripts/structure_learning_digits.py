@@ -47,7 +47,7 @@ def run(algorithm: str, strength: float, profile: str, epochs: int, seed: int) -
     import numpy as np
 
     from regularizers import FlopsRegularizer, LatencyRegularizer, insert_gates
-    from regularizers.shrink import digits_task
+    from latency_lab.workflows import digits_task
 
     task = digits_task(image_size=8, seed=seed)  # the 8x8 images as shipped
     xtr, xva, ytr, yva = task.x_train, task.x_val, task.y_train, task.y_val

@@ -1,4 +1,4 @@
-"""The shrink flow: data loading (digits, .npz) with clear errors, the end-to-end run
+"""latency_lab.workflows (the shrink application): data loading (digits, .npz) with clear errors, the end-to-end run
 on a tiny task (learned structure at the target, report files, a real LiteRT
 measurement), and the `latency-lab shrink` command's bad-input cases."""
 
@@ -14,8 +14,10 @@ import keras  # noqa: E402
 from latency_lab.cli import main  # noqa: E402
 from latency_lab.errors import LatencyLabError  # noqa: E402
 from latency_lab.predict import predict_model  # noqa: E402
-from regularizers.shrink import (digits_cnn, digits_task, full_structure, load_task,  # noqa: E402
-                                 shrink)
+from latency_lab.workflows import (ModelRow, ShrinkConfig, ShrinkResult, digits_cnn,  # noqa: E402
+                                   digits_task, full_structure, load_task, shrink,
+                                   write_report)
+from latency_lab.workflows import phases  # noqa: E402
 
 PROFILE = "xeon_vm_2c_litert"  # a shipped measured LiteRT profile
 
@@ -127,12 +129,10 @@ def test_a_measured_re_aim_below_the_smallest_structure_keeps_the_last_snap(monk
     """Timing can say a snapped net is far slower than predicted (tiny nets: the
     runtime's fixed costs); re-aiming below the smallest structure must not throw the
     trained models away."""
-    from regularizers import shrink as shrink_mod
-
     task = digits_task(image_size=16, seed=0)
     model = digits_cnn(task.input_shape, task.classes, widths=(8, 16, 16))
     full_ms = predict_model(model, PROFILE).latency_ms
-    monkeypatch.setattr(shrink_mod, "_probe_ms", lambda m, prof: 1e3 * full_ms)
+    monkeypatch.setattr(phases, "probe_ms", lambda m, prof: 1e3 * full_ms)
     events = []
     r = shrink(model, task, PROFILE, 0.7 * full_ms, pretrain_epochs=1, learn_epochs=1,
                retrain_epochs=1, measure=True, seed=0,
@@ -149,14 +149,12 @@ def test_the_snap_keeps_the_candidate_measured_closest_to_the_target(monkeypatch
     measured and the closest one wins, not the last one."""
     import itertools
 
-    from regularizers import shrink as shrink_mod
-
     task = digits_task(image_size=16, seed=0)
     model = digits_cnn(task.input_shape, task.classes, widths=(8, 16, 16))
     target = 0.6 * predict_model(model, PROFILE).latency_ms
     misses = itertools.cycle([1.08, 0.7, 0.85])  # the first candidate is the closest
     probes = []
-    monkeypatch.setattr(shrink_mod, "_probe_ms",
+    monkeypatch.setattr(phases, "probe_ms",
                         lambda m, prof: probes.append(m) or next(misses) * target)
     r = shrink(model, task, PROFILE, target, pretrain_epochs=1, learn_epochs=1,
                retrain_epochs=1, measure=True, seed=0, snap_rounds=2, baseline=False)
@@ -174,6 +172,70 @@ def test_shrink_rejects_a_target_above_the_full_model():
         shrink(model, task, PROFILE, 1e-3, algorithm="logistic_sigmoid")
     with pytest.raises(ValueError, match="retrain_from"):
         shrink(model, task, PROFILE, 1e-3, retrain_from="scratch")
+
+
+@pytest.mark.parametrize("field, value", [
+    ("algorithm", "logistic_sigmoid"), ("retrain_from", "scratch"),
+    ("pretrain_epochs", -1), ("learn_epochs", 1.5), ("retrain_epochs", True),
+    ("snap_rounds", -2), ("seed", -1), ("batch_size", 0), ("align", 0),
+    ("measure_passes", 0), ("learning_rate", 0.0), ("learning_rate", float("nan")),
+    ("threshold", -1e-3), ("snap_tolerance", float("inf")), ("baseline", "yes"),
+])
+def test_shrink_config_names_the_bad_field(field, value):
+    with pytest.raises(ValueError, match=f"`{field}`") as info:
+        ShrinkConfig(**{field: value})
+    assert repr(value) in str(info.value)
+
+
+def test_shrink_config_defaults_are_shrinks_keyword_defaults():
+    import inspect
+
+    params = inspect.signature(shrink).parameters
+    for name, value in ShrinkConfig().to_dict().items():
+        assert params[name].default == value, name
+
+
+def test_shrink_takes_a_config_or_keywords_not_both():
+    task = digits_task(image_size=8)
+    model = digits_cnn(task.input_shape, task.classes, widths=(4,))
+    with pytest.raises(ValueError, match="either as `config` or as keywords.*learn_epochs"):
+        shrink(model, task, PROFILE, 1e-3, config=ShrinkConfig(), learn_epochs=2)
+    with pytest.raises(ValueError, match="must be a ShrinkConfig"):
+        shrink(model, task, PROFILE, 1e-3, config={"learn_epochs": 2})
+    with pytest.raises(ValueError, match="not below the full model"):  # config accepted
+        shrink(model, task, PROFILE, 1e3, config=ShrinkConfig(pretrain_epochs=0))
+
+
+def _result(uniform: bool = True) -> ShrinkResult:
+    rows = {"full": ModelRow("full", {"conv1": 8, "logits": 10}, 0.9, 0.2, 0.25, 0.01, 900),
+            "learned": ModelRow("learned", {"conv1": 4, "logits": 10}, 0.875, 0.1, 0.105,
+                                0.01, 450)}
+    if uniform:
+        rows["uniform"] = ModelRow("uniform", {"conv1": 5, "logits": 10}, 0.8, 0.1)
+    return ShrinkResult(target_ms=0.1, profile="p", runtime={"name": "litert", "threads": 1},
+                        algorithm="gamma", rows=rows, learned_raw={"conv1": 3, "logits": 10},
+                        learned_raw_ms=0.09, snap_factor=1.25,
+                        snap_goal_ms={"learned": 0.1}, strength_history=[(1, 0.1, 1e-3)])
+
+
+@pytest.mark.parametrize("uniform", [True, False])
+def test_write_report_files_and_no_figure_left_open(tmp_path, uniform):
+    import matplotlib.pyplot as plt
+
+    open_before = plt.get_fignums()
+    paths = write_report(_result(uniform), tmp_path)
+    assert [p.name for p in paths] == ["result.json", "accuracy_vs_latency.png",
+                                       "channels.png", "report.md"]
+    assert all(p.stat().st_size > 0 for p in paths)
+    assert plt.get_fignums() == open_before  # figures are not registered with pyplot
+    md = (tmp_path / "report.md").read_text()
+    # hand-computed: 0.105 / 0.1 - 1 = +5.0 %, 87.5 % accuracy, channels raw 3 -> 4
+    assert "| learned | 87.5% | 0.1000 | 0.1050 | +5.0% | 450 |" in md
+    assert "| uniform | 80.0% | 0.1000 |  |  | 0 |" in md if uniform else "uniform" not in md
+    assert ("| conv1 | 8 | 3 | 4 | 5 |" if uniform else "| conv1 | 8 | 3 | 4 |") in md
+    data = json.loads((tmp_path / "result.json").read_text())
+    assert data["rows"]["learned"]["params"] == 450 and data["snap_factor"] == 1.25
+    assert not list(tmp_path.glob(".*.tmp*"))  # atomic writes leave no temp file
 
 
 @pytest.mark.parametrize("argv, message", [
