@@ -53,6 +53,7 @@ COVERED_FUNCTIONS = {
     costs.depthwise_cost,
     costs.separable_cost,
     costs.dense_cost,
+    costs.matmul_cost,
     costs.batchnorm_cost,
     costs.layernorm_cost,
     costs.normalization_cost,
@@ -322,6 +323,16 @@ def test_dense_on_4d_tensor_counts_all_rows():
 def test_dense_no_bias_alive():
     op = make_op("Dense", [(1, 32)], (1, 10), use_bias=False)
     assert_cost(cost_of(op, 20, 5), 2 * 1 * 20 * 5, 20 * 5, (20 + 20 * 5) * F32, 5 * F32)
+
+
+def test_matmul_of_two_activations_by_hand():
+    # x (2, 3, 5, 8) @ y (2, 3, 8, 6): 2 * 3 products of 5x8 by 8x6, no weights.
+    op = make_op("ops.Matmul", [(2, 3, 5, 8), (2, 3, 8, 6)], (2, 3, 5, 6))
+    assert_cost(cost_of(op), 2 * (2 * 3 * 5) * 8 * 6, 0,
+                (2 * 3 * 5 * 8 + 2 * 3 * 8 * 6) * F32, 2 * 3 * 5 * 6 * F32)
+    # alive: 4 of x's 8 (the shared dimension), 3 of the 6 outputs
+    assert_cost(cost_of(op, [4, 3], 3), 2 * (2 * 3 * 5) * 4 * 3, 0,
+                (2 * 3 * 5 * 4 + 2 * 3 * 8 * 3) * F32, 2 * 3 * 5 * 3 * F32)
 
 
 def test_einsum_dense_is_refused_by_name():
