@@ -21,7 +21,7 @@ from regularizers.base import (
 )
 from regularizers.callbacks import StrengthController, StructureLogger
 from regularizers.grouping import ChannelGraph, build_channel_graph
-from regularizers.structure import export_structure, load_structure
+from regularizers.structure import Structure, export_structure, load_structure
 
 __all__ = [
     "ChannelGraph",
@@ -32,6 +32,7 @@ __all__ = [
     "ProbabilisticGate",
     "RegularizedLoss",
     "StrengthController",
+    "Structure",
     "StructureLogger",
     "apply_structure",
     "build_channel_graph",

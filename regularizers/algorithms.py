@@ -20,6 +20,7 @@ from __future__ import annotations
 import warnings
 from typing import Any
 
+import numpy as np
 from keras import ops
 
 from regularizers.grouping import ChannelGraph, ChannelOp
@@ -28,7 +29,8 @@ from latency_lab.errors import InvalidArgumentError
 ALGORITHMS = ("gamma", "group_lasso", "logistic_sigmoid")
 
 __all__ = ["ALGORITHMS", "GroupAlgorithm", "GammaAlgorithm", "GroupLassoAlgorithm",
-           "LogisticSigmoidAlgorithm", "make_algorithm", "layers_by_op_name"]
+           "LogisticSigmoidAlgorithm", "make_algorithm", "layers_by_op_name",
+           "group_importance", "top_channels"]
 
 
 def layers_by_op_name(model: Any) -> dict[str, Any]:
@@ -103,9 +105,24 @@ class GroupAlgorithm:
         return list(self._plans)
 
     def group_vectors(self) -> dict[int, Any]:
-        """{group id: float32 vector of the group's size} for regularized groups."""
+        """{group id: float32 vector of the group's size} for regularized groups.
+
+        The one importance vector per group: it decides which channels are alive
+        (`alive_mask`), which the structure export records and which `apply_structure`
+        keeps (`group_importance` evaluates this same method)."""
         return {gid: self.combine([self.source_vector(p) for p in parts])
                 for gid, parts in self._plans.items()}
+
+    def group_importance(self) -> dict[int, np.ndarray]:
+        """`group_vectors` as float64 numpy arrays (eager, outside a traced step)."""
+        return {gid: np.asarray(ops.convert_to_numpy(v), dtype=np.float64)
+                for gid, v in self.group_vectors().items()}
+
+    def alive_indices(self, vectors: dict[int, Any] | None = None) -> dict[int, np.ndarray]:
+        """{group id: sorted indices of the alive channels} of the regularized groups."""
+        vectors = self.group_vectors() if vectors is None else vectors
+        return {gid: np.flatnonzero(ops.convert_to_numpy(self.alive_mask(v))).astype(np.int64)
+                for gid, v in vectors.items()}
 
     # -------------------------------------------------------------------- helpers
     def _prunable_groups(self):
@@ -323,3 +340,45 @@ def make_algorithm(name: str, cgraph: ChannelGraph, layers: dict[str, Any],
         ) from None
     return cls(cgraph, layers, **kwargs)
 
+
+
+# Order in which `group_importance(algorithm=None)` looks for a group's vector.
+_INFERENCE_ORDER = ("logistic_sigmoid", "gamma", "group_lasso")
+
+
+def group_importance(cgraph: ChannelGraph, layers: dict[str, Any],
+                     algorithm: str | None = None, *,
+                     l1_fraction: float = 0.0) -> dict[int, np.ndarray]:
+    """{group id: float64 importance vector} computed from the model's current weights by
+    the same algorithm objects (and so the same combination rule) a regularizer uses.
+
+    Args:
+        cgraph, layers: the channel graph and `layers_by_op_name(model)`.
+        algorithm: one of `ALGORITHMS`, or None: per group, the gates when
+            ProbabilisticGate layers cover it, else |gamma| when a BatchNormalization
+            covers it, else the kernel norms (group_lasso), which cover every group with
+            a source.
+        l1_fraction: group_lasso's L1 share.
+
+    Groups the algorithm cannot regularize (and frozen groups) are absent.
+    """
+    names = _INFERENCE_ORDER if algorithm is None else (algorithm,)
+    out: dict[int, np.ndarray] = {}
+    for name in names:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # "cannot be regularized": the next one may
+            try:
+                algo = make_algorithm(name, cgraph, layers, l1_fraction=l1_fraction)
+            except InvalidArgumentError:
+                if algorithm is not None:
+                    raise
+                continue
+        for gid, vector in algo.group_importance().items():
+            out.setdefault(gid, vector)
+    return out
+
+
+def top_channels(scores: Any, k: int) -> np.ndarray:
+    """Sorted indices of the `k` highest scores (ties: the lower index first)."""
+    order = np.argsort(-np.asarray(scores, dtype=np.float64), kind="stable")
+    return np.sort(order[:int(k)]).astype(np.int64)

@@ -13,11 +13,14 @@ pooling, Add, Concatenate, Flatten, ...) follow their inputs. The new model is b
 walking the functional graph and re-creating every layer from its config (new layer
 instances on new tensors; nested models are flattened into one functional model).
 
-With ``copy_weights=True`` the surviving channels of each group are chosen by an
-importance score (given, or: max |gamma| of the group's BatchNormalization layers when
-every source conv has one, else the L2 norm of the source kernels per output channel)
-and every weight is sliced to them, so a network whose removed channels are exactly
-zero at inference computes the same outputs after slimming.
+The surviving channels of each group are the ones the structure records (a
+`Structure` from ``regularizer.get_alive_counts()`` or `load_structure`); for counts
+alone they are the top-ranked by the group's one importance vector, the same combined
+vector the regularizer's alive counts come from (`group_importance`: max |gamma| over
+every BN on the group, max kernel norm over its sources, or 1 - prod(1 - p) over its
+gates), unless ``importance`` is given. Every weight is sliced to them, so a network
+whose removed channels are exactly zero at inference computes the same outputs after
+slimming.
 """
 
 from __future__ import annotations
@@ -37,6 +40,7 @@ from latency_lab.keras_walker import (
     require_functional,
     walk,
 )
+from regularizers.algorithms import ALGORITHMS, group_importance, layers_by_op_name, top_channels
 from regularizers.grouping import ChannelGraph, ChannelOp, build_channel_graph
 from latency_lab.errors import InvalidArgumentError
 
@@ -47,7 +51,6 @@ _FILTER_TYPES = frozenset({
     "SeparableConv1D", "SeparableConv2D",
 })
 _TRANSPOSE_TYPES = frozenset({"Conv1DTranspose", "Conv2DTranspose", "Conv3DTranspose"})
-_SEPARABLE_TYPES = frozenset({"SeparableConv1D", "SeparableConv2D"})
 
 
 # ------------------------------------------------------------------- name matching
@@ -141,11 +144,21 @@ def _resolve_groups(cg: ChannelGraph, structure: Mapping, where: str, *,
 
 def group_widths(model_or_cg: Any, structure: Mapping, align: int = 1, *,
                  where: str = "group_widths") -> dict[int, int]:
-    """{group id: new width} of every group of the model's channel graph."""
+    """{group id: new width} of every group of the model's channel graph.
+
+    A group with 0 alive channels keeps the minimum a layer needs (1, or `align`),
+    with one warning naming its layers."""
+    widths, _ = _widths_and_groups(model_or_cg, structure, align, where)
+    return widths
+
+
+def _widths_and_groups(model_or_cg: Any, structure: Mapping, align: int,
+                       where: str) -> tuple[dict[int, int], dict[str, int]]:
     cg = model_or_cg if isinstance(model_or_cg, ChannelGraph) else build_channel_graph(model_or_cg)
     align = _check_align(where, align)
-    per_group, _ = _resolve_groups(cg, structure, where)
+    per_group, group_of = _resolve_groups(cg, structure, where, min_count=0)
     widths = {gid: g.size for gid, g in cg.groups.items()}
+    empty: list[str] = []
     for gid, (count, name) in per_group.items():
         g = cg.groups[gid]
         if g.frozen:
@@ -155,100 +168,121 @@ def group_widths(model_or_cg: Any, structure: Mapping, align: int = 1, *,
                     f"says {count}): its channels are frozen "
                     f"({', '.join(sorted(set(g.frozen_reasons)))}).", stacklevel=3)
             continue
-        widths[gid] = _align_up(count, align, g.size)
-    return widths
+        if count == 0:
+            empty.extend(cg.op(src).layer_name for src in g.sources)
+        widths[gid] = _align_up(max(count, 1), align, g.size)
+    if empty:
+        warnings.warn(
+            f"{where}: layers {sorted(set(empty))} have 0 alive channels; each keeps "
+            f"{_align_up(1, align)} (the minimum a layer needs"
+            f"{f', rounded up to align={align}' if align > 1 else ''}) so the network "
+            "still connects. Lower the regularization strength if this is not intended.",
+            stacklevel=3)
+    return widths, group_of
 
 
 # ------------------------------------------------------------------ channel choice
 
 
-def _layer_for(model: Any, ir_name: str) -> Any:
-    """The Keras layer of an IR op name (``outer/inner#2`` -> nested get_layer)."""
-    layer = model
-    for part in ir_name.split("#", 1)[0].split("/"):
-        layer = layer.get_layer(part)
-    return layer
+def _structure_kept(cg: ChannelGraph, structure: Mapping,
+                    group_of: dict[str, int], where: str) -> dict[int, np.ndarray]:
+    """{group id: kept channel indices} recorded in a `Structure` (tied layers must
+    agree; indices must lie inside the group)."""
+    recorded = getattr(structure, "kept", None) or {}
+    out: dict[int, np.ndarray] = {}
+    first: dict[int, str] = {}
+    for name, idx in recorded.items():
+        gid = group_of.get(name)
+        if gid is None:
+            continue
+        idx = np.sort(np.asarray(idx, dtype=np.int64))
+        size = cg.groups[gid].size
+        if idx.size and (idx[0] < 0 or idx[-1] >= size):
+            raise InvalidArgumentError(
+                f"{where}: the kept channels of layer {name!r} include index "
+                f"{int(idx[-1] if idx[-1] >= size else idx[0])}, outside its {size} "
+                "channels; was the structure learned on another model?")
+        if gid in out and not np.array_equal(out[gid], idx):
+            raise InvalidArgumentError(
+                f"{where}: layers {first[gid]!r} and {name!r} are tied (one channel "
+                "group) but the structure keeps different channels of them.")
+        out.setdefault(gid, idx)
+        first.setdefault(gid, name)
+    return out
 
 
-def _kernel_scores(layer: Any, type_: str) -> np.ndarray:
-    """L2 norm of a conv/dense kernel per output channel."""
-    if type_ in _SEPARABLE_TYPES:
-        k = np.asarray(layer.pointwise_kernel.numpy())
-    else:
-        k = np.asarray(layer.kernel.numpy())
-    if type_ in _TRANSPOSE_TYPES:
-        k = np.moveaxis(k, -2, -1)
-    k = k.reshape(-1, k.shape[-1])
-    return np.sqrt(np.sum(np.square(k, dtype=np.float64), axis=0))
-
-
-def _group_scores(model: Any, cg: ChannelGraph, gid: int) -> np.ndarray:
-    """Default importance of a group's channels (see module docstring)."""
-    group = cg.groups[gid]
-    src_ops = [o for o in cg.sources if o.out_group == gid]
-    bn_gammas = []
-    all_bn = True
-    for op in src_ops:
-        found = None
-        for cname in cg.consumers.get(op.name, []):
-            c = cg.op(cname)
-            if c.type == "BatchNormalization":
-                bn = _layer_for(model, c.name)
-                if getattr(bn, "gamma", None) is not None:
-                    found = np.abs(np.asarray(bn.gamma.numpy(), dtype=np.float64))
-                    break
-        if found is None:
-            all_bn = False
-            break
-        bn_gammas.append(found)
-    if all_bn and bn_gammas:
-        return np.max(np.stack(bn_gammas), axis=0)
-    scores = [_kernel_scores(_layer_for(model, op.name), op.type) for op in src_ops]
-    if not scores:
-        return np.zeros(group.size)
-    return np.max(np.stack(scores), axis=0)
-
-
-def _top_k(scores: np.ndarray, k: int) -> np.ndarray:
-    order = np.argsort(-np.asarray(scores, dtype=np.float64), kind="stable")
-    return np.sort(order[:k]).astype(np.int64)
+def _given_importance(cg: ChannelGraph, importance: Mapping | None) -> dict[int, np.ndarray]:
+    given: dict[int, list[np.ndarray]] = {}
+    if importance is None:
+        return {}
+    if not isinstance(importance, Mapping):
+        raise InvalidArgumentError(
+            "apply_structure: `importance` must be None or a mapping {conv/dense layer "
+            f"name: 1-D per-channel scores}}, received {type(importance).__name__}.")
+    index = _source_index(cg)
+    for name, scores in importance.items():
+        if name not in index:
+            raise InvalidArgumentError(
+                f"apply_structure: `importance` names {name!r}, which is not a "
+                f"conv/dense layer of model {cg.graph.name!r}. {_valid_names_hint(cg)}")
+        gid = index[name][0].out_group
+        arr = np.asarray(scores, dtype=np.float64)
+        if arr.shape != (cg.groups[gid].size,):
+            raise InvalidArgumentError(
+                f"apply_structure: importance of layer {name!r} has shape {arr.shape}; "
+                f"expected ({cg.groups[gid].size},), one score per output channel.")
+        given.setdefault(gid, []).append(arr)
+    return {gid: np.max(np.stack(v), axis=0) for gid, v in given.items()}
 
 
 def _choose_channels(model: Any, cg: ChannelGraph, widths: dict[int, int],
-                     importance: Mapping | None, copy_weights: bool) -> dict[int, np.ndarray]:
-    given: dict[int, list[np.ndarray]] = {}
-    if importance is not None:
-        if not isinstance(importance, Mapping):
-            raise InvalidArgumentError(
-                "apply_structure: `importance` must be None or a mapping {conv/dense layer "
-                f"name: 1-D per-channel scores}}, received {type(importance).__name__}."
-            )
-        index = _source_index(cg)
-        for name, scores in importance.items():
-            if name not in index:
-                raise InvalidArgumentError(
-                    f"apply_structure: `importance` names {name!r}, which is not a "
-                    f"conv/dense layer of model {cg.graph.name!r}. {_valid_names_hint(cg)}"
-                )
-            gid = index[name][0].out_group
-            arr = np.asarray(scores, dtype=np.float64)
-            if arr.shape != (cg.groups[gid].size,):
-                raise InvalidArgumentError(
-                    f"apply_structure: importance of layer {name!r} has shape {arr.shape}; "
-                    f"expected ({cg.groups[gid].size},), one score per output channel."
-                )
-            given.setdefault(gid, []).append(arr)
+                     structure: Mapping, group_of: dict[str, int],
+                     importance: Mapping | None, algorithm: str | None,
+                     copy_weights: bool) -> dict[int, np.ndarray]:
+    """Kept channel indices of every group: the structure's recorded indices, topped up
+    (``align``, a group with 0 alive channels) or, for counts alone, chosen by rank:
+    `importance` when given, else the model's one importance vector per group
+    (`regularizers.algorithms.group_importance`, the regularizer's own rule)."""
+    recorded = _structure_kept(cg, structure, group_of, "apply_structure")
+    given = _given_importance(cg, importance)
+    if algorithm is None:
+        algorithm = getattr(structure, "algorithm", None)
+    l1 = float(getattr(structure, "l1_fraction", 0.0) or 0.0)
+    computed: dict[int, np.ndarray] | None = None
+
+    def scores(gid: int) -> np.ndarray | None:
+        nonlocal computed
+        if gid in given:
+            return given[gid]
+        if computed is None:
+            computed = group_importance(cg, layers_by_op_name(model), algorithm,
+                                        l1_fraction=l1)
+        return computed.get(gid)
+
     kept: dict[int, np.ndarray] = {}
     for gid, g in cg.groups.items():
         k = widths[gid]
         if k >= g.size:
             kept[gid] = np.arange(g.size, dtype=np.int64)
-        elif gid in given:
-            kept[gid] = _top_k(np.max(np.stack(given[gid]), axis=0), k)
-        elif copy_weights:
-            kept[gid] = _top_k(_group_scores(model, cg, gid), k)
-        else:
+            continue
+        base = recorded.get(gid)
+        if base is not None and len(base) == k:
+            kept[gid] = base
+            continue
+        if not copy_weights and base is None:
             kept[gid] = np.arange(k, dtype=np.int64)
+            continue
+        s = scores(gid)
+        if s is None:
+            s = -np.arange(g.size, dtype=np.float64)  # nothing to rank by: first channels
+        if base is None:
+            kept[gid] = top_channels(s, k)
+        elif len(base) > k:
+            kept[gid] = np.sort(base[top_channels(s[base], k)])
+        else:  # more than recorded: the recorded ones, then the best of the rest
+            s = np.array(s, dtype=np.float64)
+            s[base] = np.inf
+            kept[gid] = top_channels(s, k)
     return kept
 
 
@@ -461,29 +495,40 @@ def _copy_weights(rb: _Rebuilder, kept: dict[str, np.ndarray]) -> None:
 
 
 def apply_structure(model: Any, structure: Mapping, copy_weights: bool = True,
-                    align: int = 1, importance: Mapping | None = None):
+                    align: int = 1, importance: Mapping | None = None,
+                    algorithm: str | None = None):
     """A new functional model with the channel counts of `structure`.
 
     Args:
         model: a built Keras Functional or Sequential model.
         structure: ``{conv/dense layer name: output channels}`` (e.g. from
-            `load_structure` or ``regularizer.get_alive_counts()``). Layers not named
-            keep their full width; tied layers (combined by Add etc.) must agree.
-        copy_weights: carry the weights of the surviving channels (chosen by
-            `importance` or by BN |gamma| / kernel norm); False: fresh initial weights,
-            the first channels of each group survive.
+            `load_structure` or ``regularizer.get_alive_counts()``, both a `Structure`
+            that also records the kept channel indices: exactly those survive). Layers
+            not named keep their full width; tied layers (combined by Add etc.) must
+            agree. A count of 0 keeps 1 channel (or `align`), with a warning.
+        copy_weights: carry the weights of the surviving channels; False: fresh
+            initial weights (the first channels of each group survive unless the
+            structure records indices).
         align: round every group's count up to a multiple of `align` (capped at the
-            full width).
+            full width); the added channels are the best ranked of the rest.
         importance: optional ``{conv/dense layer name: per-channel scores}``; the top
             channels of each group (max over its named layers) survive.
+        algorithm: how to rank a group's channels when the structure gives counts
+            alone and `importance` does not cover the group: "gamma",
+            "group_lasso" or "logistic_sigmoid", the regularizer's own combined vector
+            of the group computed from the model's weights
+            (`regularizers.algorithms.group_importance`). Default: the structure's
+            recorded algorithm, else per group the gates, |gamma| of the BNs on it, or
+            the kernel norms, the first that covers it.
 
     Returns:
         A new `keras.Model` (same layer names; nested models flattened). The model
         inputs and outputs (frozen groups) keep their widths.
 
     Raises:
-        ValueError: unknown layer names, counts outside ``[1, full width]``, tied layers
-            with different counts, or a layer that cannot follow the change.
+        ValueError: unknown layer names, counts outside ``[0, full width]``, tied layers
+            with different counts or kept channels, or a layer that cannot follow the
+            change.
     """
     import keras
 
@@ -491,9 +536,14 @@ def apply_structure(model: Any, structure: Mapping, copy_weights: bool = True,
         raise InvalidArgumentError(
             f"apply_structure: expected a keras.Model, received {type(model).__name__}.")
     align = _check_align("apply_structure", align)
+    if algorithm is not None and algorithm not in ALGORITHMS:
+        raise InvalidArgumentError(
+            f"apply_structure: `algorithm` must be None or one of {list(ALGORITHMS)}, "
+            f"received {algorithm!r}.")
     cg = build_channel_graph(model)
-    widths = group_widths(cg, structure, align, where="apply_structure")
-    group_kept = _choose_channels(model, cg, widths, importance, bool(copy_weights))
+    widths, group_of = _widths_and_groups(cg, structure, align, "apply_structure")
+    group_kept = _choose_channels(model, cg, widths, structure, group_of, importance,
+                                  algorithm, bool(copy_weights))
     kept = _propagate(cg, group_kept)
 
     function = require_functional(model, f"model {model.name!r}")

@@ -47,9 +47,12 @@ from typing import Any, Iterable, Sequence
 import keras
 from keras import ops
 
+import numpy as np
+
 from latency_lab import costs
 from regularizers.algorithms import ALGORITHMS, GroupAlgorithm, layers_by_op_name, make_algorithm
 from regularizers.grouping import ChannelGraph, ChannelOp, Segment, build_channel_graph
+from regularizers.structure import Structure
 from latency_lab.errors import InvalidArgumentError
 
 __all__ = ["NetworkRegularizer", "FlopsRegularizer", "ModelSizeRegularizer",
@@ -318,10 +321,30 @@ class NetworkRegularizer:
             cost += float(self.op_cost(op, a_in, self._alive(op.out_segments, alive)))
         return cost
 
-    def get_alive_counts(self) -> dict[str, int]:
-        """{conv/dense layer name: alive output channels} (frozen layers in full)."""
-        alive = self._alive_numbers()
-        return {name: int(round(alive[gid])) for name, gid in self._structure_ops.items()}
+    def get_alive_counts(self) -> Structure:
+        """{conv/dense layer name: alive output channels} (frozen and unregularized
+        layers in full), as a `Structure`: a dict of the counts that also carries the
+        kept (alive) channel indices of every layer, so ``apply_structure(model,
+        reg.get_alive_counts())`` and an exported file keep exactly these channels."""
+        vectors = self._algo.group_vectors()
+        alive_idx = self._algo.alive_indices(vectors)
+        counts, kept = {}, {}
+        for name, gid in self._structure_ops.items():
+            idx = alive_idx.get(gid)
+            if idx is None:
+                idx = np.arange(self._sizes[gid], dtype=np.int64)
+            counts[name], kept[name] = len(idx), idx
+        return Structure(counts, kept, self.algorithm, self.l1_fraction)
+
+    def get_group_importance(self) -> dict[str, np.ndarray]:
+        """{conv/dense layer name: its group's importance vector} (float64 numpy) for
+        regularized layers: the combined vector (max of |gamma| or kernel norms, or
+        1 - prod(1 - p) of gate probabilities over every vector of the group) that
+        decides the alive counts; tied layers share one vector. Pass it to
+        ``apply_structure(..., importance=...)`` to rank channels for other counts."""
+        vectors = self._algo.group_importance()
+        return {name: vectors[gid] for name, gid in self._structure_ops.items()
+                if gid in vectors}
 
     def get_regularization_vectors(self) -> dict[str, Any]:
         """{conv/dense layer name: its group's vector} for regularized layers."""

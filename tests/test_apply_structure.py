@@ -271,8 +271,8 @@ def test_output_layer_keeps_full_width_with_warning():
     ({"conv_a": 5, "conv_b": 6}, r"'conv_a' and 'conv_b'.*'conv_a': 5.*'conv_b': 6"),
     ({"nope": 3}, r"no conv/dense layer named 'nope'.*'conv_a'"),
     ({"bn_a": 3}, r"no conv/dense layer named 'bn_a'"),
-    ({"conv_c": 0}, r"'conv_c': 0 is out of range.*\[1, 6\]"),
-    ({"conv_c": 7}, r"'conv_c': 7 is out of range.*\[1, 6\]"),
+    ({"conv_c": -1}, r"'conv_c': -1 is out of range.*\[0, 6\]"),
+    ({"conv_c": 7}, r"'conv_c': 7 is out of range.*\[0, 6\]"),
     ({"conv_c": 2.5}, r"must be an int"),
     (["conv_c"], r"expected a structure mapping"),
 ])

@@ -1,0 +1,464 @@
+"""Exact rebuilds: the slim model computes what the masked model computes.
+
+For each network and algorithm the dead channels of every regularized vector (each BN's
+gamma, each source kernel's columns, each gate's logits) are chosen independently, so a
+channel of a group is dead only where every vector of its group says so. The *masked*
+model is the original with the group-dead channels silenced:
+
+gamma and beta of every BatchNormalization on those channels set to 0 (so each BN
+outputs exactly 0 there), the source kernels' columns and biases set to 0 (a source
+without a BN after it, e.g. a squeeze-excite reduce conv, then outputs 0 through its
+ReLU), and every gate on them closed (logit -10). For logistic_sigmoid the gates alone
+are not enough: `insert_gates` gates a conv's activation, and the BatchNormalization
+after the following depthwise conv (or after a Concatenate) turns a closed gate's 0
+into a constant (beta - gamma * mean / std) that still reaches the next conv; the slim
+model has no such channel, so the masked model zeroes those BNs too.
+
+Then ``apply_structure(model, reg.get_alive_counts())`` and ``apply_structure(model,
+load_structure(path))`` in a fresh process must compute the masked model's outputs, and
+the slim model's FLOPs must equal the regularizer's cost.
+"""
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+import warnings
+
+import numpy as np
+import pytest
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+import keras  # noqa: E402
+
+from latency_lab.analyze import analyze_model  # noqa: E402
+from regularizers import (  # noqa: E402
+    FlopsRegularizer,
+    Structure,
+    apply_structure,
+    export_structure,
+    insert_gates,
+    load_structure,
+)
+from regularizers.grouping import DEPTHWISE_TYPES, SOURCE_TYPES  # noqa: E402
+
+L = keras.layers
+ALGORITHMS = ("gamma", "group_lasso", "logistic_sigmoid")
+THRESHOLD = 1e-2
+ALIVE_THRESHOLD = 0.1
+TOLERANCE = 1e-4
+
+
+# --------------------------------------------------------------------------- networks
+
+
+def _conv_bn(x, filters, kernel, name, act="relu", strides=1):
+    h = L.Conv2D(filters, kernel, strides=strides, padding="same", use_bias=False,
+                 name=name)(x)
+    h = L.BatchNormalization(name=f"{name}_bn")(h)
+    if act == "relu6":
+        return L.ReLU(6.0, name=f"{name}_relu")(h)
+    if act:
+        return L.Activation(act, name=f"{name}_act")(h)
+    return h
+
+
+def inverted_residual_net():
+    """MobileNetV2-style: expand -> depthwise -> linear project, residual Add."""
+    x = keras.Input((16, 16, 3))
+    h = _conv_bn(x, 8, 3, "stem", "relu6", strides=2)
+    for b in range(2):
+        e = _conv_bn(h, 24, 1, f"b{b}_expand", "relu6")
+        d = L.DepthwiseConv2D(3, padding="same", use_bias=False, name=f"b{b}_dw")(e)
+        d = L.BatchNormalization(name=f"b{b}_dw_bn")(d)
+        d = L.ReLU(6.0, name=f"b{b}_dw_relu")(d)
+        p = _conv_bn(d, 8, 1, f"b{b}_project", None)
+        h = L.Add(name=f"b{b}_add")([h, p])
+    h = _conv_bn(h, 16, 1, "head", "relu")
+    h = L.GlobalAveragePooling2D(name="gap")(h)
+    return keras.Model(x, L.Dense(5, name="logits")(h), name="inverted_residual")
+
+
+def concat_net():
+    """Two branches concatenated, a BN on the concatenation (it covers both groups)."""
+    x = keras.Input((16, 16, 3))
+    a = _conv_bn(x, 6, 3, "br_a")
+    b = _conv_bn(x, 4, 1, "br_b")
+    b = _conv_bn(b, 5, 3, "br_b2")
+    c = L.Concatenate(name="cat")([a, b])
+    c = L.BatchNormalization(name="cat_bn")(c)
+    c = L.ReLU(name="cat_relu")(c)
+    h = _conv_bn(c, 8, 1, "mix")
+    h = L.GlobalAveragePooling2D(name="gap")(h)
+    return keras.Model(x, L.Dense(4, name="logits")(h), name="concat")
+
+
+def mnas_net():
+    """MnasNet-style: inverted residual with squeeze-excite (the SE expand conv is tied
+    to the block's channels by the Multiply)."""
+    x = keras.Input((16, 16, 3))
+    h = _conv_bn(x, 8, 3, "stem", "relu", strides=2)
+    for b in range(2):
+        e = _conv_bn(h, 16, 1, f"b{b}_expand")
+        d = L.DepthwiseConv2D(3, padding="same", use_bias=False, name=f"b{b}_dw")(e)
+        d = L.BatchNormalization(name=f"b{b}_dw_bn")(d)
+        d = L.Activation("relu", name=f"b{b}_dw_act")(d)
+        s = L.GlobalAveragePooling2D(keepdims=True, name=f"b{b}_se_gap")(d)
+        s = L.Conv2D(4, 1, activation="relu", name=f"b{b}_se_reduce")(s)
+        s = L.Conv2D(16, 1, activation="sigmoid", name=f"b{b}_se_expand")(s)
+        d = L.Multiply(name=f"b{b}_se_mul")([d, s])
+        p = _conv_bn(d, 8, 1, f"b{b}_project", None)
+        h = L.Add(name=f"b{b}_add")([h, p])
+    h = _conv_bn(h, 16, 1, "head")
+    h = L.GlobalAveragePooling2D(name="gap")(h)
+    return keras.Model(x, L.Dense(5, name="logits")(h), name="mnas")
+
+
+def mobilenet_v2():
+    return keras.applications.MobileNetV2(alpha=0.35, input_shape=(32, 32, 3),
+                                          weights=None, classes=5)
+
+
+NETWORKS = {
+    "inverted_residual": (inverted_residual_net, (16, 16, 3)),
+    "concat": (concat_net, (16, 16, 3)),
+    "mnas_se": (mnas_net, (16, 16, 3)),
+    "mobilenet_v2": (mobilenet_v2, (32, 32, 3)),
+}
+
+
+# ----------------------------------------------------- independent dead channels
+
+
+def _dead_set(rng, n):
+    """About half the channels, never all of them (a group keeps at least one)."""
+    while True:
+        dead = rng.random(n) < 0.5
+        if not dead.all():
+            return dead
+
+
+def _randomize_bn(model, rng):
+    for layer in model.layers:
+        if isinstance(layer, L.BatchNormalization):
+            n = layer.gamma.shape[0]
+            layer.moving_mean.assign(rng.normal(0, 0.3, n).astype("float32"))
+            layer.moving_variance.assign(rng.uniform(0.5, 1.5, n).astype("float32"))
+            layer.beta.assign(rng.normal(0, 0.5, n).astype("float32"))
+            layer.gamma.assign((rng.uniform(0.5, 1.5, n)
+                                * rng.choice([-1, 1], n)).astype("float32"))
+        elif getattr(layer, "bias", None) is not None:
+            layer.bias.assign(rng.normal(0, 0.2, layer.bias.shape).astype("float32"))
+
+
+def _kill_independently(model, algorithm, rng):
+    """Make each vector of `algorithm` dead on its own random channels."""
+    for layer in model.layers:
+        if algorithm == "gamma" and isinstance(layer, L.BatchNormalization):
+            g = layer.gamma.numpy()
+            g[_dead_set(rng, g.shape[0])] = 1e-3
+            layer.gamma.assign(g)
+        elif algorithm == "group_lasso" and type(layer).__name__ in SOURCE_TYPES \
+                and layer.name != "logits" and layer.name != "predictions":
+            k = layer.kernel.numpy()
+            k[..., _dead_set(rng, k.shape[-1])] = 0.0
+            layer.kernel.assign(k)
+        elif algorithm == "logistic_sigmoid" and type(layer).__name__ == "ProbabilisticGate":
+            n = layer.logits.shape[0]
+            # alive: open (+2) or closed but alive (-1: p = 0.27 >= 0.1); dead: -4
+            logits = rng.choice([2.0, -1.0], n)
+            logits[_dead_set(rng, n)] = -4.0
+            layer.logits.assign(logits.astype("float32"))
+
+
+def prepare(network, algorithm, seed=0):
+    build, shape = NETWORKS[network]
+    keras.utils.set_random_seed(seed)
+    model = build()
+    rng = np.random.default_rng(seed)
+    _randomize_bn(model, rng)
+    if algorithm == "logistic_sigmoid":
+        model = insert_gates(model, after=("activation", "linear"))
+    _kill_independently(model, algorithm, rng)
+    x = np.random.default_rng(seed + 1).normal(size=(2, *shape)).astype("float32")
+    return model, x
+
+
+# ------------------------------------------------------------------- the masked model
+
+
+def _covering(cg, op_type):
+    """{group id: [(op, offset)]} for ops of `op_type` acting on a group's channels."""
+    out = {}
+    for cop in cg.ops:
+        if cop.type != op_type:
+            continue
+        offset = 0
+        for gid, mult in cop.in_segments[0]:
+            if mult == 1:
+                out.setdefault(gid, []).append((cop, offset))
+            offset += cg.groups[gid].size * mult
+    return out
+
+
+def group_dead(reg):
+    """{group id: bool mask} of the channels every vector of the group calls dead,
+    computed here from the weights (not by the regularizer)."""
+    cg, model = reg.channel_graph, reg.model
+    dead = {}
+    for gid, g in cg.groups.items():
+        if g.frozen or not g.sources:
+            continue
+        masks = []
+        if reg.algorithm == "gamma":
+            for cop, off in _covering(cg, "BatchNormalization").get(gid, []):
+                gamma = np.abs(model.get_layer(cop.layer_name).gamma.numpy())
+                masks.append(gamma[off:off + g.size] <= THRESHOLD)
+        elif reg.algorithm == "group_lasso":
+            for src in g.sources:
+                k = model.get_layer(src).kernel.numpy()
+                norm = np.sqrt(np.mean(np.square(k.reshape(-1, k.shape[-1])), axis=0))
+                masks.append(norm <= THRESHOLD)
+        else:  # alive when 1 - prod(1 - p) over the group's gates >= alive_threshold
+            keep = [1.0 - 1.0 / (1.0 + np.exp(-model.get_layer(cop.layer_name).logits.numpy()
+                                              .astype(np.float64)[off:off + g.size]))
+                    for cop, off in _covering(cg, "ProbabilisticGate").get(gid, [])]
+            if keep:
+                masks.append(1.0 - np.prod(keep, axis=0) < ALIVE_THRESHOLD)
+        if masks:
+            dead[gid] = np.logical_and.reduce(masks)
+    return dead
+
+
+def mask_in_place(reg, dead):
+    """Silence the group-dead channels everywhere they flow: gamma and beta of every BN
+    on them, the sources' kernel columns and biases, every gate on them closed."""
+    cg, model = reg.channel_graph, reg.model
+    bns = _covering(cg, "BatchNormalization")
+    gates = _covering(cg, "ProbabilisticGate")
+    for gid, d in dead.items():
+        idx = np.flatnonzero(d)
+        if not len(idx):
+            continue
+        for cop, off in gates.get(gid, []):
+            layer = model.get_layer(cop.layer_name)
+            v = layer.logits.numpy()
+            v[off + idx] = -10.0
+            layer.logits.assign(v)
+        for cop, off in bns.get(gid, []):
+            layer = model.get_layer(cop.layer_name)
+            for var in (layer.gamma, layer.beta):
+                v = var.numpy()
+                v[off + idx] = 0.0
+                var.assign(v)
+        for src in cg.groups[gid].sources:
+            layer = model.get_layer(src)
+            for var in (layer.kernel, getattr(layer, "bias", None)):
+                if var is None:
+                    continue
+                v = var.numpy()
+                v[..., idx] = 0.0
+                var.assign(v)
+
+
+def rel_diff(a, b):
+    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+    return float(np.max(np.abs(a - b)) / max(np.max(np.abs(b)), 1e-12))
+
+
+def conv_flops(model):
+    kinds = SOURCE_TYPES | DEPTHWISE_TYPES
+    with warnings.catch_warnings():  # the cost registry has no ProbabilisticGate (free)
+        warnings.simplefilter("ignore")
+        rows = analyze_model(model, allow_unknown=True).layers
+    return sum(row.cost.flops for row in rows if row.type in kinds)
+
+
+# ------------------------------------------------------------------------- the cases
+
+_CHILD = textwrap.dedent("""
+    import json, os, sys
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    import numpy as np
+    import keras
+    import regularizers.gates  # registers ProbabilisticGate for loading
+    from regularizers import apply_structure, load_structure
+    for case in json.loads(sys.argv[1]):
+        model = keras.saving.load_model(os.path.join(case, "model.keras"), compile=False)
+        slim = apply_structure(model, load_structure(os.path.join(case, "structure.json")))
+        x = np.load(os.path.join(case, "x.npz"))["x"]
+        y = keras.ops.convert_to_numpy(slim(x, training=False))
+        np.savez(os.path.join(case, "child.npz"), y=y)
+""")
+
+
+def run_case(network, algorithm, directory, seed=0):
+    """Everything the parent process checks for one case; writes the child's inputs."""
+    model, x = prepare(network, algorithm, seed)
+    reg = FlopsRegularizer(model=model, algorithm=algorithm, threshold=THRESHOLD,
+                           alive_threshold=ALIVE_THRESHOLD)
+    counts = reg.get_alive_counts()
+    cost = reg.get_cost()
+    slim = apply_structure(model, counts)
+    # counts alone (a version-1 file): ranked by the same combined vector; gates and
+    # |gamma| are what apply_structure infers, group_lasso must be named
+    slim_counts = apply_structure(model, dict(counts),
+                                  algorithm="group_lasso" if algorithm == "group_lasso"
+                                  else None)
+    os.makedirs(directory, exist_ok=True)
+    model.save(os.path.join(directory, "model.keras"))
+    export_structure(reg, directory)
+    np.savez(os.path.join(directory, "x.npz"), x=x)
+    dead = group_dead(reg)
+    n_dead = int(sum(d.sum() for d in dead.values()))
+    mask_in_place(reg, dead)
+    masked = keras.ops.convert_to_numpy(model(x, training=False))
+    return {
+        "masked": masked,
+        "slim_diff": rel_diff(slim(x, training=False), masked),
+        "counts_diff": rel_diff(slim_counts(x, training=False), masked),
+        "slim_flops": conv_flops(slim),
+        "cost": cost,
+        "dead": n_dead,
+    }
+
+
+FAST = ("inverted_residual", "concat", "mnas_se")
+CASES = [(n, a) for n in FAST for a in ALGORITHMS]
+SLOW_CASES = [("mobilenet_v2", a) for a in ALGORITHMS]
+
+
+def _run_all(cases, root):
+    results, dirs = {}, []
+    for network, algorithm in cases:
+        d = str(root / f"{network}-{algorithm}")
+        results[(network, algorithm)] = run_case(network, algorithm, d)
+        dirs.append(d)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(
+        [os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+         os.environ.get("PYTHONPATH", "")])}
+    proc = subprocess.run([sys.executable, "-c", _CHILD, json.dumps(dirs)],
+                          capture_output=True, text=True, timeout=600, env=env)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    for (network, algorithm), d in zip(cases, dirs):
+        child = np.load(os.path.join(d, "child.npz"))["y"]
+        results[(network, algorithm)]["child_diff"] = rel_diff(
+            child, results[(network, algorithm)]["masked"])
+    return results
+
+
+@pytest.fixture(scope="module")
+def fast_results(tmp_path_factory):
+    return _run_all(CASES, tmp_path_factory.mktemp("exact"))
+
+
+@pytest.fixture(scope="module")
+def slow_results(tmp_path_factory):
+    return _run_all(SLOW_CASES, tmp_path_factory.mktemp("exact_mnv2"))
+
+
+def _check(r):
+    assert r["dead"] > 0  # the case removes something
+    assert np.abs(r["masked"]).max() > 0
+    assert r["slim_diff"] < TOLERANCE, r["slim_diff"]
+    assert r["counts_diff"] < TOLERANCE, r["counts_diff"]
+    assert r["child_diff"] < TOLERANCE, r["child_diff"]
+    assert r["slim_flops"] == pytest.approx(r["cost"], rel=1e-12)
+
+
+@pytest.mark.parametrize("network, algorithm", CASES)
+def test_slim_computes_the_masked_model(fast_results, network, algorithm):
+    _check(fast_results[(network, algorithm)])
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("network, algorithm", SLOW_CASES)
+def test_mobilenet_v2_slim_computes_the_masked_model(slow_results, network, algorithm):
+    _check(slow_results[(network, algorithm)])
+
+
+# --------------------------------------------------------------- 0 alive, files, align
+
+
+def test_zero_alive_group_keeps_minimum_with_warning():
+    model, x = prepare("inverted_residual", "gamma", seed=2)
+    for bn in ("b0_expand_bn", "b0_dw_bn"):  # every vector of b0_expand's group dead
+        gamma = model.get_layer(bn).gamma
+        gamma.assign(np.full(gamma.shape, 1e-3, "float32"))
+    g = model.get_layer("b0_dw_bn").gamma.numpy()
+    g[7] = 5e-3  # still dead, but the best ranked
+    model.get_layer("b0_dw_bn").gamma.assign(g)
+    reg = FlopsRegularizer(model=model, threshold=THRESHOLD)
+    counts = reg.get_alive_counts()
+    assert counts["b0_expand"] == 0 and list(counts.kept["b0_expand"]) == []
+    with pytest.warns(UserWarning, match=r"\['b0_expand'\] have 0 alive channels.*keeps 1"):
+        slim = apply_structure(model, counts)
+    assert slim.get_layer("b0_expand").filters == 1
+    np.testing.assert_array_equal(slim.get_layer("b0_dw").kernel.numpy(),
+                                  model.get_layer("b0_dw").kernel.numpy()[:, :, [7]])
+    assert np.all(np.isfinite(keras.ops.convert_to_numpy(slim(x))))
+    with pytest.warns(UserWarning, match=r"keeps 4 .*align=4"):
+        slim4 = apply_structure(model, counts, align=4)
+    assert slim4.get_layer("b0_expand").filters == 4
+    assert slim4(x).shape == model(x).shape
+
+
+def test_align_tops_up_recorded_channels_with_the_best_ranked():
+    model, _ = prepare("inverted_residual", "gamma", seed=3)
+    s = Structure({"head": 2}, kept={"head": [3, 11]}, algorithm="gamma")
+    slim = apply_structure(model, s, align=4)
+    gamma = np.abs(model.get_layer("head_bn").gamma.numpy()).astype(np.float64)
+    gamma[[3, 11]] = np.inf
+    keep = np.sort(np.argsort(-gamma, kind="stable")[:4])
+    assert {3, 11} <= set(keep)
+    np.testing.assert_array_equal(slim.get_layer("head").kernel.numpy(),
+                                  model.get_layer("head").kernel.numpy()[..., keep])
+
+
+@pytest.mark.backend_independent
+def test_structure_file_records_kept_indices_and_reads_version_1(tmp_path):
+    s = Structure({"a": 2, "b": 3}, kept={"a": [4, 1]}, algorithm="gamma")
+    assert s == {"a": 2, "b": 3} and list(s.kept["a"]) == [1, 4]
+    path = export_structure(s, tmp_path)
+    data = json.loads(open(path).read())
+    assert data["version"] == 2 and data["counts"] == {"a": 2, "b": 3}
+    assert data["kept"] == {"a": [1, 4]} and data["algorithm"] == "gamma"
+    back = load_structure(path)
+    assert back == s and list(back.kept["a"]) == [1, 4] and back.algorithm == "gamma"
+    old = tmp_path / "v1.json"
+    old.write_text(json.dumps({"a": 2, "b": 0}))
+    v1 = load_structure(old)
+    assert v1 == {"a": 2, "b": 0} and v1.kept == {} and v1.algorithm is None
+    for kept, match in (({"a": [1]}, "count 2 but 1 kept"), ({"a": [1, 1]}, "1 distinct"),
+                        ({"a": [-1, 2]}, "non-negative ints"), ({"c": [0]}, "no count")):
+        with pytest.raises(ValueError, match=match):
+            Structure({"a": 2}, kept=kept)
+        bad = tmp_path / "bad.json"
+        bad.write_text(json.dumps({**s.to_json(), "counts": {"a": 2}, "kept": kept}))
+        with pytest.raises(ValueError, match=match):
+            load_structure(bad)
+    bad.write_text(json.dumps({**s.to_json(), "version": 9}))
+    with pytest.raises(ValueError, match="version 9"):
+        load_structure(bad)
+
+
+def test_recorded_indices_are_checked_against_the_model():
+    model, _ = prepare("inverted_residual", "gamma")
+    with pytest.raises(ValueError, match="index 99, outside its 16 channels"):
+        apply_structure(model, Structure({"head": 2}, kept={"head": [0, 99]}))
+    with pytest.raises(ValueError, match="'stem' and 'b0_project' are tied.*different"):
+        apply_structure(model, Structure({"stem": 2, "b0_project": 2},
+                                         kept={"stem": [0, 1], "b0_project": [0, 2]}))
+    with pytest.raises(ValueError, match="`algorithm`"):
+        apply_structure(model, {"head": 2}, algorithm="l1")
+
+
+if __name__ == "__main__":  # prints the table: python tests/test_structure_exact.py DIR
+    import pathlib
+
+    which = CASES + (SLOW_CASES if "--all" in sys.argv else [])
+    out = _run_all(which, pathlib.Path(sys.argv[1]))
+    for key, r in out.items():
+        print(f"{key[0]:18s} {key[1]:17s} dead={r['dead']:3d} slim={r['slim_diff']:.3g} "
+              f"counts={r['counts_diff']:.3g} child={r['child_diff']:.3g} flops={r['slim_flops']:.0f} cost={r['cost']:.0f}")
