@@ -45,6 +45,11 @@ class Structure(dict):
 
     def __init__(self, counts: Mapping | None = None, kept: Mapping | None = None,
                  algorithm: str | None = None, l1_fraction: float = 0.0):
+        if counts is not None and not isinstance(counts, Mapping):
+            try:  # (name, count) pairs, as dict() takes them (dataclasses.asdict does so)
+                counts = dict(counts)
+            except (TypeError, ValueError):
+                pass  # _check_counts names what it got
         super().__init__(_check_counts({} if counts is None else counts, "Structure"))
         self.kept = _check_kept(kept or {}, self, "Structure")
         self.algorithm = algorithm

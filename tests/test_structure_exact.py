@@ -462,3 +462,18 @@ if __name__ == "__main__":  # prints the table: python tests/test_structure_exac
     for key, r in out.items():
         print(f"{key[0]:18s} {key[1]:17s} dead={r['dead']:3d} slim={r['slim_diff']:.3g} "
               f"counts={r['counts_diff']:.3g} child={r['child_diff']:.3g} flops={r['slim_flops']:.0f} cost={r['cost']:.0f}")
+
+
+def test_a_structure_survives_dataclasses_asdict():
+    """Result dataclasses holding a Structure are written with dataclasses.asdict, which
+    rebuilds a dict subclass from (key, value) pairs."""
+    import dataclasses
+
+    from regularizers.structure import Structure
+
+    @dataclasses.dataclass
+    class Row:
+        structure: dict
+
+    s = Structure({"conv": 3}, kept={"conv": [0, 2, 5]})
+    assert dataclasses.asdict(Row(s)) == {"structure": {"conv": 3}}
