@@ -16,6 +16,7 @@ import numpy as np
 from latency_lab import device_info, op_kinds
 from latency_lab.bench import calibration, ceilings, plans
 from latency_lab.errors import ProfileError
+from latency_lab.predictors import samples_xy, with_fitted_lookup
 from latency_lab.profile import DeviceProfile, Sample
 from latency_lab.runtimes import OpProgram, get as get_runtime
 from latency_lab.timing import Measurement, TimingConfig, pool_passes
@@ -375,4 +376,8 @@ def run_profile(run: ProfileRun) -> DeviceProfile:
             f"phase (a large elementwise op and one op per compute class) that every "
             f"profile needs; run `latency-lab profile` again without --resume.")
     prof = DeviceProfile.load(run.out)
+    if state["complete"] and samples_xy(prof)[0]:  # the lookup fit, stored for fast loads
+        run.log("fitting the lookup models (stored in the profile: later loads skip the fit)")
+        prof = with_fitted_lookup(prof)
+        prof.save(run.out)
     return prof

@@ -265,6 +265,19 @@ def test_budget_exceeded_after_first_batch_keeps_samples(tmp_path, world):
     assert DeviceProfile.load(out) == prof
 
 
+def test_a_complete_run_stores_the_fitted_lookup_models_and_a_partial_one_does_not(
+        tmp_path, world):
+    from latency_lab.predictors import LookupTableModel
+
+    prof = run_profile(make_run(tmp_path / "p.json"))
+    assert prof.fitted["lookup"]["models"]
+    assert DeviceProfile.load(tmp_path / "p.json") == prof
+    assert set(LookupTableModel(prof).fit().gp_fits_.values()) == {"stored"}
+    world.seconds_per_call = 100.0
+    partial = run_profile(make_run(tmp_path / "q.json", budget_s=50))
+    assert partial.progress["complete"] is False and partial.fitted == {}
+
+
 def test_budget_spent_by_planning_still_measures_the_first_batch(tmp_path, world,
                                                                   monkeypatch):
     """Planning (building keras.applications models) can outlast a small budget; the
