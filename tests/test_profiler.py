@@ -122,6 +122,8 @@ def world(monkeypatch):
                         raising=False)
     monkeypatch.setattr(calibration, "calibration_labels", lambda quick: [])
     monkeypatch.setattr(profiler, "time", types.SimpleNamespace(time=w.clock.time))
+    # The lookup fit a complete run ends with (seconds each): one test checks it.
+    monkeypatch.setattr(profiler, "with_fitted_lookup", lambda prof: prof)
     w.n_planned = len(plans.roofline_plan(True)) + 40
     return w
 
@@ -266,9 +268,10 @@ def test_budget_exceeded_after_first_batch_keeps_samples(tmp_path, world):
 
 
 def test_a_complete_run_stores_the_fitted_lookup_models_and_a_partial_one_does_not(
-        tmp_path, world):
-    from latency_lab.predictors import LookupTableModel
+        tmp_path, world, monkeypatch):
+    from latency_lab.predictors import LookupTableModel, with_fitted_lookup
 
+    monkeypatch.setattr(profiler, "with_fitted_lookup", with_fitted_lookup)
     prof = run_profile(make_run(tmp_path / "p.json"))
     assert prof.fitted["lookup"]["models"]
     assert DeviceProfile.load(tmp_path / "p.json") == prof
