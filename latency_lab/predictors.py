@@ -13,10 +13,20 @@ stored samples at load time (never pickled):
   efficiency far from them). Out-of-range configurations are clamped to the table's
   range or refused, as chosen.
 - FlopsBaseline: latency = c * FLOPs with one fitted constant; for comparison only.
+
+Refitting the lookup table's Gaussian processes with hyperparameter optimization takes
+tens of seconds on a full profile, so the fitted hyperparameters are stored beside the
+samples (the profile's ``fitted`` section: plain numbers, `LookupTableModel.fitted_section`,
+`with_fitted_lookup`) and a load refits with them held fixed, which reproduces the
+optimized fit exactly; the section is used only while its key (a digest of the samples,
+the roofline, the fit settings, LOOKUP_FIT_VERSION and the scikit-learn version) and
+each op's training-data digest match, and ignored otherwise (the slow fit runs).
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import math
 import warnings
 from dataclasses import dataclass
@@ -34,7 +44,7 @@ from latency_lab.profile import DeviceProfile, load_profile, network_latency_ms,
 __all__ = ["RooflineModel", "LookupTableModel", "FlopsBaseline", "PREDICTORS",
            "make_predictor", "predict_items", "LayerPrediction", "samples_xy",
            "channel_tile_for", "padded_config", "featurize", "UnseenCategoryWarning",
-           "rmspe"]
+           "rmspe", "LOOKUP_FIT_VERSION", "with_fitted_lookup"]
 
 Kernel = tuple  # (op, config)
 
@@ -217,6 +227,61 @@ def featurize(op: str, cfg: dict, categories: dict[str, list],
     return feats
 
 
+# The version of everything that shapes the lookup table's Gaussian processes besides
+# the samples and the fit settings: `featurize` and the op kinds' `features` and flags,
+# `padded_config`, the roofline base (`LookupTableModel._roof`), the kernel and its
+# bounds (`LookupTableModel._gp`). Bump it when any of them changes: stored fits of
+# another version are refit. (Each stored model also carries a digest of its training
+# data, so a change that forgets the bump still refits instead of reusing stale
+# hyperparameters.)
+LOOKUP_FIT_VERSION = 1
+
+
+def _data_digest(feats: np.ndarray, target: np.ndarray) -> str:
+    """SHA-256 of a Gaussian process's training data (shapes and float64 bits)."""
+    h = hashlib.sha256()
+    for a in (feats, target):
+        a = np.ascontiguousarray(a, dtype="<f8")
+        h.update(repr(a.shape).encode())
+        h.update(a.tobytes())
+    return h.hexdigest()
+
+
+def _hyperparameter_values(kernel) -> list[float]:
+    """The kernel's free hyperparameters as plain numbers (not log-transformed), in
+    the order of `kernel.theta`."""
+    params = kernel.get_params()
+    out: list[float] = []
+    for hp in kernel.hyperparameters:
+        if not hp.fixed:
+            out.extend(float(v) for v in np.atleast_1d(params[hp.name]))
+    return out
+
+
+def _with_hyperparameters(kernel, values: Sequence[float]):
+    """A copy of `kernel` with its free hyperparameters set to `values` the way the
+    `theta` setter sets them (arrays for vector-valued ones), so a kernel rebuilt from
+    stored numbers is bit for bit the fitted one; None when the count differs."""
+    from sklearn.base import clone
+
+    params: dict[str, Any] = {}
+    i = 0
+    for hp in kernel.hyperparameters:
+        if hp.fixed:
+            continue
+        n = hp.n_elements
+        if n > 1:
+            params[hp.name] = np.array(values[i:i + n], dtype=float)
+        elif i < len(values):
+            params[hp.name] = np.float64(values[i])
+        i += n
+    if i != len(values):
+        return None
+    out = clone(kernel)
+    out.set_params(**params)
+    return out
+
+
 class UnseenCategoryWarning(UserWarning):
     """A configuration names a category (an activation fn, ...) the profile's table
     has no timings of; out_of_range='clamp' predicts it anyway, from the others."""
@@ -236,17 +301,25 @@ class LookupTableModel(_ProfilePredictor):
     "error".
     channel_tile: "auto" (default: from the profile's SIMD flags, `channel_tile_for`),
     a number of channels, or None to regress on channel counts alone.
+    use_fitted: True (default) to take each op's kernel hyperparameters from the
+    profile's ``fitted.lookup`` section when its key matches this fit (same samples,
+    roofline, settings, LOOKUP_FIT_VERSION and scikit-learn version) and the op's
+    training data matches its digest: the Gaussian process is then fitted with them
+    held fixed (no optimization), which gives the same predictions in a fraction of
+    the time. False always optimizes. After `fit`, `gp_fits_` says per op which way
+    it went ("stored" or "optimized").
     """
 
     def __init__(self, profile: Any = None, out_of_range: str = "clamp",
                  missing_op: str = "roofline", min_samples: int = 4, random_state: int = 0,
-                 channel_tile: int | str | None = "auto"):
+                 channel_tile: int | str | None = "auto", use_fitted: bool = True):
         self.profile = profile
         self.out_of_range = out_of_range
         self.missing_op = missing_op
         self.min_samples = min_samples
         self.random_state = random_state
         self.channel_tile = channel_tile
+        self.use_fitted = use_fitted
 
     def fit(self, X=None, y=None) -> "LookupTableModel":
         if self.out_of_range not in ("clamp", "error"):
@@ -273,6 +346,9 @@ class LookupTableModel(_ProfilePredictor):
             )
         self.table_ = {sample_key(op, cfg): float(t) for (op, cfg), t in zip(kernels, y)}
         self._warned: set = set()  # (op, unseen categories) already warned about
+        self.fit_key_ = self._fit_key(kernels, y)
+        stored = self._stored_models(prof)
+        self.gp_fits_: dict[str, str] = {}
         self.models_: dict[str, dict] = {}
         by_op: dict[str, list[int]] = {}
         for i, (op, _) in enumerate(kernels):
@@ -287,12 +363,16 @@ class LookupTableModel(_ProfilePredictor):
                 continue
             cats = {k: sorted({c[k] for c in cfgs}) for k in cfgs[0] if isinstance(cfgs[0][k], str)}
             feats = np.array([featurize(op, c, cats, tile, b) for c, b in zip(cfgs, base)])
+            digest = _data_digest(feats, target)
+            gp = self._stored_gp(prof, op, feats, target, digest, stored.get(op))
+            self.gp_fits_[op] = "optimized" if gp is None else "stored"
             self.models_[op] = {
-                "gp": self._gp(feats, target),
+                "gp": self._gp(feats, target) if gp is None else gp,
                 "categories": cats,
                 "low": feats.min(axis=0),
                 "high": feats.max(axis=0),
                 "keys": sorted(cfgs[0]),
+                "data_sha256": digest,
             }
         self.median_log_efficiency_ = float(np.median(log_eff_all))
         self._fit_in_network(prof)
@@ -370,8 +450,8 @@ class LookupTableModel(_ProfilePredictor):
                     op_kinds.weight_bytes(op, cfg), network_weight_bytes)
         return total
 
-    def _gp(self, feats: np.ndarray, target: np.ndarray):
-        from sklearn.gaussian_process import GaussianProcessRegressor
+    @staticmethod
+    def _kernel(feats: np.ndarray):
         from sklearn.gaussian_process.kernels import RBF, ConstantKernel, WhiteKernel
 
         span = np.maximum(feats.max(axis=0) - feats.min(axis=0), 1.0)
@@ -379,14 +459,111 @@ class LookupTableModel(_ProfilePredictor):
         # channels): shorter ones let a table of ~50 samples fold between its points
         # (dense 1024->1000 was predicted at twice its measured neighbours, 0.32 ms vs
         # 0.15-0.16 ms, and MobileNetV3 heads with it: validation RMSPE 19.2% vs 8.1%).
-        kernel = (ConstantKernel(0.3, (1e-3, 10.0)) * RBF(span, (0.3, 1e3))
-                  + WhiteKernel(1e-3, (1e-6, 1e-1)))
-        gp = GaussianProcessRegressor(kernel=kernel, normalize_y=True, random_state=self.random_state,
-                                      n_restarts_optimizer=1)
+        return (ConstantKernel(0.3, (1e-3, 10.0)) * RBF(span, (0.3, 1e3))
+                + WhiteKernel(1e-3, (1e-6, 1e-1)))
+
+    def _gp(self, feats: np.ndarray, target: np.ndarray, kernel=None):
+        """A Gaussian process over `feats`: its kernel's hyperparameters optimized
+        (the slow path), or, given a `kernel` with them set, held fixed."""
+        from sklearn.gaussian_process import GaussianProcessRegressor
+
+        if kernel is None:
+            gp = GaussianProcessRegressor(kernel=self._kernel(feats), normalize_y=True,
+                                          random_state=self.random_state,
+                                          n_restarts_optimizer=1)
+        else:
+            gp = GaussianProcessRegressor(kernel=kernel, normalize_y=True, optimizer=None,
+                                          random_state=self.random_state)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # convergence chatter on tiny tables
             gp.fit(feats, target)
         return gp
+
+    # -- stored fits (the profile's `fitted.lookup` section) -------------------------
+
+    def _fit_key(self, kernels: list, y: np.ndarray) -> str | None:
+        """SHA-256 of everything that shapes the fit: the table (configurations and
+        latency figures, in order), the roofline the efficiencies are relative to, the
+        settings, LOOKUP_FIT_VERSION and the scikit-learn version. None when the fit
+        cannot be reproduced from stored numbers (a RandomState object, non-JSON X)."""
+        import sklearn
+
+        rs = self.random_state
+        if rs is not None and (isinstance(rs, bool) or not isinstance(rs, int)):
+            return None
+        payload = {
+            "fit_version": LOOKUP_FIT_VERSION,
+            "scikit_learn": sklearn.__version__,
+            "settings": {"channel_tile": self.channel_tile_, "min_samples": self.min_samples,
+                         "random_state": rs},
+            "roofline": {"compute_flops_per_s": self.peak_flops_per_s_,
+                         "memory_bytes_per_s": self.memory_bytes_per_s_,
+                         "per_op_ms": self.per_op_ms_},
+            "table": [[op, cfg, float(t)] for (op, cfg), t in zip(kernels, y)],
+        }
+        try:
+            text = json.dumps(payload, sort_keys=True, separators=(",", ":"), allow_nan=False)
+        except (TypeError, ValueError):
+            return None
+        return hashlib.sha256(text.encode()).hexdigest()
+
+    def _stored_models(self, prof: DeviceProfile) -> dict:
+        """The profile's stored models when they belong to this fit, else {}."""
+        if not self.use_fitted or self.fit_key_ is None:
+            return {}
+        entry = prof.fitted.get("lookup")
+        if not entry or entry["key"] != self.fit_key_:
+            return {}
+        return entry["models"]
+
+    def _stored_gp(self, prof: DeviceProfile, op: str, feats: np.ndarray,
+                   target: np.ndarray, digest: str, stored: dict | None):
+        """The Gaussian process of `op` fitted with its stored hyperparameters, or None
+        (nothing stored for it, or its training data is not what they were fitted on)."""
+        if stored is None or stored["data_sha256"] != digest:
+            return None
+        kernel = self._kernel(feats)
+        values = stored["hyperparameters"]
+        path = f"fitted.lookup.models.{op}.hyperparameters"
+        fixed = _with_hyperparameters(kernel, values)
+        if fixed is None:
+            raise ProfileError(
+                f"{prof.source}: field '{path}' has {len(values)} values, but the {op!r} "
+                f"kernel has {kernel.n_dims} hyperparameters; remove the 'fitted' section "
+                "(it is derived from the samples) or re-create it with "
+                "`scripts/fit_profile.py`.")
+        log_values = np.log(np.asarray(values, dtype=float))
+        low, high = kernel.bounds[:, 0], kernel.bounds[:, 1]
+        outside = np.flatnonzero((log_values < low - 1e-9) | (log_values > high + 1e-9))
+        if outside.size:
+            i = int(outside[0])
+            raise ProfileError(
+                f"{prof.source}: field '{path}[{i}]' is {values[i]!r}, outside the "
+                f"kernel's bounds [{math.exp(low[i]):g}, {math.exp(high[i]):g}]; remove "
+                "the 'fitted' section (it is derived from the samples) or re-create it "
+                "with `scripts/fit_profile.py`.")
+        return self._gp(feats, target, kernel=fixed)
+
+    def fitted_section(self) -> dict:
+        """The profile's ``fitted.lookup`` section for this fit: per op kind, the
+        kernel's fitted hyperparameters (plain numbers) and a digest of its training
+        data, under the fit's key. `with_fitted_lookup` stores it."""
+        import sklearn
+
+        if not hasattr(self, "models_"):
+            raise InvalidArgumentError("fit the LookupTableModel before fitted_section()")
+        if self.fit_key_ is None:
+            raise InvalidArgumentError(
+                "this fit cannot be stored: random_state must be an integer or None and "
+                "the table's configurations plain JSON values")
+        return {
+            "key": self.fit_key_,
+            "fit_version": LOOKUP_FIT_VERSION,
+            "scikit_learn": sklearn.__version__,
+            "models": {op: {"hyperparameters": _hyperparameter_values(m["gp"].kernel_),
+                            "data_sha256": m["data_sha256"]}
+                       for op, m in sorted(self.models_.items())},
+        }
 
     def predict_work(self, flops: float, nbytes: float, cls: str) -> float:
         return self.roofline_ms(flops, nbytes, cls) * math.exp(self.median_log_efficiency_)
@@ -447,6 +624,19 @@ PREDICTORS: dict[str, type] = {
     "roofline": RooflineModel,
     "flops": FlopsBaseline,
 }
+
+
+def with_fitted_lookup(profile: Any) -> DeviceProfile:
+    """`profile` with its ``fitted.lookup`` section derived afresh: the lookup table's
+    Gaussian processes fitted with hyperparameter optimization (the slow path; a
+    stored section is ignored) under the default settings, which every load uses.
+    Save the result to make later loads fast. Raises ProfileError for a profile
+    without lookup-table samples (a datasheet profile)."""
+    prof = load_profile(profile)
+    est = LookupTableModel(prof, use_fitted=False).fit()
+    fitted = prof.fitted
+    fitted["lookup"] = est.fitted_section()
+    return prof.replace(fitted=fitted)
 
 
 def make_predictor(name: str, profile: Any, **kwargs: Any):

@@ -5,7 +5,9 @@ Layout (version 2) is documented in DESIGN.md ("Device profile (JSON)"). Loading
 validates every field and names the offending field path in the error; older versions
 are upgraded through a registry of one-step upgrade functions (``_UPGRADES``), so a
 future version 3 is one more entry there. Nothing in a profile is ever executed or
-unpickled: predictors are refit from the stored samples.
+unpickled: predictors are refit from the stored samples (the optional ``fitted``
+section holds plain numbers, fitted hyperparameters keyed by a digest of what shaped
+them, that make the refit cheap).
 
 This module imports only the standard library (no TensorFlow).
 """
@@ -43,7 +45,7 @@ _FIX_HINT = "fix the file, or re-create it with `latency-lab profile`"
 # Top-level fields in the order `to_dict` writes them.
 _TOP_LEVEL_FIELDS = (
     "schema", "version", "created_utc", "tool_version", "device", "runtime",
-    "provenance", "roofline", "overhead", "samples", "calibration", "progress",
+    "provenance", "roofline", "overhead", "samples", "calibration", "progress", "fitted",
 )
 # Read and dropped: an empty section every profile written before 0.2 carries (predictors
 # are refit from the samples; nothing ever read it).
@@ -533,6 +535,62 @@ def _v_progress(ctx: _Ctx, value: Any) -> dict:
     return out
 
 
+_HEX_DIGITS = frozenset("0123456789abcdef")
+
+
+def _sha256_hex(ctx: _Ctx, value: Any, path: str) -> str:
+    text = _str(ctx, value, path)
+    if len(text) != 64 or not set(text) <= _HEX_DIGITS:
+        raise ctx.fail(path, f"must be a SHA-256 digest (64 lowercase hex digits), got "
+                       f"{text!r:.80}", "remove the 'fitted' section (it is derived; "
+                       "`scripts/fit_profile.py` re-creates it)")
+    return text
+
+
+def _v_fitted(ctx: _Ctx, value: Any) -> dict:
+    """The fitted lookup models (derived from the samples, stored for fast loads):
+
+        "fitted": {"lookup": {"key": SHA-256 of what shapes the fit,
+                              "fit_version": int, "scikit_learn": "1.9.1",
+                              "models": {op: {"hyperparameters": [numbers > 0],
+                                              "data_sha256": SHA-256}}}}
+
+    Only plain numbers and strings; `LookupTableModel` checks the key and each model's
+    data digest and refits whatever does not match."""
+    p = "fitted"
+    d = _dict(ctx, value, p)
+    _no_extra(ctx, d, ("lookup",), p)
+    out = {}
+    if "lookup" in d:
+        lp = "fitted.lookup"
+        lk = _dict(ctx, d["lookup"], lp)
+        _no_extra(ctx, lk, ("key", "fit_version", "scikit_learn", "models"), lp)
+        models = {}
+        mp = f"{lp}.models"
+        for op, m in _dict(ctx, _get(ctx, lk, "models", lp), mp).items():
+            opp = _join(mp, str(op))
+            m = _dict(ctx, m, opp)
+            _no_extra(ctx, m, ("hyperparameters", "data_sha256"), opp)
+            hp = _list(ctx, _get(ctx, m, "hyperparameters", opp), f"{opp}.hyperparameters")
+            if not hp:
+                raise ctx.fail(f"{opp}.hyperparameters", "must list the kernel's "
+                               "hyperparameters, got an empty list")
+            models[str(op)] = {
+                "hyperparameters": [_num(ctx, v, f"{opp}.hyperparameters[{i}]", strict=True)
+                                    for i, v in enumerate(hp)],
+                "data_sha256": _sha256_hex(ctx, _get(ctx, m, "data_sha256", opp),
+                                           f"{opp}.data_sha256"),
+            }
+        out["lookup"] = {
+            "key": _sha256_hex(ctx, _get(ctx, lk, "key", lp), f"{lp}.key"),
+            "fit_version": _int(ctx, _get(ctx, lk, "fit_version", lp), f"{lp}.fit_version",
+                                minimum=1),
+            "scikit_learn": _str(ctx, _get(ctx, lk, "scikit_learn", lp), f"{lp}.scikit_learn"),
+            "models": models,
+        }
+    return out
+
+
 def _validate_v2(ctx: _Ctx, data: dict) -> dict:
     _no_extra(ctx, data, _TOP_LEVEL_FIELDS + _LEGACY_FIELDS, "")
     out = {
@@ -558,6 +616,8 @@ def _validate_v2(ctx: _Ctx, data: dict) -> dict:
         ctx, _dict(ctx, data.get("calibration", {}), "calibration"), "calibration")
     if data.get("progress") is not None:
         out["progress"] = _v_progress(ctx, data["progress"])
+    if data.get("fitted") is not None:
+        out["fitted"] = _v_fitted(ctx, data["fitted"])
     return out
 
 
@@ -716,7 +776,8 @@ class DeviceProfile:
 
     def replace(self, **sections: Any) -> "DeviceProfile":
         """A new profile with top-level sections replaced (validated), e.g.
-        ``profile.replace(calibration={...}, progress=None)``."""
+        ``profile.replace(calibration={...}, progress=None)``; ``fitted=None`` drops
+        the stored fitted models."""
         data = self.to_dict()
         for key, value in sections.items():
             if key not in _TOP_LEVEL_FIELDS or key in ("schema", "version"):
@@ -725,8 +786,8 @@ class DeviceProfile:
                     f"{', '.join(k for k in _TOP_LEVEL_FIELDS if k not in ('schema', 'version'))}.")
             if key == "samples":
                 value = [_sample_dict(s) for s in value]
-            if value is None and key == "progress":
-                data.pop("progress", None)
+            if value is None and key in ("progress", "fitted"):
+                data.pop(key, None)
             else:
                 data[key] = copy.deepcopy(value)
         return DeviceProfile(data, source=self.source)
@@ -833,6 +894,12 @@ class DeviceProfile:
     def progress(self) -> dict | None:
         p = self._data.get("progress")
         return dict(p) if p is not None else None
+
+    @property
+    def fitted(self) -> dict:
+        """Fitted predictor models stored beside the samples (derived data for fast
+        loads, see `LookupTableModel.fitted_section`); {} when there are none."""
+        return copy.deepcopy(self._data.get("fitted") or {})
 
     # -- queries -------------------------------------------------------------------
 

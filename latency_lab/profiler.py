@@ -20,6 +20,7 @@ import numpy as np
 from latency_lab import device_info, op_kinds
 from latency_lab.bench import calibration, ceilings, plans
 from latency_lab.errors import ProfileError, ProfileInterrupted
+from latency_lab.predictors import samples_xy, with_fitted_lookup
 from latency_lab.profile import DeviceProfile, Sample
 from latency_lab.runtimes import OpProgram, get as get_runtime
 from latency_lab.timing import Measurement, TimingConfig, pool_passes
@@ -479,6 +480,10 @@ def _run_profile(run: ProfileRun, started: float, stop: dict) -> DeviceProfile:
         run.log(f"budget reached: {len(samples)} samples kept in {run.out}; finish with "
                 f"`{resume_command(run)}`")
     prof = DeviceProfile.load(run.out)
+    if state["complete"] and samples_xy(prof)[0]:  # the lookup fit, stored for fast loads
+        run.log("fitting the lookup models (stored in the profile: later loads skip the fit)")
+        prof = with_fitted_lookup(prof)
+        prof.save(run.out)
     return prof
 
 

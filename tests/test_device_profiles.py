@@ -134,3 +134,25 @@ def test_shipped_measured_profiles_load_and_fit(name):
     assert len(p.samples) > 100
     model = LookupTableModel(p).fit()
     assert model.models_, "lookup tables fitted from the stored samples"
+
+
+@pytest.mark.parametrize("name", MEASURED)
+def test_shipped_measured_profiles_store_a_current_lookup_fit(name):
+    """Loads of a shipped profile skip the slow hyperparameter search: its stored fit
+    matches the samples and the lookup code (after changing either, run
+    `scripts/fit_profile.py --shipped`). Only checkable with the scikit-learn version
+    the fit was stored with; another version refits, correctly but slowly."""
+    import sklearn
+
+    from latency_lab.predictors import LookupTableModel
+
+    p = load_profile(name)
+    stored = p.fitted.get("lookup")
+    assert stored, f"{name} has no fitted section; run scripts/fit_profile.py --shipped"
+    if stored["scikit_learn"] != sklearn.__version__:
+        pytest.skip(f"fit stored with scikit-learn {stored['scikit_learn']}, "
+                    f"this is {sklearn.__version__}")
+    fits = LookupTableModel(p).fit().gp_fits_
+    assert set(fits.values()) == {"stored"}, (
+        f"{name}: stored fit is stale for {[op for op, how in fits.items() if how != 'stored']}; "
+        "run scripts/fit_profile.py --shipped")

@@ -632,3 +632,101 @@ def test_lookup_predicts_a_step_of_channels_at_one_time():
     est = LookupTableModel(prof.with_samples(list(prof.samples) + samples)).fit()
     pred = est.predict([("depthwise", dict(h=16, w=16, c=c, k=3, s=1)) for c in range(9, 16)])
     assert np.ptp(pred) == pytest.approx(0.0, abs=1e-12)
+
+
+# --------------------------------------------- stored fits (the profile's fitted section)
+
+def _off_table_configs():
+    """Configurations between and beyond the table's points, each op kind."""
+    X = [("conv2d", dict(h=h, w=h, cin=ci, cout=co, k=3, s=1))
+         for h in (9, 12, 20) for ci in (5, 12, 40) for co in (7, 24, 33)]
+    X += [("dense", dict(rows=1, cin=c, cout=10)) for c in (9, 50, 100)]
+    X += [("depthwise", dict(h=h, w=h, c=c, k=3, s=1)) for h in (10, 14) for c in (9, 20, 40)]
+    return X
+
+
+def test_stored_fit_round_trips_and_predicts_what_the_slow_fit_does(tmp_path):
+    from latency_lab.predictors import with_fitted_lookup
+
+    prof = _profile()
+    slow = LookupTableModel(prof).fit()
+    assert set(slow.gp_fits_) == {"conv2d", "dense", "depthwise"}
+    assert set(slow.gp_fits_.values()) == {"optimized"}
+    path = tmp_path / "p.json"
+    with_fitted_lookup(prof).save(path)
+    stored = DeviceProfile.load(path)
+    section = json.loads(path.read_text())["fitted"]["lookup"]
+    assert sorted(section["models"]) == ["conv2d", "dense", "depthwise"]
+    assert section == stored.fitted["lookup"]
+    fast = LookupTableModel(stored).fit()
+    assert set(fast.gp_fits_.values()) == {"stored"}
+    assert all(m["gp"].optimizer is None for m in fast.models_.values())
+    assert fast.fitted_section() == section  # the same hyperparameters, bit for bit
+    X = _off_table_configs() + [(s.op, s.config) for s in prof.samples]
+    np.testing.assert_array_equal(fast.predict(X), slow.predict(X))
+    assert fast.in_network_stream_ == slow.in_network_stream_
+    assert fast.median_log_efficiency_ == slow.median_log_efficiency_
+    # use_fitted=False ignores the section.
+    assert set(LookupTableModel(stored, use_fitted=False).fit().gp_fits_.values()) == {"optimized"}
+
+
+def test_a_changed_sample_or_library_version_refits_the_slow_way(monkeypatch):
+    import sklearn
+
+    from latency_lab.predictors import with_fitted_lookup
+
+    stored = with_fitted_lookup(_profile())
+    assert set(LookupTableModel(stored).fit().gp_fits_.values()) == {"stored"}
+    # One sample remeasured: the key no longer matches, every op is refit.
+    s0 = stored.samples[0]
+    changed = stored.with_samples([Sample(s0.op, s0.config, s0.median_ms * 1.1, 0.0, 5,
+                                          (s0.median_ms * 1.1,) * 5)] + stored.samples[1:])
+    assert changed.fitted == stored.fitted  # still there, but stale
+    refit = LookupTableModel(changed).fit()
+    assert set(refit.gp_fits_.values()) == {"optimized"}
+    np.testing.assert_array_equal(
+        refit.predict(_off_table_configs()),
+        LookupTableModel(changed, use_fitted=False).fit().predict(_off_table_configs()))
+    # Other settings than the stored fit's: refit.
+    assert set(LookupTableModel(stored, random_state=1).fit().gp_fits_.values()) == {"optimized"}
+    assert set(LookupTableModel(stored, channel_tile=4).fit().gp_fits_.values()) == {"optimized"}
+    # Another scikit-learn: refit.
+    monkeypatch.setattr(sklearn, "__version__", "0.0.1")
+    assert set(LookupTableModel(stored).fit().gp_fits_.values()) == {"optimized"}
+
+
+def test_an_op_whose_training_data_differs_from_its_digest_is_refit(monkeypatch):
+    """A feature change that forgot to bump LOOKUP_FIT_VERSION keeps the key but not
+    the training data: that op's stored hyperparameters are not reused."""
+    from latency_lab.predictors import with_fitted_lookup
+
+    stored = with_fitted_lookup(_profile())
+    fitted = stored.fitted
+    fitted["lookup"]["models"]["dense"]["data_sha256"] = "0" * 64
+    est = LookupTableModel(stored.replace(fitted=fitted)).fit()
+    assert est.gp_fits_ == {"conv2d": "stored", "dense": "optimized", "depthwise": "stored"}
+
+
+@pytest.mark.parametrize("change, problem", [
+    (lambda hp: hp[:-1], "hyperparameters"),
+    (lambda hp: hp + [1.0], "hyperparameters"),
+    (lambda hp: [hp[0]] + [1e9] + hp[2:], "outside the kernel's bounds"),
+])
+def test_stored_hyperparameters_that_do_not_fit_the_kernel_are_a_profile_error(change, problem):
+    from latency_lab.predictors import with_fitted_lookup
+
+    stored = with_fitted_lookup(_profile())
+    fitted = stored.fitted
+    m = fitted["lookup"]["models"]["conv2d"]
+    m["hyperparameters"] = change(m["hyperparameters"])
+    with pytest.raises(ProfileError, match=r"fitted\.lookup\.models\.conv2d\.hyperparameters"
+                       ) as e:
+        LookupTableModel(stored.replace(fitted=fitted)).fit()
+    assert problem in str(e.value)
+
+
+def test_a_datasheet_profile_has_no_lookup_fit_to_store():
+    from latency_lab.predictors import with_fitted_lookup
+
+    with pytest.raises(ProfileError, match="no lookup-table"):
+        with_fitted_lookup("t4")

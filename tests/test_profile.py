@@ -633,3 +633,54 @@ def test_the_legacy_predictor_section_is_dropped_when_empty_and_refused_when_not
     data["predictor"] = {"kind": "lookup"}
     with pytest.raises(ProfileError, match="field 'predictor'.*no version of latency-lab reads"):
         DeviceProfile(data)
+
+
+# ------------------------------------------------------ the fitted section (fast loads)
+
+_DIGEST = "0123456789abcdef" * 4
+
+
+def _fitted(**model):
+    m = {"hyperparameters": [0.5, 2.0, 1e-4], "data_sha256": _DIGEST}
+    m.update(model)
+    return {"lookup": {"key": _DIGEST, "fit_version": 1, "scikit_learn": "1.9.1",
+                       "models": {"conv2d": m}}}
+
+
+def test_fitted_section_round_trips_and_is_optional(tmp_path):
+    prof = DeviceProfile(make_v2(fitted=_fitted()))
+    assert prof.fitted == _fitted()
+    path = tmp_path / "p.json"
+    prof.save(path)
+    assert json.loads(path.read_text())["fitted"] == _fitted()
+    assert DeviceProfile.load(path) == prof
+    assert DeviceProfile(make_v2()).fitted == {}
+    assert "fitted" not in prof.replace(fitted=None).to_dict()
+    assert DeviceProfile(make_v2()).replace(fitted=_fitted()) == prof
+
+
+@pytest.mark.parametrize("fitted, path", [
+    ([], "fitted"),
+    ({"lookups": {}}, "fitted.lookups"),
+    ({"lookup": 3}, "fitted.lookup"),
+    ({"lookup": {"key": _DIGEST, "fit_version": 1, "scikit_learn": "1.9.1"}},
+     "fitted.lookup.models"),
+    ({"lookup": dict(_fitted()["lookup"], key="abc")}, "fitted.lookup.key"),
+    ({"lookup": dict(_fitted()["lookup"], key=_DIGEST.upper())}, "fitted.lookup.key"),
+    ({"lookup": dict(_fitted()["lookup"], fit_version=0)}, "fitted.lookup.fit_version"),
+    ({"lookup": dict(_fitted()["lookup"], scikit_learn=1.9)}, "fitted.lookup.scikit_learn"),
+    ({"lookup": dict(_fitted()["lookup"], pickle="gASV")}, "fitted.lookup.pickle"),
+    ({"lookup": dict(_fitted()["lookup"], models=[])}, "fitted.lookup.models"),
+    (_fitted(hyperparameters=[]), "fitted.lookup.models.conv2d.hyperparameters"),
+    (_fitted(hyperparameters="0.5"), "fitted.lookup.models.conv2d.hyperparameters"),
+    (_fitted(hyperparameters=[0.5, -2.0]), "fitted.lookup.models.conv2d.hyperparameters[1]"),
+    (_fitted(hyperparameters=[0.5, float("nan")]),
+     "fitted.lookup.models.conv2d.hyperparameters[1]"),
+    (_fitted(hyperparameters=[0.5, "2"]), "fitted.lookup.models.conv2d.hyperparameters[1]"),
+    (_fitted(data_sha256=None), "fitted.lookup.models.conv2d.data_sha256"),
+    (_fitted(extra=1), "fitted.lookup.models.conv2d.extra"),
+])
+def test_malformed_fitted_section_names_the_field(fitted, path):
+    with pytest.raises(ProfileError) as e:
+        DeviceProfile(make_v2(fitted=fitted), source="p.json")
+    assert f"'{path}'" in str(e.value) and "p.json" in str(e.value)

@@ -131,6 +131,8 @@ def world(monkeypatch):
     monkeypatch.setattr(calibration, "calibration_labels", lambda quick: [])
     monkeypatch.setattr(profiler, "time", types.SimpleNamespace(time=w.clock.time))
     monkeypatch.setattr(cli, "time", types.SimpleNamespace(time=w.clock.time))
+    # The lookup fit a complete run ends with (seconds each): one test checks it.
+    monkeypatch.setattr(profiler, "with_fitted_lookup", lambda prof: prof)
     w.n_planned = len(plans.roofline_plan(True)) + 40
     return w
 
@@ -272,6 +274,20 @@ def test_budget_exceeded_after_first_batch_keeps_samples(tmp_path, world):
     assert prof.progress["done"] == len(prof.samples) == CHUNK
     assert prof.progress["planned"] == world.n_planned
     assert DeviceProfile.load(out) == prof
+
+
+def test_a_complete_run_stores_the_fitted_lookup_models_and_a_partial_one_does_not(
+        tmp_path, world, monkeypatch):
+    from latency_lab.predictors import LookupTableModel, with_fitted_lookup
+
+    monkeypatch.setattr(profiler, "with_fitted_lookup", with_fitted_lookup)
+    prof = run_profile(make_run(tmp_path / "p.json"))
+    assert prof.fitted["lookup"]["models"]
+    assert DeviceProfile.load(tmp_path / "p.json") == prof
+    assert set(LookupTableModel(prof).fit().gp_fits_.values()) == {"stored"}
+    world.seconds_per_call = 100.0
+    partial = run_profile(make_run(tmp_path / "q.json", budget_s=50))
+    assert partial.progress["complete"] is False and partial.fitted == {}
 
 
 def test_budget_spent_by_planning_measures_nothing_and_says_so(tmp_path, world,
