@@ -117,6 +117,7 @@ def load_model_file(path: str | os.PathLike):
         )
     if not os.access(p, os.R_OK):
         raise ModelLoadError(f"model file {str(p)!r} is not readable (check permissions)")
+    _check_container(p)
     import keras
 
     try:
@@ -129,6 +130,27 @@ def load_model_file(path: str | os.PathLike):
         raise ModelLoadError(
             f"could not load model file {str(p)!r}: {type(exc).__name__}: {exc}.{hint}"
         ) from exc
+
+
+_HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
+
+
+def _check_container(p: Path) -> None:
+    """A .keras file is a zip archive, an .h5 file an HDF5 file: anything else is
+    corrupt or truncated (Keras itself then says "File not found", which misleads)."""
+    import zipfile
+
+    if p.suffix.lower() == ".keras":
+        ok = zipfile.is_zipfile(p)
+    else:
+        with open(p, "rb") as f:
+            head = f.read(8)
+        ok = head == _HDF5_SIGNATURE
+    if not ok:
+        kind = "zip archive" if p.suffix.lower() == ".keras" else "HDF5 file"
+        raise ModelLoadError(
+            f"model file {str(p)!r} is not a {kind} as a Keras {p.suffix} file must be: it "
+            "is corrupt or truncated; save the model again with model.save(path)")
 
 
 def load(spec: str, model_args: dict | None = None,

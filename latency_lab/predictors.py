@@ -61,8 +61,16 @@ def _as_kernels(X: Iterable) -> list[tuple[str, dict]]:
 
 
 def samples_xy(profile: DeviceProfile) -> tuple[list[tuple[str, dict]], np.ndarray]:
-    """Table samples of a profile as (X, y_ms); overhead chains are excluded."""
+    """Table samples of a profile as (X, y_ms); overhead chains are excluded. A sample
+    of an unknown op kind, or with a key missing or out of range, is a ProfileError
+    naming the profile and the sample."""
     rows = [s for s in profile.samples if s.op not in op_kinds.AUXILIARY]
+    for i, s in enumerate(rows):
+        try:
+            op_kinds.get(s.op).check(s.config)
+        except ProfileError as exc:
+            raise ProfileError(f"{profile.source}: table sample {i} ({s.op} {s.config}): "
+                               f"{exc}") from None
     return [(s.op, dict(s.config)) for s in rows], np.array([s.min_ms for s in rows])
 
 

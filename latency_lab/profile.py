@@ -1,7 +1,7 @@
 """Device profiles: the versioned JSON file that carries everything measured on (or
 looked up for) one device, and the only thing that crosses from profiling to training.
 
-Layout (version 2) is documented in DESIGN.md ("Device profile (JSON)"). Loading
+Layout (version 2) is documented in README.md ("Device profiles"). Loading
 validates every field and names the offending field path in the error; older versions
 are upgraded through a registry of one-step upgrade functions (``_UPGRADES``), so a
 future version 3 is one more entry there. Nothing in a profile is ever executed or
@@ -86,7 +86,7 @@ def _get(ctx: _Ctx, obj: Mapping, key: str, path: str) -> Any:
         full = f"{path}.{key}" if path else key
         raise ProfileError(
             f"{ctx.source}: missing required field '{full}'; add it "
-            f"(see DESIGN.md, 'Device profile (JSON)') or {_FIX_HINT}.")
+            f"(see README.md, 'Device profiles') or {_FIX_HINT}.")
     return obj[key]
 
 
@@ -705,6 +705,13 @@ def _read_json(path) -> Any:
         raise ProfileError(
             f"{path}: malformed JSON at line {e.lineno}, column {e.colno}: {e.msg}; fix the "
             f"file or re-create it with `latency-lab profile`.") from None
+    except RecursionError:
+        raise ProfileError(
+            f"{path}: JSON nested too deeply to be a profile; re-create it with "
+            f"`latency-lab profile`.") from None
+    except ValueError as e:  # e.g. an integer past Python's digit limit
+        raise ProfileError(f"{path}: unreadable JSON value ({e}); fix the file or "
+                           f"re-create it with `latency-lab profile`.") from None
 
 
 # ---------------------------------------------------------------------------------
@@ -722,8 +729,12 @@ class DeviceProfile:
     def __init__(self, data: dict, *, source: str = "<dict>"):
         self.source = str(source)
         ctx = _Ctx(self.source)
-        upgraded = upgrade(data, self.source)
-        self._data = _validate_v2(ctx, upgraded)
+        try:
+            upgraded = upgrade(data, self.source)
+            self._data = _validate_v2(ctx, upgraded)
+        except RecursionError:
+            raise ProfileError(f"{self.source}: nested too deeply to be a profile; "
+                               f"{_FIX_HINT}.") from None
         self._samples = tuple(Sample.from_dict(s, self.source, f"samples[{i}]")
                               for i, s in enumerate(self._data["samples"]))
 

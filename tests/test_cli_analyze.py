@@ -172,7 +172,7 @@ def test_wrong_suffix(capsys, tmp_path):
 def test_corrupt_keras_file(capsys, tmp_path):
     path = tmp_path / "corrupt.keras"
     path.write_bytes(b"\x00\x01garbage bytes, not a zip archive\xff" * 8)
-    assert_bad_input(capsys, [path], "could not load model file", str(path))
+    assert_bad_input(capsys, [path], "is not a zip archive", str(path))
 
 
 def test_model_arg_with_a_file(capsys, tiny_path):

@@ -96,12 +96,23 @@ class OpKind:
         return tuple(k for k in CHANNEL_KEYS if k in self.keys)
 
     def check(self, config: Config) -> None:
+        """ProfileError naming the key when `config` lacks one of `keys` or gives a
+        size that is not a whole number >= 1 (every numeric key is a count: channels,
+        pixels, kernel taps, stride, repeats)."""
         missing = [k for k in self.keys if k not in config]
         if missing:
             raise ProfileError(
                 f"sample of op {self.name!r} lacks config key(s) {missing}; expected "
                 f"keys {list(self.keys)}"
             )
+        for key in self.keys:
+            v = config[key]
+            if isinstance(v, (bool, str)):
+                continue
+            if not isinstance(v, (int, float)) or v != int(v) or v < 1:
+                raise ProfileError(
+                    f"sample of op {self.name!r}: config key {key!r} must be a whole "
+                    f"number >= 1, got {v!r}; fix the sample or re-create the profile")
 
     def input_shapes(self, config: Config) -> list[tuple]:
         return [tuple(s) for s in self.to_ir(config).input_shapes]

@@ -109,7 +109,13 @@ def load_task(path: str | os.PathLike) -> Task:
                               f"y_val (or x_test and y_test); it has {sorted(keys)}.")
     arrays = []
     for xk, yk in (("x_train", "y_train"), val):
-        x, y = np.asarray(data[xk]), np.asarray(data[yk])
+        try:
+            x, y = np.asarray(data[xk]), np.asarray(data[yk])
+        except ValueError as e:  # object arrays need pickle, which is never allowed
+            raise LatencyLabError(
+                f"{str(p)!r}: {xk}/{yk} cannot be read without unpickling ({e}); save "
+                "plain numeric arrays (numpy.savez with float images and integer labels)."
+            ) from None
         if x.ndim == 3:
             x = x[..., None]
         if x.ndim != 4:
