@@ -28,7 +28,9 @@ class StructureLogger(keras.callbacks.Callback):
     """Log and export what a regularizer has learned during ``model.fit``.
 
     Every ``every_n_steps`` training steps (and once when training ends) it
-    * writes ``{export_dir}/structure_{step:08d}.json`` (skipped if export_dir is None),
+    * writes ``{export_dir}/structure_{step:08d}.json`` (skipped if export_dir is None;
+      by default ``{log_dir}/learned_structure``, or ``./learned_structure`` without a
+      log_dir),
     * if ``log_dir`` is given, writes TensorBoard scalars ``regularizer/term``,
       ``regularizer/{cost_name}`` and ``alive/{layer}`` via tf.summary.
 
@@ -39,8 +41,7 @@ class StructureLogger(keras.callbacks.Callback):
     whole model state back into the model after every step).
     """
 
-    def __init__(self, regularizer, log_dir=None, export_dir="learned_structure",
-                 every_n_steps=100):
+    def __init__(self, regularizer, log_dir=None, export_dir="auto", every_n_steps=100):
         super().__init__()
         _check_every("every_n_steps", every_n_steps)
         if not hasattr(regularizer, "get_alive_counts"):
@@ -57,6 +58,8 @@ class StructureLogger(keras.callbacks.Callback):
             )
         self.regularizer = regularizer
         self.log_dir = None if log_dir is None else os.fspath(log_dir)
+        if isinstance(export_dir, str) and export_dir == "auto":
+            export_dir = os.path.join(self.log_dir or "", "learned_structure")
         self.export_dir = None if export_dir is None else os.fspath(export_dir)
         self.every_n_steps = every_n_steps
         self._batches = 0

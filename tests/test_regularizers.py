@@ -538,6 +538,10 @@ def test_structure_logger_writes_files_and_summaries(tmp_path):
     assert {"regularizer/term", "regularizer/flops", "alive/c1", "alive/logits"} <= tags
     with pytest.raises(ValueError, match="every_n_steps"):
         StructureLogger(reg, every_n_steps=0)
+    # Without an export_dir the structures go under log_dir, not the working directory.
+    assert StructureLogger(reg, log_dir=tmp_path / "l2").export_dir == \
+        os.path.join(tmp_path / "l2", "learned_structure")
+    assert StructureLogger(reg).export_dir == "learned_structure"
 
 
 @pytest.mark.backend_independent
