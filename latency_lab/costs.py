@@ -28,7 +28,7 @@ from latency_lab.graph import Op, dtype_bytes, positions
 __all__ = ["ACTIVATION_FLOPS", "DENSE", "DEPTHWISE", "ELEMENTWISE", "DATA", "OpCost",
            "ZERO", "CostFn", "CostRule", "register", "supported_types", "is_supported",
            "rule", "op_class", "cost_of", "activation_name",
-           "activation_flops_per_element"]
+           "activation_flops_per_element", "RESIZE_TAPS", "resize_cost"]
 
 # Roofline classes an op's compute time is charged to (profile "compute_flops_per_s").
 DENSE, DEPTHWISE, ELEMENTWISE, DATA = "dense", "depthwise", "elementwise", "data"
@@ -466,9 +466,12 @@ def pool_cost(op: Op, a_in, a_out):
 
 @register("GlobalMaxPooling1D", "GlobalMaxPooling2D", "GlobalMaxPooling3D",
           "GlobalAveragePooling1D", "GlobalAveragePooling2D", "GlobalAveragePooling3D",
+          "AdaptiveMaxPooling1D", "AdaptiveMaxPooling2D", "AdaptiveMaxPooling3D",
+          "AdaptiveAveragePooling1D", "AdaptiveAveragePooling2D", "AdaptiveAveragePooling3D",
           op_class=ELEMENTWISE)
 def global_pool_cost(op: Op, a_in, a_out):
-    """One FLOP per input element (plus a divide per output for average)."""
+    """One FLOP per input element (plus a divide per output for average); adaptive
+    pooling counted the same way (its windows cover the input once)."""
     c = a_in[0]
     out_pos = _pos(op.output_shape, op)  # batch (x 1 x 1 with keepdims)
     extra = out_pos * c if "Average" in op.type else 0
@@ -481,15 +484,20 @@ def global_pool_cost(op: Op, a_in, a_out):
 
 @register("InputLayer", "Dropout", "SpatialDropout1D", "SpatialDropout2D",
           "SpatialDropout3D", "GaussianNoise", "GaussianDropout", "AlphaDropout",
-          "ActivityRegularization", "Identity", "Reshape", "Flatten", op_class=DATA)
+          "ActivityRegularization", "Identity", "Reshape", "Flatten",
+          "RandomFlip", "RandomRotation", "RandomTranslation", "RandomZoom",
+          "RandomPerspective", "RandomElasticTransform",
+          "RandomGaussianBlur", "RandomBrightness", "RandomContrast", "RandomErasing",
+          "RandomInvert", "Solarization", op_class=DATA)
 def view_cost(op: Op, a_in, a_out):
-    """No work at inference: identity, or a view of the same buffer."""
+    """No work at inference: identity (dropouts, noise, random augmentations), or a
+    view of the same buffer."""
     return ZERO
 
 
 @register("ZeroPadding1D", "ZeroPadding2D", "ZeroPadding3D", "Cropping1D",
           "Cropping2D", "Cropping3D", "UpSampling1D", "UpSampling2D", "UpSampling3D",
-          "Permute", "RepeatVector", op_class=DATA)
+          "CenterCrop", "RandomCrop", "Permute", "RepeatVector", op_class=DATA)
 def copy_cost(op: Op, a_in, a_out):
     """A copy into a new buffer; bilinear upsampling adds 7 FLOPs per output
     (4 multiplies, 3 adds)."""
@@ -498,3 +506,27 @@ def copy_cost(op: Op, a_in, a_out):
     if op.type.startswith("UpSampling") and op.attrs.get("interpolation", "nearest") != "nearest":
         flops = 7 * _pos(op.output_shape, op) * a_out
     return OpCost(flops, 0, _reads(op, a_in), _writes(op, a_out))
+
+
+# Taps per output element of each Resizing interpolation (a 2-D kernel).
+RESIZE_TAPS = {"nearest": 0, "bilinear": 4, "bicubic": 16, "lanczos3": 36, "lanczos5": 100}
+
+
+@register("Resizing", op_class=DATA)
+def resize_cost(op: Op, a_in, a_out):
+    """A resize of each channel: ``2 * taps - 1`` FLOPs per output element (taps
+    multiplies, taps - 1 adds; nearest: a copy); "area" one add per input element and
+    one divide per output element. The channel count is the input's."""
+    c = _out_or(a_out, a_in[0])
+    interp = str(op.attrs.get("interpolation", "bilinear"))
+    out_elems = _pos(op.output_shape, op) * c
+    if interp == "area":
+        flops = _pos(op.input_shapes[0], op) * c + out_elems
+    elif interp in RESIZE_TAPS:
+        taps = RESIZE_TAPS[interp]
+        flops = (2 * taps - 1) * out_elems if taps else 0
+    else:
+        raise UnsupportedOpError(
+            f"layer {op.name!r} (Resizing) has interpolation {interp!r}; costed are "
+            f"{', '.join(sorted(RESIZE_TAPS))} and 'area'.")
+    return OpCost(flops, 0, _reads(op, a_in), _writes(op, c))

@@ -13,6 +13,25 @@ The number of alive channels of a tensor is ``sum(multiplier * alive(group))`` o
 segments (`alive_count`). Frozen groups (model inputs and outputs, layers named in
 ``frozen_layers``, everything up to ``input_boundary``) always count in full.
 
+Which layers pass, which are refused (checked against every class `keras.layers`
+exports, Keras 3): layers that act channel by channel pass their input's groups through;
+they are the `PASS_THROUGH_REGISTRY` table (type -> why): normalizations with
+per-channel statistics (BatchNormalization, Normalization, Rescaling), activations,
+dropouts and noise, padding / cropping / upsampling of every rank, Resizing and
+CenterCrop, pooling of every rank (max, average, global, adaptive), and the random
+geometric or per-value augmentations (RandomFlip, RandomRotation, RandomZoom,
+RandomCrop, RandomBrightness, ...; identity at inference). Their configs do not depend
+on the channel count, so `apply_structure` rebuilds them unchanged. Layers that mix
+channels are refused with an error naming the layer and the reason from
+`REFUSED_REASONS`: LayerNormalization / RMSNormalization / UnitNormalization /
+GroupNormalization (statistics across channels), Permute / RepeatVector (move the
+channel axis), attention, Dot, EinsumDense and recurrent layers (contract over
+channels), colour-image ops (RandomHue, RandomGrayscale, ...), Masking, spectrograms,
+categorical preprocessing, Lambda / wrappers (unknown code), and RandomShear (per
+channel, but Keras 3.15 cannot rebuild it from its config); any other type is refused
+as unknown. A refused layer can still be kept whole with ``frozen_layers=``;
+a custom per-channel layer is added with `register_pass_through`.
+
 Built once per model by `build_channel_graph`; nothing here runs per training step.
 """
 
@@ -37,6 +56,10 @@ __all__ = [
     "SOURCE_TYPES",
     "DEPTHWISE_TYPES",
     "PASS_THROUGH_TYPES",
+    "PASS_THROUGH_REGISTRY",
+    "REFUSED_REASONS",
+    "register_pass_through",
+    "SUPPORTED_TYPES",
     "MERGE_TYPES",
 ]
 
@@ -49,24 +72,112 @@ SOURCE_TYPES = frozenset({
 })
 # Output channels are the input channels (times depth_multiplier).
 DEPTHWISE_TYPES = frozenset({"DepthwiseConv1D", "DepthwiseConv2D"})
-# Channel i of the output is channel i of the input.
-PASS_THROUGH_TYPES = frozenset({
-    "BatchNormalization", "Rescaling", "Normalization",
-    "Activation", "ReLU", "LeakyReLU", "ELU", "PReLU", "Softmax",
-    "ops.Sigmoid", "ops.Relu", "ops.Relu6", "ops.HardSigmoid", "ops.Silu",
-    "ops.HardSilu", "ops.Gelu", "ops.Tanh", "ops.Softmax",
-    "Dropout", "SpatialDropout1D", "SpatialDropout2D", "SpatialDropout3D",
-    "GaussianNoise", "GaussianDropout", "AlphaDropout", "ActivityRegularization",
-    "Identity",
-    "ZeroPadding1D", "ZeroPadding2D", "ZeroPadding3D",
-    "Cropping1D", "Cropping2D", "Cropping3D",
-    "UpSampling1D", "UpSampling2D", "UpSampling3D",
-    "MaxPooling1D", "MaxPooling2D", "MaxPooling3D",
-    "AveragePooling1D", "AveragePooling2D", "AveragePooling3D",
-    "GlobalMaxPooling1D", "GlobalMaxPooling2D", "GlobalMaxPooling3D",
-    "GlobalAveragePooling1D", "GlobalAveragePooling2D", "GlobalAveragePooling3D",
-    "ProbabilisticGate",
-})
+# Channel i of the output is channel i of the input: the pass-through table. Each entry
+# says why the layer acts channel by channel (keeps the channel axis, never mixes
+# channels, and its config does not depend on the channel count, so `apply_structure`
+# rebuilds it unchanged). Add a layer type with `register_pass_through`.
+PASS_THROUGH_REGISTRY: dict[str, str] = {}
+_WHY_ELEMENTWISE = "element-wise or per-channel parameters"
+_WHY_SPATIAL = "spatial op, the same on every channel"
+_WHY_RANDOM = "random augmentation, identity at inference, per channel when training"
+for _types, _why in (
+    (("BatchNormalization", "Rescaling", "Normalization"), "per-channel statistics"),
+    (("Activation", "ReLU", "LeakyReLU", "ELU", "PReLU", "Softmax",
+      "ops.Sigmoid", "ops.Relu", "ops.Relu6", "ops.HardSigmoid", "ops.Silu",
+      "ops.HardSilu", "ops.Gelu", "ops.Tanh", "ops.Softmax"), _WHY_ELEMENTWISE),
+    (("Dropout", "SpatialDropout1D", "SpatialDropout2D", "SpatialDropout3D",
+      "GaussianNoise", "GaussianDropout", "AlphaDropout", "ActivityRegularization",
+      "Identity"), "identity at inference"),
+    (("ZeroPadding1D", "ZeroPadding2D", "ZeroPadding3D",
+      "Cropping1D", "Cropping2D", "Cropping3D", "CenterCrop",
+      "UpSampling1D", "UpSampling2D", "UpSampling3D", "Resizing"), _WHY_SPATIAL),
+    (("MaxPooling1D", "MaxPooling2D", "MaxPooling3D",
+      "AveragePooling1D", "AveragePooling2D", "AveragePooling3D",
+      "GlobalMaxPooling1D", "GlobalMaxPooling2D", "GlobalMaxPooling3D",
+      "GlobalAveragePooling1D", "GlobalAveragePooling2D", "GlobalAveragePooling3D",
+      "AdaptiveMaxPooling1D", "AdaptiveMaxPooling2D", "AdaptiveMaxPooling3D",
+      "AdaptiveAveragePooling1D", "AdaptiveAveragePooling2D", "AdaptiveAveragePooling3D"),
+     "pooling, window by window on each channel"),
+    (("RandomFlip", "RandomRotation", "RandomTranslation", "RandomZoom", "RandomCrop",
+      "RandomPerspective", "RandomElasticTransform", "RandomGaussianBlur",
+      "RandomBrightness", "RandomContrast", "RandomErasing", "RandomInvert",
+      "Solarization"), _WHY_RANDOM),
+    (("ProbabilisticGate",), "a per-channel gate"),
+):
+    for _t in _types:
+        PASS_THROUGH_REGISTRY[_t] = _why
+del _types, _why, _t
+
+# Layers that mix channels (or whose channel behaviour is unknown), with why they are
+# refused; the refusal names the layer and this reason. Types in neither table are
+# refused as "unknown".
+REFUSED_REASONS: dict[str, str] = {}
+for _types, _why in (
+    (("LayerNormalization", "RMSNormalization", "UnitNormalization"),
+     "it normalizes across the channel axis, so each output channel depends on all of them"),
+    (("GroupNormalization",),
+     "it normalizes over groups of channels and its `groups` depends on the channel count"),
+    (("Permute", "RepeatVector"), "it moves the channel axis"),
+    (("Dot", "Attention", "AdditiveAttention", "MultiHeadAttention",
+      "GroupedQueryAttention", "EinsumDense"), "it contracts over the channel axis"),
+    (("LSTM", "GRU", "SimpleRNN", "RNN", "Bidirectional", "ConvLSTM1D", "ConvLSTM2D",
+      "ConvLSTM3D"), "a recurrent layer mixes its input channels"),
+    (("Embedding", "ReversibleEmbedding", "CategoryEncoding", "Hashing",
+      "HashedCrossing", "IntegerLookup", "StringLookup", "TextVectorization",
+      "Discretization"), "it maps values to new features (categorical preprocessing)"),
+    (("RandomGrayscale", "RandomHue", "RandomSaturation", "RandomColorJitter",
+      "RandomColorDegeneration", "AugMix", "RandAugment", "Equalization",
+      "AutoContrast", "RandomSharpness", "RandomPosterization",
+      "ContrastLimitedAdaptiveHistogramEqualization"),
+     "an image colour op: it mixes colour channels or expects image values"),
+    (("RandomShear",), "Keras cannot rebuild it from its own config (from_config "
+     "rejects the negative factor get_config writes), so apply_structure could not "
+     "copy it"),
+    (("Masking",), "it masks a step when all its channels equal `mask_value`"),
+    (("MelSpectrogram", "STFTSpectrogram"), "its output channels are frequency bins"),
+    (("Lambda", "TimeDistributed", "Wrapper", "SpectralNormalization", "TFSMLayer",
+      "JaxLayer", "FlaxLayer", "TorchModuleWrapper", "Pipeline"),
+     "it runs arbitrary code whose channel behaviour is unknown"),
+):
+    for _t in _types:
+        REFUSED_REASONS[_t] = _why
+del _types, _why, _t
+
+
+def register_pass_through(*op_types: str, why: str) -> None:
+    """Let layers of `op_types` (IR type names: Keras class names, ``ops.Name`` for
+    keras.ops) pass their input's channel groups through.
+
+    Only for layers that keep the channel axis, never mix channels, and whose config
+    does not depend on the channel count. Register a cost for them too
+    (`latency_lab.costs.register`).
+
+    Raises:
+        InvalidArgumentError: no types, a type that is not a non-empty str, a type
+            already grouped another way, or an empty `why`.
+    """
+    if not op_types:
+        raise InvalidArgumentError("register_pass_through: give at least one layer type.")
+    if not isinstance(why, str) or not why.strip():
+        raise InvalidArgumentError(
+            f"Invalid value for argument `why`: expected a non-empty str, received {why!r}.")
+    other = SOURCE_TYPES | DEPTHWISE_TYPES | MERGE_TYPES | RESHAPE_TYPES | CONCAT_TYPES
+    for t in op_types:
+        if not isinstance(t, str) or not t:
+            raise InvalidArgumentError(
+                f"Invalid value for argument `op_types`: expected layer type names (str), "
+                f"received {t!r}.")
+        if t in other:
+            raise InvalidArgumentError(
+                f"register_pass_through: {t!r} is already grouped as a conv/dense, "
+                "depthwise, merge, reshape or concat layer.")
+    global PASS_THROUGH_TYPES, SUPPORTED_TYPES
+    for t in op_types:
+        PASS_THROUGH_REGISTRY[t] = why
+    PASS_THROUGH_TYPES = frozenset(PASS_THROUGH_REGISTRY)
+    SUPPORTED_TYPES = sorted(other | PASS_THROUGH_TYPES)
+
+
 # Element-wise ops over several tensors: their inputs' channels are tied. With a single
 # tensor input (``x + 3.0``) the keras.ops ones pass their input through.
 MERGE_TYPES = frozenset({
@@ -77,6 +188,7 @@ MERGE_TYPES = frozenset({
 RESHAPE_TYPES = frozenset({"Flatten", "Reshape"})
 CONCAT_TYPES = frozenset({"Concatenate"})
 
+PASS_THROUGH_TYPES = frozenset(PASS_THROUGH_REGISTRY)
 SUPPORTED_TYPES = sorted(
     SOURCE_TYPES | DEPTHWISE_TYPES | PASS_THROUGH_TYPES | MERGE_TYPES | RESHAPE_TYPES
     | CONCAT_TYPES
@@ -346,7 +458,7 @@ def build_channel_graph(
             kind = "depthwise"
             dm = int(op.attrs.get("depth_multiplier", 1))
             out = list(in_layouts[0]) * dm
-        elif t in PASS_THROUGH_TYPES:
+        elif t in PASS_THROUGH_REGISTRY:
             kind = "pass_through"
             out = list(in_layouts[0])
         elif t in MERGE_TYPES:
@@ -374,7 +486,8 @@ def build_channel_graph(
                           "that moves channels; only Flatten and reshapes that add or drop "
                           "size-1 dims keep channel groups)")
             else:
-                detail = ""
+                why = REFUSED_REASONS.get(t, "its channel behaviour is unknown")
+                detail = f" ({why})"
             raise InvalidArgumentError(
                 f"Layer {layer_name!r} of type {t!r} cannot be grouped by channel"
                 f"{detail}. Supported types: {', '.join(SUPPORTED_TYPES)}. Add "

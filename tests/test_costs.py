@@ -67,6 +67,7 @@ COVERED_FUNCTIONS = {
     costs.global_pool_cost,
     costs.view_cost,
     costs.copy_cost,
+    costs.resize_cost,
 }
 
 
@@ -636,6 +637,44 @@ def test_upsampling2d_nearest_vs_bilinear():
     bilinear = make_op("UpSampling2D", [(1, 4, 4, 8)], (1, 8, 8, 8), interpolation="bilinear")
     assert_cost(cost_of(nearest), 0, 0, 4 * 4 * 8 * F32, 8 * 8 * 8 * F32)
     assert_cost(cost_of(bilinear), 7 * 8 * 8 * 8, 0, 4 * 4 * 8 * F32, 8 * 8 * 8 * F32)
+
+
+# ----------------------------------------------------------------- resize_cost
+
+
+def test_resizing_bilinear_nearest_bicubic_area():
+    def op(interp):
+        return make_op("Resizing", [(1, 4, 4, 8)], (1, 8, 8, 8), interpolation=interp)
+
+    rw = (4 * 4 * 8 * F32, 8 * 8 * 8 * F32)
+    # bilinear: 4 multiplies + 3 adds per output element
+    assert_cost(cost_of(op("bilinear")), 7 * 8 * 8 * 8, 0, *rw)
+    assert_cost(cost_of(op("nearest")), 0, 0, *rw)
+    # bicubic: 16 multiplies + 15 adds per output element
+    assert_cost(cost_of(op("bicubic")), 31 * 8 * 8 * 8, 0, *rw)
+    # area: one add per input element, one divide per output element
+    assert_cost(cost_of(op("area")), 4 * 4 * 8 + 8 * 8 * 8, 0, *rw)
+
+
+def test_resizing_counts_alive_channels():
+    op = make_op("Resizing", [(1, 4, 4, 8)], (1, 2, 2, 8), interpolation="bilinear")
+    assert_cost(cost_of(op, 3), 7 * 2 * 2 * 3, 0, 4 * 4 * 3 * F32, 2 * 2 * 3 * F32)
+
+
+def test_resizing_unknown_interpolation_is_named():
+    op = make_op("Resizing", [(1, 4, 4, 8)], (1, 8, 8, 8), name="rs", interpolation="gaussian")
+    with pytest.raises(UnsupportedOpError, match="'rs'.*gaussian"):
+        cost_of(op)
+
+
+def test_adaptive_pooling_and_random_augmentations():
+    avg = make_op("AdaptiveAveragePooling2D", [(1, 4, 4, 8)], (1, 2, 2, 8))
+    # one add per input element + one divide per output element
+    assert_cost(cost_of(avg), 4 * 4 * 8 + 2 * 2 * 8, 0, 4 * 4 * 8 * F32, 2 * 2 * 8 * F32)
+    flip = make_op("RandomFlip", [(1, 4, 4, 8)], (1, 4, 4, 8))
+    assert cost_of(flip) == costs.ZERO
+    crop = make_op("CenterCrop", [(1, 6, 6, 8)], (1, 4, 4, 8))
+    assert_cost(cost_of(crop), 0, 0, 6 * 6 * 8 * F32, 4 * 4 * 8 * F32)
 
 
 def test_zero_padding_float16():
