@@ -661,16 +661,18 @@ class LayerPrediction:
     type: str
     latency_ms: float
     bound: str
+    kernels: int = 1  # the runtime's kernels summed into this row
 
     def to_dict(self) -> dict:
         return {"name": self.name, "type": self.type, "latency_ms": self.latency_ms,
-                "bound": self.bound}
+                "bound": self.bound, "kernels": self.kernels}
 
 
 def predict_items(items: list[WorkItem], predictor: Any) -> tuple[float, list[LayerPrediction]]:
     """The network model: total ms of a network's kernels (each in the working set of
     the whole network's weights) plus the runtime's per-invocation overhead, and
-    per-layer predictions."""
+    per-layer predictions: one row per Keras layer the kernels came from, its kernels'
+    latencies summed (`kernels` counts them)."""
     per_layer: dict[str, LayerPrediction] = {}
     total = predictor.per_invocation_ms_
     network_weight_bytes = sum(item.weight_bytes for item in items)
@@ -685,6 +687,7 @@ def predict_items(items: list[WorkItem], predictor: Any) -> tuple[float, list[La
         total += ms
         if item.layer in per_layer:
             per_layer[item.layer].latency_ms += ms
+            per_layer[item.layer].kernels += 1
         else:
             per_layer[item.layer] = LayerPrediction(item.layer, item.layer_type, ms, bound)
     return total, list(per_layer.values())

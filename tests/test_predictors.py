@@ -429,8 +429,20 @@ def test_predict_json_shape(capsys, files):
     assert data["latency_ms"] > 0 and data["profile"] == files["litert"]
     assert [l["name"] for l in data["layers"]] == ["stem", "dw", "gap", "head"]
     for layer in data["layers"]:
-        assert set(layer) == {"name", "type", "latency_ms", "bound"}
-        assert layer["bound"] in ("compute", "memory", "overhead")
+        assert set(layer) == {"name", "type", "latency_ms", "bound", "kernels"}
+        assert layer["bound"] in ("compute", "memory", "overhead") and layer["kernels"] >= 1
+    # the rows are LiteRT's kernels summed per Keras layer: the JSON says how many
+    assert data["runtime"] == "litert"
+    assert data["kernels"] == sum(l["kernels"] for l in data["layers"]) >= len(data["layers"])
+
+
+def test_predict_table_says_what_its_rows_are(capsys, files):
+    assert main(["predict", files["model"], "--profile", files["litert"], "--json"]) == 0
+    kernels = json.loads(capsys.readouterr().out)["kernels"]
+    assert main(["predict", files["model"], "--profile", files["litert"]]) == 0
+    out = " ".join(capsys.readouterr().out.split())
+    assert f"4 layers (the kernels LiteRT runs, {kernels}, summed per Keras layer" in out
+    assert "folded BatchNormalization and fused activations" in out
 
 
 def test_measure_json_shape(capsys, files):
