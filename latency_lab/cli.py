@@ -336,13 +336,16 @@ def run_predict(args: argparse.Namespace) -> int:
         return 0
     from rich.table import Table
 
-    table = Table(title=f"{args.model} on {prof.device_name} ({prof.runtime_name}, {predictor})")
-    for col in ("layer", "type", "ms", "bound"):
-        table.add_column(col, justify="right" if col == "ms" else "left")
+    table = Table(title=f"{args.model} on {prof.device_name} ({prof.runtime_name}, {predictor})",
+                  caption=res.rows_note())
+    for col in ("layer", "type", "kernels", "ms", "bound"):
+        table.add_column(col, justify="right" if col in ("ms", "kernels") else "left")
     for layer in res.layers:
-        table.add_row(layer.name, layer.type, f"{layer.latency_ms:.4f}", layer.bound)
+        table.add_row(layer.name, layer.type, str(layer.kernels), f"{layer.latency_ms:.4f}",
+                      layer.bound)
     table.add_section()
-    table.add_row("total", f"{len(res.layers)} layers", f"{res.latency_ms:.3f}", "")
+    table.add_row("total", f"{len(res.layers)} layers", str(res.kernels),
+                  f"{res.latency_ms:.3f}", "")
     console().print(table)
     return 0
 

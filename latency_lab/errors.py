@@ -4,7 +4,7 @@ traceback."""
 
 __all__ = ["LatencyLabError", "ModelLoadError", "UnsupportedModelError", "UnsupportedOpError",
            "ProfileError", "ProfileInterrupted", "MeasurementError", "InputSpecError", "InvalidArgumentError",
-           "UnknownOpWarning"]
+           "UnknownOpWarning", "SlowFitWarning"]
 
 
 class LatencyLabError(Exception):
@@ -53,3 +53,9 @@ class InvalidArgumentError(LatencyLabError, ValueError):
 class UnknownOpWarning(UserWarning):
     """A layer or kernel with no cost function or latency model was skipped, because the
     caller allowed it (`allow_unknown=True`, `--allow-unknown`)."""
+
+
+class SlowFitWarning(UserWarning):
+    """A measured profile's stored lookup fit (its 'fitted' section) is missing or
+    stale, so loading it refits the Gaussian processes with hyperparameter optimization
+    (tens of seconds); `scripts/fit_profile.py PROFILE.json` stores the fit."""

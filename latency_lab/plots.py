@@ -15,9 +15,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from latency_lab.errors import LatencyLabError
+from latency_lab.profile import unstable_count
 
 __all__ = ["profile_figures", "RooflinePoint", "roofline_points", "plot_roofline",
-           "save_figure"]
+           "save_figure", "unstable_label"]
 
 CLASS_ORDER = ("dense", "depthwise", "elementwise")
 # One hue family per op class: the ceiling is the darkest shade, the ops of that class
@@ -51,7 +52,7 @@ def profile_figures(prof) -> dict:
         spreads = [s.iqr_ms / s.median_ms for s in rows]
         per_op[op] = {"count": len(rows),
                       "median_spread": statistics.median(spreads),
-                      "unstable": sum(1 for s in rows if s.unstable)}
+                      "unstable": unstable_count(rows)}
     citations: list[dict] = []
     for src in prof.provenance["sources"]:
         entry = next((c for c in citations if c["citation"] == src["citation"]), None)
@@ -73,7 +74,7 @@ def profile_figures(prof) -> dict:
                         "per_invocation": prof.per_invocation_overhead_ms * 1e3},
         "samples_per_op": per_op,
         "samples_total": len(prof.samples),
-        "unstable_total": sum(1 for s in prof.samples if s.unstable),
+        "unstable_total": unstable_count(prof.samples),
         "citations": citations,
         "progress": {"state": state, **(progress or {})},
     }
@@ -119,6 +120,14 @@ def roofline_points(prof) -> tuple[list[RooflinePoint], dict[str, int]]:
             op=s.op, op_class=cls, intensity_flop_per_byte=w.flops / w.bytes_total,
             attained_gflop_per_s=w.flops / (s.min_ms / 1e3) / 1e9, unstable=s.unstable))
     return points, skipped
+
+
+def unstable_label(plotted: int, total: int) -> str:
+    """Legend text of the unstable ring: the profile's unstable count (the one `show`
+    gives), and how many of them are drawn when some cannot sit on a roofline."""
+    if plotted == total:
+        return f"unstable ({total})"
+    return f"unstable ({total}; {total - plotted} not plotted)"
 
 
 # ----------------------------------------------------------------- picture
@@ -277,13 +286,14 @@ def plot_roofline(prof, path, *, dpi: int = 150) -> Path:
                                          color=colour, markersize=7,
                                          label=f"{op} ({cls}, {len(mine)})"))
     unstable = [p for p in points if p.unstable]
+    n_unstable = unstable_count(prof.samples)  # the count `show` gives
     if unstable:
         ax.scatter([p.intensity_flop_per_byte for p in unstable],
                    [p.attained_gflop_per_s for p in unstable], s=80, marker="o",
                    facecolors="none", edgecolors="black", linewidths=0.8, zorder=7)
         sample_handles.append(Line2D([], [], linestyle="none", marker="o", markersize=9,
                                      markerfacecolor="none", markeredgecolor="black",
-                                     label=f"unstable ({len(unstable)})"))
+                                     label=unstable_label(len(unstable), n_unstable)))
 
     ax.set_xlabel("arithmetic intensity (FLOP/byte)", fontsize=11)
     ax.set_ylabel("attained performance (GFLOP/s)", fontsize=11)
@@ -292,7 +302,7 @@ def plot_roofline(prof, path, *, dpi: int = 150) -> Path:
                  x=centre, y=0.975)
     sub = f"{_plain(_runtime_text(prof))} · {prof.provenance_kind} profile"
     if prof.samples:
-        sub += (f" · {len(prof.samples)} samples · overhead "
+        sub += (f" · {len(prof.samples)} samples ({n_unstable} unstable) · overhead "
                 f"{prof.per_op_overhead_ms * 1e3:.2f} µs/op, "
                 f"{prof.per_invocation_overhead_ms * 1e3:.2f} µs/call")
     ax.set_title(sub, fontsize=10, color="#444444", pad=10)

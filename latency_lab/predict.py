@@ -23,10 +23,25 @@ class NetworkPrediction:
     latency_ms: float
     layers: list[LayerPrediction] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)  # no latency model (allow_unknown)
+    runtime: str = ""  # the profile's runtime, whose kernels are predicted
+    kernels: int = 0  # kernels the runtime runs; `layers` sums them per Keras layer
+
+    def rows_note(self) -> str:
+        """What the rows are: '64 layers (the kernels LiteRT runs, 71, summed per
+        Keras layer; ...)'."""
+        n = f"{len(self.layers)} layers"
+        if self.runtime == "litert":
+            return (f"{n} (the kernels LiteRT runs, {self.kernels}, summed per Keras layer "
+                    "they came from; folded BatchNormalization and fused activations run "
+                    "no kernel and cost nothing)")
+        if self.runtime == "keras":
+            return f"{n} (the ops Keras runs, {self.kernels}, summed per Keras layer)"
+        return f"{n} (a datasheet roofline of {self.kernels} ops, summed per Keras layer)"
 
     def to_dict(self) -> dict:
         return {"model": self.model, "profile": self.profile, "predictor": self.predictor,
-                "latency_ms": self.latency_ms, "layers": [l.to_dict() for l in self.layers],
+                "latency_ms": self.latency_ms, "runtime": self.runtime,
+                "kernels": self.kernels, "layers": [l.to_dict() for l in self.layers],
                 "skipped": list(self.skipped)}
 
 
@@ -47,4 +62,5 @@ def predict_model(model: Any, profile: Any, predictor: str = "lookup", *,
                        allow_unknown=allow_unknown)
     total, layers = predict_items(items, est)
     return NetworkPrediction(model_name or model.name, prof.device_name, predictor, total, layers,
-                             list(items.skipped))
+                             list(items.skipped), runtime=prof.runtime_name,
+                             kernels=len(items))

@@ -37,7 +37,8 @@ from sklearn.base import BaseEstimator, RegressorMixin
 
 from latency_lab import op_kinds
 from latency_lab.bench.ceilings import bandwidth_at, weight_bandwidth_curve
-from latency_lab.errors import InvalidArgumentError, ProfileError, UnsupportedOpError
+from latency_lab.errors import (InvalidArgumentError, ProfileError, SlowFitWarning,
+                                UnsupportedOpError)
 from latency_lab.kernels.work import WorkItem
 from latency_lab.profile import DeviceProfile, load_profile, network_latency_ms, sample_key
 
@@ -342,6 +343,11 @@ class LookupTableModel(_ProfilePredictor):
         elif tile is not None and (isinstance(tile, bool) or not isinstance(tile, int) or tile < 1):
             raise InvalidArgumentError(f"channel_tile must be 'auto', a positive integer or None, got {tile!r}")
         self.channel_tile_ = tile
+        # the profile's own table under the default settings: what a stored fit
+        # (`with_fitted_lookup`) covers, so refitting it is worth a warning
+        storable = (X is None and self.use_fitted and self.min_samples == 4
+                    and self.random_state == 0 and self.channel_tile == "auto")
+        slow_warned = False
         if X is None:
             X, y = samples_xy(prof)
         kernels = _as_kernels(X)
@@ -374,6 +380,9 @@ class LookupTableModel(_ProfilePredictor):
             digest = _data_digest(feats, target)
             gp = self._stored_gp(prof, op, feats, target, digest, stored.get(op))
             self.gp_fits_[op] = "optimized" if gp is None else "stored"
+            if gp is None and not slow_warned and storable:
+                slow_warned = True
+                self._warn_slow_fit(prof, bool(stored))
             self.models_[op] = {
                 "gp": self._gp(feats, target) if gp is None else gp,
                 "categories": cats,
@@ -514,6 +523,19 @@ class LookupTableModel(_ProfilePredictor):
         except (TypeError, ValueError):
             return None
         return hashlib.sha256(text.encode()).hexdigest()
+
+    def _warn_slow_fit(self, prof: DeviceProfile, some_stored: bool) -> None:
+        """One SlowFitWarning: the stored fit does not cover this fit, so it is
+        optimized afresh (the slow path), and how to store it."""
+        why = ("is stale for some op kinds (their samples changed)" if some_stored
+               else "is stale (the samples, settings or scikit-learn version changed)"
+               if prof.fitted.get("lookup") else "is missing")
+        where = prof.source if prof.source.endswith(".json") else "PROFILE.json"
+        warnings.warn(
+            f"{prof.device_name}: the profile's stored lookup fit ('fitted' section) {why}; "
+            "fitting the lookup table's Gaussian processes takes tens of seconds at every "
+            f"load. Store the fit with `python scripts/fit_profile.py {where}`.",
+            SlowFitWarning, stacklevel=3)
 
     def _stored_models(self, prof: DeviceProfile) -> dict:
         """The profile's stored models when they belong to this fit, else {}."""
@@ -661,16 +683,18 @@ class LayerPrediction:
     type: str
     latency_ms: float
     bound: str
+    kernels: int = 1  # the runtime's kernels summed into this row
 
     def to_dict(self) -> dict:
         return {"name": self.name, "type": self.type, "latency_ms": self.latency_ms,
-                "bound": self.bound}
+                "bound": self.bound, "kernels": self.kernels}
 
 
 def predict_items(items: list[WorkItem], predictor: Any) -> tuple[float, list[LayerPrediction]]:
     """The network model: total ms of a network's kernels (each in the working set of
     the whole network's weights) plus the runtime's per-invocation overhead, and
-    per-layer predictions."""
+    per-layer predictions: one row per Keras layer the kernels came from, its kernels'
+    latencies summed (`kernels` counts them)."""
     per_layer: dict[str, LayerPrediction] = {}
     total = predictor.per_invocation_ms_
     network_weight_bytes = sum(item.weight_bytes for item in items)
@@ -685,6 +709,7 @@ def predict_items(items: list[WorkItem], predictor: Any) -> tuple[float, list[La
         total += ms
         if item.layer in per_layer:
             per_layer[item.layer].latency_ms += ms
+            per_layer[item.layer].kernels += 1
         else:
             per_layer[item.layer] = LayerPrediction(item.layer, item.layer_type, ms, bound)
     return total, list(per_layer.values())

@@ -29,7 +29,7 @@ from latency_lab.errors import ProfileError
 
 __all__ = ["SCHEMA", "CURRENT_VERSION", "SUPPORTED_VERSIONS", "DEVICE_KINDS",
            "RUNTIME_NAMES", "PROVENANCE_KINDS", "OP_CLASSES", "DeviceMismatchWarning",
-           "utc_now", "Sample", "network_latency_ms", "sample_key", "upgrade",
+           "utc_now", "Sample", "unstable_count", "network_latency_ms", "sample_key", "upgrade",
            "write_json_atomic", "DeviceProfile", "load_profile"]
 
 SCHEMA = "latency-lab.device-profile"
@@ -218,6 +218,13 @@ def _parse_config(ctx: _Ctx, value: Any, path: str) -> dict:
             raise ctx.fail(p, f"must be a number, a string or a boolean, got "
                            f"{_type_name(v)} {v!r:.60}")
     return out
+
+
+def unstable_count(samples: Iterable["Sample"]) -> int:
+    """How many of `samples` are unstable (`Sample.unstable`: the timing's passes did
+    not reproduce). The one count `show`, the roofline plot and the profile's
+    calibration section report."""
+    return sum(1 for s in samples if s.unstable)
 
 
 @dataclass(frozen=True)
@@ -944,10 +951,9 @@ class DeviceProfile:
 
     def summary(self) -> dict:
         counts: dict[str, int] = {}
-        unstable = 0
         for s in self._samples:
             counts[s.op] = counts.get(s.op, 0) + 1
-            unstable += s.unstable
+        unstable = unstable_count(self._samples)
         d, r, prov = self._data["device"], self._data["runtime"], self._data["provenance"]
         out = {
             "source": self.source,

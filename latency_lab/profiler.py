@@ -21,7 +21,7 @@ from latency_lab import device_info, op_kinds
 from latency_lab.bench import calibration, ceilings, plans
 from latency_lab.errors import ProfileError, ProfileInterrupted
 from latency_lab.predictors import samples_xy, with_fitted_lookup
-from latency_lab.profile import DeviceProfile, Sample
+from latency_lab.profile import DeviceProfile, Sample, unstable_count
 from latency_lab.runtimes import OpProgram, get as get_runtime
 from latency_lab.timing import Measurement, TimingConfig, pool_passes
 
@@ -353,13 +353,14 @@ def _run_profile(run: ProfileRun, started: float, stop: dict) -> DeviceProfile:
         return _passes_done(samples[key].raw_ms, timing) if key in samples else 0
 
     def extra() -> dict:
-        unstable = sum(1 for s in samples.values() if s.unstable)
-        out = {"samples": len(samples), "unstable_samples": unstable, "passes": passes,
+        out = {"passes": passes,
                "timing": {"min_time_s": timing.min_time_s, "repeats": timing.repeats,
                           "calls_per_repeat": timing.calls_per_repeat,
                           "rewarm_calls": timing.rewarm_calls,
                           "spread_tolerance": timing.spread_tolerance}}
         out.update(calibration)
+        # counted now, after the resumed profile's section: its counts are stale
+        out.update(samples=len(samples), unstable_samples=unstable_count(samples.values()))
         if networks.entries:
             out["models"] = networks.to_list()
         if kind == "gpu":

@@ -52,6 +52,9 @@ def main(argv=None) -> int:
                     help="write nothing; exit 1 if a profile's stored fit is missing or stale")
     args = ap.parse_args(argv)
     from latency_lab.errors import LatencyLabError
+    import warnings
+
+    from latency_lab.errors import SlowFitWarning
     from latency_lab.predictors import LookupTableModel, samples_xy, with_fitted_lookup
     from latency_lab.profile import load_profile
 
@@ -66,7 +69,9 @@ def main(argv=None) -> int:
                 print(f"{path}: no lookup-table samples (a datasheet profile); skipped")
                 continue
             if args.check:
-                fits = LookupTableModel(prof).fit().gp_fits_
+                with warnings.catch_warnings():  # said below, per profile
+                    warnings.simplefilter("ignore", SlowFitWarning)
+                    fits = LookupTableModel(prof).fit().gp_fits_
                 bad = sorted(op for op, how in fits.items() if how != "stored")
                 stale += bool(bad)
                 print(f"{path}: " + (f"stale or missing for {', '.join(bad)}" if bad

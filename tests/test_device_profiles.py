@@ -156,3 +156,28 @@ def test_shipped_measured_profiles_store_a_current_lookup_fit(name):
     assert set(fits.values()) == {"stored"}, (
         f"{name}: stored fit is stale for {[op for op, how in fits.items() if how != 'stored']}; "
         "run scripts/fit_profile.py --shipped")
+
+
+@pytest.mark.parametrize("name", MEASURED)
+def test_show_the_roofline_plot_and_the_calibration_section_count_unstable_alike(name):
+    from latency_lab.plots import profile_figures, roofline_points, unstable_label
+    from latency_lab.profile import unstable_count
+
+    p = load_profile(name)
+    n = unstable_count(p.samples)
+    assert n == sum(1 for s in p.samples if s.unstable)
+    assert p.summary()["samples"]["unstable"] == n  # `show --json`
+    fig = profile_figures(p)  # `show`'s table
+    assert fig["unstable_total"] == n
+    assert sum(op["unstable"] for op in fig["samples_per_op"].values()) == n
+    assert p.calibration["unstable_samples"] == n  # written by the profiler
+    assert p.calibration["samples"] == len(p.samples)
+    plotted = sum(1 for pt in roofline_points(p)[0] if pt.unstable)
+    assert unstable_label(plotted, n).startswith(f"unstable ({n}")  # the plot's legend
+
+
+def test_the_roofline_legend_says_how_many_unstable_samples_it_cannot_draw():
+    from latency_lab.plots import unstable_label
+
+    assert unstable_label(5, 5) == "unstable (5)"
+    assert unstable_label(192, 212) == "unstable (212; 20 not plotted)"

@@ -429,8 +429,20 @@ def test_predict_json_shape(capsys, files):
     assert data["latency_ms"] > 0 and data["profile"] == files["litert"]
     assert [l["name"] for l in data["layers"]] == ["stem", "dw", "gap", "head"]
     for layer in data["layers"]:
-        assert set(layer) == {"name", "type", "latency_ms", "bound"}
-        assert layer["bound"] in ("compute", "memory", "overhead")
+        assert set(layer) == {"name", "type", "latency_ms", "bound", "kernels"}
+        assert layer["bound"] in ("compute", "memory", "overhead") and layer["kernels"] >= 1
+    # the rows are LiteRT's kernels summed per Keras layer: the JSON says how many
+    assert data["runtime"] == "litert"
+    assert data["kernels"] == sum(l["kernels"] for l in data["layers"]) >= len(data["layers"])
+
+
+def test_predict_table_says_what_its_rows_are(capsys, files):
+    assert main(["predict", files["model"], "--profile", files["litert"], "--json"]) == 0
+    kernels = json.loads(capsys.readouterr().out)["kernels"]
+    assert main(["predict", files["model"], "--profile", files["litert"]]) == 0
+    out = " ".join(capsys.readouterr().out.split())
+    assert f"4 layers (the kernels LiteRT runs, {kernels}, summed per Keras layer" in out
+    assert "folded BatchNormalization and fused activations" in out
 
 
 def test_measure_json_shape(capsys, files):
@@ -730,3 +742,34 @@ def test_a_datasheet_profile_has_no_lookup_fit_to_store():
 
     with pytest.raises(ProfileError, match="no lookup-table"):
         with_fitted_lookup("t4")
+
+
+def test_a_missing_or_stale_stored_fit_warns_once_that_the_load_is_slow(tmp_path):
+    import warnings
+
+    from latency_lab.errors import SlowFitWarning
+    from latency_lab.predictors import with_fitted_lookup
+
+    def slow_fit_warnings(prof, **kw):
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            LookupTableModel(prof, **kw).fit()
+        return [str(w.message) for w in caught if issubclass(w.category, SlowFitWarning)]
+
+    assert issubclass(SlowFitWarning, UserWarning)
+    prof = _profile()
+    path = tmp_path / "p.json"
+    prof.save(path)
+    (missing,) = slow_fit_warnings(DeviceProfile.load(path))  # one, for three refit ops
+    assert "is missing" in missing and "tens of seconds" in missing
+    assert f"scripts/fit_profile.py {path}" in missing
+    stored = with_fitted_lookup(prof)
+    assert slow_fit_warnings(stored) == []  # the stored fit is used: fast, no message
+    s0 = stored.samples[0]
+    stale = stored.with_samples([Sample(s0.op, s0.config, s0.median_ms * 1.1, 0.0, 5,
+                                        (s0.median_ms * 1.1,) * 5)] + stored.samples[1:])
+    (msg,) = slow_fit_warnings(stale)
+    assert "stale" in msg and "fit_profile.py" in msg
+    # the caller asked for the slow fit, or for settings a stored fit never covers
+    assert slow_fit_warnings(stale, use_fitted=False) == []
+    assert slow_fit_warnings(prof, random_state=1) == []

@@ -14,7 +14,7 @@ from latency_lab import cli, op_kinds, profiler
 from latency_lab.bench import calibration, ceilings, plans
 from latency_lab.errors import ProfileError, ProfileInterrupted
 from latency_lab.bench.plans import PlannedSample
-from latency_lab.profile import DeviceProfile
+from latency_lab.profile import DeviceProfile, unstable_count
 from latency_lab.profiler import ProfileRun, run_profile
 from latency_lab.timing import Measurement
 
@@ -346,6 +346,9 @@ def test_resume_measures_only_the_missing_samples(tmp_path, world):
     assert world.calls - calls_before == math.ceil((world.n_planned - CHUNK) / CHUNK)
     assert second.progress["complete"] is True
     assert len(second.samples) == len(second.sample_keys) == world.n_planned
+    # The calibration section counts the resumed profile's samples, not the first run's.
+    assert second.calibration["samples"] == len(second.samples)
+    assert second.calibration["unstable_samples"] == unstable_count(second.samples)
     # Its elapsed time goes on from the first run's (fake clock: 100 s a call there).
     assert first.progress["elapsed_s"] >= 100.0
     assert second.progress["elapsed_s"] == pytest.approx(
