@@ -729,7 +729,7 @@ def _read_json(path) -> Any:
 class DeviceProfile:
     """A validated device profile (always at CURRENT_VERSION in memory).
 
-    Treat it as immutable: `add_samples`, `with_samples` and `replace` return new
+    Treat it as immutable: `with_samples` and `replace` return new
     profiles; `save` writes atomically.
     """
 
@@ -817,18 +817,6 @@ class DeviceProfile:
         if progress is not None:
             sections["progress"] = progress
         return self.replace(**sections)
-
-    def add_samples(self, samples: Iterable, *, progress: dict | None = None
-                    ) -> "DeviceProfile":
-        """A new profile with ``samples`` appended; a sample whose key (op + config)
-        is already present replaces the old one in place. Profiling calls this after
-        each batch of measurements and then `save`s, so an interrupted run resumes by
-        skipping `has_sample` configs."""
-        merged = {s.key: s for s in self._samples}
-        for s in samples:
-            s = s if isinstance(s, Sample) else Sample.from_dict(s, self.source)
-            merged[s.key] = s
-        return self.with_samples(merged.values(), progress=progress)
 
     # -- properties ----------------------------------------------------------------
 
@@ -931,9 +919,6 @@ class DeviceProfile:
 
     def samples_for(self, op: str) -> list[Sample]:
         return [s for s in self._samples if s.op == op]
-
-    def has_sample(self, op: str, config: Mapping) -> bool:
-        return sample_key(op, config) in self.sample_keys
 
     def check_device(self, fingerprint: str | None, name: str | None = None) -> bool:
         """True when the current device matches the profile (or either side is unknown).
