@@ -35,7 +35,7 @@ def main() -> int:
     step(f"analyze {MODEL} (alpha 0.35, 96x96)")
     rc = cli(["analyze", MODEL, *MODEL_ARGS])
     step("profile this CPU (LiteRT, 1 thread, --quick)")
-    rc = rc or cli(["profile", "--quick", "--out", profile])
+    rc = rc or cli(["profile", "--quick", "--overwrite", "--out", profile])  # a fresh one each run
     step("predict from the profile")
     rc = rc or cli(["predict", MODEL, *MODEL_ARGS, "--profile", profile])
     step("measure for real (same harness as profiling)")
