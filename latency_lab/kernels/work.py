@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 from latency_lab import costs, op_kinds
@@ -31,8 +32,6 @@ class WorkItem:
     def scaled(self, alive_in: float, alive_out: float) -> "WorkItem":
         """The kernel with its layer's input/output channels scaled by these alive
         fractions (`OpKind.scale`); a roofline-charged kernel scales with its output."""
-        import dataclasses
-
         if self.configs is None:
             return dataclasses.replace(self, flops=self.flops * alive_out,
                                        bytes=self.bytes * alive_out)

@@ -7,7 +7,7 @@ from typing import Iterable
 
 from latency_lab.graph import Op
 from latency_lab.op_kinds.activation import fused_activation_configs
-from latency_lab.op_kinds.base import (Config, OpKind, kernel_same_input, keras_layer,
+from latency_lab.op_kinds.base import (Config, OpKind, get, kernel_same_input, keras_layer,
                                        layer_hw, litert_kernel, random_weights, register,
                                        same_out, square, tile_features)
 
@@ -87,7 +87,7 @@ def small_map_configs(configs: Iterable[tuple[str, Config]]) -> list[tuple[str, 
     2x2 and 4x4 outputs: where a network fed a small input ends, the time of such a
     conv is the fetch of its weights, a regime the families' own maps (5x5 and up)
     never reach. Random variants rarely land there (one in a 690-sample plan)."""
-    kind = Conv2D()
+    kind = get("conv2d")  # the registered instance
     out = []
     for op, cfg in configs:
         if op != "conv2d" or kind.weight_bytes(cfg) < SMALL_MAP_WEIGHT_BYTES:
