@@ -340,13 +340,27 @@ def run_predict(args: argparse.Namespace) -> int:
                   caption=res.rows_note())
     for col in ("layer", "type", "kernels", "ms", "bound"):
         table.add_column(col, justify="right" if col in ("ms", "kernels") else "left")
+    outside_layers = {layer for layer, _ in (res.band.outside if res.band else [])}
+    if outside_layers:
+        table.add_column("table")
     for layer in res.layers:
-        table.add_row(layer.name, layer.type, str(layer.kernels), f"{layer.latency_ms:.4f}",
-                      layer.bound)
+        row = [layer.name, layer.type, str(layer.kernels), f"{layer.latency_ms:.4f}", layer.bound]
+        if outside_layers:
+            row.append("OUTSIDE" if layer.name in outside_layers else "")
+        table.add_row(*row)
     table.add_section()
-    table.add_row("total", f"{len(res.layers)} layers", str(res.kernels),
-                  f"{res.latency_ms:.3f}", "")
+    total = f"{res.latency_ms:.3f}"
+    if res.band is not None:
+        total += f" ± {res.band.uncertainty_ms:.3f}"
+    table.add_row("total", f"{len(res.layers)} layers", str(res.kernels), total, "")
     console().print(table)
+    if res.band is not None and res.band.outside:
+        warn(f"{len(res.band.outside)} kernel configuration(s) lie outside the profile's "
+             "table, so their predictions are extrapolated (± is one standard deviation):")
+        for layer, c in res.band.outside:
+            warn(f"  {layer}: {c.op} {c.config}: {c.reason}")
+        warn("time them on this device and predict again with --measure-missing, or "
+             "ahead of time with `latency-lab profile --extend-for MODEL`")
     return 0
 
 

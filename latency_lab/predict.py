@@ -9,7 +9,8 @@ from typing import Any
 
 from latency_lab.errors import ProfileError
 from latency_lab.kernels import work_items
-from latency_lab.predictors import LayerPrediction, make_predictor, predict_items
+from latency_lab.predictors import (LayerPrediction, PredictionBand, make_predictor,
+                                    prediction_band, predict_items)
 from latency_lab.profile import load_profile
 
 __all__ = ["NetworkPrediction", "predict_model"]
@@ -25,6 +26,7 @@ class NetworkPrediction:
     skipped: list[str] = field(default_factory=list)  # no latency model (allow_unknown)
     runtime: str = ""  # the profile's runtime, whose kernels are predicted
     kernels: int = 0  # kernels the runtime runs; `layers` sums them per Keras layer
+    band: PredictionBand | None = None  # expected error, kernels outside the table
 
     def rows_note(self) -> str:
         """What the rows are: '64 layers (the kernels LiteRT runs, 71, summed per
@@ -42,7 +44,9 @@ class NetworkPrediction:
         return {"model": self.model, "profile": self.profile, "predictor": self.predictor,
                 "latency_ms": self.latency_ms, "runtime": self.runtime,
                 "kernels": self.kernels, "layers": [l.to_dict() for l in self.layers],
-                "skipped": list(self.skipped)}
+                "skipped": list(self.skipped),
+                "uncertainty_ms": self.band.uncertainty_ms if self.band else None,
+                "outside_table": self.band.to_dict()["outside"] if self.band else []}
 
 
 def predict_model(model: Any, profile: Any, predictor: str = "lookup", *,
@@ -63,4 +67,4 @@ def predict_model(model: Any, profile: Any, predictor: str = "lookup", *,
     total, layers = predict_items(items, est)
     return NetworkPrediction(model_name or model.name, prof.device_name, predictor, total, layers,
                              list(items.skipped), runtime=prof.runtime_name,
-                             kernels=len(items))
+                             kernels=len(items), band=prediction_band(items, est))

@@ -40,12 +40,15 @@ from latency_lab.bench.ceilings import bandwidth_at, weight_bandwidth_curve
 from latency_lab.errors import (InvalidArgumentError, ProfileError, SlowFitWarning,
                                 UnsupportedOpError)
 from latency_lab.kernels.work import WorkItem
+from latency_lab.op_kinds.space import kernel_paths
 from latency_lab.profile import DeviceProfile, load_profile, network_latency_ms, sample_key
 
 __all__ = ["RooflineModel", "LookupTableModel", "FlopsBaseline", "PREDICTORS",
            "make_predictor", "predict_items", "LayerPrediction", "samples_xy",
            "channel_tile_for", "padded_config", "featurize", "UnseenCategoryWarning",
-           "rmspe", "LOOKUP_FIT_VERSION", "with_fitted_lookup"]
+           "rmspe", "LOOKUP_FIT_VERSION", "with_fitted_lookup", "KernelCheck",
+           "OUTSIDE_LENGTH_SCALES", "OUTSIDE_LOG_STD", "path_of", "kernel_path_table",
+           "PredictionBand", "prediction_band"]
 
 Kernel = tuple  # (op, config)
 
@@ -217,15 +220,45 @@ def padded_config(op: str, cfg: dict, channel_tile: int | None) -> dict:
 # 23.8/9.7/12.9%; dense, pool and the scalar ops about unchanged; depthwise worse.
 
 
+def path_of(paths: Sequence[tuple], value) -> int:
+    """Index of the kernel path `value` belongs to; a value no sample has goes with the
+    nearest measured one (ties: the smaller), and `LookupTableModel` flags it."""
+    for i, p in enumerate(paths):
+        if value in p:
+            return i
+    flat = [(abs(v - value), v, i) for i, p in enumerate(paths) for v in p]
+    return min(flat)[2]
+
+
+def kernel_path_table(op: str, cfgs: Sequence[dict], log_eff: Sequence[float]) -> dict:
+    """{path key: kernel paths (tuples of values)} of op kind `op` found in a table
+    (`op_kinds.space.kernel_paths`): spines are the samples equal in every other key."""
+    kind = op_kinds.get(op)
+    out = {}
+    for key in kind.path_keys:
+        spines: dict[tuple, dict] = {}
+        for c, e in zip(cfgs, log_eff):
+            rest = tuple(sorted((k, v) for k, v in c.items() if k != key))
+            spines.setdefault(rest, {})[c[key]] = float(e)
+        found = kernel_paths(list(s.items()) for s in spines.values())
+        if len(found) > 1:
+            out[key] = found
+    return out
+
+
 def featurize(op: str, cfg: dict, categories: dict[str, list],
-               channel_tile: int | None = None, base_ms: float | None = None) -> list[float]:
+              channel_tile: int | None = None, base_ms: float | None = None,
+              paths: dict | None = None) -> list[float]:
     """The features of `cfg` with its stepped output channels rounded up to whole
     steps, like the base (`padded_config`): the time is flat across a step, and the
     regressor, given the raw count, carried the trend of bigger layers running more
     efficiently into the inside of a step (a stem conv over 1-8 output channels
     measured 9.5 us throughout and was predicted 7.4 down to 5.8 us). With
     `base_ms` (the roofline base, `LookupTableModel._roof`), its log is a feature too
-    (`OpKind.size_feature`)."""
+    (`OpKind.size_feature`). With `paths` ({key: kernel paths}, `kernel_path_table`),
+    the path of each path key's value, one-hot: a 6x6 depthwise conv runs another
+    kernel than a 5x5 one (13x slower per multiply-add under LiteRT on the EPYC VM),
+    which a smooth function of k cannot follow."""
     kind = op_kinds.get(op)
     feats = kind.features(padded_config(op, cfg, channel_tile), categories, channel_tile)
     if channel_tile and kind.partial_step_flag:
@@ -233,6 +266,9 @@ def featurize(op: str, cfg: dict, categories: dict[str, list],
         feats.append(float(int(cfg[key]) % _step_size(kind, channel_tile) != 0))
     if base_ms is not None and kind.size_feature:
         feats.append(math.log(max(base_ms, 1e-9)))
+    for key, found in sorted((paths or {}).items()):  # the kernel path, one-hot
+        at = path_of(found, cfg[key])
+        feats.extend(1.0 if i == at else 0.0 for i in range(len(found)))
     return feats
 
 
@@ -243,7 +279,7 @@ def featurize(op: str, cfg: dict, categories: dict[str, list],
 # another version are refit. (Each stored model also carries a digest of its training
 # data, so a change that forgets the bump still refits instead of reusing stale
 # hyperparameters.)
-LOOKUP_FIT_VERSION = 1
+LOOKUP_FIT_VERSION = 2
 
 
 def _data_digest(feats: np.ndarray, target: np.ndarray) -> str:
@@ -289,6 +325,22 @@ def _with_hyperparameters(kernel, values: Sequence[float]):
     out = clone(kernel)
     out.set_params(**params)
     return out
+
+
+def _length_scales(kernel, n: int) -> np.ndarray:
+    """The RBF length scales of a fitted `ConstantKernel * RBF + WhiteKernel`."""
+    for part in (kernel.k1.k2, kernel.k1.k1, kernel.k2):
+        if hasattr(part, "length_scale"):
+            return np.broadcast_to(np.asarray(part.length_scale, dtype=float), (n,)).copy()
+    return np.ones(n)
+
+
+def _noise_log_std(gp, target: np.ndarray) -> float:
+    """The fitted white noise as a standard deviation of log time (the GP fits
+    targets normalized by their spread, `normalize_y`, so it is scaled back)."""
+    level = getattr(gp.kernel_.k2, "noise_level", 0.0)
+    spread = float(np.std(target)) or 1.0
+    return float(math.sqrt(max(level, 0.0)) * spread)
 
 
 class UnseenCategoryWarning(UserWarning):
@@ -367,7 +419,7 @@ class LookupTableModel(_ProfilePredictor):
         by_op: dict[str, list[int]] = {}
         for i, (op, _) in enumerate(kernels):
             by_op.setdefault(op, []).append(i)
-        log_eff_all = []
+        log_eff_all, noise = [], []
         for op, idx in by_op.items():
             cfgs = [kernels[i][1] for i in idx]
             base = np.array([self._roof(op, c) for c in cfgs])
@@ -376,22 +428,31 @@ class LookupTableModel(_ProfilePredictor):
             if len(idx) < self.min_samples:
                 continue
             cats = {k: sorted({c[k] for c in cfgs}) for k in cfgs[0] if isinstance(cfgs[0][k], str)}
-            feats = np.array([featurize(op, c, cats, tile, b) for c, b in zip(cfgs, base)])
+            paths = kernel_path_table(op, cfgs, target)
+            feats = np.array([featurize(op, c, cats, tile, b, paths) for c, b in zip(cfgs, base)])
             digest = _data_digest(feats, target)
             gp = self._stored_gp(prof, op, feats, target, digest, stored.get(op))
             self.gp_fits_[op] = "optimized" if gp is None else "stored"
             if gp is None and not slow_warned and storable:
                 slow_warned = True
                 self._warn_slow_fit(prof, bool(stored))
+            if gp is None:
+                gp = self._gp(feats, target)
             self.models_[op] = {
-                "gp": self._gp(feats, target) if gp is None else gp,
+                "gp": gp,
                 "categories": cats,
+                "paths": paths,
+                "train_x": feats,
+                "length_scales": _length_scales(gp.kernel_, feats.shape[1]),
                 "low": feats.min(axis=0),
                 "high": feats.max(axis=0),
                 "keys": sorted(cfgs[0]),
                 "data_sha256": digest,
             }
+            noise.append(_noise_log_std(gp, target))
         self.median_log_efficiency_ = float(np.median(log_eff_all))
+        # the table's own noise: the expected error even at a measured point
+        self.exact_log_std_ = float(np.median(noise)) if noise else 0.0
         self._fit_in_network(prof)
         return self
 
@@ -638,7 +699,7 @@ class LookupTableModel(_ProfilePredictor):
                     f"{what}; predicted from the table's other values, with none of its "
                     "own timings: add a network that uses it to the profile's plan and "
                     "re-profile"), stacklevel=2)
-        f = np.array(featurize(op, cfg, m["categories"], self.channel_tile_, base))
+        f = np.array(featurize(op, cfg, m["categories"], self.channel_tile_, base, m["paths"]))
         if np.any(f < m["low"] - 1e-9) or np.any(f > m["high"] + 1e-9):
             if self.out_of_range == "error":
                 raise UnsupportedOpError(
@@ -647,6 +708,76 @@ class LookupTableModel(_ProfilePredictor):
                 )
             f = np.clip(f, m["low"], m["high"])
         return base * float(np.exp(m["gp"].predict(f[None, :])[0]))
+
+
+    def check_kernel(self, op: str, cfg: dict) -> "KernelCheck":
+        """How far `cfg` lies from the table and how far off its prediction is
+        expected to be (see `KernelCheck`)."""
+        if sample_key(op, cfg) in self.table_:
+            return KernelCheck(op, dict(cfg), False, 0.0, self.exact_log_std_, "")
+        m = self.models_.get(op)
+        if m is None:
+            return KernelCheck(op, dict(cfg), True, math.inf, UNMODELLED_LOG_STD,
+                               f"the profile has no samples of {op!r}")
+        reasons = [f"{k}={cfg[k]!r} not in the table" for k, seen in m["categories"].items()
+                   if cfg[k] not in seen]
+        for key, found in m["paths"].items():
+            if not any(cfg[key] in p for p in found):
+                reasons.append(f"{key}={cfg[key]} not sampled (kernel path unknown)")
+        base = self._roof(op, cfg)
+        f = np.array(featurize(op, cfg, m["categories"], self.channel_tile_, base, m["paths"]))
+        scale = m["length_scales"]
+        clipped = np.clip(f, m["low"], m["high"])
+        # Past the range, a length scale over 1 (a feature the table barely varies,
+        # e.g. k when every sample is 3x3) says nothing; count whole units there.
+        beyond = np.abs(f - clipped) / np.minimum(scale, 1.0)
+        if np.any(beyond > OUTSIDE_LENGTH_SCALES):
+            reasons.append("outside the sampled range")
+        distance = float(np.min(np.linalg.norm((m["train_x"] - f) / scale, axis=1)))
+        if distance > OUTSIDE_LENGTH_SCALES:
+            reasons.append(f"{distance:.1f} length scales from the nearest sample")
+        _, std = m["gp"].predict(clipped[None, :], return_std=True)
+        log_std = max(float(std[0]), self.exact_log_std_)
+        if reasons:  # a GP's variance understates a miss where it never saw the trend
+            log_std = max(log_std, OUTSIDE_LOG_STD)
+        return KernelCheck(op, dict(cfg), bool(reasons), distance, log_std, "; ".join(reasons))
+
+
+@dataclass
+class KernelCheck:
+    """Where a kernel's configuration lies with respect to the lookup table.
+
+    outside: no measured sample covers it (a category or kernel path the table never
+        timed, features beyond the sampled range, or more than OUTSIDE_LENGTH_SCALES
+        of the fitted length scales from the nearest sample); `reason` says which.
+    distance: to the nearest sample, in the op's fitted length scales.
+    log_std: expected error, the standard deviation of log(measured / predicted): the
+        Gaussian process's predictive one, at least the table's noise, and at least
+        OUTSIDE_LOG_STD outside the table.
+    """
+
+    op: str
+    config: dict
+    outside: bool
+    distance: float
+    log_std: float
+    reason: str
+
+    def to_dict(self) -> dict:
+        return {"op": self.op, "config": self.config, "outside": self.outside,
+                "distance": self.distance if math.isfinite(self.distance) else None,
+                "expected_error_pct": 100.0 * (math.exp(self.log_std) - 1.0),
+                "reason": self.reason}
+
+
+# A configuration more than this many fitted length scales from every sample (or past
+# the sampled range by as much) is outside the table: the GP then reverts to its mean.
+OUTSIDE_LENGTH_SCALES = 1.0
+# The expected error of a kernel outside the table (log scale, ~50%): a 7x7 depthwise
+# conv predicted from 3x3 and 5x5 samples was 5-9x off, a dense layer 2x.
+OUTSIDE_LOG_STD = math.log(1.5)
+# An op kind without samples, charged by the roofline at the median efficiency.
+UNMODELLED_LOG_STD = math.log(2.0)
 
 
 PREDICTORS: dict[str, type] = {
@@ -713,6 +844,47 @@ def predict_items(items: list[WorkItem], predictor: Any) -> tuple[float, list[La
         else:
             per_layer[item.layer] = LayerPrediction(item.layer, item.layer_type, ms, bound)
     return total, list(per_layer.values())
+
+
+@dataclass
+class PredictionBand:
+    """A network prediction's expected error and the kernels outside the table.
+
+    uncertainty_ms: one standard deviation of the network's predicted latency. The
+    kernels of one op kind share their errors (one table, one fit: a kind predicted
+    8% slow is slow everywhere), so their expected errors add; the kinds' totals add
+    in quadrature. A kernel's expected error is `KernelCheck.log_std`.
+    outside: (layer, KernelCheck) of every distinct kernel configuration outside the
+    table, in network order.
+    """
+
+    uncertainty_ms: float
+    outside: list[tuple[str, KernelCheck]]
+
+    def to_dict(self) -> dict:
+        return {"uncertainty_ms": self.uncertainty_ms,
+                "outside": [dict(c.to_dict(), layer=layer) for layer, c in self.outside]}
+
+
+def prediction_band(items: Sequence[WorkItem], predictor: Any) -> PredictionBand | None:
+    """The `PredictionBand` of a network's kernels, or None for a predictor that
+    cannot say (the roofline and FLOPs baselines)."""
+    if not hasattr(predictor, "check_kernel"):
+        return None
+    by_kind: dict[str, float] = {}
+    outside: list[tuple[str, KernelCheck]] = []
+    checks: dict[str, KernelCheck] = {}
+    for item in items:
+        for op, cfg in _as_kernels(item.configs or ()):
+            key = sample_key(op, cfg)
+            if key not in checks:
+                checks[key] = predictor.check_kernel(op, cfg)
+                if checks[key].outside:
+                    outside.append((item.layer, checks[key]))
+            c = checks[key]
+            ms = predictor.kernel_ms([(op, cfg)])
+            by_kind[op] = by_kind.get(op, 0.0) + ms * (math.exp(c.log_std) - 1.0)
+    return PredictionBand(math.sqrt(sum(v * v for v in by_kind.values())), outside)
 
 
 def rmspe(pred: Sequence[float], true: Sequence[float]) -> float:

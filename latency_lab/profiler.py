@@ -435,8 +435,11 @@ def _run_profile(run: ProfileRun, started: float, stop: dict) -> DeviceProfile:
                 stopped = _measure_in_batches(pass_chunks(plan, pass_index), run.seed,
                                               runtime, timing, record, save, stop_reason)
                 if not stopped and pass_index == 1 and n_adaptive_left > 0:
-                    extra_plan = plans.adaptive_plan(list(samples.values()),
-                                                          n_adaptive_left, seed=run.seed)
+                    # where the kernel path changes first, then the worst-fitted
+                    measured = list(samples.values())
+                    extra_plan = plans.path_plan(measured, seed=run.seed)[:n_adaptive_left]
+                    extra_plan += plans.adaptive_plan(
+                        measured, n_adaptive_left - len(extra_plan), seed=run.seed)
                     extra_plan = [p for p in extra_plan if p.key not in samples]
                     by_key.update({p.key: p for p in extra_plan})
                     adaptive.extend(extra_plan)

@@ -773,3 +773,46 @@ def test_a_missing_or_stale_stored_fit_warns_once_that_the_load_is_slow(tmp_path
     # the caller asked for the slow fit, or for settings a stored fit never covers
     assert slow_fit_warnings(stale, use_fitted=False) == []
     assert slow_fit_warnings(prof, random_state=1) == []
+
+
+# ----------------------------------------------------- outside the table, uncertainty
+
+
+def test_a_configuration_outside_the_table_is_flagged_and_inside_is_not():
+    est = LookupTableModel(_profile()).fit()
+    inside = est.check_kernel("conv2d", dict(h=12, w=12, cin=12, cout=24, k=3, s=1))
+    assert not inside.outside and inside.reason == ""
+    assert not est.check_kernel(*_conv(h=16, cin=16, cout=16)).outside  # a table point
+    far = est.check_kernel("conv2d", dict(h=8, w=8, cin=16, cout=16, k=7, s=1))
+    assert far.outside and "outside the sampled range" in far.reason
+    assert far.log_std >= inside.log_std
+    assert est.check_kernel("pool", dict(h=8, w=8, c=8, k=2, s=2, kind="max")).outside
+
+
+def test_a_kernel_path_seen_in_the_table_becomes_a_feature():
+    """Spines over k with a 13x jump from k=6 on: the model learns the jump and
+    predicts an unsampled 7x7 on a new map on the slow path."""
+    cfgs = []
+    for h, c in ((8, 16), (16, 8), (12, 24)):
+        cfgs += [dict(h=h, w=h, c=c, k=k, s=1) for k in range(1, 12)]
+    cfgs += [dict(h=h, w=h, c=c, k=k, s=1) for h in (10, 14) for c in (12, 20) for k in (3, 5, 9)]
+
+    def ms(cfg):
+        return _device_ms("depthwise", cfg) * (13 if cfg["k"] >= 6 else 1)
+
+    samples = [Sample("depthwise", c, ms(c), 0.0, 5, (ms(c),) * 5) for c in cfgs]
+    prof = _profile().replace(samples=samples)
+    est = LookupTableModel(prof).fit()
+    assert est.models_["depthwise"]["paths"]["k"][-1][0] == 6
+    new = dict(h=10, w=10, c=12, k=7, s=1)
+    assert abs(est._predict_one("depthwise", new) / ms(new) - 1) < 0.25
+
+
+def test_predict_model_reports_a_band_and_the_kernels_outside():
+    x = keras.Input((8, 8, 16))
+    y = L.DepthwiseConv2D(7, padding="same")(x)
+    y = L.Conv2D(16, 3, padding="same")(y)
+    res = predict_model(keras.Model(x, y), _profile(), "lookup")
+    assert res.band is not None and res.band.uncertainty_ms > 0
+    assert [c.op for _, c in res.band.outside] == ["depthwise"]
+    assert res.to_dict()["outside_table"][0]["config"]["k"] == 7

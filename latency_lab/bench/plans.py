@@ -28,7 +28,8 @@ __all__ = ["PlannedSample", "roofline_plan", "table_plan", "adaptive_plan",
            "application_layer_configs", "category_configs", "coverage_configs",
            "loo_relative_errors", "QUICK_FAMILIES", "FULL_FAMILIES", "CHAIN_LENGTHS",
            "WEIGHT_STREAM_QUICK", "WEIGHT_STREAM_FULL", "NARROW_MAX_CHANNELS",
-           "CATEGORY_SAMPLES", "table_shares"]
+           "CATEGORY_SAMPLES", "table_shares", "SPACE_SHARE", "path_plan", "path_boundaries",
+           "PATH_SAMPLES"]
 
 
 @dataclass(frozen=True)
@@ -201,7 +202,7 @@ def table_plan(quick: bool, seed: int = 0, max_samples: int | None = None,
     per_op: dict[str, list[Config]] = {}
     for op, cfg in configs:
         per_op.setdefault(op, []).append(cfg)
-    budget = max_samples or (200 if quick else 720)
+    budget = max_samples or (200 if quick else 620)
     weights = table_shares()
     total_w = sum(weights[o] for o in per_op if o in weights) or 1
     plan: list[PlannedSample] = []
@@ -210,9 +211,13 @@ def table_plan(quick: bool, seed: int = 0, max_samples: int | None = None,
         cfgs = per_op[op]
         rng.shuffle(cfgs)
         n = max(4, budget * weights.get(op, 1) // total_w)
-        n_real = min(len(cfgs), (n + 1) // 2)
+        kind = op_kinds.get(op)
+        n_space = n // SPACE_SHARE if kind.space else 0
+        n_real = min(len(cfgs), (n - n_space + 1) // 2)
         chosen = cfgs[:n_real]
-        chosen += [_variant(op, rng.choice(cfgs), rng) for _ in range(n - n_real)]
+        chosen += [_variant(op, rng.choice(cfgs), rng) for _ in range(n - n_space - n_real)]
+        chosen += _runnable(op, kind.space_configs(n_space, rng), runtime)
+        chosen += kind.spine_configs(_spine_bases(op, cfgs, 2 if quick else 3))
         # Ops the families use at few channel counts (a Rescaling on 3 image channels)
         # slim into duplicates; other input sizes keep their table from being a point.
         distinct = {sample_key(op, c) for c in chosen}
@@ -239,6 +244,29 @@ def table_plan(quick: bool, seed: int = 0, max_samples: int | None = None,
     # regressor averages out. A --budget cut also leaves every op kind some samples.
     rng.shuffle(plan)
     return plan
+
+
+# One in SPACE_SHARE of an op kind's table samples is drawn from its whole
+# configuration space (`OpKind.space_configs`), whatever the families use.
+SPACE_SHARE = 4
+
+
+def _spine_bases(op: str, cfgs: Sequence[Config], n: int) -> list[Config]:
+    """`n` of the families' configurations of `op`, spread by work (quartiles): the
+    bases its path keys are swept on."""
+    ranked = sorted(cfgs, key=lambda c: (op_kinds.work(op, c).flops, sorted(c.items())))
+    if not ranked:
+        return []
+    return [ranked[int((i + 1) * len(ranked) / (n + 1))] for i in range(n)]
+
+
+def _runnable(op: str, cfgs: list[Config], runtime: str) -> list[Config]:
+    """Drop configurations `runtime` never runs as one kernel of `op` (an activation
+    LiteRT runs as two kernels, timed as those)."""
+    if op != "activation" or runtime != "litert":
+        return cfgs
+    runs = set(ACTIVATION_KERNELS.values())
+    return [c for c in cfgs if c["fn"] in runs]
 
 
 CATEGORY_SAMPLES = 6  # per missing value
@@ -292,6 +320,61 @@ def loo_relative_errors(op: str, samples: Sequence) -> list[tuple[float, object]
         pred = float(np.exp(x[i] @ coef))
         out.append((abs(pred - rows[i].min_ms) / rows[i].min_ms, rows[i]))
     return out
+
+
+# A nominal roofline for finding kernel-path jumps before the table is fitted: along
+# a spine only the ratios between neighbouring values matter.
+_NOMINAL_FLOPS_PER_S = 1e11
+_NOMINAL_BYTES_PER_S = 2e10
+PATH_SAMPLES = 4  # per value on either side of a kernel-path boundary
+
+
+def _log_efficiency(op: str, config: Config, ms: float) -> float:
+    w = op_kinds.work(op, config)
+    roof_s = max(w.flops / _NOMINAL_FLOPS_PER_S, w.bytes_total / _NOMINAL_BYTES_PER_S, 1e-9)
+    return math.log(ms * 1e-3 / roof_s)
+
+
+def path_boundaries(samples: Sequence) -> dict[tuple[str, str], list[tuple]]:
+    """{(op, path key): kernel paths} found in measured `samples` (objects with op,
+    config and min_ms), for the op kinds and keys where the time per unit of work
+    jumps between neighbouring values (`op_kinds.space.kernel_paths`)."""
+    from latency_lab.op_kinds.space import kernel_paths
+
+    out = {}
+    for kind in op_kinds.table_kinds():
+        rows = [s for s in samples if s.op == kind.name]
+        for key in kind.path_keys:
+            spines: dict[tuple, dict] = {}
+            for s in rows:
+                rest = tuple(sorted((k, v) for k, v in s.config.items() if k != key))
+                spines.setdefault(rest, {})[s.config[key]] = _log_efficiency(
+                    kind.name, s.config, s.min_ms)
+            found = kernel_paths(list(sp.items()) for sp in spines.values())
+            if len(found) > 1:
+                out[(kind.name, key)] = found
+    return out
+
+
+def path_plan(samples: Sequence, seed: int = 0,
+              per_value: int = PATH_SAMPLES) -> list[PlannedSample]:
+    """Dense samples where the runtime changes kernel path: for each boundary found
+    in `samples` (`path_boundaries`), `per_value` configurations from the op kind's
+    space with the key at each value on either side of it."""
+    rng = random.Random(seed + 2)
+    seen = {s.key for s in samples}
+    plan: list[PlannedSample] = []
+    for (op, key), found in sorted(path_boundaries(samples).items()):
+        kind = op_kinds.get(op)
+        edges = sorted({v for a, b in zip(found, found[1:]) for v in (a[-1], b[0])})
+        for v in edges:
+            for cfg in kind.space_configs(per_value, rng):
+                cfg = kind.fit_work(kind.derive(dict(cfg, **{key: v})))
+                p = PlannedSample(op, cfg, "adaptive")
+                if p.key not in seen:
+                    seen.add(p.key)
+                    plan.append(p)
+    return plan
 
 
 def _perturb(cfg: Config, rng: random.Random) -> Config:

@@ -25,10 +25,11 @@ import numpy as np
 from latency_lab import costs
 from latency_lab.errors import ProfileError
 from latency_lab.graph import Op
+from latency_lab.op_kinds.space import Dim, latin_hypercube
 
 __all__ = ["Config", "OpKind", "CHANNEL_KEYS", "same_out", "register", "get", "kinds",
            "names", "keras_layer", "litert_kernel", "KERAS_LAYERS", "LITERT_KERNELS",
-           "random_weights"]
+           "random_weights", "Dim", "MAX_SAMPLE_FLOPS", "MAX_SAMPLE_BYTES"]
 
 Config = dict[str, Any]
 
@@ -44,6 +45,12 @@ def same_out(size: int, stride: int) -> int:
 def random_weights(rng: np.random.Generator, *shape: int) -> np.ndarray:
     """Small float32 weights for a microbenchmark (their values do not change timing)."""
     return (rng.standard_normal(shape) * 0.05).astype(np.float32)
+
+
+# One sample's work at most (a few ms on a phone-class CPU core): the space's corners
+# (a 320x320 map of 4096 channels) are shrunk to it, so a profile stays minutes long.
+MAX_SAMPLE_FLOPS = 1e8
+MAX_SAMPLE_BYTES = 256e6
 
 
 class OpKind:
@@ -63,6 +70,12 @@ class OpKind:
     categories: categorical keys and every value the profile should time.
     table_share: share of the table plan's budget (`bench.plans.table_plan`).
     narrow: the plan also cuts the kind's harvested layers to a few channels.
+    space: the configuration space, one `space.Dim` per sampled key (the others
+        follow from `derive`: a square map's w is its h); the table plan draws a
+        space-filling design from it (`space_configs`).
+    path_keys: discrete keys along which the runtime may switch kernel paths; the
+        plan sweeps each through all its values (`spine_configs`) and the lookup
+        regressor gets the path of a value as a feature (`space.kernel_paths`).
     """
 
     name: str = ""
@@ -75,6 +88,8 @@ class OpKind:
     categories: dict[str, tuple] = {}
     table_share: int = 1
     narrow: bool = False
+    space: dict[str, Dim] = {}
+    path_keys: tuple[str, ...] = ()
 
     # -------------------------------------------------------------- to implement
     def to_ir(self, config: Config) -> Op:
@@ -89,6 +104,61 @@ class OpKind:
     def coverage_configs(self, quick: bool) -> list[Config]:
         """Configurations the table plan times beyond the families' layers."""
         return []
+
+    def derive(self, config: Config) -> Config:
+        """`config` (the sampled keys of `space`) completed with the keys that follow
+        from them: by default a square map (w = h)."""
+        out = dict(config)
+        if "w" in self.keys and "w" not in out and "h" in out:
+            out["w"] = out["h"]
+        return out
+
+    def space_configs(self, n: int, rng, max_flops: float = MAX_SAMPLE_FLOPS,
+                      max_bytes: float = MAX_SAMPLE_BYTES) -> list[Config]:
+        """`n` configurations spread over `space` (a Latin hypercube in log
+        coordinates). One whose work exceeds `max_flops` or `max_bytes` (a 320x320
+        map of 4096 channels) is shrunk, spatial sizes first, then its largest
+        integer keys, until it fits: the other keys keep their spread."""
+        if not self.space or n <= 0:
+            return []
+        keys = sorted(self.space)
+        out = []
+        for u in latin_hypercube(n, len(keys), rng):
+            cfg = self.derive({k: self.space[k].at(x) for k, x in zip(keys, u)})
+            out.append(self.fit_work(cfg, max_flops, max_bytes))
+        return out
+
+    def spine_configs(self, bases: Sequence[Config]) -> list[Config]:
+        """Each base configuration with each path key swept through all its values
+        (the other keys fixed): the spines on which kernel paths are found."""
+        out = []
+        for key in self.path_keys:
+            values = self.space[key].values()
+            for base in bases:
+                # shrunk to fit at every value, so all values share the other keys
+                for v in values:
+                    base = self.fit_work(self.derive(dict(base, **{key: v})))
+                out.extend(self.derive(dict(base, **{key: v})) for v in values)
+        return out
+
+    def fit_work(self, cfg: Config, max_flops: float = MAX_SAMPLE_FLOPS,
+                 max_bytes: float = MAX_SAMPLE_BYTES) -> Config:
+        """`cfg` shrunk until one sample's work fits the caps (see `space_configs`)."""
+        cfg = dict(cfg)
+        spatial = [k for k in ("h", "w", "rows", "m") if k in cfg]
+        sizes = [k for k in sorted(self.space) if not self.space[k].choices
+                 and k not in spatial and isinstance(cfg.get(k), int)]
+        for _ in range(200):
+            w = self.work(cfg)
+            if w.flops <= max_flops and w.bytes_total <= max_bytes:
+                break
+            grow = [k for k in spatial if cfg[k] > 1] or sorted(
+                (k for k in sizes if cfg[k] > 1), key=lambda k: -cfg[k])[:1]
+            if not grow:
+                break
+            for k in grow:
+                cfg[k] = max(1, int(cfg[k] * 0.8))
+        return cfg
 
     # ---------------------------------------------------------------- derived
     @property

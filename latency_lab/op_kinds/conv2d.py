@@ -7,7 +7,7 @@ from typing import Iterable
 
 from latency_lab.graph import Op
 from latency_lab.op_kinds.activation import fused_activation_configs
-from latency_lab.op_kinds.base import (Config, OpKind, get, kernel_same_input, keras_layer,
+from latency_lab.op_kinds.base import (Dim, Config, OpKind, get, kernel_same_input, keras_layer,
                                        layer_hw, litert_kernel, random_weights, register,
                                        same_out, square, tile_features)
 
@@ -23,6 +23,9 @@ class Conv2D(OpKind):
     step_channels = ("cout", 0.5)
     table_share = 18
     narrow = True
+    space = {"h": Dim(1, 320), "cin": Dim(1, 4096), "cout": Dim(1, 4096),
+             "k": Dim(1, 11, log=False), "s": Dim(1, 4, log=False)}
+    path_keys = ("k", "s")
 
     def to_ir(self, c: Config) -> Op:
         ho, wo = same_out(c["h"], c["s"]), same_out(c["w"], c["s"])

@@ -7,7 +7,7 @@ import math
 
 from latency_lab.graph import Op
 from latency_lab.op_kinds.activation import fused_activation_configs
-from latency_lab.op_kinds.base import (Config, OpKind, kernel_same_input, keras_layer,
+from latency_lab.op_kinds.base import (Dim, Config, OpKind, kernel_same_input, keras_layer,
                                        layer_hw, litert_kernel, random_weights, register,
                                        same_out, square)
 
@@ -45,6 +45,9 @@ class Depthwise(_DepthwiseBase):
     size_feature = False
     table_share = 10
     narrow = True
+    space = {"h": Dim(1, 320), "c": Dim(1, 4096), "k": Dim(1, 11, log=False),
+             "s": Dim(1, 4, log=False)}
+    path_keys = ("k", "s")
 
     def to_ir(self, c: Config) -> Op:
         ho, wo = same_out(c["h"], c["s"]), same_out(c["w"], c["s"])

@@ -1,0 +1,100 @@
+"""Configuration spaces: every configuration an op kind can be asked to time, not only
+the ones the application families use.
+
+An op kind declares `space`, one `Dim` per key it samples (others follow, `derive`),
+and `path_keys`, the discrete keys along which a runtime may switch kernel paths (a
+depthwise conv's kernel size: XNNPACK has 3x3 and 5x5 depthwise microkernels; under
+LiteRT on the EPYC VM a 6x6 one ran 13x slower per multiply-add than a 5x5). The table
+plan draws a space-filling design from each space (`space_configs`, a Latin hypercube
+in log coordinates with a cap on the work of one sample) and sweeps each path key
+through all its values on a few spines (`spine_configs`); `kernel_paths` finds, in
+measured samples, the values between which the time per unit of roofline work jumps,
+and the lookup regressor gets the path a value belongs to as a feature.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from dataclasses import dataclass
+from typing import Iterable, Sequence
+
+__all__ = ["Dim", "latin_hypercube", "kernel_paths", "PATH_JUMP"]
+
+
+@dataclass(frozen=True)
+class Dim:
+    """The domain of one configuration key: integers `lo`..`hi` (drawn log-uniformly
+    when `log`, else uniformly), or an explicit tuple of `choices` (ints or strs)."""
+
+    lo: int = 1
+    hi: int = 1
+    log: bool = True
+    choices: tuple = ()
+
+    def values(self) -> tuple:
+        """Every value of a discrete dimension (its choices, or lo..hi)."""
+        return self.choices or tuple(range(self.lo, self.hi + 1))
+
+    def at(self, u: float):
+        """The value at quantile `u` in [0, 1)."""
+        if self.choices:
+            return self.choices[min(int(u * len(self.choices)), len(self.choices) - 1)]
+        if self.log:
+            v = math.exp(math.log(self.lo) + u * (math.log(self.hi + 1) - math.log(self.lo)))
+        else:
+            v = self.lo + u * (self.hi + 1 - self.lo)
+        return max(self.lo, min(self.hi, int(v)))
+
+    def contains(self, v) -> bool:
+        if self.choices:
+            return v in self.choices
+        return isinstance(v, int) and self.lo <= v <= self.hi
+
+
+def latin_hypercube(n: int, dims: int, rng: random.Random) -> list[list[float]]:
+    """`n` points in [0, 1)^dims, one in each of n strata per dimension."""
+    cols = []
+    for _ in range(dims):
+        perm = list(range(n))
+        rng.shuffle(perm)
+        cols.append([(p + rng.random()) / n for p in perm])
+    return [[cols[d][i] for d in range(dims)] for i in range(n)]
+
+
+# A kernel path boundary: neighbouring values whose time per unit of roofline work
+# differs by more than this factor (median over the spines that have both). Timing
+# noise on the shared VM is a few percent; the switches seen on XNNPACK are 1.6-13x.
+PATH_JUMP = 1.4
+
+
+def kernel_paths(values_by_spine: Iterable[Sequence[tuple]],
+                 jump: float = PATH_JUMP) -> list[tuple]:
+    """Group the values of one discrete key into kernel paths.
+
+    values_by_spine: per spine (samples equal in every other key), (value, log of
+    time / roofline work) pairs. Neighbouring values (in sorted order, among those
+    measured on some spine) belong to one path unless the median difference of their
+    log efficiencies over the spines that have both exceeds log(jump). Returns the
+    paths as tuples of values, in order; one path if nothing jumps or no spine has
+    two values."""
+    diffs: dict[tuple, list[float]] = {}
+    seen: set = set()
+    for spine in values_by_spine:
+        pts = sorted(dict(spine).items())
+        seen.update(v for v, _ in pts)
+        for (va, ea), (vb, eb) in zip(pts, pts[1:]):
+            diffs.setdefault((va, vb), []).append(eb - ea)
+    values = sorted(seen)
+    if not values:
+        return []
+    cut = math.log(jump)
+    paths, current = [], [values[0]]
+    for va, vb in zip(values, values[1:]):
+        d = diffs.get((va, vb))
+        if d and abs(sorted(d)[len(d) // 2]) > cut:
+            paths.append(tuple(current))
+            current = []
+        current.append(vb)
+    paths.append(tuple(current))
+    return paths

@@ -1,0 +1,117 @@
+"""Benchmark: single-op sweeps, predicted vs measured, one parameter at a time.
+
+Each point is a one-layer Keras network (an input and the layer), so the error is the
+predictor's error on that op alone: kernel size 1-11 for depthwise and regular convs,
+strides 1-4, channel counts 1-4096, dense layers up to weights far past the caches. The
+points are chosen by rule here, not from any profile's plan, so they test the op kinds'
+configuration spaces as a user's network would meet them. Measured with `validate`
+(passes in a shuffled order, the profile's runtime and threads).
+
+    .venv/bin/python scripts/op_sweep.py --profile device_profiles/epyc_vm_2c_litert.json
+    .venv/bin/python scripts/op_sweep.py --profile p.json --only depthwise_k --passes 2
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+def _sweeps() -> dict[str, list[tuple[str, dict]]]:
+    """{sweep name: [(label, layer spec)]}; a spec is (input shape, layer kind, kwargs)."""
+    sweeps: dict[str, list] = {}
+    sweeps["depthwise_k"] = [
+        (f"dw k{k} {h}x{h}x{c} s{s}", dict(shape=(h, h, c), layer="DepthwiseConv2D",
+                                          kwargs=dict(kernel_size=k, strides=s, padding="same")))
+        for h, c in ((48, 96), (14, 256)) for k in range(1, 12) for s in (1,)
+    ] + [
+        (f"dw k{k} 48x48x96 s2", dict(shape=(48, 48, 96), layer="DepthwiseConv2D",
+                                      kwargs=dict(kernel_size=k, strides=2, padding="same")))
+        for k in (3, 5, 7, 9)
+    ]
+    sweeps["conv_k"] = [
+        (f"conv k{k} {h}x{h} {ci}->{co} s1", dict(shape=(h, h, ci), layer="Conv2D",
+                                                   kwargs=dict(filters=co, kernel_size=k,
+                                                               padding="same")))
+        for h, ci, co in ((28, 32, 64), (14, 128, 128)) for k in range(1, 12)
+    ]
+    sweeps["conv_stride"] = [
+        (f"conv k{k} 56x56 32->64 s{s}", dict(shape=(56, 56, 32), layer="Conv2D",
+                                              kwargs=dict(filters=64, kernel_size=k, strides=s,
+                                                          padding="same")))
+        for k in (1, 3, 5) for s in (1, 2, 3, 4)
+    ]
+    sweeps["conv_channels"] = [
+        (f"conv1x1 {h}x{h} {c}->{c}", dict(shape=(h, h, c), layer="Conv2D",
+                                           kwargs=dict(filters=c, kernel_size=1)))
+        for h, c in ((56, 1), (56, 3), (56, 8), (28, 17), (28, 40), (28, 96), (14, 160),
+                     (14, 333), (7, 640), (7, 1024), (4, 2048), (2, 4096))
+    ]
+    sweeps["dense"] = [
+        (f"dense {n}x{i}->{o}", dict(shape=(i,), layer="Dense", kwargs=dict(units=o), rows=n))
+        for n, i, o in ((1, 64, 10), (1, 512, 1000), (1, 1280, 1000), (1, 4096, 1024),
+                        (1, 4096, 4096), (1, 9216, 4096), (1, 25088, 512), (8, 1024, 1024),
+                        (64, 256, 256), (196, 768, 3072))
+    ]
+    return sweeps
+
+
+def build(spec: dict):
+    import keras
+
+    rows = spec.get("rows", 1)
+    shape = spec["shape"] if rows == 1 else (rows,) + tuple(spec["shape"])
+    x = keras.Input(shape=shape)
+    y = getattr(keras.layers, spec["layer"])(**spec["kwargs"])(x)
+    return keras.Model(x, y)
+
+
+def main(argv=None) -> int:
+    sweeps = _sweeps()
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--profile", required=True, help="a measured profile of this machine")
+    ap.add_argument("--only", action="append", choices=sorted(sweeps),
+                    help="run only these sweeps (repeatable)")
+    ap.add_argument("--passes", type=int, default=3)
+    ap.add_argument("--out", help="write the points as JSON here")
+    args = ap.parse_args(argv)
+
+    from latency_lab.validate import validate
+
+    names = args.only or sorted(sweeps)
+    models = [(f"{sweep}: {label}", build(spec)) for sweep in names
+              for label, spec in sweeps[sweep]]
+    t0 = time.time()
+    report = validate(models, args.profile, predictors=("lookup",), passes=args.passes)
+    rows = []
+    for r in report.results:
+        rows.append(dict(name=r.name, measured_ms=r.measured_ms,
+                         predicted_ms=r.predicted_ms["lookup"], error_pct=r.error_pct("lookup")))
+    width = max(len(r["name"]) for r in rows)
+    for r in rows:
+        flag = "" if abs(r["error_pct"]) <= 10 else "  <-- off"
+        print(f"{r['name']:{width}s} {r['measured_ms']:9.4f} ms  pred {r['predicted_ms']:9.4f}"
+              f"  {r['error_pct']:+7.1f}%{flag}")
+    print()
+    for sweep in names + ["all"]:
+        errs = [abs(r["error_pct"]) for r in rows if sweep == "all" or r["name"].startswith(sweep + ":")]
+        w10 = sum(e <= 10 for e in errs) / len(errs) * 100
+        w5 = sum(e <= 5 for e in errs) / len(errs) * 100
+        print(f"{sweep:14s} n={len(errs):3d}  within 5%: {w5:5.1f}%  within 10%: {w10:5.1f}%  "
+              f"max |err| {max(errs):6.1f}%")
+    noise = report.measurement_noise()
+    print(f"\nnoise: {json.dumps(noise)}")
+    print(f"{len(rows)} points in {time.time() - t0:.0f} s ({time.strftime('%Y-%m-%d %H:%M')})")
+    if args.out:
+        Path(args.out).write_text(json.dumps(dict(points=rows, noise=noise), indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
