@@ -97,7 +97,8 @@ def _getitem_attrs(key: Any, shape: tuple) -> dict[str, Any]:
     ``x[..., a:b]``; absent for integer, newaxis or tensor indices. ``getitem_key``:
     the index as written, for messages."""
     out: dict[str, Any] = {"getitem_key": str(key)}
-    items = list(key) if isinstance(key, tuple) else [key]
+    # A saved model gives the tuple back as a list (of slices: not fancy indexing).
+    items = list(key) if isinstance(key, (tuple, list)) else [key]
     if sum(k is Ellipsis for k in items) > 1 or \
             not all(k is Ellipsis or isinstance(k, slice) for k in items):
         return out
