@@ -8,10 +8,15 @@
 A structure is ``{conv/dense layer name: alive output channels}`` (see
 `regularizers.structure`). Channel groups come from `build_channel_graph`: every
 conv/dense layer of the structure sets the width of its group (layers tied by an Add
-must agree), the other layers (BatchNormalization, depthwise convs, activations,
-pooling, Add, Concatenate, Flatten, ...) follow their inputs. The new model is built by
-walking the functional graph and re-creating every layer from its config (new layer
-instances on new tensors; nested models are flattened into one functional model).
+must agree; in a group tied channel by channel, by a channel shuffle or a grouped
+conv, each layer has its own count and the group keeps the best ranked classes that
+give every layer at least its count), the other layers (BatchNormalization,
+depthwise convs, activations, pooling, Add, Concatenate, Flatten, channel slices and
+splits, a shuffle's Reshape and Permute, ...) follow their inputs (a slice's bounds,
+a split's cuts, a reshape's shape and a grouped conv's filters rewritten to the kept
+channels, `groups` kept). The new model is built by walking the functional graph and
+re-creating every layer from its config (new layer instances on new tensors; nested
+models are flattened into one functional model).
 
 The surviving channels of each group are the ones the structure records (a
 `Structure` from ``regularizer.get_alive_counts()`` or `load_structure`); for counts
@@ -732,15 +737,21 @@ def scale_structure(structure: Mapping, factor: float, model: Any = None,
     _, group_of = _resolve_groups(cg, structure, "scale_structure", min_count=0)
     scaled: dict[str, int] = {}
     per_group: dict[int, int] = {}
+    own: set[str] = set()  # layers of groups tied channel by channel: their own widths
     for name, value in structure.items():
         gid = group_of[name]
         g = cg.groups[gid]
+        width = len(_layer_classes(cg, name))
         if g.frozen:
-            scaled[name] = g.size
+            scaled[name] = width
         else:
-            scaled[name] = _align_up(max(1, _round_half_up(int(value) * factor)), align, g.size)
-        per_group[gid] = max(per_group.get(gid, 0), scaled[name])
-    return {name: per_group[group_of[name]] for name in scaled}
+            scaled[name] = _align_up(max(1, _round_half_up(int(value) * factor)), align, width)
+        if cg.has_classes(gid):
+            own.add(name)
+        else:
+            per_group[gid] = max(per_group.get(gid, 0), scaled[name])
+    return {name: scaled[name] if name in own else per_group[group_of[name]]
+            for name in scaled}
 
 
 def fit_to_target(model: Any, structure: Mapping, profile: Any, target_ms: float,

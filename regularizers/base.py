@@ -359,7 +359,9 @@ class NetworkRegularizer:
         """{conv/dense layer name: its group's importance vector} (float64 numpy) for
         regularized layers: the combined vector (max of |gamma| or kernel norms, or
         1 - prod(1 - p) of gate probabilities over every vector of the group) that
-        decides the alive counts; tied layers share one vector. Pass it to
+        decides the alive counts, read at the layer's output channels (channels tied
+        one by one, e.g. by a shuffle, share their class's value); tied layers share
+        one vector. Pass it to
         ``apply_structure(..., importance=...)`` to rank channels for other counts."""
         vectors = self._algo.group_importance()
         return {name: _per_channel(vectors[gid], self._structure_classes[name])
