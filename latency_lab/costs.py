@@ -484,7 +484,7 @@ def global_pool_cost(op: Op, a_in, a_out):
 
 @register("InputLayer", "Dropout", "SpatialDropout1D", "SpatialDropout2D",
           "SpatialDropout3D", "GaussianNoise", "GaussianDropout", "AlphaDropout",
-          "ActivityRegularization", "Identity", "Reshape", "Flatten",
+          "ActivityRegularization", "Identity", "Reshape", "Flatten", "ops.Reshape",
           "RandomFlip", "RandomRotation", "RandomTranslation", "RandomZoom",
           "RandomPerspective", "RandomElasticTransform",
           "RandomGaussianBlur", "RandomBrightness", "RandomContrast", "RandomErasing",
@@ -497,7 +497,7 @@ def view_cost(op: Op, a_in, a_out):
 
 @register("ZeroPadding1D", "ZeroPadding2D", "ZeroPadding3D", "Cropping1D",
           "Cropping2D", "Cropping3D", "UpSampling1D", "UpSampling2D", "UpSampling3D",
-          "CenterCrop", "RandomCrop", "Permute", "RepeatVector", op_class=DATA)
+          "CenterCrop", "RandomCrop", "RepeatVector", op_class=DATA)
 def copy_cost(op: Op, a_in, a_out):
     """A copy into a new buffer; bilinear upsampling adds 7 FLOPs per output
     (4 multiplies, 3 adds)."""
@@ -506,6 +506,21 @@ def copy_cost(op: Op, a_in, a_out):
     if op.type.startswith("UpSampling") and op.attrs.get("interpolation", "nearest") != "nearest":
         flops = 7 * _pos(op.output_shape, op) * a_out
     return OpCost(flops, 0, _reads(op, a_in), _writes(op, a_out))
+
+
+@register("Permute", "ops.Transpose", "ops.Split", op_class=DATA)
+def rearrange_cost(op: Op, a_in, a_out):
+    """A copy of every input element into a new order (a transpose, e.g. a channel
+    shuffle's permute) or into pieces (a split): no FLOPs, the input read and written
+    once. The output count is not used: its channel axis may be another axis."""
+    return OpCost(0, 0, _reads(op, a_in), _reads(op, a_in))
+
+
+@register("ops.GetItem", op_class=DATA)
+def slice_cost(op: Op, a_in, a_out):
+    """``x[..., a:b]``: a strided copy of the selected elements (read and written)."""
+    a_out = _out_or(a_out, _full_out(op))
+    return OpCost(0, 0, _writes(op, a_out), _writes(op, a_out))
 
 
 # Taps per output element of each Resizing interpolation (a 2-D kernel).

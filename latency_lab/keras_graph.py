@@ -72,6 +72,11 @@ def _attrs(layer: Any, call_kwargs: dict) -> dict[str, Any]:
         attrs["cropping"] = _plain(cfg["cropping"])
     if "axis" in cfg:
         attrs["axis"] = _plain(cfg["axis"])
+    # Reshape / Permute layers, keras.ops reshape / transpose / split: what a channel
+    # shuffle or split is read from.
+    for key in ("target_shape", "dims", "newshape", "axes", "indices_or_sections"):
+        if cfg.get(key) is not None:
+            attrs[key] = _plain(cfg[key])
     if "activation" in cfg:
         attrs["activation"] = activation_name(cfg["activation"])
     if cfg.get("mean") is not None:  # Normalization(mean=, variance=): constants, no weights
@@ -85,6 +90,28 @@ def _attrs(layer: Any, call_kwargs: dict) -> dict[str, Any]:
         if isinstance(value, (str, int, float, bool)):
             attrs[f"call_{key}"] = value
     return attrs
+
+
+def _getitem_attrs(key: Any, shape: tuple) -> dict[str, Any]:
+    """``getitem``: (start, stop, step) per axis (batch first) of a basic slice
+    ``x[..., a:b]``; absent for integer, newaxis or tensor indices. ``getitem_key``:
+    the index as written, for messages."""
+    out: dict[str, Any] = {"getitem_key": str(key)}
+    # A saved model gives the tuple back as a list (of slices: not fancy indexing).
+    items = list(key) if isinstance(key, (tuple, list)) else [key]
+    if sum(k is Ellipsis for k in items) > 1 or \
+            not all(k is Ellipsis or isinstance(k, slice) for k in items):
+        return out
+    if Ellipsis in items:
+        i = items.index(Ellipsis)
+        items[i:i + 1] = [slice(None)] * (len(shape) - len(items) + 1)
+    items += [slice(None)] * (len(shape) - len(items))
+    if len(items) != len(shape) or any(
+            not isinstance(v, (int, type(None))) for k in items
+            for v in (k.start, k.stop, k.step)):
+        return out
+    out["getitem"] = tuple(k.indices(int(d)) for k, d in zip(items, shape))
+    return out
 
 
 def _op_type(operation: Any) -> str:
@@ -144,6 +171,8 @@ class _Builder:
                      if not hasattr(a, "shape") and not isinstance(a, (list, tuple, dict))]
         if constants:
             op.attrs["constant_operands"] = len(constants)
+        if op.type == "ops.GetItem" and len(call.args) > 1:
+            op.attrs.update(_getitem_attrs(call.args[1], op.input_shapes[0]))
         if id(operation) in self.first_call:  # a shared layer: weights counted once
             op.attrs["shared_from"] = self.first_call[id(operation)]
         else:

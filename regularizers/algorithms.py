@@ -9,6 +9,10 @@ per regularized group (differentiable in the weights it reads) plus the alive ma
 Combining several sources of one group (tied by Add/Multiply/...):
     gamma, group_lasso: element-wise max of the sources' vectors;
     logistic_sigmoid:   1 - prod(1 - p) over the group's gates.
+A group whose channels are tied one by one (a channel shuffle, a grouped conv, a slice)
+is indexed by class: each part of a vector says which class each of its entries is, and
+a class combines every entry that maps to it (a gather, then the same reduction). Such
+a group is regularized only when its vectors cover every class.
 Alive: vector > threshold (gamma, group_lasso); vector >= alive_threshold (gates).
 
 Written with `keras.ops`, so the vectors are tensors of the Keras backend in use
@@ -70,6 +74,7 @@ class GroupAlgorithm:
         self._plans: dict[int, list] = {}
         self.unregularized: dict[int, list[str]] = {}  # group -> sources without a vector
         self._plan()
+        self._index_classes()
         if self.unregularized:
             names = sorted({n for ns in self.unregularized.values() for n in ns})
             warnings.warn(self._unregularized_message(names), stacklevel=4)
@@ -87,7 +92,11 @@ class GroupAlgorithm:
     def combine(self, vectors: list):
         if len(vectors) == 1:
             return vectors[0]
-        return ops.max(ops.stack(vectors), axis=0)
+        return self.reduce(ops.stack(vectors))
+
+    def reduce(self, stacked):
+        """Combine the rows of `stacked` (entries of one class); 0 is neutral."""
+        return ops.max(stacked, axis=0)
 
     def alive_mask(self, vector):
         return ops.greater(vector, self.threshold)
@@ -110,8 +119,41 @@ class GroupAlgorithm:
         The one importance vector per group: it decides which channels are alive
         (`alive_mask`), which the structure export records and which `apply_structure`
         keeps (`group_importance` evaluates this same method)."""
-        return {gid: self.combine([self.source_vector(p) for p in parts])
-                for gid, parts in self._plans.items()}
+        out = {}
+        for gid, parts in self._plans.items():
+            vectors = [self.source_vector(p) for p in parts]
+            index = self._class_index.get(gid)
+            if index is None:
+                out[gid] = self.combine(vectors)
+            else:  # the entries of each class, padded with a neutral 0, then reduced
+                flat = ops.concatenate([*vectors, ops.zeros((1,), "float32")], axis=0)
+                out[gid] = self.reduce(ops.take(flat, index, axis=0))
+        return out
+
+    def _index_classes(self) -> None:
+        """For groups with parts that map entries to classes: the (depth, classes)
+        positions of each class's entries in the concatenated parts; a group with a
+        class no vector covers is kept whole instead."""
+        self._class_index: dict[int, np.ndarray] = {}
+        for gid, parts in list(self._plans.items()):
+            if all(p[-1] is None for p in parts):
+                continue
+            n = self.cgraph.groups[gid].size
+            members: list[list[int]] = [[] for _ in range(n)]
+            offset = 0
+            for p in parts:
+                classes = np.arange(n) if p[-1] is None else p[-1]
+                for i, c in enumerate(classes.tolist()):
+                    members[c].append(offset + i)
+                offset += len(classes)
+            if not all(members):
+                del self._plans[gid]
+                self.unregularized[gid] = list(self.cgraph.groups[gid].sources)
+                continue
+            index = np.full((max(map(len, members)), n), offset, dtype=np.int64)
+            for c, m in enumerate(members):
+                index[:len(m), c] = m
+            self._class_index[gid] = index
 
     def group_importance(self) -> dict[int, np.ndarray]:
         """`group_vectors` as float64 numpy arrays (eager, outside a traced step)."""
@@ -159,8 +201,9 @@ class GammaAlgorithm(GroupAlgorithm):
             if cop.type != "BatchNormalization" or not self._on_channel_axis(cop):
                 continue
             offset = 0
-            for gid, mult in cop.in_segments[0]:
-                size = self.cgraph.groups[gid].size * mult
+            for seg in cop.in_segments[0]:
+                gid, mult = seg
+                size = seg.width(self.cgraph.groups[gid].size) * mult
                 if mult == 1 and gid in prunable:
                     layer = self._layer(cop.name)
                     if not getattr(layer, "scale", True) or getattr(layer, "gamma", None) is None:
@@ -171,7 +214,7 @@ class GammaAlgorithm(GroupAlgorithm):
                             "(or the convs before it) to frozen_layers, or use "
                             "algorithm='group_lasso'."
                         )
-                    parts.setdefault(gid, []).append((layer, offset, size))
+                    parts.setdefault(gid, []).append((layer, offset, size, seg.classes))
                 offset += size
         for gid, g in prunable.items():
             if gid in parts:
@@ -191,7 +234,7 @@ class GammaAlgorithm(GroupAlgorithm):
         return int(axis) % rank == op.channel_axis % rank
 
     def source_vector(self, part):
-        bn, offset, size = part
+        bn, offset, size, _ = part
         g = ops.abs(_f32(bn.gamma))
         if offset == 0 and size == int(g.shape[0]):
             return g
@@ -244,12 +287,12 @@ class GroupLassoAlgorithm(GroupAlgorithm):
                 kernel = getattr(layer, attr, None)
                 if kernel is None:
                     raise InvalidArgumentError(f"layer {layer.name!r} ({cop.type}) has no {attr!r} weight")
-                parts.append((kernel, axis))
+                parts.append((kernel, axis, cop.out_classes))
             if parts:
                 self._plans[gid] = parts
 
     def source_vector(self, part):
-        kernel, axis = part
+        kernel, axis, _ = part
         w = _f32(kernel)
         rank = len(w.shape)
         axis = axis % rank
@@ -280,10 +323,11 @@ class LogisticSigmoidAlgorithm(GroupAlgorithm):
                 continue
             layer = self._layer(cop.name)
             offset = 0
-            for gid, mult in cop.in_segments[0]:
-                size = self.cgraph.groups[gid].size * mult
+            for seg in cop.in_segments[0]:
+                gid, mult = seg
+                size = seg.width(self.cgraph.groups[gid].size) * mult
                 if mult == 1:
-                    gates.setdefault(gid, []).append((layer, offset, size))
+                    gates.setdefault(gid, []).append((layer, offset, size, seg.classes))
                 offset += size
         for gid, g in self._prunable_groups():
             if gid in gates:
@@ -292,16 +336,14 @@ class LogisticSigmoidAlgorithm(GroupAlgorithm):
                 self.unregularized[gid] = list(g.sources)
 
     def source_vector(self, part):
-        layer, offset, size = part
+        layer, offset, size, _ = part
         p = _f32(layer.probabilities())
         if offset == 0 and size == int(p.shape[0]):
             return p
         return p[offset:offset + size]
 
-    def combine(self, vectors):
-        if len(vectors) == 1:
-            return vectors[0]
-        return 1.0 - ops.prod(1.0 - ops.stack(vectors), axis=0)
+    def reduce(self, stacked):
+        return 1.0 - ops.prod(1.0 - stacked, axis=0)
 
     def alive_mask(self, vector):
         return ops.greater_equal(vector, self.alive_threshold)

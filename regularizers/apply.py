@@ -8,10 +8,15 @@
 A structure is ``{conv/dense layer name: alive output channels}`` (see
 `regularizers.structure`). Channel groups come from `build_channel_graph`: every
 conv/dense layer of the structure sets the width of its group (layers tied by an Add
-must agree), the other layers (BatchNormalization, depthwise convs, activations,
-pooling, Add, Concatenate, Flatten, ...) follow their inputs. The new model is built by
-walking the functional graph and re-creating every layer from its config (new layer
-instances on new tensors; nested models are flattened into one functional model).
+must agree; in a group tied channel by channel, by a channel shuffle or a grouped
+conv, each layer has its own count and the group keeps the best ranked classes that
+give every layer at least its count), the other layers (BatchNormalization,
+depthwise convs, activations, pooling, Add, Concatenate, Flatten, channel slices and
+splits, a shuffle's Reshape and Permute, ...) follow their inputs (a slice's bounds,
+a split's cuts, a reshape's shape and a grouped conv's filters rewritten to the kept
+channels, `groups` kept). The new model is built by walking the functional graph and
+re-creating every layer from its config (new layer instances on new tensors; nested
+models are flattened into one functional model).
 
 The surviving channels of each group are the ones the structure records (a
 `Structure` from ``regularizer.get_alive_counts()`` or `load_structure`); for counts
@@ -41,7 +46,7 @@ from latency_lab.keras_walker import (
     walk,
 )
 from regularizers.algorithms import ALGORITHMS, group_importance, layers_by_op_name, top_channels
-from regularizers.grouping import ChannelGraph, ChannelOp, build_channel_graph
+from regularizers.grouping import ChannelGraph, ChannelOp, build_channel_graph, split_boundaries
 from latency_lab.errors import InvalidArgumentError
 
 __all__ = ["apply_structure", "scale_structure", "fit_to_target", "group_widths"]
@@ -123,12 +128,15 @@ def _resolve_groups(cg: ChannelGraph, structure: Mapping, where: str, *,
         if len(gids) != 1 or None in gids:
             raise InvalidArgumentError(f"{where}: layer {name!r} has no single output channel group.")
         gid = gids.pop()
-        size = cg.groups[gid].size
+        size = index[name][0].op.channels_out
         if not min_count <= count <= size:
             raise InvalidArgumentError(
                 f"{where}: structure entry {name!r}: {count} is out of range; expected an "
                 f"int in [{min_count}, {size}] (the full width of layer {name!r} is {size})."
             )
+        group_of[name] = gid
+        if cg.has_classes(gid):  # its layers have their own widths
+            continue
         if gid in per_group and per_group[gid][0] != count:
             other, other_count = per_group[gid][1], per_group[gid][0]
             raise InvalidArgumentError(
@@ -138,7 +146,6 @@ def _resolve_groups(cg: ChannelGraph, structure: Mapping, where: str, *,
                 f"tied layers the same count (group sources: {cg.groups[gid].sources})."
             )
         per_group.setdefault(gid, (count, name))
-        group_of[name] = gid
     return per_group, group_of
 
 
@@ -158,6 +165,10 @@ def _widths_and_groups(model_or_cg: Any, structure: Mapping, align: int,
     align = _check_align(where, align)
     per_group, group_of = _resolve_groups(cg, structure, where, min_count=0)
     widths = {gid: g.size for gid, g in cg.groups.items()}
+    for gid, counts in _class_requests(cg, structure, group_of).items():
+        if not cg.groups[gid].frozen:  # channels ranked by index (no weights here)
+            widths[gid] = len(_class_choice(cg, gid, counts, np.arange(cg.groups[gid].size),
+                                            align=align))
     empty: list[str] = []
     for gid, (count, name) in per_group.items():
         g = cg.groups[gid]
@@ -193,7 +204,7 @@ def _structure_kept(cg: ChannelGraph, structure: Mapping,
     first: dict[int, str] = {}
     for name, idx in recorded.items():
         gid = group_of.get(name)
-        if gid is None:
+        if gid is None or cg.has_classes(gid):
             continue
         idx = np.sort(np.asarray(idx, dtype=np.int64))
         size = cg.groups[gid].size
@@ -211,6 +222,75 @@ def _structure_kept(cg: ChannelGraph, structure: Mapping,
     return out
 
 
+def _layer_classes(cg: ChannelGraph, name: str) -> np.ndarray:
+    """The class of each output channel of conv/dense layer `name`."""
+    op = _source_index(cg)[name][0]
+    if op.out_classes is not None:
+        return op.out_classes
+    return np.arange(cg.groups[op.out_group].size, dtype=np.int64)
+
+
+def _class_requests(cg: ChannelGraph, structure: Mapping,
+                    group_of: dict[str, int]) -> dict[int, dict[str, int]]:
+    """{group id: {layer: count}} for groups whose layers have their own widths."""
+    out: dict[int, dict[str, int]] = {}
+    for name, gid in group_of.items():
+        if cg.has_classes(gid):
+            out.setdefault(gid, {})[name] = int(structure[name])
+    return out
+
+
+def _class_choice(cg: ChannelGraph, gid: int, counts: dict[str, int], order: np.ndarray,
+                  *, least: int = 1, align: int = 1) -> np.ndarray:
+    """Sorted classes: the shortest prefix of `order` (classes, best first) that gives
+    every layer in `counts` at least its count (at least `least` classes, rounded up to
+    a multiple of `align`)."""
+    n = cg.groups[gid].size
+    m = least
+    for name, count in counts.items():
+        hits = np.bincount(_layer_classes(cg, name), minlength=n)[order]
+        m = max(m, int(np.searchsorted(np.cumsum(hits), count)) + (1 if count else 0))
+    return np.sort(order[:_align_up(max(m, 1), align, n)]).astype(np.int64)
+
+
+def _choose_classes(cg: ChannelGraph, gid: int, counts: dict[str, int], structure: Mapping,
+                    scores: Any, align: int) -> np.ndarray:
+    """Kept classes of a group whose layers have their own widths: the classes the
+    structure records for its layers (tied layers must agree), else the best ranked
+    classes that give every named layer its count (`_class_choice`)."""
+    recorded = getattr(structure, "kept", None) or {}
+    n = cg.groups[gid].size
+    chosen: set[int] = set()
+    mine = {name: np.asarray(idx, np.int64) for name, idx in recorded.items()
+            if name in counts}
+    for name, idx in mine.items():
+        classes = _layer_classes(cg, name)
+        if idx.size and idx.max() >= len(classes):
+            raise InvalidArgumentError(
+                f"apply_structure: the kept channels of layer {name!r} include index "
+                f"{int(idx.max())}, outside its {len(classes)} channels; was the structure "
+                "learned on another model?")
+        chosen.update(classes[idx].tolist())
+    for name, idx in mine.items():
+        classes = _layer_classes(cg, name)
+        if not np.array_equal(np.sort(idx), np.flatnonzero(np.isin(classes, list(chosen)))):
+            raise InvalidArgumentError(
+                f"apply_structure: layer {name!r} is tied channel by channel to other layers "
+                f"of its group ({cg.groups[gid].sources}) but the structure keeps channels "
+                "of it that do not match theirs.")
+    s = None if scores is None else scores(gid)
+    rank = -np.arange(n, dtype=np.float64) if s is None else np.array(s, dtype=np.float64)
+    rank[list(chosen)] = np.inf
+    order = np.argsort(-rank, kind="stable")
+    if not any(counts.values()) and not chosen:
+        names = [cg.op(src).layer_name for src in cg.groups[gid].sources]
+        warnings.warn(
+            f"apply_structure: layers {sorted(set(names))} have 0 alive channels; their "
+            "group keeps its best ranked channel so the network still connects.",
+            stacklevel=4)
+    return _class_choice(cg, gid, counts, order, least=len(chosen), align=align)
+
+
 def _given_importance(cg: ChannelGraph, importance: Mapping | None) -> dict[int, np.ndarray]:
     given: dict[int, list[np.ndarray]] = {}
     if importance is None:
@@ -226,19 +306,22 @@ def _given_importance(cg: ChannelGraph, importance: Mapping | None) -> dict[int,
                 f"apply_structure: `importance` names {name!r}, which is not a "
                 f"conv/dense layer of model {cg.graph.name!r}. {_valid_names_hint(cg)}")
         gid = index[name][0].out_group
+        classes = _layer_classes(cg, name)
         arr = np.asarray(scores, dtype=np.float64)
-        if arr.shape != (cg.groups[gid].size,):
+        if arr.shape != classes.shape:
             raise InvalidArgumentError(
                 f"apply_structure: importance of layer {name!r} has shape {arr.shape}; "
-                f"expected ({cg.groups[gid].size},), one score per output channel.")
-        given.setdefault(gid, []).append(arr)
+                f"expected ({len(classes)},), one score per output channel.")
+        per_class = np.full(cg.groups[gid].size, -np.inf)
+        np.maximum.at(per_class, classes, arr)  # tied channels: the best of them
+        given.setdefault(gid, []).append(per_class)
     return {gid: np.max(np.stack(v), axis=0) for gid, v in given.items()}
 
 
 def _choose_channels(model: Any, cg: ChannelGraph, widths: dict[int, int],
                      structure: Mapping, group_of: dict[str, int],
                      importance: Mapping | None, algorithm: str | None,
-                     copy_weights: bool) -> dict[int, np.ndarray]:
+                     copy_weights: bool, align: int = 1) -> dict[int, np.ndarray]:
     """Kept channel indices of every group: the structure's recorded indices, topped up
     (``align``, a group with 0 alive channels) or, for counts alone, chosen by rank:
     `importance` when given, else the model's one importance vector per group
@@ -260,7 +343,12 @@ def _choose_channels(model: Any, cg: ChannelGraph, widths: dict[int, int],
         return computed.get(gid)
 
     kept: dict[int, np.ndarray] = {}
+    requests = _class_requests(cg, structure, group_of)
     for gid, g in cg.groups.items():
+        if cg.has_classes(gid) and not g.frozen:
+            kept[gid] = _choose_classes(cg, gid, requests.get(gid, {}), structure,
+                                        scores if copy_weights else None, align)
+            continue
         k = widths[gid]
         if k >= g.size:
             kept[gid] = np.arange(g.size, dtype=np.int64)
@@ -287,60 +375,70 @@ def _choose_channels(model: Any, cg: ChannelGraph, widths: dict[int, int],
 
 
 def _propagate(cg: ChannelGraph, group_kept: dict[int, np.ndarray]) -> dict[str, np.ndarray]:
-    """Kept channel indices (into the original channels) of every tensor ref."""
+    """Kept channel indices (into the original channels) of every tensor ref.
+
+    A tensor whose layout lists its channels in order keeps the channels whose class is
+    kept; after Flatten or a depthwise ``depth_multiplier > 1`` (layouts that only count)
+    the indices follow from the input's."""
+    masks = {}
+    for gid, g in cg.groups.items():
+        masks[gid] = np.zeros(g.size, dtype=bool)
+        masks[gid][group_kept[gid]] = True
+
+    def from_layout(segments) -> np.ndarray:
+        parts, offset = [], 0
+        for seg in segments:
+            classes = cg.segment_classes(seg)
+            parts.append(np.flatnonzero(masks[seg[0]][classes]) + offset)
+            offset += len(classes)
+        return np.concatenate(parts) if parts else np.zeros(0, np.int64)
+
     kept: dict[str, np.ndarray] = {}
     for cop in cg.ops:
         op = cop.op
         ins = [kept[r] for r in op.inputs]
-        full_out = op.channels_out
-        if cop.kind == "input":
-            out = np.arange(full_out)
-        elif cop.kind == "source":
-            out = group_kept[cop.out_group]
-        elif cop.kind == "depthwise":
-            dm = int(op.attrs.get("depth_multiplier", 1))
-            out = (ins[0][:, None] * dm + np.arange(dm)[None, :]).reshape(-1)
-        elif cop.kind == "pass_through":
-            out = ins[0]
-        elif cop.kind == "merge":
-            live = [k for k, s in zip(ins, op.input_shapes)
-                    if _channels(s, op) == full_out or full_out == 1]
-            live = live or ins
-            out = live[0]
-            for other in live[1:]:
-                if not np.array_equal(other, out):
-                    raise InvalidArgumentError(
-                        f"apply_structure: the inputs of layer {cop.layer_name!r} "
-                        f"({cop.type}) would keep different channels; keep the layers "
-                        "feeding it at full width.")
-        elif cop.kind == "concat":
-            parts, offset = [], 0
-            for k, s in zip(ins, op.input_shapes):
-                parts.append(k + offset)
-                offset += _channels(s, op)
-            out = np.concatenate(parts)
-        elif cop.kind == "reshape":
-            if op.type == "Flatten":
-                shape = op.input_shapes[0]
-                c = _channels(shape, op)
-                rank = len(shape)
-                axis = op.channel_axis % rank if rank >= 2 else 0
-                positions = math.prod(int(d) for i, d in enumerate(shape) if i not in (0, axis))
-                out = (np.arange(positions)[:, None] * c + ins[0][None, :]).reshape(-1)
-            else:
-                out = ins[0]
-        else:  # "frozen": an unsupported layer kept whole
+        if cop.kind == "frozen":  # an unsupported layer kept whole
             for k, s in zip(ins, op.input_shapes):
                 if len(k) != _channels(s, op):
                     raise InvalidArgumentError(
                         f"apply_structure: layer {cop.layer_name!r} ({cop.type}) cannot "
                         "follow a change of its input channels; keep the layers feeding "
                         "it at full width.")
-            out = np.arange(full_out)
+            out = np.arange(op.channels_out)
+        elif cop.exact:
+            out = from_layout(cop.out_segments)
+        elif cop.kind == "depthwise":
+            dm = int(op.attrs.get("depth_multiplier", 1))
+            out = (ins[0][:, None] * dm + np.arange(dm)[None, :]).reshape(-1)
+        elif cop.kind == "concat":
+            parts, offset = [], 0
+            for k, s in zip(ins, op.input_shapes):
+                parts.append(k + offset)
+                offset += _channels(s, op)
+            out = np.concatenate(parts)
+        elif cop.kind == "reshape":  # Flatten, or a size-1 reshape of a flattened tensor
+            out = _flatten_kept(op, ins[0])
+        else:  # pass-through, merge and size-1 reshapes of a counting layout
+            out = ins[0]
         kept[op.name] = np.asarray(out, dtype=np.int64)
         for i in range(1, len(op.output_shapes)):
-            kept[f"{op.name}:{i}"] = np.arange(_channels(op.output_shapes[i], op))
+            if i - 1 < len(cop.extra_out_segments) and cop.kind == "split":
+                kept[f"{op.name}:{i}"] = from_layout(cop.extra_out_segments[i - 1])
+            elif cop.kind == "pass_through":  # a split along another axis
+                kept[f"{op.name}:{i}"] = kept[op.name]
+            else:
+                kept[f"{op.name}:{i}"] = np.arange(_channels(op.output_shapes[i], op))
     return kept
+
+
+def _flatten_kept(op: Any, kept_in: np.ndarray) -> np.ndarray:
+    """Kept positions of a flattened tensor: every spatial position's kept channels."""
+    shape = op.input_shapes[0]
+    c = _channels(shape, op)
+    rank = len(shape)
+    axis = op.channel_axis % rank if rank >= 2 else 0
+    positions = math.prod(int(d) for i, d in enumerate(shape) if i not in (0, axis))
+    return (np.arange(positions)[:, None] * c + kept_in[None, :]).reshape(-1)
 
 
 def _channels(shape: Sequence[int], op: Any) -> int:
@@ -379,13 +477,57 @@ class _Rebuilder:
             if isinstance(operation, keras.layers.Layer):
                 self.copies.append((operation, new_layer, cop))
         args, kwargs = call.fill_in(values)
+        if cop.kind == "slice":  # x[..., a:b]: the bounds counted in kept channels
+            args = (args[0], self._slice_key(cop), *args[2:])
         return keras.tree.flatten(new_layer(*args, **kwargs))
+
+    def _before(self, cop: ChannelOp, position: int) -> int:
+        """Kept input channels before `position` of the input's original channels."""
+        return int(np.searchsorted(self.kept[cop.op.inputs[0]], position))
+
+    def _slice_key(self, cop: ChannelOp) -> tuple:
+        op = cop.op
+        key = [slice(*b) for b in op.attrs["getitem"]]
+        key[0] = slice(None)
+        ch = op.channel_axis % len(op.input_shapes[0])
+        start, stop, _ = op.attrs["getitem"][ch]
+        key[ch] = slice(self._before(cop, start), self._before(cop, stop))
+        return tuple(key)
+
+    def _target_shape(self, cop: ChannelOp) -> tuple:
+        """Output shape (no batch) of a Reshape at the kept channels: the channel axis,
+        or the axis a split channel block loses channels along, shrinks."""
+        op = cop.op
+        shape = [int(d) for d in op.output_shape[1:]]
+        n = len(self.kept[op.name])
+        if cop.out_block is None:
+            shape[op.channel_axis % len(op.output_shape) - 1] = n
+            return tuple(shape)
+        dims, axis = cop.out_block
+        k = len(dims)
+        others = math.prod(d for i, d in enumerate(dims) if i != axis)
+        shape[len(shape) - k + axis] = n // others
+        return tuple(shape)
+
+    def _new_op(self, operation: Any, cop: ChannelOp) -> Any:
+        """A keras.ops operation with its channel arguments at the kept channels (a
+        split's cuts, a reshape's shape); others are stateless and called again."""
+        op = cop.op
+        if cop.type == "ops.Split" and cop.kind == "split":
+            cuts = [self._before(cop, c) for c in split_boundaries(op)]
+            return type(operation).from_config({**operation.get_config(),
+                                                "indices_or_sections": cuts})
+        if cop.type == "ops.Reshape" and cop.kind == "reshape":
+            cfg = operation.get_config()
+            cfg["newshape"] = (cfg["newshape"][0], *self._target_shape(cop))
+            return type(operation).from_config(cfg)
+        return operation
 
     def _new_layer(self, operation: Any, cop: ChannelOp, prefix: str) -> Any:
         import keras
 
         if not isinstance(operation, keras.layers.Layer):
-            return operation  # a keras.ops operation: stateless, called again
+            return self._new_op(operation, cop)
         op = cop.op
         out_n = len(self.kept[op.name])
         in_n = [len(self.kept[r]) for r in op.inputs]
@@ -394,11 +536,11 @@ class _Rebuilder:
         t = cop.type
         if cop.kind == "source":
             groups = int(cfg.get("groups", 1) or 1)
-            if groups > 1 and (out_n != op.channels_out or in_n[0] != in_full[0]):
+            if groups > 1 and (out_n % groups or in_n[0] % groups):  # tied: never
                 raise InvalidArgumentError(
                     f"apply_structure: layer {cop.layer_name!r} is a grouped convolution "
-                    f"(groups={groups}); its channel counts cannot change. Keep it and the "
-                    "layers feeding it at full width.")
+                    f"(groups={groups}) but keeps {in_n[0]} input and {out_n} output "
+                    "channels, not the same count in every group.")
             if "filters" in cfg:
                 cfg["filters"] = out_n
             elif "units" in cfg:
@@ -407,15 +549,8 @@ class _Rebuilder:
                 raise InvalidArgumentError(
                     f"apply_structure: cannot set the width of layer {cop.layer_name!r} "
                     f"({t}): its config has neither `filters` nor `units`.")
-        elif t == "Reshape" and out_n != op.channels_out:
-            target = list(cfg["target_shape"])
-            axis = op.channel_axis % len(op.output_shape) - 1
-            if target[axis] != op.channels_out:
-                raise InvalidArgumentError(
-                    f"apply_structure: cannot resize Reshape layer {cop.layer_name!r} "
-                    f"(target_shape {tuple(target)}) to {out_n} channels.")
-            target[axis] = out_n
-            cfg["target_shape"] = tuple(target)
+        elif t == "Reshape" and cop.kind == "reshape":
+            cfg["target_shape"] = self._target_shape(cop)
         if prefix:  # flattened nested model: avoid clashing layer names
             base = cfg.get("name", operation.name)
             if base in self.used_layer_names:
@@ -441,6 +576,9 @@ def _slice_weight(value: np.ndarray, new_shape: tuple, var_name: str, cop: Chann
             return np.take(np.take(value, dw_idx, axis=-2), out_idx, axis=-1)
         if t in _TRANSPOSE_TYPES:
             return np.take(np.take(value, out_idx, axis=-2), in_idx, axis=-1)
+        groups = int(cop.op.attrs.get("groups", 1) or 1)
+        if groups > 1:  # kernel rows are one block's channels; every block keeps the same
+            in_idx = in_idx[in_idx < in_full // groups]
         return np.take(np.take(value, in_idx, axis=-2), out_idx, axis=-1)
     if cop.kind == "depthwise" and short in ("kernel", "bias"):
         if short == "kernel":
@@ -543,7 +681,7 @@ def apply_structure(model: Any, structure: Mapping, copy_weights: bool = True,
     cg = build_channel_graph(model)
     widths, group_of = _widths_and_groups(cg, structure, align, "apply_structure")
     group_kept = _choose_channels(model, cg, widths, structure, group_of, importance,
-                                  algorithm, bool(copy_weights))
+                                  algorithm, bool(copy_weights), align)
     kept = _propagate(cg, group_kept)
 
     function = require_functional(model, f"model {model.name!r}")
@@ -599,15 +737,21 @@ def scale_structure(structure: Mapping, factor: float, model: Any = None,
     _, group_of = _resolve_groups(cg, structure, "scale_structure", min_count=0)
     scaled: dict[str, int] = {}
     per_group: dict[int, int] = {}
+    own: set[str] = set()  # layers of groups tied channel by channel: their own widths
     for name, value in structure.items():
         gid = group_of[name]
         g = cg.groups[gid]
+        width = len(_layer_classes(cg, name))
         if g.frozen:
-            scaled[name] = g.size
+            scaled[name] = width
         else:
-            scaled[name] = _align_up(max(1, _round_half_up(int(value) * factor)), align, g.size)
-        per_group[gid] = max(per_group.get(gid, 0), scaled[name])
-    return {name: per_group[group_of[name]] for name in scaled}
+            scaled[name] = _align_up(max(1, _round_half_up(int(value) * factor)), align, width)
+        if cg.has_classes(gid):
+            own.add(name)
+        else:
+            per_group[gid] = max(per_group.get(gid, 0), scaled[name])
+    return {name: scaled[name] if name in own else per_group[group_of[name]]
+            for name in scaled}
 
 
 def fit_to_target(model: Any, structure: Mapping, profile: Any, target_ms: float,

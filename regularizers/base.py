@@ -51,7 +51,13 @@ import numpy as np
 
 from latency_lab import costs
 from regularizers.algorithms import ALGORITHMS, GroupAlgorithm, layers_by_op_name, make_algorithm
-from regularizers.grouping import ChannelGraph, ChannelOp, Segment, build_channel_graph
+from regularizers.grouping import (
+    ChannelGraph,
+    ChannelOp,
+    Segment,
+    alive_count,
+    build_channel_graph,
+)
 from regularizers.structure import Structure
 from latency_lab.errors import InvalidArgumentError
 
@@ -206,8 +212,10 @@ class NetworkRegularizer:
         self._ops: list[ChannelOp] = ops
         # Conv/dense layers reported in the structure (one entry per Keras layer).
         self._structure_ops: dict[str, int] = {}
+        self._structure_classes: dict[str, np.ndarray | None] = {}
         for op in self.channel_graph.sources:
             self._structure_ops.setdefault(op.layer_name, op.out_group)
+            self._structure_classes.setdefault(op.layer_name, op.out_classes)
 
     # ------------------------------------------------------------------ hooks
     def costed_ops(self) -> list[ChannelOp]:
@@ -241,40 +249,47 @@ class NetworkRegularizer:
 
     # ------------------------------------------------------------ per-step state
     def _group_state(self):
-        """(alive counts by group, R by group) for this step."""
+        """(alive counts by group, R by group) for this step; each carries its per-class
+        values (0/1 alive masks, the vectors) in ``per_class`` for segments that hold
+        some of a group's classes."""
         vectors = self._algo.group_vectors()
-        alive: dict[int, Any] = dict(self._sizes)
-        reg: dict[int, Any] = {}
+        alive = _PerGroup(self._sizes)
+        reg = _PerGroup()
         dtype = _count_dtype()
         for gid, v in vectors.items():
-            mask = self._algo.alive_mask(v)
-            alive[gid] = ops.stop_gradient(ops.sum(ops.cast(mask, dtype)))
+            mask = ops.stop_gradient(ops.cast(self._algo.alive_mask(v), dtype))
+            alive[gid] = ops.sum(mask)
+            alive.per_class[gid] = mask
             reg[gid] = ops.sum(v)
+            reg.per_class[gid] = v
         return alive, reg
 
     def _alive_numbers(self) -> dict[int, float]:
         """Alive counts by group as Python floats (eager: not inside a traced step)."""
         alive, _ = self._group_state()
-        return {gid: float(ops.convert_to_numpy(a)) for gid, a in alive.items()}
+        out = _PerGroup({gid: float(ops.convert_to_numpy(a)) for gid, a in alive.items()})
+        out.per_class = {gid: np.asarray(ops.convert_to_numpy(m), np.float64)
+                         for gid, m in alive.per_class.items()}
+        return out
 
     @staticmethod
     def _reg_sum(segments: Sequence[Segment], reg: dict) -> Any:
         total = None
-        for gid, mult in segments:
+        per_class = getattr(reg, "per_class", {})
+        for seg in segments:
+            gid, mult = seg[0], seg[1]
             r = reg.get(gid)
             if r is None:
                 continue
+            if getattr(seg, "classes", None) is not None:
+                r = ops.sum(ops.take(per_class[gid], seg.classes, axis=0))
             r = r if mult == 1 else float(mult) * r
             total = r if total is None else total + r
         return total
 
     @staticmethod
     def _alive(segments: Sequence[Segment], alive: dict) -> Any:
-        total: Any = 0
-        for gid, mult in segments:
-            a = alive[gid]
-            total = total + (a if mult == 1 else mult * a)
-        return total
+        return alive_count(segments, alive, getattr(alive, "per_class", None))
 
     def _compute(self, want_term: bool, want_cost: bool):
         alive, reg = self._group_state()
@@ -330,9 +345,13 @@ class NetworkRegularizer:
         alive_idx = self._algo.alive_indices(vectors)
         counts, kept = {}, {}
         for name, gid in self._structure_ops.items():
+            classes = self._structure_classes[name]
             idx = alive_idx.get(gid)
-            if idx is None:
-                idx = np.arange(self._sizes[gid], dtype=np.int64)
+            if idx is None:  # kept whole
+                idx = np.arange(self._sizes[gid] if classes is None else len(classes),
+                                dtype=np.int64)
+            elif classes is not None:  # the layer's channels whose class is alive
+                idx = np.flatnonzero(np.isin(classes, idx)).astype(np.int64)
             counts[name], kept[name] = len(idx), idx
         return Structure(counts, kept, self.algorithm, self.l1_fraction)
 
@@ -340,17 +359,19 @@ class NetworkRegularizer:
         """{conv/dense layer name: its group's importance vector} (float64 numpy) for
         regularized layers: the combined vector (max of |gamma| or kernel norms, or
         1 - prod(1 - p) of gate probabilities over every vector of the group) that
-        decides the alive counts; tied layers share one vector. Pass it to
+        decides the alive counts, read at the layer's output channels (channels tied
+        one by one, e.g. by a shuffle, share their class's value); tied layers share
+        one vector. Pass it to
         ``apply_structure(..., importance=...)`` to rank channels for other counts."""
         vectors = self._algo.group_importance()
-        return {name: vectors[gid] for name, gid in self._structure_ops.items()
-                if gid in vectors}
+        return {name: _per_channel(vectors[gid], self._structure_classes[name])
+                for name, gid in self._structure_ops.items() if gid in vectors}
 
     def get_regularization_vectors(self) -> dict[str, Any]:
         """{conv/dense layer name: its group's vector} for regularized layers."""
         vectors = self._algo.group_vectors()
-        return {name: vectors[gid] for name, gid in self._structure_ops.items()
-                if gid in vectors}
+        return {name: _per_channel(vectors[gid], self._structure_classes[name])
+                for name, gid in self._structure_ops.items() if gid in vectors}
 
     @property
     def regularized_layers(self) -> list[str]:
@@ -450,6 +471,23 @@ class NetworkRegularizer:
     def __repr__(self) -> str:
         return (f"{type(self).__name__}(model={self.graph.name!r}, "
                 f"algorithm={self.algorithm!r}, threshold={self.threshold})")
+
+
+class _PerGroup(dict):
+    """{group id: value} with ``per_class``: {group id: per-class vector}."""
+
+    def __init__(self, *args):
+        super().__init__(*args)
+        self.per_class: dict[int, Any] = {}
+
+
+def _per_channel(vector: Any, classes: np.ndarray | None) -> Any:
+    """A group's per-class vector read at a layer's channels."""
+    if classes is None:
+        return vector
+    if isinstance(vector, np.ndarray):
+        return vector[classes]
+    return ops.take(vector, classes, axis=0)
 
 
 def _count_dtype() -> str:

@@ -9,8 +9,23 @@ tensor's channels are described by a list of *segments* ``(group_id, multiplier)
 the channels of ``group_id``, repeated ``multiplier`` times (Flatten multiplies by the
 spatial size, a depthwise conv with ``depth_multiplier=m`` repeats its input m times).
 
+Channels are tied one by one, not only group by group: every conv/dense filter is an
+*atom*; an Add ties atom i of each input, a channel shuffle (Reshape -> Permute ->
+Reshape) ties channel k of the two halves it interleaves, a grouped conv (``groups > 1``)
+ties channel j of every block of its input and of its output (the same count is
+removed from each block). A group is a connected set of sources; its *classes* are the
+equivalence classes of its atoms (a class is kept or removed whole), numbered in the
+order of the group's first source, so a group of one conv (or of convs tied by Adds)
+has class i = channel i. A segment whose channels are not exactly the group's classes
+in order carries them in ``Segment.classes`` (a channel slice, a split, an interleaved
+shuffle output, a grouped conv's repeated blocks).
+
 The number of alive channels of a tensor is ``sum(multiplier * alive(group))`` over its
-segments (`alive_count`). Frozen groups (model inputs and outputs, layers named in
+segments (`alive_count`; for a segment with ``classes``: the number of its channels
+whose class is alive). A Reshape that splits the channel axis into several axes (the
+shuffle's ``(h, w, 2, c // 2)``) keeps the layout of the flat channel block with
+multiplier ``last dim / block size``, so the count stays in units of the IR channel
+axis (the last one) and the cost functions need no special case. Frozen groups (model inputs and outputs, layers named in
 ``frozen_layers``, everything up to ``input_boundary``) always count in full.
 
 Which layers pass, which are refused (checked against every class `keras.layers`
@@ -29,7 +44,12 @@ channel axis), attention, Dot, EinsumDense and recurrent layers (contract over
 channels), colour-image ops (RandomHue, RandomGrayscale, ...), Masking, spectrograms,
 categorical preprocessing, Lambda / wrappers (unknown code), and RandomShear (per
 channel, but Keras 3.15 cannot rebuild it from its config); any other type is refused
-as unknown. A refused layer can still be kept whole with ``frozen_layers=``;
+as unknown. Some types are decided by their arguments (`LAYOUT_RULES`): a channel
+slice ``x[..., a:b]`` (keras.ops GetItem) or ``keras.ops.split`` on the channel axis,
+Reshape / Permute / keras.ops reshape and transpose that split the channel axis and
+permute within it (a channel shuffle), and Softmax, which passes only over a
+non-channel axis; a Reshape or Permute that mixes channels with other axes is refused
+naming the layer. A refused layer can still be kept whole with ``frozen_layers=``;
 a custom per-channel layer is added with `register_pass_through`.
 
 Built once per model by `build_channel_graph`; nothing here runs per training step.
@@ -40,17 +60,49 @@ from __future__ import annotations
 import math
 import warnings
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Sequence
+from typing import Any, Callable, Iterable, Sequence
+
+import numpy as np
 
 from latency_lab.graph import Graph, Op
 from latency_lab.errors import InvalidArgumentError
 
-Segment = tuple  # (group_id: int, multiplier: int)
+
+
+class Segment(tuple):
+    """``(group_id, multiplier)`` (unpacks and compares as that pair), plus ``classes``:
+    None when the segment carries all the group's classes in order, else an int64 array
+    naming, channel by channel, the class each carries (a slice, an interleaving, a
+    grouped conv's repeated blocks)."""
+
+    def __new__(cls, group: int, multiplier: float = 1, classes: Any = None):
+        self = super().__new__(cls, (group, multiplier))
+        self.classes = None if classes is None else np.asarray(classes, dtype=np.int64)
+        return self
+
+    def __reduce__(self):
+        return (Segment, (self[0], self[1], self.classes))
+
+    @property
+    def group(self) -> int:
+        return self[0]
+
+    @property
+    def multiplier(self) -> float:
+        return self[1]
+
+    def width(self, group_size: int) -> int:
+        """Channels of this segment (before the multiplier)."""
+        return group_size if self.classes is None else len(self.classes)
+
 
 __all__ = [
     "ChannelGraph",
     "ChannelOp",
     "Group",
+    "Segment",
+    "LAYOUT_RULES",
+    "split_boundaries",
     "build_channel_graph",
     "alive_count",
     "SOURCE_TYPES",
@@ -82,9 +134,9 @@ _WHY_SPATIAL = "spatial op, the same on every channel"
 _WHY_RANDOM = "random augmentation, identity at inference, per channel when training"
 for _types, _why in (
     (("BatchNormalization", "Rescaling", "Normalization"), "per-channel statistics"),
-    (("Activation", "ReLU", "LeakyReLU", "ELU", "PReLU", "Softmax",
+    (("Activation", "ReLU", "LeakyReLU", "ELU", "PReLU",
       "ops.Sigmoid", "ops.Relu", "ops.Relu6", "ops.HardSigmoid", "ops.Silu",
-      "ops.HardSilu", "ops.Gelu", "ops.Tanh", "ops.Softmax"), _WHY_ELEMENTWISE),
+      "ops.HardSilu", "ops.Gelu", "ops.Tanh"), _WHY_ELEMENTWISE),
     (("Dropout", "SpatialDropout1D", "SpatialDropout2D", "SpatialDropout3D",
       "GaussianNoise", "GaussianDropout", "AlphaDropout", "ActivityRegularization",
       "Identity"), "identity at inference"),
@@ -117,7 +169,7 @@ for _types, _why in (
      "it normalizes across the channel axis, so each output channel depends on all of them"),
     (("GroupNormalization",),
      "it normalizes over groups of channels and its `groups` depends on the channel count"),
-    (("Permute", "RepeatVector"), "it moves the channel axis"),
+    (("RepeatVector",), "it moves the channel axis"),
     (("Dot", "Attention", "AdditiveAttention", "MultiHeadAttention",
       "GroupedQueryAttention", "EinsumDense"), "it contracts over the channel axis"),
     (("LSTM", "GRU", "SimpleRNN", "RNN", "Bidirectional", "ConvLSTM1D", "ConvLSTM2D",
@@ -161,7 +213,8 @@ def register_pass_through(*op_types: str, why: str) -> None:
     if not isinstance(why, str) or not why.strip():
         raise InvalidArgumentError(
             f"Invalid value for argument `why`: expected a non-empty str, received {why!r}.")
-    other = SOURCE_TYPES | DEPTHWISE_TYPES | MERGE_TYPES | RESHAPE_TYPES | CONCAT_TYPES
+    other = (SOURCE_TYPES | DEPTHWISE_TYPES | MERGE_TYPES | RESHAPE_TYPES | CONCAT_TYPES
+             | frozenset(LAYOUT_RULES))
     for t in op_types:
         if not isinstance(t, str) or not t:
             raise InvalidArgumentError(
@@ -170,7 +223,7 @@ def register_pass_through(*op_types: str, why: str) -> None:
         if t in other:
             raise InvalidArgumentError(
                 f"register_pass_through: {t!r} is already grouped as a conv/dense, "
-                "depthwise, merge, reshape or concat layer.")
+                "depthwise, merge, reshape, concat, slice, split, permute or softmax layer.")
     global PASS_THROUGH_TYPES, SUPPORTED_TYPES
     for t in op_types:
         PASS_THROUGH_REGISTRY[t] = why
@@ -185,28 +238,43 @@ MERGE_TYPES = frozenset({
     "ops.Add", "ops.Subtract", "ops.Multiply", "ops.Divide", "ops.TrueDivide",
     "ops.Maximum", "ops.Minimum", "ops.Power", "CustomScaleLayer",
 })
-RESHAPE_TYPES = frozenset({"Flatten", "Reshape"})
+RESHAPE_TYPES = frozenset({"Flatten", "Reshape", "ops.Reshape"})
 CONCAT_TYPES = frozenset({"Concatenate"})
 
-PASS_THROUGH_TYPES = frozenset(PASS_THROUGH_REGISTRY)
-SUPPORTED_TYPES = sorted(
-    SOURCE_TYPES | DEPTHWISE_TYPES | PASS_THROUGH_TYPES | MERGE_TYPES | RESHAPE_TYPES
-    | CONCAT_TYPES
-)
 
+def alive_count(segments: Sequence[Segment], alive_by_group: dict,
+                class_alive: dict | None = None) -> Any:
+    """``sum(multiplier * alive)`` over `segments`: Python numbers or tensors.
 
-def alive_count(segments: Sequence[Segment], alive_by_group: dict) -> Any:
-    """``sum(multiplier * alive_by_group[group])``: Python numbers or tensors."""
+    A segment with ``classes`` counts its channels whose class is alive in
+    ``class_alive[group]`` (a 0/1 vector per class); a group absent there counts in
+    full (frozen and unregularized groups)."""
     total: Any = 0
-    for gid, mult in segments:
-        a = alive_by_group[gid]
+    for seg in segments:
+        gid, mult = seg[0], seg[1]
+        classes = getattr(seg, "classes", None)
+        if classes is None:
+            a = alive_by_group[gid]
+        elif class_alive is not None and gid in class_alive:
+            a = _take_sum(class_alive[gid], classes)
+        else:
+            a = len(classes)
         total = total + (a if mult == 1 else mult * a)
     return total
 
 
+def _take_sum(vector: Any, classes: np.ndarray) -> Any:
+    """sum(vector[classes]) for a numpy array or a backend tensor."""
+    if isinstance(vector, np.ndarray):
+        return vector[classes].sum()
+    from keras import ops
+
+    return ops.sum(ops.take(vector, classes, axis=0))
+
+
 @dataclass
 class Group:
-    """A set of channels kept or removed together.
+    """A set of channels kept or removed together, ``size`` classes wide.
 
     ``sources`` are the names of the conv/dense ops whose outputs are (tied into) this
     group; ``frozen_reasons`` says why a frozen group is frozen (empty: prunable).
@@ -227,10 +295,15 @@ class ChannelOp:
     """One op of the IR with the channel layout of its inputs and output.
 
     ``kind``: "source" (conv/dense), "depthwise", "pass_through", "merge", "concat",
-    "reshape", "input" or "frozen" (an unknown layer named in frozen_layers / behind the
-    input boundary). ``in_segments`` has one segment list per input tensor;
-    ``out_segments`` is the layout of the (first) output. ``payload`` is free for a
-    regularizer subclass (see `NetworkRegularizer.prepare_op`).
+    "reshape", "slice", "split", "permute", "input" or "frozen" (an unknown layer named
+    in frozen_layers / behind the input boundary). ``in_segments`` has one segment list
+    per input tensor; ``out_segments`` is the layout of the (first) output,
+    ``extra_out_segments`` those of the others (a split). ``exact``: the output layout
+    lists the channels in their order (False after Flatten or a depthwise
+    ``depth_multiplier > 1``, whose layouts only count). ``out_block``: ``(dims, axis)``
+    when a Reshape split the channel axis: the flat channel block's shape and the axis
+    channels are removed along. ``payload`` is free for a regularizer subclass (see
+    `NetworkRegularizer.prepare_op`).
     """
 
     name: str
@@ -241,6 +314,9 @@ class ChannelOp:
     out_segments: list[Segment]
     frozen: bool = False
     payload: Any = None
+    extra_out_segments: list[list[Segment]] = field(default_factory=list)
+    exact: bool = True
+    out_block: tuple | None = None
 
     @property
     def out_group(self) -> int | None:
@@ -248,6 +324,12 @@ class ChannelOp:
         if len(self.out_segments) == 1 and self.out_segments[0][1] == 1:
             return self.out_segments[0][0]
         return None
+
+    @property
+    def out_classes(self) -> np.ndarray | None:
+        """Class of each output channel of a single-segment output (None: channel i is
+        class i)."""
+        return self.out_segments[0].classes if self.out_group is not None else None
 
     @property
     def layer_name(self) -> str:
@@ -291,8 +373,20 @@ class ChannelGraph:
             raise InvalidArgumentError(f"layer {name!r} has no single output group")
         return self.groups[gid]
 
-    def alive_count(self, segments: Sequence[Segment], alive_by_group: dict) -> Any:
-        return alive_count(segments, alive_by_group)
+    def has_classes(self, gid: int) -> bool:
+        """True when a source of the group does not map channel i to class i (its
+        layers then have their own widths: a structure gives each its own count)."""
+        return any(self.op(src).out_classes is not None for src in self.groups[gid].sources)
+
+    def alive_count(self, segments: Sequence[Segment], alive_by_group: dict,
+                    class_alive: dict | None = None) -> Any:
+        return alive_count(segments, alive_by_group, class_alive)
+
+    def segment_classes(self, segment: Segment) -> np.ndarray:
+        """The class of each channel of `segment` (before its multiplier)."""
+        if segment.classes is not None:
+            return segment.classes
+        return np.arange(self.groups[segment[0]].size, dtype=np.int64)
 
     def summary(self) -> str:
         lines = [f"channel groups of {self.graph.name!r}:"]
@@ -306,16 +400,16 @@ class ChannelGraph:
 
 
 class _UnionFind:
+    """Groups (sets of sources); sizes are settled from the atoms at the end."""
+
     def __init__(self) -> None:
         self.parent: list[int] = []
-        self.size: list[int] = []
         self.sources: list[list[str]] = []
         self.reasons: list[list[str]] = []
 
-    def new(self, size: int, source: str | None = None, frozen: str | None = None) -> int:
+    def new(self, source: str | None = None, frozen: str | None = None) -> int:
         gid = len(self.parent)
         self.parent.append(gid)
-        self.size.append(int(size))
         self.sources.append([source] if source else [])
         self.reasons.append([frozen] if frozen else [])
         return gid
@@ -341,11 +435,81 @@ class _UnionFind:
         self.reasons[self.find(g)].append(reason)
 
 
+class _Atoms:
+    """Union-find over single channels (atoms); tying two atoms ties their groups."""
+
+    def __init__(self, groups: _UnionFind) -> None:
+        self.groups = groups
+        self.parent: list[int] = []
+        self.owner: list[int] = []  # atom -> the group it was created in
+        self.shared: dict[str, np.ndarray] = {}  # first call of a shared conv -> atoms
+
+    def new(self, n: int, source: str | None = None, frozen: str | None = None) -> np.ndarray:
+        gid = self.groups.new(source, frozen)
+        base = len(self.parent)
+        self.parent.extend(range(base, base + n))
+        self.owner.extend([gid] * n)
+        return np.arange(base, base + n, dtype=np.int64)
+
+    def find(self, a: int) -> int:
+        while self.parent[a] != a:
+            self.parent[a] = self.parent[self.parent[a]]
+            a = self.parent[a]
+        return a
+
+    def tie(self, xs: Iterable[int], ys: Iterable[int]) -> None:
+        for a, b in zip(xs, ys):
+            ra, rb = self.find(int(a)), self.find(int(b))
+            if ra != rb:
+                if ra > rb:
+                    ra, rb = rb, ra
+                self.parent[rb] = ra
+            self.groups.union(self.owner[int(a)], self.owner[int(b)])
+
+    def tie_blocks(self, flat: np.ndarray, blocks: int) -> None:
+        """Tie channel j of every one of `blocks` equal consecutive blocks."""
+        per = len(flat) // blocks
+        for k in range(1, blocks):
+            self.tie(flat[:per], flat[k * per:(k + 1) * per])
+
+    def group_of(self, a: int) -> int:
+        return self.groups.find(self.owner[int(a)])
+
+
+@dataclass
+class _Layout:
+    """A tensor's channels while building: segments of atoms with a count multiplier.
+
+    ``exact``: the atoms list the channels in order (one segment list, every multiplier
+    the block fraction). ``block``/``axis``: the shape of the flat channel block after a
+    Reshape split the channel axis, and the axis channels are removed along."""
+
+    segs: list  # [(atoms: int64 array, multiplier)]
+    exact: bool = True
+    block: tuple = ()  # () : one channel axis
+    axis: int = 0
+
+    @classmethod
+    def of(cls, atoms: np.ndarray) -> "_Layout":
+        return cls([(atoms, 1)])
+
+    @property
+    def dims(self) -> tuple:
+        return self.block or (len(self.flat),)
+
+    @property
+    def flat(self) -> np.ndarray:
+        return np.concatenate([a for a, _ in self.segs]) if self.segs else np.zeros(0, np.int64)
+
+    @property
+    def split_block(self) -> bool:
+        return len(self.block) > 1
+
+    def channels(self) -> float:
+        return sum(len(a) * m for a, m in self.segs)
+
+
 # ------------------------------------------------------------------------- builder
-
-
-def _layout_channels(layout: Sequence[Segment], uf: _UnionFind) -> int:
-    return sum(m * uf.size[uf.find(g)] for g, m in layout)
 
 
 def _names_matching(graph: Graph, names: Iterable[str], what: str) -> set[str]:
@@ -387,6 +551,170 @@ def _strip_ones(shape: Sequence[int]) -> tuple:
     return tuple(int(d) for d in shape if int(d) != 1)
 
 
+class _Refused(Exception):
+    """A layout rule cannot group this op; the message says why (named by the caller)."""
+
+
+# A layout rule: (atoms, op, input layouts) -> (kind, output layouts), or raise _Refused.
+LayoutRule = Callable[[_Atoms, Op, list], tuple]
+LAYOUT_RULES: dict[str, LayoutRule] = {}
+
+
+def _rule(*op_types: str):
+    def deco(fn: LayoutRule) -> LayoutRule:
+        for t in op_types:
+            LAYOUT_RULES[t] = fn
+        return fn
+    return deco
+
+
+def _channel_axis(op: Op, rank: int) -> int:
+    return op.channel_axis % rank
+
+
+def _need_exact(lay: _Layout, what: str, allow_block: bool = False) -> np.ndarray:
+    if not lay.exact or (lay.split_block and not allow_block):
+        raise _Refused(f"{what} needs channels in their order, but its input comes from a "
+                       "Flatten, a depthwise conv with depth_multiplier > 1 or a Reshape "
+                       "that split the channel axis")
+    return lay.flat
+
+
+@_rule("Softmax", "ops.Softmax")
+def _softmax_rule(atoms: _Atoms, op: Op, ins: list) -> tuple:
+    rank = len(op.input_shapes[0])
+    axis = op.attrs.get("axis", -1)
+    axes = axis if isinstance(axis, tuple) else (axis,)
+    if any(int(a) % rank == _channel_axis(op, rank) for a in axes):
+        raise _Refused(f"a softmax over the channel axis (axis={axis}) normalizes across "
+                       "channels, so each output channel depends on all of them; only a "
+                       "softmax over another axis passes channel groups through")
+    return "pass_through", [ins[0]]
+
+
+def _slice_bounds(op: Op) -> tuple | None:
+    """(start, stop) of a GetItem on the channel axis with every other axis (batch
+    included) taken whole or sliced with step 1; None when it is not a plain slice."""
+    key = op.attrs.get("getitem")
+    if key is None:
+        return None
+    shape = op.input_shapes[0]
+    ch = _channel_axis(op, len(shape))
+    start, stop, step = key[ch]
+    if step != 1 or key[0] != (0, int(shape[0]), 1):
+        return None
+    return start, stop
+
+
+@_rule("ops.GetItem")
+def _getitem_rule(atoms: _Atoms, op: Op, ins: list) -> tuple:
+    bounds = _slice_bounds(op)
+    if bounds is None:
+        raise _Refused(f"only slices with step 1 (x[..., a:b], spatial crops) keep channel "
+                       f"groups; this index is {op.attrs.get('getitem_key', '?')}")
+    start, stop = bounds
+    c = int(op.input_shapes[0][_channel_axis(op, len(op.input_shapes[0]))])
+    if (start, stop) == (0, c):
+        return "pass_through", [ins[0]]
+    flat = _need_exact(ins[0], "a channel slice")
+    return "slice", [_Layout.of(flat[start:stop])]
+
+
+def split_boundaries(op: Op) -> list[int] | None:
+    """Channel positions where a keras.ops.split on the channel axis cuts (None: it
+    splits another axis)."""
+    shape = op.input_shapes[0]
+    rank = len(shape)
+    if int(op.attrs.get("axis", 0)) % rank != _channel_axis(op, rank):
+        return None
+    c = int(shape[_channel_axis(op, rank)])
+    sections = op.attrs.get("indices_or_sections")
+    if isinstance(sections, tuple):
+        return [int(i) for i in sections]
+    n = int(sections)
+    return [c // n * i for i in range(1, n)]
+
+
+@_rule("ops.Split")
+def _split_rule(atoms: _Atoms, op: Op, ins: list) -> tuple:
+    cuts = split_boundaries(op)
+    if cuts is None:
+        return "pass_through", [ins[0]] * len(op.output_shapes)
+    flat = _need_exact(ins[0], "a channel split")
+    edges = [0, *cuts, len(flat)]
+    return "split", [_Layout.of(flat[a:b]) for a, b in zip(edges[:-1], edges[1:])]
+
+
+def _block_reshape(op: Op, lay: _Layout) -> tuple | None:
+    """(new block dims) when a reshape keeps every axis before the channel block and
+    only reshapes the block, else None."""
+    in_shape = tuple(int(d) for d in op.input_shapes[0][1:])
+    out_shape = tuple(int(d) for d in op.output_shape[1:])
+    k = len(lay.dims)
+    prefix = in_shape[:len(in_shape) - k]
+    if out_shape[:len(prefix)] != prefix:
+        return None
+    new = out_shape[len(prefix):]
+    if not new or math.prod(new) != math.prod(lay.dims):
+        return None
+    return new
+
+
+@_rule("Reshape", "ops.Reshape", "Flatten")
+def _reshape_rule(atoms: _Atoms, op: Op, ins: list) -> tuple:
+    lay = ins[0]
+    if not lay.split_block:
+        out = _reshape_layout(op, lay)
+        if out is not None:
+            return "reshape", [out]
+    new = _block_reshape(op, lay)
+    if new is not None and lay.exact and (len(new) == 1 or not lay.split_block):
+        flat = lay.flat
+        if len(new) == 1:  # the block merged back into one channel axis
+            return "reshape", [_Layout.of(flat)]
+        # The channel axis split into `new`: channels are removed along the last axis,
+        # so channel j of every row of the block is tied (kept or removed together).
+        atoms.tie_blocks(flat, len(flat) // new[-1])
+        frac = new[-1] / len(flat)
+        return "reshape", [_Layout([(flat, frac)], True, new, len(new) - 1)]
+    raise _Refused(
+        f"a {op.type} from {op.input_shapes[0][1:]} to {op.output_shape[1:]} moves "
+        "channels; only Flatten, reshapes that add or drop size-1 dims, and reshapes "
+        "that split the channel axis (or merge it back) keep channel groups")
+
+
+def _full_perm(op: Op) -> tuple | None:
+    rank = len(op.input_shapes[0])
+    if op.type == "Permute":
+        dims = op.attrs.get("dims")
+        return None if dims is None else (0, *(int(d) for d in dims))
+    axes = op.attrs.get("axes")
+    if axes is None:
+        return tuple(reversed(range(rank)))
+    return tuple(int(a) % rank for a in axes)
+
+
+@_rule("Permute", "ops.Transpose")
+def _permute_rule(atoms: _Atoms, op: Op, ins: list) -> tuple:
+    lay = ins[0]
+    rank = len(op.input_shapes[0])
+    perm = _full_perm(op)
+    k = len(lay.dims)
+    block_axes = list(range(rank - k, rank))
+    if perm is None or perm[0] != 0 or sorted(perm[rank - k:]) != block_axes:
+        raise _Refused(f"it moves the channel axis (permutation {perm}); only "
+                       "permutations within the channel block (a channel shuffle) or "
+                       "among the other axes keep channel groups")
+    bperm = [p - (rank - k) for p in perm[rank - k:]]
+    if bperm == list(range(k)):
+        return "pass_through", [lay]
+    flat = _need_exact(lay, "a permutation within the channel block", allow_block=True)
+    order = np.arange(len(flat)).reshape(lay.dims).transpose(bperm).reshape(-1)
+    block = tuple(lay.dims[p] for p in bperm)
+    frac = block[-1] / len(flat)
+    return "permute", [_Layout([(flat[order], frac)], True, block, bperm.index(lay.axis))]
+
+
 def build_channel_graph(
     model_or_graph: Any,
     *,
@@ -425,150 +753,141 @@ def build_channel_graph(
     behind_boundary = _upstream(graph, boundary_names) if boundary_names else set()
 
     uf = _UnionFind()
-    layout_of: dict[str, list[Segment]] = {}  # tensor ref -> segments
-    raw_ops: list[ChannelOp] = []
+    atoms = _Atoms(uf)
+    layout_of: dict[str, _Layout] = {}
+    raw: list[tuple] = []  # (op, kind, in layouts, out layouts, frozen)
     consumers: dict[str, list[str]] = {}
     tie_warnings: list[str] = []
-    first_source_call: dict[str, int] = {}  # shared conv: groups of all calls tied
+    first_source_call: dict[str, np.ndarray] = {}  # shared conv: all calls tied
 
     for op in graph.ops:
         for ref in op.inputs:
             if ":" not in ref:
                 consumers.setdefault(ref, []).append(op.name)
-        in_layouts = [layout_of[ref] for ref in op.inputs]
+        ins = [layout_of[ref] for ref in op.inputs]
         frozen_here = op.name in frozen_names or op.name in behind_boundary
         reason = "frozen_layers" if op.name in frozen_names else "input_boundary"
         t = op.type
-        kind: str
-        out: list[Segment]
-        extra_outputs = len(op.output_shapes) - 1
-
-        if t == "InputLayer":
-            kind = "input"
-            out = [(uf.new(op.channels_out, frozen="model input"), 1)]
-        elif t in SOURCE_TYPES:
-            kind = "source"
-            gid = uf.new(op.channels_out, source=op.name)
-            shared = op.attrs.get("shared_from")
-            if shared and shared in first_source_call:
-                gid = uf.union(gid, first_source_call[shared])
-            first_source_call.setdefault(op.name, gid)
-            out = [(gid, 1)]
-        elif t in DEPTHWISE_TYPES:
-            kind = "depthwise"
-            dm = int(op.attrs.get("depth_multiplier", 1))
-            out = list(in_layouts[0]) * dm
-        elif t in PASS_THROUGH_REGISTRY:
-            kind = "pass_through"
-            out = list(in_layouts[0])
-        elif t in MERGE_TYPES:
-            kind = "merge"
-            out = _tie(op, in_layouts, uf, tie_warnings)
-        elif t in CONCAT_TYPES:
-            rank = len(op.output_shape)
-            axis = int(op.attrs.get("axis", -1)) % rank
-            if axis == op.channel_axis % rank:
-                kind = "concat"
-                out = [s for lay in in_layouts for s in lay]
-            else:
-                kind = "merge"
-                out = _tie(op, in_layouts, uf, tie_warnings)
-        elif t in RESHAPE_TYPES and _reshape_layout(op, in_layouts[0]) is not None:
-            kind = "reshape"
-            out = _reshape_layout(op, in_layouts[0])
-        elif frozen_here:
-            kind = "frozen"
-            out = [(uf.new(op.channels_out, frozen=reason), 1)]
-        else:
-            layer_name = op.name.split("#", 1)[0]
-            if t in RESHAPE_TYPES:
-                detail = (f" (a {t} from {op.input_shapes[0][1:]} to {op.output_shape[1:]} "
-                          "that moves channels; only Flatten and reshapes that add or drop "
-                          "size-1 dims keep channel groups)")
-            else:
-                why = REFUSED_REASONS.get(t, "its channel behaviour is unknown")
-                detail = f" ({why})"
-            raise InvalidArgumentError(
-                f"Layer {layer_name!r} of type {t!r} cannot be grouped by channel"
-                f"{detail}. Supported types: {', '.join(SUPPORTED_TYPES)}. Add "
-                f"{layer_name!r} to `frozen_layers=` to keep its output channels whole "
-                "(not regularized), or put it behind `input_boundary=`."
-            )
-
+        try:
+            if any(lay.split_block for lay in ins) and t not in _BLOCK_TYPES:
+                raise _Refused("its input's channel axis was split into several axes by a "
+                               "Reshape; only Reshape / Permute (a channel shuffle) may "
+                               "follow before the channels are merged back")
+            kind, outs = _layout(atoms, op, ins, tie_warnings)
+        except _Refused as exc:
+            if not frozen_here:
+                raise InvalidArgumentError(_refusal(op, str(exc))) from None
+            kind, outs = "frozen", [_Layout.of(atoms.new(op.channels_out, frozen=reason))]
         if frozen_here:
-            for g, _ in out:
-                uf.freeze(g, reason)
-        layout_of[op.name] = out
-        for i in range(extra_outputs):  # other outputs of a multi-output op
-            shape = op.output_shapes[i + 1]
-            ch = int(shape[op.channel_axis]) if len(shape) >= 2 else 1
-            layout_of[f"{op.name}:{i + 1}"] = [(uf.new(ch, frozen=f"output {i + 1} of {op.name}"), 1)]
-        raw_ops.append(ChannelOp(op.name, t, op, kind, in_layouts, out, frozen_here))
+            for lay in outs:
+                for a in lay.flat:
+                    uf.freeze(atoms.owner[int(a)], reason)
+        for i, shape in enumerate(op.output_shapes):
+            if i >= len(outs):  # other outputs of a multi-output op
+                ch = int(shape[op.channel_axis]) if len(shape) >= 2 else 1
+                outs.append(_Layout.of(atoms.new(ch, frozen=f"output {i} of {op.name}")))
+            layout_of[op.name if i == 0 else f"{op.name}:{i}"] = outs[i]
+        raw.append((op, kind, ins, outs, frozen_here))
 
     for name in graph.outputs:
-        for g, _ in layout_of[name]:
-            uf.freeze(g, "model output")
+        for a in layout_of[name].flat:
+            uf.freeze(atoms.owner[int(a)], "model output")
 
-    # Resolve union-find roots; renumber groups 0..n-1 in order of first appearance.
-    renumber: dict[int, int] = {}
-    groups: dict[int, Group] = {}
-
-    def root(g: int) -> int:
-        r = uf.find(g)
-        if r not in renumber:
-            new = len(renumber)
-            renumber[r] = new
-            groups[new] = Group(new, uf.size[r], list(dict.fromkeys(uf.sources[r])),
-                                list(dict.fromkeys(uf.reasons[r])))
-        return renumber[r]
-
-    def fix(lay: list[Segment]) -> list[Segment]:
-        return [(root(g), m) for g, m in lay]
-
-    ops = [
-        ChannelOp(o.name, o.type, o.op, o.kind, [fix(lay) for lay in o.in_segments],
-                  fix(o.out_segments), o.frozen)
-        for o in raw_ops
-    ]
-    # Sanity: every group's size matches what it was tied to (checked in _tie).
+    groups, finalize = _settle(atoms)
+    ops = []
+    for op, kind, ins, outs, frozen in raw:
+        out0 = outs[0]
+        ops.append(ChannelOp(
+            op.name, op.type, op, kind, [finalize(lay) for lay in ins], finalize(out0),
+            frozen, extra_out_segments=[finalize(lay) for lay in outs[1:]],
+            exact=out0.exact, out_block=(out0.block, out0.axis) if out0.split_block else None))
     for w in tie_warnings:
         warnings.warn(w, stacklevel=3)
     return ChannelGraph(graph=graph, groups=groups, ops=ops, consumers=consumers,
                         tie_warnings=tie_warnings)
 
 
-def _tie(op: Op, layouts: list[list[Segment]], uf: _UnionFind,
-         tie_warnings: list[str]) -> list[Segment]:
+_BLOCK_TYPES = frozenset({"Reshape", "ops.Reshape", "Permute", "ops.Transpose"})
+
+
+def _refusal(op: Op, why: str) -> str:
+    layer_name = op.name.split("#", 1)[0]
+    return (f"Layer {layer_name!r} of type {op.type!r} cannot be grouped by channel "
+            f"({why}). Supported types: {', '.join(SUPPORTED_TYPES)}. Add "
+            f"{layer_name!r} to `frozen_layers=` to keep its output channels whole "
+            "(not regularized), or put it behind `input_boundary=`.")
+
+
+def _layout(atoms: _Atoms, op: Op, ins: list, tie_warnings: list) -> tuple[str, list]:
+    """(kind, output layouts) of one op; raises _Refused when it cannot be grouped."""
+    t = op.type
+    if t == "InputLayer":
+        return "input", [_Layout.of(atoms.new(op.channels_out, frozen="model input"))]
+    if t in LAYOUT_RULES:
+        return LAYOUT_RULES[t](atoms, op, ins)
+    if t in SOURCE_TYPES:
+        out = atoms.new(op.channels_out, source=op.name)
+        groups = int(op.attrs.get("groups", 1) or 1)
+        if groups > 1:  # the same count removed from every block, in and out
+            atoms.tie_blocks(_need_exact(ins[0], "a grouped convolution"), groups)
+            atoms.tie_blocks(out, groups)
+        shared = op.attrs.get("shared_from")
+        if shared and shared in atoms.shared:  # every call of a shared conv: one group
+            atoms.tie(out, atoms.shared[shared])
+        atoms.shared.setdefault(op.name, out)
+        return "source", [_Layout.of(out)]
+    if t in DEPTHWISE_TYPES:
+        dm = int(op.attrs.get("depth_multiplier", 1))
+        if dm == 1:
+            return "depthwise", [ins[0]]
+        return "depthwise", [_Layout(list(ins[0].segs) * dm, False)]
+    if t in PASS_THROUGH_REGISTRY:
+        return "pass_through", [ins[0]]
+    if t in MERGE_TYPES:
+        return "merge", [_tie(atoms, op, ins, tie_warnings)]
+    if t in CONCAT_TYPES:
+        rank = len(op.output_shape)
+        if int(op.attrs.get("axis", -1)) % rank == _channel_axis(op, rank):
+            return "concat", [_Layout([s for lay in ins for s in lay.segs],
+                                      all(lay.exact for lay in ins))]
+        return "merge", [_tie(atoms, op, ins, tie_warnings)]
+    raise _Refused(REFUSED_REASONS.get(t, "its channel behaviour is unknown"))
+
+
+def _tie(atoms: _Atoms, op: Op, ins: list, tie_warnings: list) -> _Layout:
     """Tie the channels of the inputs of an element-wise op; return the output layout."""
-    if len(layouts) == 1:  # `x + 3.0`: one tensor, constants beside it
-        return list(layouts[0])
-    counts = [_layout_channels(lay, uf) for lay in layouts]
+    if len(ins) == 1:  # `x + 3.0`: one tensor, constants beside it
+        return ins[0]
+    counts = [lay.channels() for lay in ins]
     full = max(counts)
     # A size-1 channel axis broadcasts (e.g. a spatial attention map); it ties nothing.
-    live = [lay for lay, c in zip(layouts, counts) if not (c == 1 and full > 1)]
+    live = [lay for lay, c in zip(ins, counts) if not (c == 1 and full > 1)] or ins[:1]
     first = live[0]
+    if all(lay.exact and lay.dims == first.dims for lay in live):
+        for lay in live[1:]:  # channel by channel, whatever the segmentation
+            atoms.tie(first.flat, lay.flat)
+        return first
 
     def signature(lay):
-        return [(uf.size[uf.find(g)], m) for g, m in lay]
+        return [(len(a), m) for a, m in lay.segs]
 
     if all(signature(lay) == signature(first) for lay in live[1:]):
         for lay in live[1:]:
-            for (ga, _), (gb, _) in zip(first, lay):
-                uf.union(ga, gb)
-        return list(first)
-    # Different segmentations (e.g. concat([a, b]) + c): keep all of them whole.
-    involved = sorted({g for lay in live for g, _ in lay})
-    for g in involved:
-        uf.freeze(g, f"mismatched tie at {op.name}")
+            for (a, _), (b, _) in zip(first.segs, lay.segs):
+                atoms.tie(a, b)
+        return first
+    for lay in live:
+        for a in lay.flat:
+            atoms.groups.freeze(atoms.owner[int(a)], f"mismatched tie at {op.name}")
     tie_warnings.append(
-        f"layer {op.name!r} ({op.type}) combines inputs whose channels come from "
-        "differently split groups (e.g. a concatenation added to a single conv output); "
-        "those channels are kept whole (not regularized)."
+        f"layer {op.name!r} ({op.type}) combines inputs whose channels cannot be matched "
+        "one by one (e.g. a flattened tensor added to another layout); those channels "
+        "are kept whole (not regularized)."
     )
-    return list(first)
+    return first
 
 
-def _reshape_layout(op: Op, layout: list[Segment]) -> list[Segment] | None:
+def _reshape_layout(op: Op, lay: _Layout) -> _Layout | None:
     """Output layout of Flatten / Reshape, or None if the reshape moves channels."""
     in_shape = tuple(op.input_shapes[0][1:])
     out_shape = tuple(op.output_shape[1:])
@@ -578,9 +897,59 @@ def _reshape_layout(op: Op, layout: list[Segment]) -> list[Segment] | None:
     if op.type == "Flatten" or (len(out_shape) == 1 and out_shape[0] == math.prod(in_shape)):
         if ch_axis != rank - 1 and spatial != 1 and op.type != "Flatten":
             return None
-        return [(g, m * spatial) for g, m in layout]
+        if spatial == 1:
+            return lay
+        return _Layout([(a, m * spatial) for a, m in lay.segs], False)
     # Only size-1 dims added or dropped, channel axis preserved.
     if _strip_ones(in_shape) == _strip_ones(out_shape) and out_shape and \
             int(out_shape[-1]) == int(op.input_shapes[0][ch_axis]):
-        return list(layout)
+        return lay
     return None
+
+
+def _settle(atoms: _Atoms) -> tuple[dict[int, Group], Callable[[_Layout], list[Segment]]]:
+    """Groups numbered 0..n-1 in order of first appearance, their classes numbered in
+    atom order (a group's first source gives classes 0..n-1), and the function turning a
+    layout into Segments."""
+    uf = atoms.groups
+    renumber: dict[int, int] = {}
+    groups: dict[int, Group] = {}
+    class_of = np.zeros(len(atoms.parent), dtype=np.int64)
+    group_of = np.zeros(len(atoms.parent), dtype=np.int64)
+    class_ids: dict[int, int] = {}
+    for a in range(len(atoms.parent)):
+        r = uf.find(atoms.owner[a])
+        if r not in renumber:
+            renumber[r] = len(renumber)
+            groups[renumber[r]] = Group(renumber[r], 0, list(dict.fromkeys(uf.sources[r])),
+                                        list(dict.fromkeys(uf.reasons[r])))
+        g = groups[renumber[r]]
+        root = atoms.find(a)
+        if root not in class_ids:
+            class_ids[root] = g.size
+            g.size += 1
+        class_of[a], group_of[a] = class_ids[root], g.id
+    # Groups of ops without atoms (none in practice) are not listed.
+
+    def finalize(lay: _Layout) -> list[Segment]:
+        out: list[Segment] = []
+        for a, mult in lay.segs:
+            if not len(a):
+                continue
+            mult = int(mult) if float(mult).is_integer() else float(mult)
+            gids, cls = group_of[a], class_of[a]
+            cuts = np.flatnonzero(np.diff(gids)) + 1
+            for lo, hi in zip([0, *cuts], [*cuts, len(a)]):
+                gid, c = int(gids[lo]), cls[lo:hi]
+                whole = len(c) == groups[gid].size and np.array_equal(c, np.arange(len(c)))
+                out.append(Segment(gid, mult) if whole else Segment(gid, mult, c))
+        return out
+
+    return groups, finalize
+
+
+PASS_THROUGH_TYPES = frozenset(PASS_THROUGH_REGISTRY)
+SUPPORTED_TYPES = sorted(
+    SOURCE_TYPES | DEPTHWISE_TYPES | PASS_THROUGH_TYPES | MERGE_TYPES | RESHAPE_TYPES
+    | CONCAT_TYPES | frozenset(LAYOUT_RULES)
+)

@@ -67,6 +67,8 @@ COVERED_FUNCTIONS = {
     costs.global_pool_cost,
     costs.view_cost,
     costs.copy_cost,
+    costs.rearrange_cost,
+    costs.slice_cost,
     costs.resize_cost,
 }
 
@@ -601,6 +603,7 @@ def test_global_average_pooling1d_alive():
     "op_type, in_shape, out_shape",
     [
         ("Reshape", (1, 4, 4, 8), (1, 16, 8)),
+        ("ops.Reshape", (1, 4, 4, 8), (1, 4, 4, 2, 4)),
         ("Flatten", (1, 4, 4, 8), (1, 128)),
         ("Dropout", (1, 4, 4, 8), (1, 4, 4, 8)),
         ("SpatialDropout2D", (1, 4, 4, 8), (1, 4, 4, 8)),
@@ -637,6 +640,26 @@ def test_upsampling2d_nearest_vs_bilinear():
     bilinear = make_op("UpSampling2D", [(1, 4, 4, 8)], (1, 8, 8, 8), interpolation="bilinear")
     assert_cost(cost_of(nearest), 0, 0, 4 * 4 * 8 * F32, 8 * 8 * 8 * F32)
     assert_cost(cost_of(bilinear), 7 * 8 * 8 * 8, 0, 4 * 4 * 8 * F32, 8 * 8 * 8 * F32)
+
+
+# ------------------------------------------------------ rearrange_cost, slice_cost
+
+
+def test_transpose_and_split_read_and_write_every_element():
+    # a shuffle's permute (h, w, 2, c/2) -> (h, w, c/2, 2): 2 channels on the last axis
+    for t in ("Permute", "ops.Transpose"):
+        op = make_op(t, [(1, 4, 4, 2, 8)], (1, 4, 4, 8, 2))
+        assert_cost(cost_of(op), 0, 0, 4 * 4 * 16 * F32, 4 * 4 * 16 * F32)
+        # alive counts are in units of the input's last axis: 3 of 8 -> 6 of 16 moved
+        assert_cost(cost_of(op, 3, 0.75), 0, 0, 4 * 4 * 6 * F32, 4 * 4 * 6 * F32)
+    split = make_op("ops.Split", [(1, 4, 4, 8)], (1, 4, 4, 4))
+    assert_cost(cost_of(split, 6), 0, 0, 4 * 4 * 6 * F32, 4 * 4 * 6 * F32)
+
+
+def test_channel_slice_copies_the_slice():
+    op = make_op("ops.GetItem", [(1, 4, 4, 8)], (1, 4, 4, 3))
+    assert_cost(cost_of(op), 0, 0, 4 * 4 * 3 * F32, 4 * 4 * 3 * F32)
+    assert_cost(cost_of(op, 6, 2), 0, 0, 4 * 4 * 2 * F32, 4 * 4 * 2 * F32)
 
 
 # ----------------------------------------------------------------- resize_cost

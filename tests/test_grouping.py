@@ -89,13 +89,14 @@ def test_flatten_multiplies_and_size1_reshape_passes():
 def test_unsupported_layer_error_and_frozen_fix():
     x = keras.Input((4, 4, 3))
     a = L.Conv2D(4, 1, name="a")(x)
-    p = L.Permute((2, 1, 3), name="perm")(a)
+    p = L.Permute((3, 1, 2), name="perm")(a)  # channels to axis 1
     y = L.Conv2D(2, 1, name="head")(p)
     model = keras.Model(x, y)
     with pytest.raises(ValueError) as e:
         build_channel_graph(model)
     msg = str(e.value)
     assert "'perm'" in msg and "Permute" in msg and "frozen_layers" in msg
+    assert "moves the channel axis" in msg
     assert "Conv2D" in msg  # lists supported types
     cg = build_channel_graph(model, frozen_layers=["perm"])
     (gp,) = cg.op("head").in_segments[0]
@@ -133,13 +134,25 @@ def test_input_boundary_and_frozen_layers():
         build_channel_graph(model, input_boundary=["nope"])
 
 
-def test_mismatched_tie_freezes_with_warning():
+def test_concat_added_to_one_conv_ties_channel_by_channel():
     x = keras.Input((4, 4, 3))
     a = L.Conv2D(4, 1, name="a")(x)
     b = L.Conv2D(4, 1, name="b")(x)
     c = L.Conv2D(8, 1, name="c")(x)
     s = L.Add(name="add")([L.Concatenate(name="cat")([a, b]), c])
     y = L.Conv2D(2, 1, name="head")(s)
-    with pytest.warns(UserWarning, match="'add'"):
-        cg = build_channel_graph(keras.Model(x, y))
-    assert all(cg.groups[g].frozen for g in _groups_of(cg, "a", "b", "c"))
+    cg = build_channel_graph(keras.Model(x, y))
+    ga, gb, gc = _groups_of(cg, "a", "b", "c")
+    assert ga == gb == gc and not cg.groups[ga].frozen and cg.groups[ga].size == 8
+    assert cg.op("c").out_classes is None  # c's channel i is class i
+    assert list(cg.op("b").out_classes) == [4, 5, 6, 7]
+
+
+def test_spatial_transpose_passes():
+    x = keras.Input((4, 4, 3))
+    a = L.Conv2D(4, 1, name="a")(x)
+    p = L.Permute((2, 1, 3), name="perm")(a)
+    y = L.Conv2D(2, 1, name="head")(p)
+    cg = build_channel_graph(keras.Model(x, y))
+    assert cg.op("perm").kind == "pass_through"
+    assert cg.op("head").in_segments == [[(cg.op("a").out_group, 1)]]

@@ -80,7 +80,7 @@ PASS_THROUGH_CASES = {
     "Solarization": (lambda: L.Solarization(0.1), 2),
 }
 # Pass-through types that are no Keras layer class with a test case here.
-NOT_KERAS_CLASSES = {"ProbabilisticGate", "Softmax"}
+NOT_KERAS_CLASSES = {"ProbabilisticGate"}
 
 CONV = {1: L.Conv1D, 2: L.Conv2D, 3: L.Conv3D}
 SPATIAL = {1: (8,), 2: (6, 6), 3: (4, 4, 4)}
@@ -170,7 +170,9 @@ def test_resizing_in_deeplab_head_rebuilds_with_weights():
     (lambda: L.UnitNormalization(), "UnitNormalization", "normalizes across the channel"),
     (lambda: L.GroupNormalization(groups=2), "GroupNormalization", "groups of channels"),
     (lambda: L.RandomGrayscale(), "RandomGrayscale", "colour"),
-    (lambda: L.Permute((2, 1, 3)), "Permute", "moves the channel axis"),
+    (lambda: L.Permute((3, 1, 2)), "Permute", "moves the channel axis"),
+    (lambda: L.Softmax(), "Softmax", "softmax over the channel axis"),
+    (lambda: L.Reshape((4, 2, 8)), "Reshape", "moves channels"),
 ])
 def test_channel_mixing_layer_is_refused_by_name(factory, type_name, why):
     x = keras.Input((4, 4, 3))
@@ -198,3 +200,25 @@ def test_register_pass_through_bad_arguments():
     with pytest.raises(InvalidArgumentError, match="Conv2D"):
         grouping.register_pass_through("Conv2D", why="x")
     assert "MyLayer" not in grouping.PASS_THROUGH_REGISTRY
+
+
+def test_softmax_over_another_axis_passes():
+    x = keras.Input((4, 4, 3))
+    h = L.Conv2D(4, 1, name="a")(x)
+    h = L.Softmax(axis=1, name="sm")(h)
+    h = keras.ops.softmax(h, axis=2)
+    y = L.Conv2D(2, 1, name="head")(h)
+    cg = build_channel_graph(keras.Model(x, y))
+    g = cg.op("a").out_group
+    assert cg.op("sm").kind == "pass_through"
+    assert cg.op("head").in_segments == [[(g, 1)]] and not cg.groups[g].frozen
+    (ops_sm,) = [o for o in cg.ops if o.type == "ops.Softmax"]
+    assert ops_sm.kind == "pass_through"
+
+
+def test_ops_softmax_over_channels_is_refused():
+    x = keras.Input((4, 4, 3))
+    h = L.Conv2D(4, 1, name="a")(x)
+    y = L.Conv2D(2, 1, name="head")(keras.ops.softmax(h, axis=-1))
+    with pytest.raises(InvalidArgumentError, match="ops.Softmax.*softmax over the channel"):
+        build_channel_graph(keras.Model(x, y))

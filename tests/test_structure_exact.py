@@ -53,9 +53,9 @@ TOLERANCE = 1e-4
 # --------------------------------------------------------------------------- networks
 
 
-def _conv_bn(x, filters, kernel, name, act="relu", strides=1):
+def _conv_bn(x, filters, kernel, name, act="relu", strides=1, groups=1):
     h = L.Conv2D(filters, kernel, strides=strides, padding="same", use_bias=False,
-                 name=name)(x)
+                 groups=groups, name=name)(x)
     h = L.BatchNormalization(name=f"{name}_bn")(h)
     if act == "relu6":
         return L.ReLU(6.0, name=f"{name}_relu")(h)
@@ -115,6 +115,71 @@ def mnas_net():
     return keras.Model(x, L.Dense(5, name="logits")(h), name="mnas")
 
 
+def _shuffle(x, name, with_ops=False):
+    """Channel shuffle of two halves: out[2k] = x[k], out[2k + 1] = x[c/2 + k]."""
+    h, w, c = x.shape[1:]
+    if with_ops:
+        x = keras.ops.reshape(x, (-1, h, w, 2, c // 2))
+        x = keras.ops.transpose(x, (0, 1, 2, 4, 3))
+        return keras.ops.reshape(x, (-1, h, w, c))
+    x = L.Reshape((h, w, 2, c // 2), name=f"{name}_split_c")(x)
+    x = L.Permute((1, 2, 4, 3), name=f"{name}_swap")(x)
+    return L.Reshape((h, w, c), name=f"{name}_merge_c")(x)
+
+
+def _dw_bn(x, name, strides=1):
+    d = L.DepthwiseConv2D(3, strides=strides, padding="same", use_bias=False,
+                          name=f"{name}_dw")(x)
+    return L.BatchNormalization(name=f"{name}_dw_bn")(d)
+
+
+def shufflenet_v2():
+    """ShuffleNetV2: two stages, each a stride-2 unit (both branches convolved) and a
+    stride-1 unit (half the channels pass, half are convolved), joined by a channel
+    shuffle. Stage 1 splits with ``x[..., :c]`` and shuffles with Reshape / Permute /
+    Reshape; stage 2 splits with ``keras.ops.split`` and shuffles with keras.ops
+    reshape / transpose."""
+    x = keras.Input((16, 16, 3))
+    h = _conv_bn(x, 8, 3, "stem", strides=2)
+    for s, (out, blocks) in enumerate(((16, 2), (24, 2))):
+        half = out // 2
+        b1 = _conv_bn(_dw_bn(h, f"s{s}u0_b1", strides=2), half, 1, f"s{s}u0_b1_pw")
+        b2 = _conv_bn(h, half, 1, f"s{s}u0_b2_in")
+        b2 = _conv_bn(_dw_bn(b2, f"s{s}u0_b2", strides=2), half, 1, f"s{s}u0_b2_out")
+        h = _shuffle(L.Concatenate(name=f"s{s}u0_cat")([b1, b2]), f"s{s}u0", s == 1)
+        for u in range(1, blocks):
+            if s == 0:
+                x1, x2 = h[..., :half], h[..., half:]
+            else:
+                x1, x2 = keras.ops.split(h, 2, axis=-1)
+            b = _conv_bn(x2, half, 1, f"s{s}u{u}_in")
+            b = _conv_bn(_dw_bn(b, f"s{s}u{u}"), half, 1, f"s{s}u{u}_out")
+            h = _shuffle(L.Concatenate(name=f"s{s}u{u}_cat")([x1, b]), f"s{s}u{u}", s == 1)
+    h = _conv_bn(h, 16, 1, "head")
+    h = L.GlobalAveragePooling2D(name="gap")(h)
+    return keras.Model(x, L.Dense(5, name="logits")(h), name="shufflenet_v2")
+
+
+def regnet():
+    """RegNet-style: 1x1 -> grouped 3x3 -> 1x1 bottlenecks with residual Adds, one with
+    a stride-2 projection shortcut."""
+    x = keras.Input((16, 16, 3))
+    h = _conv_bn(x, 8, 3, "stem", strides=2)
+    for b in range(2):
+        e = _conv_bn(h, 16, 1, f"b{b}_a")
+        e = _conv_bn(e, 16, 3, f"b{b}_b", groups=2)
+        p = _conv_bn(e, 8, 1, f"b{b}_c", None)
+        h = L.ReLU(name=f"b{b}_relu")(L.Add(name=f"b{b}_add")([h, p]))
+    e = _conv_bn(h, 24, 1, "b2_a")
+    e = _conv_bn(e, 24, 3, "b2_b", strides=2, groups=3)
+    p = _conv_bn(e, 16, 1, "b2_c", None)
+    short = _conv_bn(h, 16, 1, "b2_short", None, strides=2)
+    h = L.ReLU(name="b2_relu")(L.Add(name="b2_add")([short, p]))
+    h = _conv_bn(h, 16, 1, "head")
+    h = L.GlobalAveragePooling2D(name="gap")(h)
+    return keras.Model(x, L.Dense(5, name="logits")(h), name="regnet")
+
+
 def mobilenet_v2():
     return keras.applications.MobileNetV2(alpha=0.35, input_shape=(32, 32, 3),
                                           weights=None, classes=5)
@@ -125,6 +190,8 @@ NETWORKS = {
     "concat": (concat_net, (16, 16, 3)),
     "mnas_se": (mnas_net, (16, 16, 3)),
     "mobilenet_v2": (mobilenet_v2, (32, 32, 3)),
+    "shufflenet_v2": (shufflenet_v2, (16, 16, 3)),
+    "regnet": (regnet, (16, 16, 3)),
 }
 
 
@@ -189,71 +256,87 @@ def prepare(network, algorithm, seed=0):
 
 
 def _covering(cg, op_type):
-    """{group id: [(op, offset)]} for ops of `op_type` acting on a group's channels."""
+    """{group id: [(op, offset, classes)]} for ops of `op_type` acting on a group's
+    channels: the op's channels offset, offset + 1, ... carry those classes."""
     out = {}
     for cop in cg.ops:
         if cop.type != op_type:
             continue
         offset = 0
-        for gid, mult in cop.in_segments[0]:
-            if mult == 1:
-                out.setdefault(gid, []).append((cop, offset))
-            offset += cg.groups[gid].size * mult
+        for seg in cop.in_segments[0]:
+            classes = cg.segment_classes(seg)
+            if seg[1] == 1:
+                out.setdefault(seg[0], []).append((cop, offset, classes))
+            offset += len(classes) * seg[1]
     return out
 
 
+def _source_classes(cg, src):
+    return cg.segment_classes(cg.op(src).out_segments[0])
+
+
 def group_dead(reg):
-    """{group id: bool mask} of the channels every vector of the group calls dead,
-    computed here from the weights (not by the regularizer)."""
+    """{group id: bool mask over its classes} of the classes every entry of every vector
+    of the group calls dead, computed here from the weights (not by the regularizer).
+    A class of a channel shuffle or grouped conv has several entries per vector."""
     cg, model = reg.channel_graph, reg.model
     dead = {}
     for gid, g in cg.groups.items():
         if g.frozen or not g.sources:
             continue
-        masks = []
+        pieces = []  # (dead per entry, class per entry)
         if reg.algorithm == "gamma":
-            for cop, off in _covering(cg, "BatchNormalization").get(gid, []):
+            for cop, off, cls in _covering(cg, "BatchNormalization").get(gid, []):
                 gamma = np.abs(model.get_layer(cop.layer_name).gamma.numpy())
-                masks.append(gamma[off:off + g.size] <= THRESHOLD)
+                pieces.append((gamma[off:off + len(cls)] <= THRESHOLD, cls))
         elif reg.algorithm == "group_lasso":
             for src in g.sources:
                 k = model.get_layer(src).kernel.numpy()
                 norm = np.sqrt(np.mean(np.square(k.reshape(-1, k.shape[-1])), axis=0))
-                masks.append(norm <= THRESHOLD)
-        else:  # alive when 1 - prod(1 - p) over the group's gates >= alive_threshold
-            keep = [1.0 - 1.0 / (1.0 + np.exp(-model.get_layer(cop.layer_name).logits.numpy()
-                                              .astype(np.float64)[off:off + g.size]))
-                    for cop, off in _covering(cg, "ProbabilisticGate").get(gid, [])]
-            if keep:
-                masks.append(1.0 - np.prod(keep, axis=0) < ALIVE_THRESHOLD)
-        if masks:
-            dead[gid] = np.logical_and.reduce(masks)
+                pieces.append((norm <= THRESHOLD, _source_classes(cg, src)))
+        else:  # alive when 1 - prod(1 - p) over the entries of a class >= alive_threshold
+            keep = np.ones(g.size)
+            covered = np.zeros(g.size, bool)
+            for cop, off, cls in _covering(cg, "ProbabilisticGate").get(gid, []):
+                logits = model.get_layer(cop.layer_name).logits.numpy().astype(np.float64)
+                np.multiply.at(keep, cls, 1.0 / (1.0 + np.exp(logits[off:off + len(cls)])))
+                covered[cls] = True
+            if covered.all():
+                dead[gid] = 1.0 - keep < ALIVE_THRESHOLD
+            continue
+        covered = np.zeros(g.size, bool)
+        d = np.ones(g.size, bool)
+        for entry_dead, cls in pieces:
+            np.logical_and.at(d, cls, entry_dead)
+            covered[cls] = True
+        if pieces and covered.all():
+            dead[gid] = d
     return dead
 
 
 def mask_in_place(reg, dead):
-    """Silence the group-dead channels everywhere they flow: gamma and beta of every BN
+    """Silence the group-dead classes everywhere they flow: gamma and beta of every BN
     on them, the sources' kernel columns and biases, every gate on them closed."""
     cg, model = reg.channel_graph, reg.model
     bns = _covering(cg, "BatchNormalization")
     gates = _covering(cg, "ProbabilisticGate")
     for gid, d in dead.items():
-        idx = np.flatnonzero(d)
-        if not len(idx):
+        if not d.any():
             continue
-        for cop, off in gates.get(gid, []):
+        for cop, off, cls in gates.get(gid, []):
             layer = model.get_layer(cop.layer_name)
             v = layer.logits.numpy()
-            v[off + idx] = -10.0
+            v[off + np.flatnonzero(d[cls])] = -10.0
             layer.logits.assign(v)
-        for cop, off in bns.get(gid, []):
+        for cop, off, cls in bns.get(gid, []):
             layer = model.get_layer(cop.layer_name)
             for var in (layer.gamma, layer.beta):
                 v = var.numpy()
-                v[off + idx] = 0.0
+                v[off + np.flatnonzero(d[cls])] = 0.0
                 var.assign(v)
         for src in cg.groups[gid].sources:
             layer = model.get_layer(src)
+            idx = np.flatnonzero(d[_source_classes(cg, src)])
             for var in (layer.kernel, getattr(layer, "bias", None)):
                 if var is None:
                     continue
@@ -324,7 +407,7 @@ def run_case(network, algorithm, directory, seed=0):
     }
 
 
-FAST = ("inverted_residual", "concat", "mnas_se")
+FAST = ("inverted_residual", "concat", "mnas_se", "shufflenet_v2", "regnet")
 CASES = [(n, a) for n in FAST for a in ALGORITHMS]
 SLOW_CASES = [("mobilenet_v2", a) for a in ALGORITHMS]
 
