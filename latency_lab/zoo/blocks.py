@@ -59,9 +59,9 @@ def stage_scales(rng: random.Random, count: int) -> list[float]:
 
 
 def scaled_channels(base: int, scale: float, divisor: int = 8) -> int:
-    """base * scale rounded to a multiple of `divisor` (vector-friendly, as MobileNet's
-    alpha does), never below `divisor`."""
-    return max(divisor, int(round(base * scale / divisor)) * divisor)
+    """base * scale rounded (half up) to a multiple of `divisor` (vector-friendly, as
+    MobileNet's alpha does), never below `divisor`."""
+    return max(divisor, int(base * scale / divisor + 0.5) * divisor)
 
 
 def draw_kernels(rng: random.Random, count: int, choices: Sequence[int]) -> list[int]:
