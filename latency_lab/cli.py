@@ -443,6 +443,36 @@ def render_validation(report) -> None:
                         "errors above include it", highlight=False)
 
 
+def render_family_breakdown(report, title: str = "per family") -> None:
+    """Per family, each predictor's share within ±10%, RMSPE and Spearman over the
+    family's models, then the same over all other families (leave one family out)."""
+    from rich.table import Table
+
+    def pct(fig, key):
+        return "" if fig is None else f"{100 * fig[key]:.0f}%"
+
+    def num(fig, key, fmt):
+        return "" if fig is None or fig[key] is None else format(fig[key], fmt)
+
+    breakdown = report.family_breakdown()
+    for part, caption in (("alone", "the family's models"),
+                          ("without", "leave one family out: all other families' models")):
+        t = Table(title=f"{title}: {caption}")
+        t.add_column("family")
+        t.add_column("models", justify="right")
+        for p in report.predictors:
+            for col in ("±10%", "RMSPE %", "Spearman"):
+                t.add_column(f"{p} {col}", justify="right")
+        for fam, row in breakdown.items():
+            cells = [fam, str(row["models"] if part == "alone" else len(report.results) - row["models"])]
+            for p in report.predictors:
+                fig = row[part][p]
+                cells += [pct(fig, "within_10pct"), num(fig, "rmspe_pct", ".1f"),
+                          num(fig, "spearman", ".2f")]
+            t.add_row(*cells)
+        console().print(t)
+
+
 @command("validate", "compare predicted with measured latency on real models", _validate_args)
 def run_validate(args: argparse.Namespace) -> int:
     if args.passes < 1:  # before the heavy imports
