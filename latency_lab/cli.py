@@ -444,33 +444,29 @@ def render_validation(report) -> None:
 
 
 def render_family_breakdown(report, title: str = "per family") -> None:
-    """Per family, each predictor's share within ±10%, RMSPE and Spearman over the
-    family's models, then the same over all other families (leave one family out)."""
+    """One row per family and predictor: the figures over the family's models, then
+    over all other families' models (leave one family out: what the set's figure
+    owes to that family)."""
     from rich.table import Table
 
-    def pct(fig, key):
-        return "" if fig is None else f"{100 * fig[key]:.0f}%"
+    def cell(fig, key, fmt, scale=1.0):
+        return "" if fig is None or fig[key] is None else format(scale * fig[key], fmt)
 
-    def num(fig, key, fmt):
-        return "" if fig is None or fig[key] is None else format(fig[key], fmt)
-
-    breakdown = report.family_breakdown()
-    for part, caption in (("alone", "the family's models"),
-                          ("without", "leave one family out: all other families' models")):
-        t = Table(title=f"{title}: {caption}")
-        t.add_column("family")
-        t.add_column("models", justify="right")
-        for p in report.predictors:
-            for col in ("±10%", "RMSPE %", "Spearman"):
-                t.add_column(f"{p} {col}", justify="right")
-        for fam, row in breakdown.items():
-            cells = [fam, str(row["models"] if part == "alone" else len(report.results) - row["models"])]
-            for p in report.predictors:
-                fig = row[part][p]
-                cells += [pct(fig, "within_10pct"), num(fig, "rmspe_pct", ".1f"),
-                          num(fig, "spearman", ".2f")]
-            t.add_row(*cells)
-        console().print(t)
+    t = Table(title=f"{title}: per family, and leaving each family out (w/o); ρ: Spearman")
+    t.add_column("family", no_wrap=True)
+    t.add_column("predictor", no_wrap=True)
+    for col in ("n", "±5%", "±10%", "RMSPE", "ρ", "mean %", "w/o ±10%", "w/o RMSPE", "w/o ρ"):
+        t.add_column(col, justify="right")
+    for fam, row in report.family_breakdown().items():
+        for i, p in enumerate(report.predictors):
+            mine, rest = row["alone"][p], row["without"][p]
+            t.add_row(fam if i == 0 else "", p, str(row["models"]) if i == 0 else "",
+                      cell(mine, "within_5pct", ".0%"), cell(mine, "within_10pct", ".0%"),
+                      cell(mine, "rmspe_pct", ".1f"), cell(mine, "spearman", ".2f"),
+                      cell(mine, "mean_error_pct", "+.1f"), cell(rest, "within_10pct", ".0%"),
+                      cell(rest, "rmspe_pct", ".1f"), cell(rest, "spearman", ".2f"),
+                      end_section=i == len(report.predictors) - 1)
+    console().print(t)
 
 
 @command("validate", "compare predicted with measured latency on real models", _validate_args)
