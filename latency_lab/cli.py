@@ -449,8 +449,8 @@ def render_family_breakdown(report, title: str = "per family") -> None:
     owes to that family)."""
     from rich.table import Table
 
-    def cell(fig, key, fmt, scale=1.0):
-        return "" if fig is None or fig[key] is None else format(scale * fig[key], fmt)
+    def cell(fig, key, fmt):
+        return "" if fig is None or fig[key] is None else format(fig[key], fmt)
 
     t = Table(title=f"{title}: per family, and leaving each family out (w/o); ρ: Spearman")
     t.add_column("family", no_wrap=True)

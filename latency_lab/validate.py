@@ -24,8 +24,8 @@ from latency_lab.profile import DeviceProfile, load_profile, network_latency_ms,
 from latency_lab.timing import TimingConfig, pool_passes
 
 __all__ = ["DEFAULT_PREDICTORS", "REFERENCE_PREFIX", "ModelResult", "ValidationReport",
-           "spearman", "summarize", "family_breakdown", "reference_networks", "host_drift", "check_runtime",
-           "validate", "write_report", "scatter_figure", "worst_layers_markdown"]
+           "spearman", "summarize", "family_breakdown", "reference_networks", "host_drift",
+           "check_runtime", "validate", "write_report", "scatter_figure", "worst_layers_markdown"]
 
 DEFAULT_PREDICTORS = ("lookup", "roofline", "flops")
 

@@ -64,6 +64,7 @@ def test_sampled_configs_stay_in_the_documented_ranges():
         assert live_edges(sample("nasbench201", s)["cell_ops"]) is not None
 
 
+@pytest.mark.backend_independent
 def test_scaled_channels_rounds_to_a_multiple_of_eight_never_below_eight():
     assert scaled_channels(64, 1.0) == 64
     assert scaled_channels(116, 1.0) == 120  # 14.5 eights round up
