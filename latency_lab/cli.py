@@ -457,6 +457,32 @@ def render_validation(report) -> None:
                         "errors above include it", highlight=False)
 
 
+def render_family_breakdown(report, title: str = "per family") -> None:
+    """One row per family and predictor: the figures over the family's models, then
+    over all other families' models (leave one family out: what the set's figure
+    owes to that family)."""
+    from rich.table import Table
+
+    def cell(fig, key, fmt):
+        return "" if fig is None or fig[key] is None else format(fig[key], fmt)
+
+    t = Table(title=f"{title}: per family, and leaving each family out (w/o); ρ: Spearman")
+    t.add_column("family", no_wrap=True)
+    t.add_column("predictor", no_wrap=True)
+    for col in ("n", "±5%", "±10%", "RMSPE", "ρ", "mean %", "w/o ±10%", "w/o RMSPE", "w/o ρ"):
+        t.add_column(col, justify="right")
+    for fam, row in report.family_breakdown().items():
+        for i, p in enumerate(report.predictors):
+            mine, rest = row["alone"][p], row["without"][p]
+            t.add_row(fam if i == 0 else "", p, str(row["models"]) if i == 0 else "",
+                      cell(mine, "within_5pct", ".0%"), cell(mine, "within_10pct", ".0%"),
+                      cell(mine, "rmspe_pct", ".1f"), cell(mine, "spearman", ".2f"),
+                      cell(mine, "mean_error_pct", "+.1f"), cell(rest, "within_10pct", ".0%"),
+                      cell(rest, "rmspe_pct", ".1f"), cell(rest, "spearman", ".2f"),
+                      end_section=i == len(report.predictors) - 1)
+    console().print(t)
+
+
 @command("validate", "compare predicted with measured latency on real models", _validate_args)
 def run_validate(args: argparse.Namespace) -> int:
     if args.passes < 1:  # before the heavy imports

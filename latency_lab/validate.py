@@ -10,9 +10,9 @@ over those repeats is reported beside it.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any, Callable, Iterable, Mapping, Sequence
 
 import numpy as np
 
@@ -24,8 +24,8 @@ from latency_lab.profile import DeviceProfile, load_profile, network_latency_ms,
 from latency_lab.timing import TimingConfig, pool_passes
 
 __all__ = ["DEFAULT_PREDICTORS", "REFERENCE_PREFIX", "ModelResult", "ValidationReport",
-           "spearman", "summarize", "reference_networks", "host_drift", "check_runtime",
-           "validate", "write_report", "scatter_figure", "worst_layers_markdown"]
+           "spearman", "summarize", "family_breakdown", "reference_networks", "host_drift",
+           "check_runtime", "validate", "write_report", "scatter_figure", "worst_layers_markdown"]
 
 DEFAULT_PREDICTORS = ("lookup", "roofline", "flops")
 
@@ -86,6 +86,22 @@ def summarize(results: Sequence[ModelResult], predictor: str) -> dict:
     }
 
 
+def family_breakdown(results: Sequence[ModelResult], families: Mapping[str, str],
+                     predictors: Sequence[str]) -> dict[str, dict]:
+    """Per family ({model name: family}): `alone`, each predictor's summary over the
+    family's own models, and `without`, over every other family's models (leave one
+    family out: how much the set's figure owes to that family; None when no other
+    family is left). {family: {"models": n, "alone": {p: ...}, "without": {p: ...}}}."""
+    out: dict[str, dict] = {}
+    for fam in dict.fromkeys(families[r.name] for r in results):
+        mine = [r for r in results if families[r.name] == fam]
+        rest = [r for r in results if families[r.name] != fam]
+        out[fam] = {"models": len(mine),
+                    "alone": {p: summarize(mine, p) for p in predictors},
+                    "without": {p: summarize(rest, p) if rest else None for p in predictors}}
+    return out
+
+
 REFERENCE_PREFIX = "reference: "  # names the reference networks in measure_in_passes
 
 
@@ -133,9 +149,31 @@ class ValidationReport:
     results: list[ModelResult]
     predictors: tuple[str, ...]
     drift: dict | None = None  # host_drift() of the run; None when not measured
+    families: dict[str, str] = field(default_factory=dict)  # model name -> family; {}: ungrouped
 
     def summary(self) -> dict[str, dict]:
         return {p: summarize(self.results, p) for p in self.predictors}
+
+    def subset(self, names: Iterable[str]) -> "ValidationReport":
+        """The same run restricted to the models `names` (a development or a held-out
+        set measured in the same passes as the other), in this report's order."""
+        keep = set(names)
+        missing = keep - {r.name for r in self.results}
+        if missing:
+            raise LatencyLabError(f"subset names models the report does not hold: "
+                                  f"{', '.join(sorted(missing))}")
+        return replace(self, results=[r for r in self.results if r.name in keep],
+                       families={n: f for n, f in self.families.items() if n in keep})
+
+    def family_breakdown(self) -> dict[str, dict]:
+        """`family_breakdown` of the results; {} without families."""
+        if not self.families:
+            return {}
+        unlabelled = [r.name for r in self.results if r.name not in self.families]
+        if unlabelled:
+            raise LatencyLabError(f"models without a family: {', '.join(unlabelled)}; "
+                                  "families must name every model or none")
+        return family_breakdown(self.results, self.families, self.predictors)
 
     def measurement_noise(self) -> dict:
         """The noise floor of the measured side: how far the passes over the same model
@@ -149,7 +187,8 @@ class ValidationReport:
     def to_dict(self) -> dict:
         return {"profile": self.profile, "runtime": self.runtime, "device": self.device,
                 "summary": self.summary(), "measurement": self.measurement_noise(),
-                "host_drift": self.drift, "models": [r.to_dict() for r in self.results]}
+                "host_drift": self.drift, "models": [r.to_dict() for r in self.results],
+                "families": dict(self.families), "family_breakdown": self.family_breakdown()}
 
 
 def check_runtime(profile: DeviceProfile) -> str:

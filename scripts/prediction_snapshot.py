@@ -37,13 +37,14 @@ def snapshot(quick: bool) -> dict:
     from latency_lab.kernels import work_items
     from latency_lab.predictors import make_predictor, predict_items
     from latency_lab.profile import load_profile
-    from validate_benchmark import validation_set
+    from validate_benchmark import development_set
 
     profiles = {name: load_profile(name) for name, _ in PROFILES}
     fitted = {(name, p): make_predictor(p, profiles[name]) for name, preds in PROFILES
               for p in preds}
     out: dict = {"networks": {}}
-    for label, model in validation_set(quick, seed=0):
+    for label, _, make in development_set(quick, seed=0):
+        model = make()
         entry = {"analyze": analyze_model(model).to_dict(), "predictions": {}}
         items = {}  # the kernels of one runtime, built once
         for (name, pred), est in fitted.items():

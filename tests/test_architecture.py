@@ -154,6 +154,22 @@ def test_lower_layers_do_not_import_their_callers(layer):
         assert not direct, f"{mod} imports {direct}, which call it"
 
 
+# The held-out validation families (latency_lab.zoo) stay out of everything a profile
+# or a prediction is built from: no plan, feature or fit may ever see them.
+HELD_OUT = "latency_lab.zoo"
+BUILT_WITHOUT_HELD_OUT = ("latency_lab.bench", "latency_lab.predictors", "latency_lab.predict",
+                          "latency_lab.profiler", "latency_lab.profile", "latency_lab.op_kinds",
+                          "latency_lab.kernels", "latency_lab.costs", "regularizers")
+
+
+def test_nothing_a_profile_or_prediction_is_built_from_reaches_the_held_out_zoo():
+    graph = import_graph()
+    assert any(_under(m, HELD_OUT) for m in graph), "latency_lab.zoo is gone; update this test"
+    for mod in (m for m in graph if any(_under(m, f) for f in BUILT_WITHOUT_HELD_OUT)):
+        bad = sorted(m for m in _reaches(graph, mod) if _under(m, HELD_OUT))
+        assert not bad, f"{mod} imports (directly or through others) the held-out {bad}"
+
+
 def test_no_private_name_is_imported_across_modules():
     modules = package_modules()
     for name, path in modules.items():
