@@ -163,6 +163,48 @@ def _profile_args(p: argparse.ArgumentParser) -> None:
                           help="replace an existing --out file (refused without this or "
                                "--resume)")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--extend-for", nargs="+", metavar="MODEL",
+                   help="instead of a new profile: time the kernels of these models (.keras/"
+                        ".h5 files or keras.applications.NAME) that lie outside the table of "
+                        "the existing --out profile of this device, and add them to it")
+    p.add_argument("--input-shape", metavar="H,W,C", help="with --extend-for")
+    p.add_argument("--model-arg", action="append", default=[], metavar="NAME=VALUE",
+                   help="with --extend-for: keyword for keras.applications.NAME (repeatable)")
+    p.add_argument("--allow-unknown", action="store_true",
+                   help="with --extend-for: leave out layers without a latency model")
+
+
+def _run_extend_for(args: argparse.Namespace) -> int:
+    """`profile --extend-for`: the --out profile's runtime, threads and timing are used."""
+    for flag, given in (("--resume", args.resume), ("--overwrite", args.overwrite),
+                        ("--quick", args.quick), ("--budget", args.budget is not None)):
+        if given:
+            raise InputSpecError(f"{flag} does not apply to --extend-for, which adds samples "
+                                 "to the existing --out profile with its own runtime and "
+                                 f"timing; leave {flag} out")
+    from latency_lab.extend import extend_profile, writable_profile_path
+
+    writable_profile_path(args.out, "--extend-for")
+    err = console(stderr=True)
+
+    def models():
+        for spec in args.extend_for:
+            model, _ = load_model_from_args(args, spec)
+            yield spec, model
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UnknownOpWarning)
+        res = extend_profile(args.out, list(models()), allow_unknown=args.allow_unknown,
+                             seed=args.seed,
+                             log=lambda m: err.print(m, highlight=False, markup=False))
+    for s in res.measured:
+        err.print(f"added {s.op} {json.dumps(s.config)}: {s.min_ms:.4f} ms", markup=False,
+                  highlight=False)
+    err.print(f"{args.out}: {len(res.measured)} sample(s) measured for "
+              f"{len(args.extend_for)} model(s), {len(res.profile.samples)} in all"
+              + ("; stored lookup fit refreshed" if res.refitted else ""),
+              markup=False, highlight=False)
+    return 0
 
 
 def check_threads_arg(threads: int) -> None:
@@ -177,6 +219,8 @@ def check_threads_arg(threads: int) -> None:
 @command("profile", "run on-device microbenchmarks and write a device profile", _profile_args)
 def run_profile_cmd(args: argparse.Namespace) -> int:
     # Every argument is checked before the profiler (and TensorFlow) is imported.
+    if args.extend_for:
+        return _run_extend_for(args)
     if args.budget is not None and not args.budget > 0:
         raise InputSpecError(f"--budget must be a positive number of minutes, got {args.budget}")
     check_threads_arg(args.threads)
@@ -313,6 +357,10 @@ def _predict_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--predictor", default=None, choices=["lookup", "roofline", "flops"],
                    help="default: lookup for measured profiles, roofline for datasheet ones")
     p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.add_argument("--measure-missing", action="store_true",
+                   help="time the kernels outside the profile's table on this device, add "
+                        "them to the --profile file (a path, not a shipped name) and "
+                        "predict again")
 
 
 @command("predict", "predict a model's latency from a device profile", _predict_args)
@@ -320,6 +368,8 @@ def run_predict(args: argparse.Namespace) -> int:
     from latency_lab.predict import predict_model
     from latency_lab.profile import load_profile
 
+    if args.measure_missing:
+        _check_measure_missing_args(args)
     prof = load_profile(args.profile)
     model, _ = load_model_from_args(args, args.model)
     predictor = args.predictor or ("lookup" if prof.samples else "roofline")
@@ -327,10 +377,26 @@ def run_predict(args: argparse.Namespace) -> int:
         warnings.simplefilter("ignore", UnknownOpWarning)  # listed below instead
         res = predict_model(model, prof, predictor, batch_size=args.batch_size,
                             model_name=args.model, allow_unknown=args.allow_unknown)
+    before, extended = None, None
+    if args.measure_missing:
+        before, extended = res, _measure_missing(args, model)
+        prof = extended.profile
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UnknownOpWarning)
+            res = predict_model(model, prof, predictor, batch_size=args.batch_size,
+                                model_name=args.model, allow_unknown=args.allow_unknown)
     if res.skipped:
         warn(f"skipped {len(res.skipped)} with no latency model: " + "; ".join(res.skipped))
     data = res.to_dict()
     data["profile"] = args.profile
+    if before is not None:
+        data["before"] = {"latency_ms": before.latency_ms,
+                          "uncertainty_ms": before.band.uncertainty_ms if before.band else None,
+                          "outside_table": before.to_dict()["outside_table"]}
+        data["measured_samples"] = [{"op": s.op, "config": s.config, "min_ms": s.min_ms,
+                                     "median_ms": s.median_ms, "repeats": s.repeats}
+                                    for s in extended.measured]
+        data["stored_fit_refreshed"] = extended.refitted
     if args.json:
         print(json.dumps(data))
         return 0
@@ -361,7 +427,59 @@ def run_predict(args: argparse.Namespace) -> int:
             warn(f"  {layer}: {c.op} {c.config}: {c.reason}")
         warn("time them on this device and predict again with --measure-missing, or "
              "ahead of time with `latency-lab profile --extend-for MODEL`")
+    if before is not None:
+        _print_before_after(before, res, extended)
     return 0
+
+
+def _check_measure_missing_args(args: argparse.Namespace) -> None:
+    """--measure-missing writes into --profile: a file, with the lookup predictor."""
+    from latency_lab.extend import writable_profile_path
+
+    if args.predictor not in (None, "lookup"):
+        raise InputSpecError(f"--measure-missing adds samples to the lookup table; it needs "
+                             f"the lookup predictor, not --predictor {args.predictor}")
+    if args.batch_size != 1:
+        raise InputSpecError("--measure-missing measures kernels at the profile's batch size "
+                             f"(1); got --batch-size {args.batch_size}")
+    writable_profile_path(args.profile, "--measure-missing")
+
+
+def _measure_missing(args: argparse.Namespace, model):
+    from latency_lab.extend import extend_profile
+
+    err = console(stderr=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UnknownOpWarning)
+        return extend_profile(args.profile, [(args.model, model)],
+                              allow_unknown=args.allow_unknown,
+                              log=lambda m: err.print(m, highlight=False, markup=False))
+
+
+def _print_before_after(before, after, extended) -> None:
+    from rich.table import Table
+    from rich.text import Text
+
+    def total(res) -> str:
+        band = f" ± {res.band.uncertainty_ms:.3f}" if res.band is not None else ""
+        outside = len(res.band.outside) if res.band is not None else 0
+        return f"{res.latency_ms:.3f}{band} ms ({outside} kernel(s) outside the table)"
+
+    out = console()
+    if extended.measured:
+        t = Table(title="kernels measured and added to the profile")
+        for col in ("op", "configuration", "measured ms", "repeats"):
+            t.add_column(col, justify="right" if col in ("measured ms", "repeats") else "left")
+        for s in extended.measured:
+            t.add_row(s.op, Text(json.dumps(s.config)), f"{s.min_ms:.4f}", str(s.repeats))
+        out.print(t)
+    out.print(f"before: {total(before)}\nafter:  {total(after)}", highlight=False, markup=False)
+    if extended.refitted:
+        out.print("the profile's stored lookup fit was refreshed for the new samples",
+                  highlight=False)
+    elif extended.measured:
+        warn("the profile's stored lookup fit is stale now; store it again with "
+             "`python scripts/fit_profile.py PROFILE.json`")
 
 
 def _measure_args(p: argparse.ArgumentParser) -> None:
@@ -414,6 +532,9 @@ def _validate_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--passes", type=int, default=3, metavar="N",
                    help="measure every model once per pass, N passes in shuffled order, "
                         "and pool them (default 3; the spread between passes is reported)")
+    p.add_argument("--per-layer", action="store_true",
+                   help="also time each distinct kernel alone (the profile's harness) and "
+                        "report predicted vs measured per kernel and per layer")
 
 
 def render_validation(report) -> None:
@@ -457,6 +578,43 @@ def render_validation(report) -> None:
                         "errors above include it", highlight=False)
 
 
+def render_per_kernel(report, top: int = 10) -> None:
+    """Per network: predicted vs measured per Keras layer (kernels timed alone), the
+    worst kernels, and the kernels' sum against the measured network."""
+    from rich.table import Table
+    from rich.text import Text
+
+    p = report.predictors[0]
+    out = console()
+    for r in report.results:
+        k = r.kernels
+        if k is None:
+            continue
+        t = Table(title=Text(f"{r.name}: per layer ({p}; kernels timed alone)"))
+        for col in ("layer", "type", "kernels", "predicted ms", "measured ms", "error ms"):
+            t.add_column(col, justify="left" if col in ("layer", "type") else "right")
+        for row in k.per_layer():
+            pred, meas = row["predicted_ms"][p], row["measured_ms"]
+            t.add_row(Text(row["layer"]), row["type"], str(row["kernels"]), f"{pred:.4f}",
+                      "" if meas is None else f"{meas:.4f}",
+                      "" if meas is None else f"{pred - meas:+.4f}")
+        out.print(t)
+        w = Table(title=Text(f"{r.name}: worst kernels (largest absolute error first)"))
+        for col in ("kernel", "layer", "predicted ms", "measured ms", "error ms"):
+            w.add_column(col, justify="left" if col in ("kernel", "layer") else "right",
+                         overflow="fold")
+        for row in k.worst(p, top):
+            w.add_row(Text(row.label), Text(row.layer), f"{row.predicted_ms[p]:.4f}",
+                      f"{row.measured_ms:.4f}", f"{row.error_ms(p):+.4f}")
+        out.print(w)
+        whole = k.measured_ms + k.per_invocation_ms
+        out.print(f"{r.name}: kernels measured alone sum to {k.measured_ms:.4f} ms (+ "
+                  f"{k.per_invocation_ms:.4f} ms invocation = {whole:.4f} ms) vs the network "
+                  f"measured at {r.measured_ms:.4f} ms ({100 * (whole / r.measured_ms - 1):+.1f}%)"
+                  f"; kernels predicted {k.predicted_ms(p):.4f} ms", highlight=False,
+                  markup=False)
+
+
 def render_family_breakdown(report, title: str = "per family") -> None:
     """One row per family and predictor: the figures over the family's models, then
     over all other families' models (leave one family out: what the set's figure
@@ -496,12 +654,17 @@ def run_validate(args: argparse.Namespace) -> int:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UnknownOpWarning)  # listed below instead
         report = validate(models(), args.profile, tuple(args.predictor or DEFAULT_PREDICTORS),
-                          passes=args.passes, allow_unknown=args.allow_unknown)
+                          passes=args.passes, allow_unknown=args.allow_unknown,
+                          per_layer=args.per_layer, on_kernels=lambda n: console(
+                              stderr=True).print(f"timing {n} distinct kernel(s) alone",
+                                                 markup=False, highlight=False))
     for row in report.results:
         if row.skipped:
             warn(f"{row.name}: skipped {len(row.skipped)} with no latency model: "
                  + "; ".join(row.skipped))
     render_validation(report)
+    if args.per_layer:
+        render_per_kernel(report)
     if args.report:
         for path in write_report(report, args.report):
             console(stderr=True).print(f"wrote {path}", markup=False, highlight=False)

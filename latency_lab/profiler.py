@@ -6,6 +6,7 @@ re-measuring anything."""
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import signal
 import stat
@@ -19,14 +20,15 @@ import numpy as np
 
 from latency_lab import device_info, op_kinds
 from latency_lab.bench import calibration, ceilings, plans
-from latency_lab.errors import ProfileError, ProfileInterrupted
+from latency_lab.errors import LatencyLabError, ProfileError, ProfileInterrupted
 from latency_lab.predictors import samples_xy, with_fitted_lookup
-from latency_lab.profile import DeviceProfile, Sample, unstable_count
+from latency_lab.profile import DeviceProfile, Sample, sample_key, unstable_count
 from latency_lab.runtimes import OpProgram, get as get_runtime
 from latency_lab.timing import Measurement, TimingConfig, pool_passes
 
 __all__ = ["ProfileRun", "CHUNK", "run_profile", "sample_timing", "calibration_timing",
-           "op_programs", "check_out_path", "resume_command"]
+           "op_programs", "check_out_path", "resume_command", "caught_signals",
+           "pooled_sample", "profile_timing", "measure_kernels"]
 
 
 @dataclass
@@ -251,7 +253,7 @@ def resume_command(run: ProfileRun) -> str:
 
 
 @contextlib.contextmanager
-def _caught_signals(flag: dict, enabled: bool = True):
+def caught_signals(flag: dict, enabled: bool = True):
     """While active, SIGINT and SIGTERM set flag["signal"] (checked by the loop between
     batches) instead of raising; a second one raises KeyboardInterrupt at once. The
     previous handlers are restored on exit. Outside the main thread, a no-op."""
@@ -301,6 +303,72 @@ def _measure_in_batches(chunks, seed, runtime, timing, record, save, stop_reason
     return None
 
 
+def pooled_sample(op: str, config: dict, old: Sample | None, m: Measurement,
+                  timing: TimingConfig) -> Sample:
+    """The sample of (op, config) after one more pass `m`, pooled with the passes
+    already stored in `old` (None: the first pass)."""
+    if old is None:
+        median, iqr, raw, unstable = m.median_ms, m.iqr_ms, tuple(m.raw_ms), m.unstable
+    else:
+        pooled = pool_passes(_by_pass(old.raw_ms, timing) + [m.raw_ms],
+                             timing.spread_tolerance)
+        median, iqr, raw, unstable = pooled.median, pooled.iqr, pooled.raw, pooled.unstable
+    return Sample(op=op, config=dict(config), median_ms=median, iqr_ms=iqr,
+                  repeats=len(raw), raw_ms=raw, unstable=unstable)
+
+
+def profile_timing(profile: DeviceProfile) -> tuple[TimingConfig, int]:
+    """(timing of one pass, passes) the profile's samples were measured with, so that
+    samples added later are figures of the same kind. A profile that did not record
+    them gets what a full `latency-lab profile` run uses."""
+    stored = (profile.calibration or {}).get("timing")
+    passes = (profile.calibration or {}).get("passes")
+    if not isinstance(passes, int) or isinstance(passes, bool) or passes < 1:
+        passes = _passes(ProfileRun(out=Path(profile.source)))
+    default = sample_timing(ProfileRun(out=Path(profile.source), passes=passes))
+    if not isinstance(stored, dict):
+        return default, passes
+    known = {k: stored[k] for k in ("min_time_s", "repeats", "calls_per_repeat",
+                                    "rewarm_calls", "spread_tolerance") if k in stored}
+    try:
+        return dataclasses.replace(default, **known), passes
+    except LatencyLabError as exc:
+        raise ProfileError(f"{profile.source}: field 'calibration.timing' is not a timing "
+                           f"configuration ({exc}); remove it to use the defaults.") from None
+
+
+def measure_kernels(runtime, kernels: list[tuple[str, dict]], timing: TimingConfig,
+                    passes: int, *, done: dict[str, Sample] | None = None, seed: int = 0,
+                    on_batch: Callable[[dict[str, Sample]], None] | None = None,
+                    stop_reason: Callable[[], str | None] = lambda: None,
+                    ) -> tuple[dict[str, Sample], str | None]:
+    """Time (op, config) kernels alone, as profile samples are timed: the op kind's
+    microbenchmark program, in chunks, `passes` passes pooled into one sample. Each
+    chunk gets all its passes before `on_batch(samples)` (save there: what it is given
+    is always whole samples, so an interrupt keeps them and a rerun skips them).
+    `done` ({key: Sample}) holds samples not to measure again. Returns ({key: Sample}
+    of every kernel measured, done ones included; why it stopped early or None)."""
+    samples: dict[str, Sample] = dict(done or {})
+    todo = [p for key, p in {sample_key(op, cfg): plans.PlannedSample(op, dict(cfg), "extend")
+                             for op, cfg in kernels}.items() if key not in samples]
+    by_key = {p.key: p for p in todo}
+
+    def record(prog: OpProgram, m: Measurement) -> None:
+        p = by_key[prog.key]
+        samples[prog.key] = pooled_sample(p.op, p.config, samples.get(prog.key), m, timing)
+
+    for index, chunk in enumerate(_chunks(todo)):
+        reason = stop_reason()
+        if reason:
+            return samples, reason
+        for _ in range(passes):  # the chunk's composition, and so its conversion, is kept
+            _measure_in_batches([(index * CHUNK, chunk)], seed, runtime, timing, record,
+                                lambda: None, lambda: None)
+        if on_batch is not None:
+            on_batch(samples)
+    return samples, None
+
+
 def run_profile(run: ProfileRun) -> DeviceProfile:
     """Measure the plan in `passes` passes. Every pass times every sample (and every
     calibration network) briefly, in a different chunk order, so a sample's figure is
@@ -311,7 +379,7 @@ def run_profile(run: ProfileRun) -> DeviceProfile:
     run.out = Path(run.out)
     check_out_path(run.out, resume=run.resume, overwrite=run.overwrite)
     stop: dict = {"signal": None}
-    with _caught_signals(stop, enabled=run.catch_signals):
+    with caught_signals(stop, enabled=run.catch_signals):
         return _run_profile(run, started, stop)
 
 
@@ -377,15 +445,7 @@ def _run_profile(run: ProfileRun, started: float, stop: dict) -> DeviceProfile:
 
     def record(prog: OpProgram, m: Measurement) -> None:
         p = by_key[prog.key]
-        old = samples.get(prog.key)
-        if old is None:
-            median, iqr, raw, unstable = m.median_ms, m.iqr_ms, tuple(m.raw_ms), m.unstable
-        else:
-            pooled = pool_passes(_by_pass(old.raw_ms, timing) + [m.raw_ms],
-                                 timing.spread_tolerance)
-            median, iqr, raw, unstable = pooled.median, pooled.iqr, pooled.raw, pooled.unstable
-        samples[prog.key] = Sample(op=p.op, config=dict(p.config), median_ms=median,
-                                   iqr_ms=iqr, repeats=len(raw), raw_ms=raw, unstable=unstable)
+        samples[prog.key] = pooled_sample(p.op, p.config, samples.get(prog.key), m, timing)
         bar.advance(task)
 
     def stop_reason() -> str | None:

@@ -20,12 +20,14 @@ from latency_lab import device_info
 from latency_lab.errors import LatencyLabError, ProfileError
 from latency_lab.kernels import work_items
 from latency_lab.predictors import PREDICTORS, LayerPrediction, make_predictor, predict_items
-from latency_lab.profile import DeviceProfile, load_profile, network_latency_ms, write_json_atomic
+from latency_lab.profile import (DeviceProfile, load_profile, network_latency_ms, sample_key,
+                                write_json_atomic)
 from latency_lab.timing import TimingConfig, pool_passes
 
 __all__ = ["DEFAULT_PREDICTORS", "REFERENCE_PREFIX", "ModelResult", "ValidationReport",
            "spearman", "summarize", "family_breakdown", "reference_networks", "host_drift",
-           "check_runtime", "validate", "write_report", "scatter_figure", "worst_layers_markdown"]
+           "check_runtime", "validate", "write_report", "scatter_figure", "worst_layers_markdown",
+           "KernelRow", "KernelBreakdown", "kernel_breakdown", "per_kernel_markdown"]
 
 DEFAULT_PREDICTORS = ("lookup", "roofline", "flops")
 
@@ -40,6 +42,7 @@ class ModelResult:
     pass_ms: list[float] = field(default_factory=list)  # fastest repeat of each pass
     median_ms: float | None = None  # median over all passes' repeats (typical, loaded host)
     skipped: list[str] = field(default_factory=list)  # no latency model (allow_unknown)
+    kernels: "KernelBreakdown | None" = None  # per-kernel figures (validate per_layer=True)
 
     @property
     def pass_spread_pct(self) -> float | None:
@@ -57,7 +60,117 @@ class ModelResult:
                 "median_ms": self.median_ms, "iqr_ms": self.iqr_ms,
                 "pass_ms": list(self.pass_ms), "predicted_ms": dict(self.predicted_ms),
                 "error_pct": {p: self.error_pct(p) for p in self.predicted_ms},
-                "skipped": list(self.skipped)}
+                "skipped": list(self.skipped),
+                **({"per_kernel": self.kernels.to_dict(self.measured_ms)}
+                   if self.kernels is not None else {})}
+
+
+@dataclass
+class KernelRow:
+    """One kernel of a network: each predictor's figure inside the network and the
+    measurement of its configuration(s) alone, with the profile's harness, less the
+    per-invocation overhead a network pays once (as the predictors take it off).
+    measured_ms is None for a kernel charged by the roofline (no op-kind program)."""
+
+    layer: str
+    layer_type: str
+    configs: list | None
+    predicted_ms: dict[str, float]
+    measured_ms: float | None
+
+    @property
+    def label(self) -> str:
+        if not self.configs:
+            return "(roofline)"
+        return " + ".join(f"{op} {_short(cfg)}" for op, cfg in self.configs)
+
+    def error_ms(self, predictor: str) -> float | None:
+        if self.measured_ms is None:
+            return None
+        return self.predicted_ms[predictor] - self.measured_ms
+
+    def to_dict(self) -> dict:
+        return {"layer": self.layer, "type": self.layer_type,
+                "configs": [[op, cfg] for op, cfg in self.configs] if self.configs else None,
+                "predicted_ms": dict(self.predicted_ms), "measured_ms": self.measured_ms}
+
+
+def _short(cfg: dict) -> str:
+    return ",".join(f"{k}={v}" for k, v in cfg.items())
+
+
+@dataclass
+class KernelBreakdown:
+    """A network's kernels predicted and measured one by one (`kernel_breakdown`).
+    per_invocation_ms: the overhead the network pays once, in neither side's kernel
+    sums, so kernels_measured_ms + per_invocation_ms compares with the measured network."""
+
+    rows: list[KernelRow]
+    per_invocation_ms: float
+
+    def predicted_ms(self, predictor: str) -> float:
+        """Sum of the rows: the network's prediction less the per-invocation overhead."""
+        return sum(r.predicted_ms[predictor] for r in self.rows)
+
+    @property
+    def measured_ms(self) -> float:
+        """Sum of the kernels measured alone (roofline-charged ones have no figure)."""
+        return sum(r.measured_ms for r in self.rows if r.measured_ms is not None)
+
+    def per_layer(self) -> list[dict]:
+        """The rows summed per Keras layer, in network order."""
+        out: dict[str, dict] = {}
+        for r in self.rows:
+            row = out.setdefault(r.layer, {"layer": r.layer, "type": r.layer_type, "kernels": 0,
+                                           "predicted_ms": dict.fromkeys(r.predicted_ms, 0.0),
+                                           "measured_ms": None})
+            row["kernels"] += 1
+            for p, v in r.predicted_ms.items():
+                row["predicted_ms"][p] += v
+            if r.measured_ms is not None:
+                row["measured_ms"] = (row["measured_ms"] or 0.0) + r.measured_ms
+        return list(out.values())
+
+    def worst(self, predictor: str, top: int = 10) -> list[KernelRow]:
+        """Measured rows, largest absolute error first."""
+        rows = [r for r in self.rows if r.measured_ms is not None]
+        return sorted(rows, key=lambda r: -abs(r.error_ms(predictor)))[:top]
+
+    def to_dict(self, network_measured_ms: float | None = None) -> dict:
+        predictors = list(self.rows[0].predicted_ms) if self.rows else []
+        out = {"per_invocation_ms": self.per_invocation_ms,
+               "kernels_predicted_ms": {p: self.predicted_ms(p) for p in predictors},
+               "kernels_measured_ms": self.measured_ms,
+               "kernels": [r.to_dict() for r in self.rows], "layers": self.per_layer()}
+        if network_measured_ms:
+            out["kernels_vs_network_pct"] = 100.0 * (
+                (self.measured_ms + self.per_invocation_ms) / network_measured_ms - 1.0)
+        return out
+
+
+def kernel_breakdown(items: Sequence, estimators: Mapping[str, Any],
+                     measured: Mapping[str, Any], per_invocation_ms: float) -> KernelBreakdown:
+    """Per-kernel rows of a network's kernels (`work_items`): each predictor's figure as
+    `predict_items` charges it, and the kernel's configurations' samples in `measured`
+    ({sample key: Sample}, timed alone) less one per-invocation overhead each."""
+    from latency_lab.profile import sample_key
+
+    w_net = sum(item.weight_bytes for item in items)
+    rows = []
+    for item in items:
+        preds = {}
+        for p, est in estimators.items():
+            if item.configs is None:
+                preds[p] = est.predict_work(item.flops, item.bytes, item.op_class)
+            else:
+                preds[p] = est.kernel_ms(item.configs, w_net)
+        meas = None
+        if item.configs:
+            meas = sum(max(measured[sample_key(op, cfg)].min_ms - per_invocation_ms, 0.0)
+                       for op, cfg in item.configs)
+        configs = [(op, dict(cfg)) for op, cfg in item.configs] if item.configs else None
+        rows.append(KernelRow(item.layer, item.layer_type, configs, preds, meas))
+    return KernelBreakdown(rows, per_invocation_ms)
 
 
 def spearman(a: Sequence[float], b: Sequence[float]) -> float | None:
@@ -210,7 +323,8 @@ def validate(models: Iterable[tuple[str, Any]], profile: Any,
              passes: int = 3, seed: int = 0,
              on_measurement: Callable[[str, int, Any], None] | None = None,
              reference: Sequence[tuple[str, Any]] | str | None = "calibration",
-             allow_unknown: bool = False) -> ValidationReport:
+             allow_unknown: bool = False, per_layer: bool = False,
+             on_kernels: Callable[[int], None] | None = None) -> ValidationReport:
     """Predict every model, then measure them all in `passes` passes (a new order each
     pass; see `runtimes.measure_in_passes`), so that each measured figure spans the
     whole run as the profile's samples do. `measurements` ({name: (measured_ms, iqr_ms)})
@@ -223,7 +337,12 @@ def validate(models: Iterable[tuple[str, Any]], profile: Any,
     model) pairs naming calibration entries of the profile, or None. They are not
     among the results. A layer with no latency model is an error unless
     `allow_unknown` (then it is left out of the prediction and listed in the model's
-    `skipped`)."""
+    `skipped`).
+
+    `per_layer`: also time every distinct kernel configuration of the models alone,
+    with the profile's own harness (`profiler.measure_kernels`: its timing and
+    passes), and give each result a `KernelBreakdown` (per kernel and per layer,
+    predicted vs measured). `on_kernels(n)` is called before those n are timed."""
     from latency_lab.runtimes import for_profile as runtime_for_profile, measure_in_passes
 
     prof = load_profile(profile)
@@ -246,7 +365,7 @@ def validate(models: Iterable[tuple[str, Any]], profile: Any,
         preds, layers = {}, {}
         for p, est in estimators.items():
             preds[p], layers[p] = predict_items(items, est)
-        predicted[name] = (preds, layers, list(items.skipped))
+        predicted[name] = (preds, layers, list(items.skipped), items)
     measurements = measurements or {}
     to_measure = [(n, m) for n, m in models if n not in measurements]
     if reference == "calibration":
@@ -256,14 +375,25 @@ def validate(models: Iterable[tuple[str, Any]], profile: Any,
                               f"got {reference!r}")
     refs = [(REFERENCE_PREFIX + label, model) for label, model in (reference or [])]
     timed = measure_in_passes(runtime, to_measure + refs, timing, passes=passes, seed=seed,
-                              on_measurement=on_measurement)
+                              on_measurement=on_measurement) if to_measure or refs else {}
     drift = None
     if refs:
         drift = host_drift(prof, {name[len(REFERENCE_PREFIX):]: pool_passes(
             [m.raw_ms for m in timed[name]], timing.spread_tolerance).min for name, _ in refs})
+    kernel_samples: dict = {}
+    if per_layer:
+        from latency_lab.profiler import measure_kernels, profile_timing
+
+        kernels = [(op, cfg) for name, _ in models for item in predicted[name][3]
+                   for op, cfg in item.configs or ()]
+        kernel_timing, kernel_passes = profile_timing(prof)
+        if on_kernels:
+            on_kernels(len({sample_key(op, cfg) for op, cfg in kernels}))
+        kernel_samples, _ = measure_kernels(runtime, kernels, kernel_timing, kernel_passes,
+                                            seed=seed)
     results = []
     for name, _ in models:
-        preds, layers, skipped = predicted[name]
+        preds, layers, skipped, items = predicted[name]
         if name in measurements:
             measured_ms, iqr_ms = measurements[name]
             r = ModelResult(name, measured_ms, iqr_ms, preds, layers, skipped=skipped)
@@ -272,6 +402,9 @@ def validate(models: Iterable[tuple[str, Any]], profile: Any,
             r = ModelResult(name, pooled.min, pooled.iqr, preds, layers,
                             pass_ms=[m.min_ms for m in timed[name]], median_ms=pooled.median,
                             skipped=skipped)
+        if per_layer:
+            r.kernels = kernel_breakdown(items, estimators, kernel_samples,
+                                         prof.per_invocation_overhead_ms)
         results.append(r)
         if on_model:
             on_model(r)
@@ -282,7 +415,8 @@ def validate(models: Iterable[tuple[str, Any]], profile: Any,
 
 def write_report(report: ValidationReport, out_dir: str | Path, worst: int = 3) -> list[Path]:
     """validation.json (all figures), scatter.png, worst_layers.md (per-layer
-    predictions of the worst models, largest first)."""
+    predictions of the worst models, largest first), and per_kernel.md when the
+    report holds per-kernel measurements (validate per_layer=True)."""
     out = Path(out_dir)
     try:
         out.mkdir(parents=True, exist_ok=True)
@@ -294,6 +428,9 @@ def write_report(report: ValidationReport, out_dir: str | Path, worst: int = 3) 
 
     save_figure(scatter_figure(report), paths[1])
     paths[2].write_text(worst_layers_markdown(report, worst))
+    if any(r.kernels is not None for r in report.results):
+        paths.append(out / "per_kernel.md")
+        paths[3].write_text(per_kernel_markdown(report))
     return paths
 
 
@@ -349,3 +486,41 @@ def worst_layers_markdown(report: ValidationReport, worst: int = 3, predictor: s
         lines.append("")
     return "\n".join(lines)
 
+
+
+def per_kernel_markdown(report: ValidationReport, predictor: str | None = None,
+                        top: int = 10) -> str:
+    """Per network: predicted vs measured per Keras layer (its kernels timed alone),
+    the worst kernels (largest absolute error first) and the kernels' sum against
+    the measured network."""
+    predictor = predictor or report.predictors[0]
+
+    def ms(v):
+        return "" if v is None else f"{v:.4f}"
+
+    lines = [f"# Per-kernel validation ({predictor} predictor)", "",
+             "Kernels timed alone with the profile's harness, less the per-invocation "
+             "overhead a network pays once.", ""]
+    for r in report.results:
+        k = r.kernels
+        if k is None:
+            continue
+        total = k.measured_ms + k.per_invocation_ms
+        lines += [f"## {r.name}", "",
+                  f"network: predicted {r.predicted_ms[predictor]:.4f} ms, measured "
+                  f"{r.measured_ms:.4f} ms; kernels: predicted {k.predicted_ms(predictor):.4f} "
+                  f"ms, measured alone {k.measured_ms:.4f} ms (+ {k.per_invocation_ms:.4f} ms "
+                  f"invocation = {total:.4f} ms, {100 * (total / r.measured_ms - 1):+.1f}% "
+                  "vs the network)", "",
+                  "| layer | type | kernels | predicted ms | measured ms |",
+                  "|---|---|---:|---:|---:|"]
+        for row in k.per_layer():
+            lines.append(f"| {row['layer']} | {row['type']} | {row['kernels']} | "
+                         f"{row['predicted_ms'][predictor]:.4f} | {ms(row['measured_ms'])} |")
+        lines += ["", "| worst kernels | layer | predicted ms | measured ms | error ms |",
+                  "|---|---|---:|---:|---:|"]
+        for row in k.worst(predictor, top):
+            lines.append(f"| {row.label} | {row.layer} | {row.predicted_ms[predictor]:.4f} | "
+                         f"{row.measured_ms:.4f} | {row.error_ms(predictor):+.4f} |")
+        lines.append("")
+    return "\n".join(lines)
