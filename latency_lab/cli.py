@@ -166,7 +166,8 @@ def _profile_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--extend-for", nargs="+", metavar="MODEL",
                    help="instead of a new profile: time the kernels of these models (.keras/"
                         ".h5 files or keras.applications.NAME) that lie outside the table of "
-                        "the existing --out profile of this device, and add them to it")
+                        "the existing --out profile of this device, and add them to it "
+                        "(timed with the profile's own runtime, threads and timing)")
     p.add_argument("--input-shape", metavar="H,W,C", help="with --extend-for")
     p.add_argument("--model-arg", action="append", default=[], metavar="NAME=VALUE",
                    help="with --extend-for: keyword for keras.applications.NAME (repeatable)")

@@ -75,6 +75,10 @@ class FakeRuntime:
                 on_result(prog, m)
         return out
 
+    def measure_models(self, models, timing=None):  # whole networks: 1 ms each
+        return [Measurement(median_s=1e-3, iqr_s=0.0, raw_s=[1e-3] * timing.repeats,
+                            repeats=timing.repeats) for _ in models]
+
 
 def small_model():
     x = keras.Input((8, 8, 16))
@@ -198,3 +202,49 @@ def test_extend_for_without_out_is_an_argument_error(capsys):
     with pytest.raises(SystemExit) as exc:
         main(["profile", "--extend-for", "m.keras"])
     assert exc.value.code == 2 and "--out" in capsys.readouterr().err
+
+
+def test_predict_measure_missing_prints_before_and_after(tmp_path, monkeypatch, capsys):
+    path = make_profile(tmp_path / "p.json")
+    small_model().save(tmp_path / "m.keras")
+    rt = FakeRuntime()
+    monkeypatch.setattr(runtimes, "for_profile", lambda prof: rt)
+    argv = ["predict", str(tmp_path / "m.keras"), "--profile", str(path), "--measure-missing"]
+    assert main(argv + ["--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert [o["op"] for o in data["before"]["outside_table"]] == ["depthwise", "global_pool"]
+    assert data["outside_table"] == [] and data["latency_ms"] > data["before"]["latency_ms"]
+    assert [m["op"] for m in data["measured_samples"]] == ["depthwise", "global_pool"]
+    assert main(argv) == 0  # again: nothing left to measure
+    out = capsys.readouterr().out
+    assert "before:" in out and "after:" in out and len(rt.measured) == 2 * 3
+
+
+def test_validate_per_layer_writes_the_kernel_tables(tmp_path, monkeypatch, capsys):
+    path = make_profile(tmp_path / "p.json")
+    small_model().save(tmp_path / "m.keras")
+    monkeypatch.setattr(runtimes, "for_profile", lambda prof: FakeRuntime())
+    monkeypatch.setenv("COLUMNS", "250")  # rich wraps titles to the terminal's width
+    assert main(["validate", str(tmp_path / "m.keras"), "--profile", str(path), "--passes", "1",
+                 "--per-layer", "--report", str(tmp_path / "r")]) == 0
+    out = capsys.readouterr().out
+    assert "worst kernels" in out and "kernels measured alone sum to" in out
+    data = json.loads((tmp_path / "r" / "validation.json").read_text())
+    per_kernel = data["models"][0]["per_kernel"]
+    assert [row["layer"] for row in per_kernel["layers"]] == ["dw7", "conv", "gap", "fc"]
+    assert "| worst kernels |" in (tmp_path / "r" / "per_kernel.md").read_text()
+
+
+def test_profile_extend_for_adds_the_kernels_of_several_models(tmp_path, monkeypatch):
+    path = make_profile(tmp_path / "p.json")
+    small_model().save(tmp_path / "m.keras")
+    x = keras.Input((8, 8, 16))
+    keras.Model(x, L.DepthwiseConv2D(5, padding="same")(x)).save(tmp_path / "n.keras")
+    rt = FakeRuntime()
+    monkeypatch.setattr(runtimes, "for_profile", lambda prof: rt)
+    n_before = len(DeviceProfile.load(path).samples)
+    assert main(["profile", "--out", str(path), "--extend-for", str(tmp_path / "m.keras"),
+                 str(tmp_path / "n.keras")]) == 0
+    keys = {s.key for s in DeviceProfile.load(path).samples}
+    assert {DW7, GAP} <= keys and len(keys) > n_before + 1
+    assert len(set(rt.measured)) == len(keys) - n_before
