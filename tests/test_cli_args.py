@@ -31,6 +31,9 @@ MAIN = ("import sys\nfrom latency_lab import cli\ncode = cli.main({argv!r})\n"
     ["profile", "--out", "no/such/dir/p.json"],
     ["measure", "m.keras", "--threads", "100000"],
     ["validate", "--profile", "t4", "m.keras", "--passes", "0"],
+    ["predict", "m.keras", "--profile", "t4", "--measure-missing"],
+    ["profile", "--out", "new.json", "--extend-for", "m.keras"],
+    ["profile", "--out", "existing.json", "--extend-for", "m.keras", "--overwrite"],
 ])
 def test_argument_errors_come_before_tensorflow(tmp_path, argv):
     (tmp_path / "existing.json").write_text("{}")
