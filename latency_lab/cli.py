@@ -18,7 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-__all__ = ["COMMANDS", "command", "build_parser", "quiet_native_logs", "main"]
+__all__ = ["COMMANDS", "command", "build_parser", "quiet_native_logs", "show_warning",
+           "main"]
 
 from latency_lab import __version__
 from latency_lab.errors import InputSpecError, LatencyLabError, UnknownOpWarning
@@ -92,6 +93,20 @@ def warn(message: str) -> None:
     _say("warning:", "bold yellow", message)
 
 
+_OWN_PACKAGES = ("latency_lab", "regularizers")
+
+
+def show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """`warnings.showwarning` while a command runs: a Python warning is printed as the
+    CLI's own ("warning: ..."), not as "/path/file.py:123: Category: ...", which points
+    into the library rather than at what the user did. Categories from other packages
+    keep their name (e.g. "warning: DeprecationWarning: ...") so it can be looked up."""
+    text = str(message)
+    if category.__module__.split(".")[0] not in _OWN_PACKAGES:
+        text = f"{category.__name__}: {text}"
+    warn(text)
+
+
 # ------------------------------------------------------------------- analyze
 
 
@@ -112,13 +127,10 @@ def run_analyze(args: argparse.Namespace) -> int:
     from latency_lab.analyze import analyze_model
 
     model, shape = load_model_from_args(args, args.model)
-    with warnings.catch_warnings(record=True) as caught:
+    with warnings.catch_warnings():  # every skipped layer, printed by show_warning
         warnings.simplefilter("always", UnknownOpWarning)
         result = analyze_model(model, batch_size=args.batch_size, input_shape=shape,
                                allow_unknown=args.allow_unknown)
-    for w in caught:
-        if issubclass(w.category, UnknownOpWarning):
-            warn(str(w.message))
     data = result.to_dict()
     data["model"] = args.model
     if args.json:
@@ -713,15 +725,17 @@ def main(argv: list[str] | None = None) -> int:
     args._started = started
     if not args.verbose:
         quiet_native_logs()
-    try:
-        return int(args._run(args) or 0)
-    except LatencyLabError as exc:
-        code = getattr(exc, "exit_code", 2)
-        if code == 130:
-            _say("interrupted:", "bold yellow", str(exc))
-        else:
-            _say("error:", "bold red", str(exc))
-        return code
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
+    with warnings.catch_warnings():  # restores showwarning for an in-process caller
+        warnings.showwarning = show_warning
+        try:
+            return int(args._run(args) or 0)
+        except LatencyLabError as exc:
+            code = getattr(exc, "exit_code", 2)
+            if code == 130:
+                _say("interrupted:", "bold yellow", str(exc))
+            else:
+                _say("error:", "bold red", str(exc))
+            return code
+        except KeyboardInterrupt:
+            print("interrupted", file=sys.stderr)
+            return 130

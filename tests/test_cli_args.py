@@ -59,3 +59,30 @@ def test_verbose_is_a_global_flag_in_either_place():
     assert parse(["--verbose", "show", "t4"]).verbose is True
     assert parse(["show", "t4", "--verbose"]).verbose is True
     assert parse(["show", "t4"]).verbose is False
+
+
+def test_warnings_are_printed_as_the_cli_prints_its_own(monkeypatch, capsys):
+    """A library warning reaches the user as 'warning: ...', not in Python's
+    '/path/file.py:123: SlowFitWarning: ...' form; another package's keeps its category
+    name; the caller's showwarning is back afterwards."""
+    import warnings
+
+    from latency_lab import cli
+    from latency_lab.errors import SlowFitWarning
+
+    def run(args):
+        warnings.warn(SlowFitWarning("the stored fit is stale; run scripts/fit_profile.py"))
+        warnings.warn("keras said so", DeprecationWarning)
+        return 0
+
+    monkeypatch.setitem(cli.COMMANDS, "warnme",
+                        cli.Command("warnme", "emit warnings", lambda p: None, run))
+    before = warnings.showwarning
+    with warnings.catch_warnings():
+        warnings.simplefilter("always")
+        assert cli.main(["warnme"]) == 0
+    err = capsys.readouterr().err
+    assert err.splitlines() == [
+        "warning: the stored fit is stale; run scripts/fit_profile.py",
+        "warning: DeprecationWarning: keras said so"]
+    assert warnings.showwarning is before
