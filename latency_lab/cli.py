@@ -660,12 +660,25 @@ def build_parser() -> argparse.ArgumentParser:
 # TensorFlow's native libraries log a few lines while they load ("Could not find cuda
 # drivers", oneDNN, CPU instructions). They come from absl before its logging is set
 # up, so TF_CPP_MIN_LOG_LEVEL does not reach them: they are filtered from fd 2 while
-# `tensorflow` is imported. Lines of other kinds (errors, Python warnings) are kept.
+# `tensorflow` is imported. On a host without a CUDA driver, the first look for devices
+# logs "failed call to cuInit" at ERROR level, which TF_CPP_MIN_LOG_LEVEL=2 keeps: the
+# import window therefore looks for GPUs too, and drops that one error (a CUDA line
+# about cuInit or the driver). Lines of other kinds (errors, Python warnings) are kept.
 _NATIVE_NOISE = re.compile(
     r"^(?:[IW]\d{4} [\d:.]+\s+\d+ \S+:\d+\] .*"
+    r"|E\d{4} [\d:.]+\s+\d+ cuda_\w+\.cc:\d+\] .*(?:cuInit|[Dd]river).*"
     r"|WARNING: All log messages before absl::InitializeLog\(\) is called are written to STDERR"
     r"|To enable the following instructions: .*rebuild TensorFlow with the appropriate "
     r"compiler flags\.)$")
+
+
+def _find_devices(tensorflow) -> None:
+    """Look for GPUs now, inside the quiet import, rather than at the first op: that
+    is when a host without a CUDA driver logs its cuInit error."""
+    try:
+        tensorflow.config.list_physical_devices("GPU")
+    except Exception:  # noqa: BLE001 - a broken install fails later, with its message
+        pass
 
 
 class _QuietLoader(importlib.abc.Loader):
@@ -685,6 +698,7 @@ class _QuietLoader(importlib.abc.Loader):
             os.dup2(sink.fileno(), 2)
             try:
                 self._loader.exec_module(module)
+                _find_devices(module)
             finally:
                 sys.stderr.flush()
                 os.dup2(saved, 2)
