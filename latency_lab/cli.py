@@ -500,7 +500,11 @@ def _shrink_args(p: argparse.ArgumentParser) -> None:
     target.add_argument("--target-fraction", type=float, metavar="F",
                         help="target as a fraction of the full model's predicted latency "
                              "(default 0.5)")
-    p.add_argument("--algorithm", default="gamma", choices=["gamma", "group_lasso"])
+    from latency_lab.workflows.config import ALGORITHMS
+
+    p.add_argument("--algorithm", default="gamma", choices=ALGORITHMS,
+                   help="the regularizer: BN |gamma| (default), kernel norms, or "
+                        "logistic_sigmoid gates (trained, then left out of the slim model)")
     p.add_argument("--retrain-from", default="pretrained", choices=["pretrained", "learned"],
                    help="weights the slim model starts its retraining from (default: the "
                         "pretrained ones, before the regularizer shrank them)")
