@@ -18,7 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-__all__ = ["COMMANDS", "command", "build_parser", "quiet_native_logs", "main"]
+__all__ = ["COMMANDS", "command", "build_parser", "quiet_native_logs", "show_warning",
+           "main"]
 
 from latency_lab import __version__
 from latency_lab.errors import InputSpecError, LatencyLabError, UnknownOpWarning
@@ -92,6 +93,20 @@ def warn(message: str) -> None:
     _say("warning:", "bold yellow", message)
 
 
+_OWN_PACKAGES = ("latency_lab", "regularizers")
+
+
+def show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """`warnings.showwarning` while a command runs: a Python warning is printed as the
+    CLI's own ("warning: ..."), not as "/path/file.py:123: Category: ...", which points
+    into the library rather than at what the user did. Categories from other packages
+    keep their name (e.g. "warning: DeprecationWarning: ...") so it can be looked up."""
+    text = str(message)
+    if category.__module__.split(".")[0] not in _OWN_PACKAGES:
+        text = f"{category.__name__}: {text}"
+    warn(text)
+
+
 # ------------------------------------------------------------------- analyze
 
 
@@ -112,13 +127,10 @@ def run_analyze(args: argparse.Namespace) -> int:
     from latency_lab.analyze import analyze_model
 
     model, shape = load_model_from_args(args, args.model)
-    with warnings.catch_warnings(record=True) as caught:
+    with warnings.catch_warnings():  # every skipped layer, printed by show_warning
         warnings.simplefilter("always", UnknownOpWarning)
         result = analyze_model(model, batch_size=args.batch_size, input_shape=shape,
                                allow_unknown=args.allow_unknown)
-    for w in caught:
-        if issubclass(w.category, UnknownOpWarning):
-            warn(str(w.message))
     data = result.to_dict()
     data["model"] = args.model
     if args.json:
@@ -692,7 +704,11 @@ def _shrink_args(p: argparse.ArgumentParser) -> None:
     target.add_argument("--target-fraction", type=float, metavar="F",
                         help="target as a fraction of the full model's predicted latency "
                              "(default 0.5)")
-    p.add_argument("--algorithm", default="gamma", choices=["gamma", "group_lasso"])
+    from latency_lab.workflows.config import ALGORITHMS
+
+    p.add_argument("--algorithm", default="gamma", choices=ALGORITHMS,
+                   help="the regularizer: BN |gamma| (default), kernel norms, or "
+                        "logistic_sigmoid gates (trained, then left out of the slim model)")
     p.add_argument("--retrain-from", default="pretrained", choices=["pretrained", "learned"],
                    help="weights the slim model starts its retraining from (default: the "
                         "pretrained ones, before the regularizer shrank them)")
@@ -852,12 +868,25 @@ def build_parser() -> argparse.ArgumentParser:
 # TensorFlow's native libraries log a few lines while they load ("Could not find cuda
 # drivers", oneDNN, CPU instructions). They come from absl before its logging is set
 # up, so TF_CPP_MIN_LOG_LEVEL does not reach them: they are filtered from fd 2 while
-# `tensorflow` is imported. Lines of other kinds (errors, Python warnings) are kept.
+# `tensorflow` is imported. On a host without a CUDA driver, the first look for devices
+# logs "failed call to cuInit" at ERROR level, which TF_CPP_MIN_LOG_LEVEL=2 keeps: the
+# import window therefore looks for GPUs too, and drops that one error (a CUDA line
+# about cuInit or the driver). Lines of other kinds (errors, Python warnings) are kept.
 _NATIVE_NOISE = re.compile(
     r"^(?:[IW]\d{4} [\d:.]+\s+\d+ \S+:\d+\] .*"
+    r"|E\d{4} [\d:.]+\s+\d+ cuda_\w+\.cc:\d+\] .*(?:cuInit|[Dd]river).*"
     r"|WARNING: All log messages before absl::InitializeLog\(\) is called are written to STDERR"
     r"|To enable the following instructions: .*rebuild TensorFlow with the appropriate "
     r"compiler flags\.)$")
+
+
+def _find_devices(tensorflow) -> None:
+    """Look for GPUs now, inside the quiet import, rather than at the first op: that
+    is when a host without a CUDA driver logs its cuInit error."""
+    try:
+        tensorflow.config.list_physical_devices("GPU")
+    except Exception:  # noqa: BLE001 - a broken install fails later, with its message
+        pass
 
 
 class _QuietLoader(importlib.abc.Loader):
@@ -877,6 +906,7 @@ class _QuietLoader(importlib.abc.Loader):
             os.dup2(sink.fileno(), 2)
             try:
                 self._loader.exec_module(module)
+                _find_devices(module)
             finally:
                 sys.stderr.flush()
                 os.dup2(saved, 2)
@@ -917,15 +947,17 @@ def main(argv: list[str] | None = None) -> int:
     args._started = started
     if not args.verbose:
         quiet_native_logs()
-    try:
-        return int(args._run(args) or 0)
-    except LatencyLabError as exc:
-        code = getattr(exc, "exit_code", 2)
-        if code == 130:
-            _say("interrupted:", "bold yellow", str(exc))
-        else:
-            _say("error:", "bold red", str(exc))
-        return code
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
+    with warnings.catch_warnings():  # restores showwarning for an in-process caller
+        warnings.showwarning = show_warning
+        try:
+            return int(args._run(args) or 0)
+        except LatencyLabError as exc:
+            code = getattr(exc, "exit_code", 2)
+            if code == 130:
+                _say("interrupted:", "bold yellow", str(exc))
+            else:
+                _say("error:", "bold red", str(exc))
+            return code
+        except KeyboardInterrupt:
+            print("interrupted", file=sys.stderr)
+            return 130

@@ -17,8 +17,8 @@ from pathlib import Path
 from latency_lab.errors import LatencyLabError
 from latency_lab.profile import unstable_count
 
-__all__ = ["profile_figures", "RooflinePoint", "roofline_points", "plot_roofline",
-           "save_figure", "unstable_label"]
+__all__ = ["profile_figures", "RooflinePoint", "roofline_points", "roofline_figure",
+           "plot_roofline", "save_figure", "unstable_label", "profile_cache_ceilings"]
 
 CLASS_ORDER = ("dense", "depthwise", "elementwise")
 # One hue family per op class: the ceiling is the darkest shade, the ops of that class
@@ -34,6 +34,8 @@ SAMPLE_STYLES = {
 _OTHER_COLOURS = ["#756bb1", "#e377c2", "#7f7f7f", "#9e9ac8"]
 _SHARED_COLOUR = "#252525"
 _MEMORY_COLOUR = "#636363"
+# Cache ceilings: memory slopes too, so greys/purples apart from the class hues.
+_CACHE_COLOURS = {"L1d": "#3f007d", "L2": "#6a51a3", "L3": "#807dba", "cache": "#6a51a3"}
 
 
 # ----------------------------------------------------------------- numbers
@@ -122,6 +124,25 @@ def roofline_points(prof) -> tuple[list[RooflinePoint], dict[str, int]]:
     return points, skipped
 
 
+def profile_cache_ceilings(prof) -> list:
+    """The cache bandwidth ceilings of a profile's weight-streaming curve
+    (`bench.ceilings.cache_ceilings`), with the cache sizes its device info records
+    (none for a datasheet or GPU profile: the curve's knees decide)."""
+    from latency_lab.bench.ceilings import cache_ceilings, weight_bandwidth_curve
+
+    cpu = prof.device.get("info", {}).get("cpu")
+    sizes = cpu.get("cache_bytes") if isinstance(cpu, dict) else None
+    return cache_ceilings(weight_bandwidth_curve(prof.samples), prof.memory_bytes_per_s,
+                          sizes if isinstance(sizes, dict) else None)
+
+
+def _fmt_bytes(n: float) -> str:
+    for unit, scale in (("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
+        if n >= scale:
+            return f"{n / scale:.3g} {unit}"
+    return f"{n:.0f} B"
+
+
 def unstable_label(plotted: int, total: int) -> str:
     """Legend text of the unstable ring: the profile's unstable count (the one `show`
     gives), and how many of them are drawn when some cannot sit on a roofline."""
@@ -177,21 +198,53 @@ def _spread_labels(values: list[float], min_gap: float) -> list[float]:
 
 
 def plot_roofline(prof, path, *, dpi: int = 150) -> Path:
-    """Save a log-log roofline chart of `prof` to `path` (format from the suffix; PNG
-    if there is none). Written to a temporary file in the same directory, then renamed,
-    so a reader never sees half a file. Raises LatencyLabError for an unwritable path
-    or an unknown format.
+    """Save `roofline_figure(prof)` to `path` (format from the suffix; PNG if there is
+    none). Written to a temporary file in the same directory, then renamed, so a reader
+    never sees half a file. Raises LatencyLabError for an unwritable path or an unknown
+    format."""
+    path = Path(os.fspath(path))
+    _save_atomic(roofline_figure(prof), path, path.suffix[1:].lower() or "png", dpi)
+    return path
+
+
+def _place_slope_label(ax, renderer, placed, text, x, x_max, slope_bytes_per_s,
+                       **style):
+    """Annotate the line y = slope * x at the first x from `x` on (steps of 1.25x, up
+    to `x_max`) where the label's box overlaps none of `placed` and stays inside the
+    axes; the last try if none does. Returns the text artist."""
+    axes_box = ax.get_window_extent(renderer)
+    while True:
+        p0 = ax.transData.transform((x, slope_bytes_per_s * x))
+        p1 = ax.transData.transform((x * 10, slope_bytes_per_s * x * 10))
+        angle = math.degrees(math.atan2(p1[1] - p0[1], p1[0] - p0[0]))
+        t = ax.annotate(text, (x, slope_bytes_per_s * x), xytext=(3, 5),
+                        textcoords="offset points", rotation=angle,
+                        rotation_mode="anchor", ha="left", va="bottom", fontsize=10,
+                        fontweight="bold", zorder=8, **style,
+                        bbox=dict(boxstyle="round,pad=0.1", fc="white", ec="none",
+                                  alpha=0.85))
+        box = t.get_window_extent(renderer)
+        inside = axes_box.x0 <= box.x0 and box.x1 <= axes_box.x1 and box.y1 <= axes_box.y1
+        free = not any(box.overlaps(o.get_window_extent(renderer)) for o in placed)
+        if (inside and free) or x * 1.25 > x_max:
+            return t
+        t.remove()
+        x *= 1.25
+
+
+def roofline_figure(prof):
+    """A log-log roofline chart of `prof` (a matplotlib Figure on an Agg canvas).
 
     Each compute class's ceiling is min(peak, bandwidth * intensity): the memory slope
     they share is drawn once (grey) up to the highest ridge point, each flat part in
     the class colour from its ridge point (dot) on. Classes with the same peak (spec
-    profiles) are drawn as one line."""
+    profiles) are drawn as one line. Cache levels whose streaming bandwidth the
+    profile measured (`profile_cache_ceilings`) are dotted slopes above the memory
+    one: small ops whose working set fits a cache sit above the DRAM line, under
+    theirs. Ceiling labels never overlap (each slides along its line until free)."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
     from matplotlib.lines import Line2D
-
-    path = Path(os.fspath(path))
-    fmt = path.suffix[1:].lower() or "png"
 
     roof = prof.roofline
     bw_gb = roof["memory_bytes_per_s"] / 1e9
@@ -248,23 +301,40 @@ def plot_roofline(prof, path, *, dpi: int = 150) -> Path:
         name = ", ".join(classes)
         ax.text(x_hi / 1.3, 10 ** label_y * 1.15, f"{name}  {_fmt_rate(peak)} GFLOP/s",
                 color=colour, ha="right", va="bottom", fontsize=10, fontweight="bold",
-                zorder=5, bbox=dict(boxstyle="round,pad=0.15", fc="white", ec="none",
+                zorder=5, gid=f"ceiling-label:{name}", bbox=dict(boxstyle="round,pad=0.15", fc="white", ec="none",
                                     alpha=0.85))
         handles.append(Line2D([], [], color=colour, linestyle=style, linewidth=2.4,
                               marker="o", markersize=5,
                               label=f"{name} (ridge {ridge:.3g} FLOP/B)"))
 
-    # Memory label along the slope, at its low end, where samples rarely are.
-    x_text = x_lo * 1.25
-    if bw_gb * x_text < y_lo * 1.5:
-        x_text = y_lo * 1.5 / bw_gb
-    p0 = ax.transData.transform((x_text, bw_gb * x_text))
-    p1 = ax.transData.transform((x_text * 10, bw_gb * x_text * 10))
-    angle = math.degrees(math.atan2(p1[1] - p0[1], p1[0] - p0[0]))
-    ax.annotate(f"memory {_fmt_rate(bw_gb)} GB/s", (x_text, bw_gb * x_text), xytext=(3, 5),
-                textcoords="offset points", rotation=angle, rotation_mode="anchor",
-                ha="left", va="bottom", color=_MEMORY_COLOUR, fontsize=10,
-                fontweight="bold", zorder=5)
+    # Cache slopes, up to the highest compute peak: bandwidth a small working set gets.
+    caches = profile_cache_ceilings(prof)
+    for c in caches:
+        c_gb = c.bytes_per_s / 1e9
+        colour = _CACHE_COLOURS.get(c.level, "#6a51a3")
+        ax.plot([x_lo, top / c_gb], [c_gb * x_lo, top], color=colour, linestyle=":",
+                linewidth=2.0, zorder=3)
+        inside = _fmt_bytes(c.max_working_set_bytes)
+        handles.append(Line2D([], [], color=colour, linestyle=":", linewidth=2.0,
+                              label=f"{c.level} {_fmt_rate(c_gb)} GB/s "
+                                    f"(working set ≤ {inside})"))
+
+    # Slope labels at their low end, where samples rarely are; memory first, then each
+    # cache, each sliding up its line past the labels already placed.
+    renderer = fig.canvas.get_renderer()
+    placed = list(ax.texts)
+    def start(slope_gb: float) -> float:  # the low end, above the bottom axis
+        return max(x_lo * 1.25, y_lo * 1.5 / slope_gb)
+
+    placed.append(_place_slope_label(
+        ax, renderer, placed, f"memory {_fmt_rate(bw_gb)} GB/s", start(bw_gb), max(ridges),
+        bw_gb, color=_MEMORY_COLOUR, gid="ceiling-label:memory"))
+    for c in caches:
+        c_gb = c.bytes_per_s / 1e9
+        placed.append(_place_slope_label(
+            ax, renderer, placed, f"{c.level} {_fmt_rate(c_gb)} GB/s", start(c_gb),
+            top / c_gb, c_gb, color=_CACHE_COLOURS.get(c.level, "#6a51a3"),
+            gid=f"ceiling-label:{c.level}"))
 
     # Samples: class hue family and marker, a distinct shade per op.
     sample_handles = []
@@ -312,8 +382,10 @@ def plot_roofline(prof, path, *, dpi: int = 150) -> Path:
                         bbox_to_anchor=(1.03, 1.0), fontsize=9, title_fontsize=10,
                         frameon=False, alignment="left")
         ax.add_artist(leg)
+        # The samples legend starts below the ceilings one, however long that grew.
+        below = leg.get_window_extent(renderer).transformed(ax.transAxes.inverted()).y0
         ax.legend(handles=sample_handles, title="samples (op, class, count)",
-                  loc="upper left", bbox_to_anchor=(1.03, 0.70), fontsize=9,
+                  loc="upper left", bbox_to_anchor=(1.03, min(0.70, below - 0.03)), fontsize=9,
                   title_fontsize=10, frameon=False, alignment="left")
     else:
         ax.legend(handles=handles, title="ceilings", loc="lower right", fontsize=9,
@@ -327,8 +399,7 @@ def plot_roofline(prof, path, *, dpi: int = 150) -> Path:
     if notes:
         fig.text(0.085, 0.02, "\n".join(notes), fontsize=8.5, color="#555555",
                  ha="left", va="bottom")
-    _save_atomic(fig, path, fmt, dpi)
-    return path
+    return fig
 
 
 def _save_atomic(fig, path: Path, fmt: str, dpi: int) -> None:

@@ -400,6 +400,15 @@ def insert_gates(model, after=("activation",), exclude=(), **gate_kwargs):
     * ``"linear"`` in ``after``: also gate ``L`` (or its trailing BN) when no activation
       follows, e.g. the last conv of a residual branch before an ``Add``.
 
+    Known limitation: a gate here is not always where its channel last reaches a
+    channel-mixing layer. After ``expand -> BN -> ReLU6 -> gate -> DepthwiseConv -> BN``
+    (MobileNetV2), or a gated branch followed by ``Concatenate -> BN``, a closed gate's 0
+    leaves that BN as ``beta - gamma * mean / std``, which still reaches the next conv,
+    while the slim model has no such channel: gated and slim models then differ. The
+    exact placement is the input of each channel-mixing consumer (conv/dense), after
+    the per-channel chain (depthwise, BN, activation, padding, pooling) the group flows
+    through; with several mixing consumers, one gate each (combined 1 - prod(1 - p)).
+
     Model outputs are never gated. ``exclude`` holds layer names; naming the conv/dense
     or its activation layer skips that gate. Gates are named
     ``f"{activation_layer_name}_gate"`` (or ``f"{layer_name}_gate"`` for a fused

@@ -444,3 +444,45 @@ def test_table_plan_cuts_convs_to_a_few_channels(monkeypatch):
         assert sum(any(c[k] % 8 for k in keys) for c in narrow) >= len(narrow) // 2
     stems = [p.config for p in plan if p.op == "conv2d" and p.config["h"] == 112]
     assert stems and all(c["cin"] == 3 for c in stems)
+
+
+def _curve(points):
+    """(bytes, GB/s) pairs -> a weight_bandwidth_curve-shaped pair of arrays."""
+    return (np.array([float(b) for b, _ in points]),
+            np.array([gb * 1e9 for _, gb in points]))
+
+
+MIB = 2.0**20
+
+
+def test_cache_ceilings_by_hand_from_cache_sizes():
+    # L2 = 1 MiB: its window is (L1d = 32 KiB, 512 KiB]; L3 = 8 MiB: (1 MiB, 4 MiB].
+    curve = _curve([(0.25 * MIB, 90), (0.5 * MIB, 100), (1 * MIB, 60), (2 * MIB, 50),
+                    (4 * MIB, 45), (64 * MIB, 20)])
+    sizes = {"L1d": 32 * 1024, "L1i": 32 * 1024, "L2": MIB, "L3": 8 * MIB}
+    got = ceilings.cache_ceilings(curve, 20e9, sizes)
+    assert [(c.level, c.bytes_per_s, c.min_working_set_bytes, c.max_working_set_bytes)
+            for c in got] == [("L2", 100e9, 32 * 1024, 0.5 * MIB),
+                              ("L3", 50e9, MIB, 4 * MIB)]
+
+
+def test_cache_ceilings_leave_out_what_the_curve_cannot_tell_apart():
+    # L2's plateau (40) is no faster than L3's (48): the curve cannot show L2. L3 beats
+    # DRAM by 9% only when DRAM is 44: then neither is drawn. No point inside L1d.
+    curve = _curve([(0.25 * MIB, 40), (2 * MIB, 48), (64 * MIB, 20)])
+    sizes = {"L1d": 32 * 1024, "L2": 0.5 * MIB, "L3": 32 * MIB}
+    assert [c.level for c in ceilings.cache_ceilings(curve, 20e9, sizes)] == ["L3"]
+    assert ceilings.cache_ceilings(curve, 44e9, sizes) == []
+    assert ceilings.cache_ceilings(_curve([]), 20e9, sizes) == []
+
+
+def test_cache_ceilings_from_knees_without_cache_sizes():
+    # Plateaus 120 (<= 1 MiB) and 60 (2-4 MiB); 35 alone between knees is a transition;
+    # the last plateau (21) is DRAM's.
+    curve = _curve([(0.25 * MIB, 110), (1 * MIB, 120), (2 * MIB, 60), (4 * MIB, 58),
+                    (8 * MIB, 35), (32 * MIB, 21), (64 * MIB, 20)])
+    for sizes in (None, {}, {"L2": None, "L3": "big"}):
+        got = ceilings.cache_ceilings(curve, 20e9, sizes)
+        assert [(c.level, c.bytes_per_s, c.min_working_set_bytes, c.max_working_set_bytes)
+                for c in got] == [("cache", 120e9, 0.0, MIB),
+                                  ("cache", 60e9, MIB, 4 * MIB)]

@@ -3,6 +3,7 @@ reported before TensorFlow is imported, and TensorFlow's native start-up lines a
 hidden unless --verbose."""
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -44,6 +45,7 @@ def test_argument_errors_come_before_tensorflow(tmp_path, argv):
 
 
 QUIET = ("from latency_lab import cli\n{call}\nimport tensorflow\n"
+         "tensorflow.config.list_physical_devices('GPU')\n"
          "import sys\nprint('visible', file=sys.stderr)\n")
 
 
@@ -52,7 +54,21 @@ def test_tensorflow_start_up_lines_are_hidden_unless_verbose(tmp_path):
     assert got.returncode == 0, got.stderr
     assert "Could not find cuda drivers" not in got.stderr
     assert "absl::InitializeLog" not in got.stderr
+    assert "cuInit" not in got.stderr  # logged when devices are first looked for
     assert "visible" in got.stderr  # stderr works again after the import
+
+
+def test_a_command_without_verbose_leaves_stderr_clean(tmp_path):
+    """End to end: a command that builds and walks a Keras model prints nothing on
+    stderr; with --verbose TensorFlow's native lines are there."""
+    argv = ["analyze", "keras.applications.MobileNet", "--input-shape", "32,32,3",
+            "--model-arg", "alpha=0.25", "--json"]
+    quiet = run_python(MAIN.format(argv=argv), tmp_path)
+    assert quiet.returncode == 0 and quiet.stdout.split()[-1] == "0", quiet.stderr
+    assert quiet.stderr == ""
+    loud = run_python(MAIN.format(argv=["--verbose"] + argv), tmp_path)
+    assert loud.returncode == 0, loud.stderr
+    assert re.search(r"^[IWE]\d{4} [\d:.]+\s+\d+ \S+:\d+\] ", loud.stderr, re.M)
 
 
 def test_verbose_is_a_global_flag_in_either_place():
@@ -62,3 +78,30 @@ def test_verbose_is_a_global_flag_in_either_place():
     assert parse(["--verbose", "show", "t4"]).verbose is True
     assert parse(["show", "t4", "--verbose"]).verbose is True
     assert parse(["show", "t4"]).verbose is False
+
+
+def test_warnings_are_printed_as_the_cli_prints_its_own(monkeypatch, capsys):
+    """A library warning reaches the user as 'warning: ...', not in Python's
+    '/path/file.py:123: SlowFitWarning: ...' form; another package's keeps its category
+    name; the caller's showwarning is back afterwards."""
+    import warnings
+
+    from latency_lab import cli
+    from latency_lab.errors import SlowFitWarning
+
+    def run(args):
+        warnings.warn(SlowFitWarning("the stored fit is stale; run scripts/fit_profile.py"))
+        warnings.warn("keras said so", DeprecationWarning)
+        return 0
+
+    monkeypatch.setitem(cli.COMMANDS, "warnme",
+                        cli.Command("warnme", "emit warnings", lambda p: None, run))
+    before = warnings.showwarning
+    with warnings.catch_warnings():
+        warnings.simplefilter("always")
+        assert cli.main(["warnme"]) == 0
+    err = capsys.readouterr().err
+    assert err.splitlines() == [
+        "warning: the stored fit is stale; run scripts/fit_profile.py",
+        "warning: DeprecationWarning: keras said so"]
+    assert warnings.showwarning is before

@@ -125,6 +125,39 @@ def test_shrink_end_to_end_on_a_tiny_task(tmp_path):
     assert "| learned |" in (tmp_path / "report.md").read_text()
 
 
+def test_shrink_with_logistic_sigmoid_learns_on_gates_and_exports_no_gate(tmp_path,
+                                                                          monkeypatch):
+    """The gates are trained (their logits move; the model's own layers are trained
+    through them), the structure names the model's convs, and neither the slim model
+    nor the saved slim.keras has a gate layer."""
+    from regularizers.gates import ProbabilisticGate
+
+    task = digits_task(image_size=16, seed=0)
+    model = digits_cnn(task.input_shape, task.classes, widths=(8, 16, 16))
+    target = 0.6 * predict_model(model, PROFILE).latency_ms
+    gated = []
+    real = phases.TRAINING_MODEL["logistic_sigmoid"]
+    monkeypatch.setitem(phases.TRAINING_MODEL, "logistic_sigmoid",
+                        lambda m, c: gated.append(real(m, c)) or gated[-1])
+    r = shrink(model, task, PROFILE, target, algorithm="logistic_sigmoid",
+               pretrain_epochs=1, learn_epochs=1, retrain_epochs=1, baseline=False,
+               measure=False, out_dir=tmp_path, seed=0)
+    assert r.algorithm == "logistic_sigmoid"
+    gates = [l for l in gated[0].layers if isinstance(l, ProbabilisticGate)]
+    assert {g.name for g in gates} >= {"relu1_gate", "relu2_gate", "relu3_gate"}
+    assert any(np.any(np.asarray(g.logits) != 2.5) for g in gates)  # they learned
+    assert set(r.learned_raw) == set(full_structure(model))
+    assert not any(isinstance(l, ProbabilisticGate) for l in model.layers)
+    slim = keras.saving.load_model(tmp_path / "slim.keras")
+    assert not any(isinstance(l, ProbabilisticGate) for l in slim.layers)
+    assert full_structure(slim) == r.rows["learned"].structure
+    assert r.rows["learned"].predicted_ms <= r.snap_goal_ms["learned"] * (1 + 1e-9)
+    from latency_lab.cli import build_parser
+
+    args = build_parser().parse_args(["shrink", "--algorithm", "logistic_sigmoid"])
+    assert args.algorithm == "logistic_sigmoid"
+
+
 def test_a_measured_re_aim_below_the_smallest_structure_keeps_the_last_snap(monkeypatch):
     """Timing can say a snapped net is far slower than predicted (tiny nets: the
     runtime's fixed costs); re-aiming below the smallest structure must not throw the
@@ -168,14 +201,14 @@ def test_shrink_rejects_a_target_above_the_full_model():
     model = digits_cnn(task.input_shape, task.classes, widths=(4,))
     with pytest.raises(ValueError, match="not below the full model"):
         shrink(model, task, PROFILE, 1e3, pretrain_epochs=0, measure=False)
-    with pytest.raises(ValueError, match="algorithm"):
-        shrink(model, task, PROFILE, 1e-3, algorithm="logistic_sigmoid")
+    with pytest.raises(ValueError, match="algorithm.*logistic_sigmoid"):
+        shrink(model, task, PROFILE, 1e-3, algorithm="l0")
     with pytest.raises(ValueError, match="retrain_from"):
         shrink(model, task, PROFILE, 1e-3, retrain_from="scratch")
 
 
 @pytest.mark.parametrize("field, value", [
-    ("algorithm", "logistic_sigmoid"), ("retrain_from", "scratch"),
+    ("algorithm", "l0"), ("retrain_from", "scratch"),
     ("pretrain_epochs", -1), ("learn_epochs", 1.5), ("retrain_epochs", True),
     ("snap_rounds", -2), ("seed", -1), ("batch_size", 0), ("align", 0),
     ("measure_passes", 0), ("learning_rate", 0.0), ("learning_rate", float("nan")),

@@ -4,7 +4,8 @@ per-op and per-invocation overheads, and the weight-streaming bandwidth curve.""
 from __future__ import annotations
 
 import math
-from typing import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Iterable, Mapping, Sequence
 
 import numpy as np
 
@@ -12,7 +13,18 @@ from latency_lab import costs, op_kinds
 from latency_lab.errors import ProfileError
 
 __all__ = ["ceilings_from_samples", "overhead_from_samples", "weight_bandwidth_curve",
-           "bandwidth_at", "geometric_mean"]
+           "bandwidth_at", "geometric_mean", "CacheCeiling", "cache_ceilings",
+           "CACHE_LEVELS"]
+
+# Data-cache levels read from a profile's device info (`cache_bytes`), innermost first;
+# the instruction cache holds no working set.
+CACHE_LEVELS = ("L1d", "L2", "L3")
+# A level's plateau is drawn only if it beats every slower level (and DRAM) by this
+# factor: closer than that, the curve cannot tell the two apart.
+_DISTINCT_RATIO = 1.1
+# Without cache sizes, a new plateau starts where the bandwidth falls below the best
+# of the current one by this factor (a knee).
+_KNEE_RATIO = 1.25
 
 
 def weight_bandwidth_curve(samples: Sequence) -> tuple[np.ndarray, np.ndarray]:
@@ -79,3 +91,72 @@ def geometric_mean(values: Iterable[float]) -> float:
     vals = [v for v in values if v > 0]
     return math.exp(sum(math.log(v) for v in vals) / len(vals)) if vals else float("nan")
 
+
+
+@dataclass(frozen=True)
+class CacheCeiling:
+    """Streaming bandwidth a working set of at most `max_working_set_bytes` attains:
+    the best weight_stream figure between the level below (`min_working_set_bytes`,
+    exclusive) and half this level's size (the other half holds activations and code,
+    and no cache keeps a full working set). `level` is "L2" etc., or "cache" when the
+    profile records no cache sizes and the plateau was found from a knee."""
+
+    level: str
+    bytes_per_s: float
+    min_working_set_bytes: float
+    max_working_set_bytes: float
+
+
+def _by_cache_size(size: np.ndarray, bw: np.ndarray,
+                   cache_bytes: Mapping[str, int]) -> list[CacheCeiling]:
+    out, below = [], 0.0
+    for level in CACHE_LEVELS:
+        cap = cache_bytes.get(level)
+        if not cap:
+            continue
+        inside = (size > below) & (size <= cap / 2)
+        if inside.any():
+            out.append(CacheCeiling(level, float(bw[inside].max()), below,
+                                    float(size[inside].max())))
+        below = float(cap)
+    return out
+
+
+def _by_knees(size: np.ndarray, bw: np.ndarray) -> list[CacheCeiling]:
+    segments: list[list[int]] = []
+    for i in range(size.size):
+        if segments and bw[i] >= max(bw[j] for j in segments[-1]) / _KNEE_RATIO:
+            segments[-1].append(i)
+        else:
+            segments.append([i])
+    out, below = [], 0.0
+    for seg in segments:
+        if len(seg) >= 2:  # one point between two knees is a transition, not a plateau
+            out.append(CacheCeiling("cache", float(bw[seg].max()), below,
+                                    float(size[seg].max())))
+        below = float(size[seg].max())
+    return out
+
+
+def cache_ceilings(curve: tuple[np.ndarray, np.ndarray], dram_bytes_per_s: float,
+                   cache_bytes: Mapping | None = None) -> list[CacheCeiling]:
+    """The cache bandwidth plateaus of a weight-streaming curve, fastest first, each
+    faster than the next and than `dram_bytes_per_s` by at least 10%: they explain
+    small ops attaining more than the DRAM roofline allows. With the device's cache
+    sizes (`cache_bytes`, e.g. {"L1d": 32768, "L2": 524288}) a level is the working
+    sets well inside it; without them, plateaus are found between knees of the curve.
+    A level the curve has no point inside, or cannot tell from a slower one, is left
+    out (the smallest working set measured is usually past L1)."""
+    size, bw = (np.asarray(a, dtype=float) for a in curve)
+    if size.size == 0:
+        return []
+    sizes = {k: v for k, v in (cache_bytes or {}).items()
+             if k in CACHE_LEVELS and isinstance(v, (int, float))
+             and not isinstance(v, bool) and v > 0}
+    found = _by_cache_size(size, bw, sizes) if sizes else _by_knees(size, bw)
+    kept, floor = [], float(dram_bytes_per_s)
+    for c in reversed(found):  # outermost first: each must beat all slower ones
+        if c.bytes_per_s > floor * _DISTINCT_RATIO:
+            kept.append(c)
+        floor = max(floor, c.bytes_per_s)
+    return kept[::-1]

@@ -14,8 +14,9 @@ from latency_lab.errors import InvalidArgumentError
 
 __all__ = ["ShrinkConfig", "ALGORITHMS", "RETRAIN_FROM"]
 
-# logistic_sigmoid is left out: it leaves gate layers in the slim model.
-ALGORITHMS = ("gamma", "group_lasso")
+# logistic_sigmoid trains a gated copy of the model (`phases.learn`); the gates are not
+# part of the model that is snapped and rebuilt, so no slim model carries them.
+ALGORITHMS = ("gamma", "group_lasso", "logistic_sigmoid")
 RETRAIN_FROM = ("pretrained", "learned")
 
 
@@ -23,8 +24,9 @@ RETRAIN_FROM = ("pretrained", "learned")
 class ShrinkConfig:
     """How `shrink` trains, snaps and measures (see `latency_lab.workflows.phases`).
 
-    algorithm: the regularizer's algorithm, ``"gamma"`` (BN |gamma|, the default) or
-        ``"group_lasso"``.
+    algorithm: the regularizer's algorithm, ``"gamma"`` (BN |gamma|, the default),
+        ``"group_lasso"`` (kernel norms) or ``"logistic_sigmoid"`` (FiGS gates, learned
+        on a gated copy of the model and left out of the slim one).
     pretrain_epochs, learn_epochs, retrain_epochs: epochs of each training phase (0
         skips it; ``pretrain_epochs=0`` for an already trained model).
     learning_rate, batch_size: Adam's rate and the batch size of every phase.
@@ -59,8 +61,8 @@ class ShrinkConfig:
     def __post_init__(self):
         if self.algorithm not in ALGORITHMS:
             raise InvalidArgumentError(
-                "shrink: `algorithm` must be 'gamma' or 'group_lasso' (logistic_sigmoid leaves "
-                f"gate layers in the slim model), received {self.algorithm!r}.")
+                f"shrink: `algorithm` must be one of {', '.join(map(repr, ALGORITHMS))}, "
+                f"received {self.algorithm!r}.")
         if self.retrain_from not in RETRAIN_FROM:
             raise InvalidArgumentError("shrink: `retrain_from` must be 'pretrained' or 'learned', "
                              f"received {self.retrain_from!r}.")

@@ -57,7 +57,8 @@ from latency_lab.workflows.training import accuracy, loss_for, train
 from latency_lab.errors import InvalidArgumentError
 
 __all__ = ["ShrinkRun", "Learned", "shrink", "pretrain", "uniform_baseline", "learn",
-           "snap_to_target", "rebuild_and_retrain", "measure_models", "probe_ms"]
+           "snap_to_target", "rebuild_and_retrain", "measure_models", "probe_ms",
+           "TRAINING_MODEL"]
 
 EventHook = Callable[[str, dict], None]
 
@@ -191,14 +192,32 @@ def uniform_baseline(run: ShrinkRun, full: dict[str, int]) -> tuple[Any, ModelRo
     return uniform, row
 
 
+def _gated(model, config: ShrinkConfig):
+    """The model with a `ProbabilisticGate` after every conv/dense block, including the
+    linear ones before an Add (MobileNetV2's projections), so every group has gates."""
+    from regularizers.gates import insert_gates
+
+    return insert_gates(model, after=("activation", "linear"), seed=config.seed)
+
+
+# algorithm -> the model its regularizer trains, when that is not the model itself. It
+# shares the model's layers and weights, so training it trains the model; the structure
+# it learns names the model's conv/dense layers, and everything after learning (snap,
+# rebuild, measure) works on the model, not on this copy.
+TRAINING_MODEL = {"logistic_sigmoid": _gated}
+
+
 def learn(run: ShrinkRun) -> Learned:
     """Phase 3: train the model with a `LatencyRegularizer` in target mode (constant
     learning rate, strength by `StrengthController`), exporting structures to
-    ``out/learned_structure/`` as it goes."""
+    ``out/learned_structure/`` as it goes. An algorithm listed in `TRAINING_MODEL`
+    trains that copy of the model (logistic_sigmoid: with gates)."""
     from regularizers.callbacks import StrengthController, StructureLogger
     from regularizers.latency import LatencyRegularizer
 
-    c, model = run.config, run.model
+    c = run.config
+    prepare = TRAINING_MODEL.get(c.algorithm)
+    model = prepare(run.model, c) if prepare is not None else run.model
     run.emit("learn", {"epochs": c.learn_epochs, "target_ms": run.target_ms})
     reg = LatencyRegularizer(run.profile, model=model, algorithm=c.algorithm,
                              threshold=c.threshold, target_ms=run.target_ms,
