@@ -202,22 +202,28 @@ def table_plan(quick: bool, seed: int = 0, max_samples: int | None = None,
     per_op: dict[str, list[Config]] = {}
     for op, cfg in configs:
         per_op.setdefault(op, []).append(cfg)
-    budget = max_samples or (200 if quick else 620)
+    budget = max_samples or (200 if quick else 520)
     weights = table_shares()
-    total_w = sum(weights[o] for o in per_op if o in weights) or 1
+    spaced = {k.name for k in op_kinds.table_kinds() if k.space}
+    total_w = sum(weights[o] for o in set(per_op) | spaced if o in weights) or 1
     plan: list[PlannedSample] = []
     seen: set[str] = set()
-    for op in sorted(per_op):
-        cfgs = per_op[op]
+    for op in sorted(set(per_op) | spaced):
+        cfgs = per_op.get(op, [])
         rng.shuffle(cfgs)
         n = max(4, budget * weights.get(op, 1) // total_w)
         kind = op_kinds.get(op)
-        n_space = n // SPACE_SHARE if kind.space else 0
+        # a kind no family uses is sampled from its space alone
+        n_space = (n // SPACE_SHARE if cfgs else n) if kind.space else 0
+        from_space = _runnable(op, kind.space_configs(n_space, rng), runtime)
         n_real = min(len(cfgs), (n - n_space + 1) // 2)
         chosen = cfgs[:n_real]
-        chosen += [_variant(op, rng.choice(cfgs), rng) for _ in range(n - n_space - n_real)]
-        chosen += _runnable(op, kind.space_configs(n_space, rng), runtime)
-        chosen += kind.spine_configs(_spine_bases(op, cfgs, 2 if quick else 3))
+        if cfgs:
+            chosen += [_variant(op, rng.choice(cfgs), rng) for _ in range(n - n_space - n_real)]
+        chosen += from_space
+        chosen += kind.spine_configs(_spine_bases(op, cfgs or from_space, 1 if quick else 3))
+        if not cfgs:
+            cfgs = from_space
         # Ops the families use at few channel counts (a Rescaling on 3 image channels)
         # slim into duplicates; other input sizes keep their table from being a point.
         distinct = {sample_key(op, c) for c in chosen}

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from latency_lab import costs
 from latency_lab.graph import Op
-from latency_lab.op_kinds.base import (Config, OpKind, kernel_hw, keras_layer, layer_hw,
+from latency_lab.op_kinds.base import (Dim, Config, OpKind, kernel_hw, keras_layer, layer_hw,
                                        litert_kernel, register)
 
 __all__ = ["Activation", "ACTIVATIONS", "ACTIVATION_KERNELS", "FUSED_ACTIVATIONS",
@@ -29,6 +29,7 @@ ACTIVATION_KERNELS = {"LOGISTIC": "sigmoid", "HARD_SWISH": "hard_swish", "RELU":
 class Activation(OpKind):
     name = "activation"
     keys = ("h", "w", "c", "fn")
+    space = {"h": Dim(1, 320), "c": Dim(1, 4096), "fn": Dim(choices=ACTIVATIONS)}
     categories = {"fn": ACTIVATIONS}
     table_share = 4
 

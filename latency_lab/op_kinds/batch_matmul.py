@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 
 from latency_lab.graph import Op
-from latency_lab.op_kinds.base import Config, OpKind, keras_layer, litert_kernel, register
+from latency_lab.op_kinds.base import Dim, Config, OpKind, keras_layer, litert_kernel, register
 
 __all__ = ["BatchMatmul", "batch_matmul_config"]
 
@@ -21,6 +21,7 @@ __all__ = ["BatchMatmul", "batch_matmul_config"]
 class BatchMatmul(OpKind):
     name = "batch_matmul"
     keys = ("b", "m", "k", "n")
+    space = {"b": Dim(1, 32), "m": Dim(1, 1024), "k": Dim(1, 1024), "n": Dim(1, 1024)}
     # k follows the operands' shared (input) dimension, n the output's last one.
     in_channel_keys = ()
 

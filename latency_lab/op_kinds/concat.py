@@ -4,7 +4,7 @@ growing width."""
 from __future__ import annotations
 
 from latency_lab.graph import Op
-from latency_lab.op_kinds.base import (Config, OpKind, kernel_hw, keras_layer, layer_hw,
+from latency_lab.op_kinds.base import (Dim, Config, OpKind, kernel_hw, keras_layer, layer_hw,
                                        litert_kernel, register)
 
 __all__ = ["Concat", "pairwise_concat"]
@@ -14,6 +14,7 @@ __all__ = ["Concat", "pairwise_concat"]
 class Concat(OpKind):
     name = "concat"
     keys = ("h", "w", "c1", "c2")
+    space = {"h": Dim(1, 320), "c1": Dim(1, 2048), "c2": Dim(1, 2048)}
     table_share = 2
 
     def to_ir(self, c: Config) -> Op:

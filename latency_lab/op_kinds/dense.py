@@ -6,7 +6,7 @@ import math
 
 from latency_lab.graph import Op
 from latency_lab.op_kinds.activation import fused_activation_configs
-from latency_lab.op_kinds.base import (Config, OpKind, keras_layer, litert_kernel,
+from latency_lab.op_kinds.base import (Dim, Config, OpKind, keras_layer, litert_kernel,
                                        random_weights, register, tile_features)
 
 __all__ = ["Dense"]
@@ -16,9 +16,11 @@ __all__ = ["Dense"]
 class Dense(OpKind):
     name = "dense"
     keys = ("rows", "cin", "cout")
+    # up to a VGG head (25088 -> 4096, weights far past any L3), shrunk to the work caps
+    space = {"rows": Dim(1, 512), "cin": Dim(1, 32768), "cout": Dim(1, 8192)}
     in_channel_keys = ("cin",)
     step_channels = ("cout", 1.0)
-    table_share = 4
+    table_share = 6
 
     def to_ir(self, c: Config) -> Op:
         return Op("dense", "Dense", ["x"], [(c["rows"], c["cin"])], [(c["rows"], c["cout"])],

@@ -69,6 +69,8 @@ class DepthwiseMultiplier(_DepthwiseBase):
 
     name = "depthwise_multiplier"
     keys = ("h", "w", "c", "dm", "k", "s")
+    space = {"h": Dim(1, 320), "c": Dim(1, 1024), "dm": Dim(choices=(2, 3, 4, 6, 8)),
+             "k": Dim(1, 11, log=False), "s": Dim(1, 4, log=False)}
 
     def to_ir(self, c: Config) -> Op:
         ho, wo = same_out(c["h"], c["s"]), same_out(c["w"], c["s"])

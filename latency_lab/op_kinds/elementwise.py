@@ -8,7 +8,7 @@ import math
 import numpy as np
 
 from latency_lab.graph import Op
-from latency_lab.op_kinds.base import (Config, OpKind, kernel_hw, keras_layer, layer_hw,
+from latency_lab.op_kinds.base import (Config, Dim, OpKind, kernel_hw, keras_layer, layer_hw,
                                        litert_kernel, register)
 
 __all__ = ["Add", "Multiply", "AddScalar", "MultiplyScalar"]
@@ -22,6 +22,7 @@ def _keras_binary(kind: str):
 
 class _Binary(OpKind):
     keys = ("h", "w", "c", "broadcast")
+    space = {"h": Dim(1, 320), "c": Dim(1, 4096), "broadcast": Dim(choices=(False, True))}
 
     def to_ir(self, c: Config) -> Op:
         shape = (1, c["h"], c["w"], c["c"])
@@ -74,6 +75,7 @@ class _Scalar(OpKind):
     (an image's 3)."""
 
     keys = ("h", "w", "c")
+    space = {"h": Dim(1, 320), "c": Dim(1, 4096)}
     table_share = 2
     binary = ""
 

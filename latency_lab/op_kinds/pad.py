@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from latency_lab.graph import Op
-from latency_lab.op_kinds.base import (Config, OpKind, kernel_hw, keras_layer, layer_hw,
+from latency_lab.op_kinds.base import (Dim, Config, OpKind, kernel_hw, keras_layer, layer_hw,
                                        litert_kernel, register)
 
 __all__ = ["Pad"]
@@ -13,6 +13,7 @@ __all__ = ["Pad"]
 class Pad(OpKind):
     name = "pad"
     keys = ("h", "w", "c")
+    space = {"h": Dim(1, 320), "c": Dim(1, 4096)}
     table_share = 2
 
     def to_ir(self, c: Config) -> Op:

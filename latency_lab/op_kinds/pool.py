@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 
 from latency_lab.graph import Op
-from latency_lab.op_kinds.base import (Config, OpKind, kernel_hw, kernel_same_input,
+from latency_lab.op_kinds.base import (Dim, Config, OpKind, kernel_hw, kernel_same_input,
                                        keras_layer, layer_hw, litert_kernel, register,
                                        same_out, square)
 
@@ -16,6 +16,9 @@ __all__ = ["Pool", "GlobalPool"]
 class Pool(OpKind):
     name = "pool"
     keys = ("h", "w", "c", "k", "s", "kind")
+    space = {"h": Dim(1, 320), "c": Dim(1, 4096), "k": Dim(2, 9, log=False), "s": Dim(1, 4, log=False),
+             "kind": Dim(choices=("max", "avg"))}
+    path_keys = ("k", "s")
     categories = {"kind": ("max", "avg")}
     table_share = 2
 
@@ -40,6 +43,7 @@ class Pool(OpKind):
 class GlobalPool(OpKind):
     name = "global_pool"
     keys = ("h", "w", "c")
+    space = {"h": Dim(1, 320), "c": Dim(1, 4096)}
     table_share = 2
 
     def to_ir(self, c: Config) -> Op:

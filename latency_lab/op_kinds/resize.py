@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 
 from latency_lab.graph import Op
-from latency_lab.op_kinds.base import (Config, OpKind, kernel_hw, keras_layer, layer_hw,
+from latency_lab.op_kinds.base import (Dim, Config, OpKind, kernel_hw, keras_layer, layer_hw,
                                        litert_kernel, register, square)
 
 __all__ = ["Resize", "RESIZE_KINDS"]
@@ -21,6 +21,8 @@ class Resize(OpKind):
 
     name = "resize"
     keys = ("h", "w", "c", "scale", "kind")
+    space = {"h": Dim(1, 160), "c": Dim(1, 1024), "scale": Dim(choices=(2, 3, 4)),
+             "kind": Dim(choices=RESIZE_KINDS)}
 
     def to_ir(self, c: Config) -> Op:
         return Op("resize", "UpSampling2D", ["x"], [(1, c["h"], c["w"], c["c"])],

@@ -6,7 +6,7 @@ import math
 
 from latency_lab.graph import Op
 from latency_lab.op_kinds.activation import fused_activation_configs
-from latency_lab.op_kinds.base import (Config, OpKind, kernel_hw, keras_layer, layer_hw,
+from latency_lab.op_kinds.base import (Dim, Config, OpKind, kernel_hw, keras_layer, layer_hw,
                                        litert_kernel, random_weights, register, square)
 
 __all__ = ["TransposeConv"]
@@ -21,6 +21,9 @@ class TransposeConv(OpKind):
 
     name = "transpose_conv"
     keys = ("h", "w", "cin", "cout", "k", "s")
+    space = {"h": Dim(1, 160), "cin": Dim(1, 1024), "cout": Dim(1, 1024),
+             "k": Dim(1, 7, log=False), "s": Dim(1, 4, log=False)}
+    path_keys = ("k", "s")
     in_channel_keys = ("cin",)
 
     def to_ir(self, c: Config) -> Op:
