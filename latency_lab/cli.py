@@ -67,13 +67,17 @@ def add_model_args(p: argparse.ArgumentParser, *, many: bool = False) -> None:
     p.add_argument("--allow-unknown", action="store_true",
                    help="leave out layers without a cost function or latency model (listed "
                         "as skipped) instead of stopping with an error")
+    p.add_argument("--unsafe-deserialization", action="store_true",
+                   help="load .keras files with Lambda layers, running their Python code "
+                        "(only for files you trust)")
 
 
 def load_model_from_args(args: argparse.Namespace, spec: str):
     from latency_lab import models
 
     shape = models.parse_input_shape(args.input_shape)
-    return models.load(spec, models.parse_model_args(args.model_arg), shape), shape
+    return models.load(spec, models.parse_model_args(args.model_arg), shape,
+                       unsafe_deserialization=getattr(args, "unsafe_deserialization", False)), shape
 
 
 def console(stderr: bool = False):

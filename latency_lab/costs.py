@@ -131,6 +131,13 @@ def rule(op_type: str, *, layer: str | None = None) -> CostRule:
         return _REGISTRY[op_type]
     except KeyError:
         where = f"layer {layer!r} of type {op_type!r}" if layer else f"op type {op_type!r}"
+        if op_type == "Lambda":  # arbitrary code: nothing to read its work from
+            raise UnsupportedOpError(
+                f"{where} runs Python code whose work cannot be read from the graph. "
+                "Write it with keras.ops calls (x[..., :c], keras.ops.split, "
+                "keras.ops.transpose: each is costed), or predict with a LiteRT profile, "
+                "which costs the kernels the Lambda converts to; --allow-unknown counts "
+                "it as zero.") from None
         raise UnsupportedOpError(
             f"{where} has no cost function. Supported types: "
             f"{', '.join(supported_types())}. Register one with "

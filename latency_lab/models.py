@@ -98,7 +98,10 @@ def _fmt(args: dict) -> str:
     return ", ".join(f"{k}={v!r}" for k, v in args.items())
 
 
-def load_model_file(path: str | os.PathLike):
+def load_model_file(path: str | os.PathLike, *, unsafe_deserialization: bool = False):
+    """Load a .keras/.h5 file. Keras's safe mode stays on (a `Lambda` layer's
+    bytecode is not run) unless `unsafe_deserialization`, which only a user who trusts
+    the file should ask for; a refused Lambda says how."""
     p = Path(path)
     if not p.exists():
         raise ModelLoadError(
@@ -121,8 +124,16 @@ def load_model_file(path: str | os.PathLike):
     import keras
 
     try:
-        return keras.saving.load_model(str(p), compile=False)
+        return keras.saving.load_model(str(p), compile=False,
+                                       safe_mode=not unsafe_deserialization)
     except Exception as exc:  # keras raises many types for corrupt/custom files
+        if "safe_mode" in str(exc) or "Lambda" in str(exc) and "unsafe" in str(exc).lower():
+            raise ModelLoadError(
+                f"model file {str(p)!r} has a Lambda layer, whose Python code Keras "
+                "will not run from a file by default (it could run anything). If you "
+                "trust the file, pass --unsafe-deserialization (Python: "
+                "load_model_file(path, unsafe_deserialization=True))."
+            ) from exc
         hint = ""
         if "custom" in str(exc).lower() or "Unknown" in str(exc):
             hint = (" The file uses custom layers: load it in Python with "
@@ -154,7 +165,7 @@ def _check_container(p: Path) -> None:
 
 
 def load(spec: str, model_args: dict | None = None,
-         input_shape: Sequence[int] | None = None):
+         input_shape: Sequence[int] | None = None, *, unsafe_deserialization: bool = False):
     """Load MODEL as given on the command line."""
     if spec.startswith(APPLICATIONS_PREFIX):
         return load_application(spec[len(APPLICATIONS_PREFIX):], model_args, input_shape)
@@ -162,4 +173,4 @@ def load(spec: str, model_args: dict | None = None,
         raise InputSpecError(
             "--model-arg applies to keras.applications.NAME models, not to files"
         )
-    return load_model_file(spec)
+    return load_model_file(spec, unsafe_deserialization=unsafe_deserialization)

@@ -38,6 +38,8 @@ SMALL = {
     "chain": dict(n=3, size=8),
     "weight_stream": dict(n=2, c=16),
     "batch_matmul": dict(b=2, m=4, k=3, n=5),
+    "transpose": dict(rows=4, a=2, b=3, inner=2),
+    "slice": dict(rows=6, cin=8, cout=3),
 }
 
 
