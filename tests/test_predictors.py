@@ -816,3 +816,39 @@ def test_predict_model_reports_a_band_and_the_kernels_outside():
     assert res.band is not None and res.band.uncertainty_ms > 0
     assert [c.op for _, c in res.band.outside] == ["depthwise"]
     assert res.to_dict()["outside_table"][0]["config"]["k"] == 7
+
+
+def test_in_network_slowdown_is_fitted_with_streaming_and_bounded():
+    """Calibration networks that run 8% slower than their kernels alone, besides a
+    third of the weight-streaming excess, give back both; a network measured twice
+    its kernels' sum is capped at MAX_IN_NETWORK_SLOWDOWN."""
+    from latency_lab.kernels import WorkItem
+    from latency_lab.predictors import MAX_IN_NETWORK_SLOWDOWN, predict_items
+
+    prof = _profile()
+    stream = [Sample("weight_stream", dict(n=n, c=256), ms, 0.0, 5, (ms,) * 5)
+              for n, ms in ((1, 0.05), (16, 5.0))]
+    prof = prof.with_samples(list(prof.samples) + stream)
+    iso = LookupTableModel(prof).fit()
+
+    def network(c, n, slowdown, stream=1 / 3):
+        items = [WorkItem("", "", [("dense", dict(rows=1, cin=c, cout=c))]) for _ in range(n)]
+        base, _ = predict_items(items, iso)
+        kernels = sum(iso.kernel_ms(i.configs) for i in items)
+        w_net = sum(i.weight_bytes for i in items)
+        w_k = op_kinds.weight_bytes("dense", dict(rows=1, cin=c, cout=c))
+        t = base + slowdown * kernels + stream * n * iso._stream_excess_ms(w_k, w_net)
+        return {"name": f"d{c}x{n}", "measured_ms": t, "iqr_ms": 0.0, "raw_ms": [t],
+                "items": [i.to_dict() for i in items]}
+
+    shapes = ((512, 4), (256, 8), (384, 6), (64, 3))
+    fitted = LookupTableModel(prof.replace(calibration={"models": [
+        network(c, n, 0.08) for c, n in shapes]})).fit()
+    assert fitted.in_network_slowdown_ == pytest.approx(0.08, abs=1e-6)
+    assert fitted.in_network_stream_ == pytest.approx(1 / 3, rel=1e-4)
+    one = [WorkItem("", "", [_conv()])]
+    assert predict_items(one, fitted)[0] - fitted.per_invocation_ms_ == pytest.approx(
+        1.08 * (predict_items(one, iso)[0] - iso.per_invocation_ms_))
+    capped = LookupTableModel(prof.replace(calibration={"models": [
+        network(c, n, 1.0, stream=0.0) for c, n in shapes]})).fit()
+    assert capped.in_network_slowdown_ == MAX_IN_NETWORK_SLOWDOWN
