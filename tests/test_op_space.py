@@ -83,3 +83,14 @@ def test_path_plan_samples_densely_at_both_sides_of_a_boundary():
     plan = plans.path_plan(samples, per_value=3)
     assert sorted({p.config["k"] for p in plan}) == [5, 6]
     assert len(plan) == 6 and all(p.phase == "adaptive" for p in plan)
+
+
+def test_plans_keep_derived_keys_consistent():
+    """Variants and perturbations scale channel keys apart; a slice must still take
+    at most its input (a cout past cin failed a whole profile's conversion batch)."""
+    s = _sample("slice", dict(rows=64, cin=16, cout=16), 0.01)
+    samples = [_sample("slice", dict(rows=64 + i, cin=16, cout=16), 0.01 * (1 + (i % 3)))
+               for i in range(8)] + [s]
+    plan = plans.adaptive_plan(samples, 40, threshold=0.0)
+    assert plan and all(p.config["cout"] <= p.config["cin"] for p in plan)
+    assert op_kinds.get("slice").derive(dict(rows=4, cin=3, cout=9))["cout"] == 3

@@ -234,6 +234,7 @@ def table_plan(quick: bool, seed: int = 0, max_samples: int | None = None,
             distinct.add(sample_key(op, cfg))
             chosen.append(cfg)
         for cfg in chosen:
+            cfg = kind.derive(cfg)  # variants scale keys apart (a slice's cout past its cin)
             k = sample_key(op, cfg)
             if k not in seen:
                 seen.add(k)
@@ -405,7 +406,7 @@ def adaptive_plan(samples: Sequence, n: int, seed: int = 0,
     i = 0
     while worst and len(plan) < n and i < 20 * n:
         _, s = worst[i % len(worst)]
-        cfg = _perturb(s.config, rng)
+        cfg = op_kinds.get(s.op).derive(_perturb(s.config, rng))
         p = PlannedSample(s.op, cfg, "adaptive")
         if p.key not in seen:
             seen.add(p.key)

@@ -107,7 +107,8 @@ class OpKind:
 
     def derive(self, config: Config) -> Config:
         """`config` (the sampled keys of `space`) completed with the keys that follow
-        from them: by default a square map (w = h)."""
+        from them (by default a square map: w = h) and made consistent (a slice keeps
+        at most its input); every plan passes its configurations through it."""
         out = dict(config)
         if "w" in self.keys and "w" not in out and "h" in out:
             out["w"] = out["h"]
