@@ -156,6 +156,7 @@ def kernel_breakdown(items: Sequence, estimators: Mapping[str, Any],
     from latency_lab.profile import sample_key
 
     w_net = sum(item.weight_bytes for item in items)
+    n_kernels = sum(1 for item in items if item.configs)
     rows = []
     for item in items:
         preds = {}
@@ -163,7 +164,7 @@ def kernel_breakdown(items: Sequence, estimators: Mapping[str, Any],
             if item.configs is None:
                 preds[p] = est.predict_work(item.flops, item.bytes, item.op_class)
             else:
-                preds[p] = est.kernel_ms(item.configs, w_net)
+                preds[p] = est.kernel_ms(item.configs, w_net, n_kernels)
         meas = None
         if item.configs:
             meas = sum(max(measured[sample_key(op, cfg)].min_ms - per_invocation_ms, 0.0)

@@ -106,7 +106,8 @@ class LatencyRegularizer(NetworkRegularizer):
     def _item_ms(self, item: WorkItem) -> float:
         if item.configs is None:
             return self.predictor.predict_work(item.flops, item.bytes, item.op_class)
-        return self.predictor.kernel_ms(item.configs, self._weight_bytes)
+        return self.predictor.kernel_ms(item.configs, self._weight_bytes,
+                                        sum(1 for i in self._items if i.configs))
 
     def _fractions(self, s: _Surrogate, alive_in: list, alive_out: Any):
         fi = alive_in[0] / s.full_in if s.full_in and alive_in else 1.0
