@@ -252,3 +252,20 @@ def test_unknown_runtime_names_the_known_ones():
 def test_bad_thread_counts(threads):
     with pytest.raises(InputSpecError, match="threads"):
         runtimes.get("litert", threads=threads)
+
+
+def test_the_keras_runtime_keeps_a_bounded_number_of_compiled_ops(monkeypatch):
+    """Each compiled op holds its weights; a full profile's ~960 grew a process past
+    the machine's memory. The least recently used are dropped and recompiled."""
+    from latency_lab.runtimes import keras_runtime
+    from latency_lab.runtimes.base import OpProgram
+
+    monkeypatch.setattr(keras_runtime, "COMPILED_OPS_KEPT", 2)
+    rt = keras_runtime.KerasRuntime()
+    compiled = []
+    monkeypatch.setattr(rt, "_compile", lambda fn, jit: compiled.append(fn) or fn)
+    progs = [OpProgram(f"op{i}", [(1, 2)], (lambda i: lambda x: x * i)(i)) for i in range(3)]
+    for p in progs[:2] + progs[:1] + progs[2:] + progs[:1]:
+        rt._compiled_op(p)
+    assert list(rt._compiled_ops) == ["op2", "op0"]
+    assert len(compiled) == 3  # op0 was kept as the most recently used

@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import warnings
 import weakref
+from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
@@ -20,7 +21,9 @@ from latency_lab.errors import InputSpecError, MeasurementError
 from latency_lab.runtimes.base import OpProgram
 from latency_lab.timing import Measurement, TimingConfig, measure, measure_interleaved
 
-__all__ = ["Backend", "BACKENDS", "DEVICES", "KerasRuntime"]
+__all__ = ["Backend", "BACKENDS", "DEVICES", "KerasRuntime", "COMPILED_OPS_KEPT"]
+
+COMPILED_OPS_KEPT = 128
 
 
 def _tf_compile(fn: Callable, jit: bool) -> Callable:
@@ -177,7 +180,10 @@ class KerasRuntime:
         gpu_count = backend.gpu_count
         # Compiled functions by program key / model: a profile times everything in
         # several passes and should trace and compile each once.
-        self._compiled_ops: dict[str, Callable] = {}
+        # Compiled op programs by key, the least recently used dropped past
+        # COMPILED_OPS_KEPT: each holds its weights as constants, and a full profile's
+        # ~960 of them grew a process to 24 GB and the OOM killer.
+        self._compiled_ops: OrderedDict[str, Callable] = OrderedDict()
         self._compiled_models: "weakref.WeakKeyDictionary[Any, Callable]" = weakref.WeakKeyDictionary()
         # Checked here because the backends do not refuse: TensorFlow's soft placement
         # runs a "gpu:0" scope on the CPU without a word, so the profile would hold CPU
@@ -250,6 +256,16 @@ class KerasRuntime:
         """Several models with interleaved repeats (`measure_interleaved`)."""
         return self._time_all([self._model_work(m) for m in models], timing)
 
+    def _compiled_op(self, prog: OpProgram) -> Callable:
+        ops = self._compiled_ops
+        if prog.key in ops:
+            ops.move_to_end(prog.key)
+        else:
+            ops[prog.key] = self._compile(prog.fn, self.jit)
+            while len(ops) > COMPILED_OPS_KEPT:
+                ops.popitem(last=False)
+        return ops[prog.key]
+
     def measure_ops(self, programs: Sequence[OpProgram], timing: TimingConfig | None = None,
                     on_result: Callable[[OpProgram, Measurement], None] | None = None,
                     ) -> list[Measurement]:
@@ -257,9 +273,8 @@ class KerasRuntime:
         results = []
         for prog in programs:
             inputs = [rng.standard_normal(s).astype(np.float32) for s in prog.input_shapes]
-            if prog.key not in self._compiled_ops:
-                self._compiled_ops[prog.key] = self._compile(prog.fn, self.jit)
-            (m,) = self._time_all([(self._compiled_ops[prog.key], inputs)], timing)
+            compiled = self._compiled_op(prog)
+            (m,) = self._time_all([(compiled, inputs)], timing)
             results.append(m)
             if on_result:
                 on_result(prog, m)
