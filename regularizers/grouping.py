@@ -65,7 +65,7 @@ from typing import Any, Callable, Iterable, Sequence
 import numpy as np
 
 from latency_lab.graph import Graph, Op
-from latency_lab.errors import InvalidArgumentError
+from latency_lab.errors import InvalidArgumentError, LatencyLabError
 
 
 
@@ -551,7 +551,7 @@ def _strip_ones(shape: Sequence[int]) -> tuple:
     return tuple(int(d) for d in shape if int(d) != 1)
 
 
-class _Refused(Exception):
+class _Refused(LatencyLabError):
     """A layout rule cannot group this op; the message says why (named by the caller)."""
 
 
