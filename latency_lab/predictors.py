@@ -40,7 +40,7 @@ from latency_lab.bench.ceilings import bandwidth_at, weight_bandwidth_curve
 from latency_lab.errors import (InvalidArgumentError, ProfileError, SlowFitWarning,
                                 UnsupportedOpError)
 from latency_lab.kernels.work import WorkItem
-from latency_lab.op_kinds.space import kernel_paths
+from latency_lab.op_kinds.space import kernel_paths_along
 from latency_lab.profile import DeviceProfile, load_profile, network_latency_ms, sample_key
 
 __all__ = ["RooflineModel", "LookupTableModel", "FlopsBaseline", "PREDICTORS",
@@ -235,14 +235,9 @@ def path_of(paths: Sequence[tuple], value) -> int:
 def kernel_path_table(op: str, cfgs: Sequence[dict], log_eff: Sequence[float]) -> dict:
     """{path key: kernel paths (tuples of values)} of op kind `op` found in a table
     (`op_kinds.space.kernel_paths`): spines are the samples equal in every other key."""
-    kind = op_kinds.get(op)
     out = {}
-    for key in kind.path_keys:
-        spines: dict[tuple, dict] = {}
-        for c, e in zip(cfgs, log_eff):
-            rest = tuple(sorted((k, v) for k, v in c.items() if k != key))
-            spines.setdefault(rest, {})[c[key]] = float(e)
-        found = kernel_paths(list(s.items()) for s in spines.values())
+    for key in op_kinds.get(op).path_keys:
+        found = kernel_paths_along(key, cfgs, log_eff)
         if len(found) > 1:
             out[key] = found
     return out
@@ -912,17 +907,18 @@ def prediction_band(items: Sequence[WorkItem], predictor: Any) -> PredictionBand
         return None
     by_kind: dict[str, float] = {}
     outside: list[tuple[str, KernelCheck]] = []
-    checks: dict[str, KernelCheck] = {}
+    kernels = sum(1 for item in items if item.configs)
+    errors_ms: dict[str, float] = {}  # per distinct configuration: checked and predicted once
     for item in items:
         for op, cfg in _as_kernels(item.configs or ()):
             key = sample_key(op, cfg)
-            if key not in checks:
-                checks[key] = predictor.check_kernel(op, cfg)
-                if checks[key].outside:
-                    outside.append((item.layer, checks[key]))
-            c = checks[key]
-            ms = predictor.kernel_ms([(op, cfg)], 0.0, len(items))
-            by_kind[op] = by_kind.get(op, 0.0) + ms * (math.exp(c.log_std) - 1.0)
+            if key not in errors_ms:
+                c = predictor.check_kernel(op, cfg)
+                if c.outside:
+                    outside.append((item.layer, c))
+                ms = predictor.kernel_ms([(op, cfg)], 0.0, kernels)
+                errors_ms[key] = ms * (math.exp(c.log_std) - 1.0)
+            by_kind[op] = by_kind.get(op, 0.0) + errors_ms[key]
     return PredictionBand(math.sqrt(sum(v * v for v in by_kind.values())), outside)
 
 

@@ -274,12 +274,17 @@ def _spine_bases(op: str, cfgs: Sequence[Config], n: int) -> list[Config]:
     return [ranked[int((i + 1) * len(ranked) / (n + 1))] for i in range(n)]
 
 
+def _activations_run(runtime: str) -> set[str]:
+    """The activations `runtime` runs as one kernel (under LiteRT swish is a LOGISTIC
+    and a MUL, timed as those)."""
+    return set(ACTIVATION_KERNELS.values()) if runtime == "litert" else set(ACTIVATIONS)
+
+
 def _runnable(op: str, cfgs: list[Config], runtime: str) -> list[Config]:
-    """Drop configurations `runtime` never runs as one kernel of `op` (an activation
-    LiteRT runs as two kernels, timed as those)."""
-    if op != "activation" or runtime != "litert":
+    """Drop configurations `runtime` never runs as one kernel of `op`."""
+    if op != "activation":
         return cfgs
-    runs = set(ACTIVATION_KERNELS.values())
+    runs = _activations_run(runtime)
     return [c for c in cfgs if c["fn"] in runs]
 
 
@@ -292,10 +297,7 @@ def category_configs(configs: Iterable[tuple[str, Config]],
     CATEGORY_SAMPLES of the op's configurations with that value swapped in, spread from
     the smallest to the largest. Under LiteRT only the activations it runs as one
     kernel (swish is a LOGISTIC and a MUL, timed as those)."""
-    if runtime == "litert":
-        runs = set(ACTIVATION_KERNELS.values())
-    else:
-        runs = set(ACTIVATIONS)
+    runs = _activations_run(runtime)
     by_op: dict[str, list[Config]] = {}
     for op, cfg in configs:
         by_op.setdefault(op, []).append(cfg)
@@ -353,18 +355,14 @@ def path_boundaries(samples: Sequence) -> dict[tuple[str, str], list[tuple]]:
     """{(op, path key): kernel paths} found in measured `samples` (objects with op,
     config and min_ms), for the op kinds and keys where the time per unit of work
     jumps between neighbouring values (`op_kinds.space.kernel_paths`)."""
-    from latency_lab.op_kinds.space import kernel_paths
+    from latency_lab.op_kinds.space import kernel_paths_along
 
     out = {}
     for kind in op_kinds.table_kinds():
         rows = [s for s in samples if s.op == kind.name]
+        effs = [_log_efficiency(kind.name, s.config, s.min_ms) for s in rows]
         for key in kind.path_keys:
-            spines: dict[tuple, dict] = {}
-            for s in rows:
-                rest = tuple(sorted((k, v) for k, v in s.config.items() if k != key))
-                spines.setdefault(rest, {})[s.config[key]] = _log_efficiency(
-                    kind.name, s.config, s.min_ms)
-            found = kernel_paths(list(sp.items()) for sp in spines.values())
+            found = kernel_paths_along(key, [s.config for s in rows], effs)
             if len(found) > 1:
                 out[(kind.name, key)] = found
     return out

@@ -19,7 +19,7 @@ import random
 from dataclasses import dataclass
 from typing import Iterable, Sequence
 
-__all__ = ["Dim", "latin_hypercube", "kernel_paths", "PATH_JUMP"]
+__all__ = ["Dim", "latin_hypercube", "kernel_paths", "kernel_paths_along", "PATH_JUMP"]
 
 
 @dataclass(frozen=True)
@@ -98,3 +98,14 @@ def kernel_paths(values_by_spine: Iterable[Sequence[tuple]],
         current.append(vb)
     paths.append(tuple(current))
     return paths
+
+
+def kernel_paths_along(key: str, configs: Sequence[dict], log_eff: Sequence[float],
+                       jump: float = PATH_JUMP) -> list[tuple]:
+    """`kernel_paths` of `key` in measured configurations and their log efficiencies:
+    the spines are the configurations equal in every other key."""
+    spines: dict[tuple, dict] = {}
+    for cfg, e in zip(configs, log_eff):
+        rest = tuple(sorted((k, v) for k, v in cfg.items() if k != key))
+        spines.setdefault(rest, {})[cfg[key]] = float(e)
+    return kernel_paths([list(sp.items()) for sp in spines.values()], jump)
