@@ -28,7 +28,7 @@ from latency_lab.graph import Op, dtype_bytes, positions
 __all__ = ["ACTIVATION_FLOPS", "DENSE", "DEPTHWISE", "ELEMENTWISE", "DATA", "OpCost",
            "ZERO", "CostFn", "CostRule", "register", "supported_types", "is_supported",
            "rule", "op_class", "cost_of", "activation_name",
-           "activation_flops_per_element", "RESIZE_TAPS", "resize_cost"]
+           "activation_flops_per_element", "RESIZE_TAPS", "resize_cost", "UNSUPPORTED_HINTS"]
 
 # Roofline classes an op's compute time is charged to (profile "compute_flops_per_s").
 DENSE, DEPTHWISE, ELEMENTWISE, DATA = "dense", "depthwise", "elementwise", "data"
@@ -126,18 +126,22 @@ def is_supported(op_type: str) -> bool:
     return op_type in _REGISTRY
 
 
+# Layer types that can never have a cost function, with what to do instead.
+UNSUPPORTED_HINTS = {
+    "Lambda": "runs Python code whose work cannot be read from the graph. Write it with "
+              "keras.ops calls (x[..., :c], keras.ops.split, keras.ops.transpose: each is "
+              "costed), or predict with a LiteRT profile, which costs the kernels the "
+              "Lambda converts to; --allow-unknown counts it as zero.",
+}
+
+
 def rule(op_type: str, *, layer: str | None = None) -> CostRule:
     try:
         return _REGISTRY[op_type]
     except KeyError:
         where = f"layer {layer!r} of type {op_type!r}" if layer else f"op type {op_type!r}"
-        if op_type == "Lambda":  # arbitrary code: nothing to read its work from
-            raise UnsupportedOpError(
-                f"{where} runs Python code whose work cannot be read from the graph. "
-                "Write it with keras.ops calls (x[..., :c], keras.ops.split, "
-                "keras.ops.transpose: each is costed), or predict with a LiteRT profile, "
-                "which costs the kernels the Lambda converts to; --allow-unknown counts "
-                "it as zero.") from None
+        if op_type in UNSUPPORTED_HINTS:
+            raise UnsupportedOpError(f"{where} {UNSUPPORTED_HINTS[op_type]}") from None
         raise UnsupportedOpError(
             f"{where} has no cost function. Supported types: "
             f"{', '.join(supported_types())}. Register one with "

@@ -16,7 +16,7 @@ from typing import Any, Callable, Iterable
 from latency_lab import device_info
 from latency_lab.errors import ProfileError, ProfileInterrupted, SlowFitWarning
 from latency_lab.kernels import work_items
-from latency_lab.predictors import LookupTableModel, prediction_band
+from latency_lab.predictors import LookupTableModel, prediction_band, with_fitted_lookup
 from latency_lab.profile import DeviceProfile, Sample, sample_key, unstable_count
 
 __all__ = ["ExtendResult", "writable_profile_path", "kernels_to_measure", "extend_profile"]
@@ -103,8 +103,8 @@ def extend_profile(profile_path: Any, models: Iterable[tuple[str, Any]], *,
     """Time the kernels of `models` ((name, keras model) pairs) that lie outside the
     lookup table of the profile at `profile_path`, add them as samples and save.
     `runtime`: the profile's runtime (default: `runtimes.for_profile`). `refit`:
-    refresh the stored lookup fit afterwards (only the op kinds that gained samples
-    are optimized again); without it the stored fit is stale and every load warns
+    refresh the stored lookup fit afterwards (a stored fit still valid is reused);
+    without it the stored fit is stale and every load warns
     (SlowFitWarning). Raises ProfileInterrupted after saving when interrupted."""
     from latency_lab.profiler import caught_signals, measure_kernels, profile_timing
     from latency_lab.runtimes import for_profile
@@ -162,12 +162,9 @@ def extend_profile(profile_path: Any, models: Iterable[tuple[str, Any]], *,
             "run the same command again to finish (measured samples are not measured again)")
     result.profile = state["profile"]
     if refit:
-        log("refreshing the stored lookup fit (only op kinds that gained samples are "
+        log("refreshing the stored lookup fit (kinds whose samples changed are "
             "fitted again)")
-        est = _lookup(result.profile)
-        fitted = dict(result.profile.fitted)
-        fitted["lookup"] = est.fitted_section()
-        result.profile = result.profile.replace(fitted=fitted)
+        result.profile = with_fitted_lookup(result.profile, reuse_current=True)
         result.profile.save(path)
         result.refitted = True
     return result

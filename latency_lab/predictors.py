@@ -820,14 +820,18 @@ PREDICTORS: dict[str, type] = {
 }
 
 
-def with_fitted_lookup(profile: Any) -> DeviceProfile:
+def with_fitted_lookup(profile: Any, reuse_current: bool = False) -> DeviceProfile:
     """`profile` with its ``fitted.lookup`` section derived afresh: the lookup table's
     Gaussian processes fitted with hyperparameter optimization (the slow path; a
     stored section is ignored) under the default settings, which every load uses.
-    Save the result to make later loads fast. Raises ProfileError for a profile
-    without lookup-table samples (a datasheet profile)."""
+    With `reuse_current`, a stored section that still applies is used rather than
+    ignored (`LookupTableModel(use_fitted=True)`). Save the result to
+    make later loads fast. Raises ProfileError for a profile without lookup-table
+    samples (a datasheet profile)."""
     prof = load_profile(profile)
-    est = LookupTableModel(prof, use_fitted=False).fit()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", SlowFitWarning)  # this refreshes what it warns of
+        est = LookupTableModel(prof, use_fitted=reuse_current).fit()
     fitted = prof.fitted
     fitted["lookup"] = est.fitted_section()
     return prof.replace(fitted=fitted)

@@ -52,6 +52,7 @@ import numpy as np
 from latency_lab import costs
 from regularizers.algorithms import ALGORITHMS, GroupAlgorithm, layers_by_op_name, make_algorithm
 from regularizers.grouping import (
+    take_sum,
     ChannelGraph,
     ChannelOp,
     Segment,
@@ -282,7 +283,7 @@ class NetworkRegularizer:
             if r is None:
                 continue
             if getattr(seg, "classes", None) is not None:
-                r = ops.sum(ops.take(per_class[gid], seg.classes, axis=0))
+                r = take_sum(per_class[gid], seg.classes)
             r = r if mult == 1 else float(mult) * r
             total = r if total is None else total + r
         return total

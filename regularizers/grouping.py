@@ -97,6 +97,7 @@ class Segment(tuple):
 
 
 __all__ = [
+    "take_sum",
     "ChannelGraph",
     "ChannelOp",
     "Group",
@@ -256,14 +257,14 @@ def alive_count(segments: Sequence[Segment], alive_by_group: dict,
         if classes is None:
             a = alive_by_group[gid]
         elif class_alive is not None and gid in class_alive:
-            a = _take_sum(class_alive[gid], classes)
+            a = take_sum(class_alive[gid], classes)
         else:
             a = len(classes)
         total = total + (a if mult == 1 else mult * a)
     return total
 
 
-def _take_sum(vector: Any, classes: np.ndarray) -> Any:
+def take_sum(vector: Any, classes: np.ndarray) -> Any:
     """sum(vector[classes]) for a numpy array or a backend tensor."""
     if isinstance(vector, np.ndarray):
         return vector[classes].sum()

@@ -70,6 +70,7 @@ class LatencyRegularizer(NetworkRegularizer):
             raise InvalidArgumentError("LatencyRegularizer needs a model: pass model=<keras.Model>.")
         self._items = work_items(model, self.profile.runtime_name)
         self._weight_bytes = sum(i.weight_bytes for i in self._items)
+        self._kernels = sum(1 for i in self._items if i.configs)
         self._cost_cache: dict[tuple, float] = {}
         super().__init__(model=model, target=target_ms, **kwargs)
 
@@ -106,8 +107,7 @@ class LatencyRegularizer(NetworkRegularizer):
     def _item_ms(self, item: WorkItem) -> float:
         if item.configs is None:
             return self.predictor.predict_work(item.flops, item.bytes, item.op_class)
-        return self.predictor.kernel_ms(item.configs, self._weight_bytes,
-                                        sum(1 for i in self._items if i.configs))
+        return self.predictor.kernel_ms(item.configs, self._weight_bytes, self._kernels)
 
     def _fractions(self, s: _Surrogate, alive_in: list, alive_out: Any):
         fi = alive_in[0] / s.full_in if s.full_in and alive_in else 1.0
@@ -136,7 +136,10 @@ class LatencyRegularizer(NetworkRegularizer):
         """Predicted latency (ms) of the network with dead channels removed, from the
         profile's predictor itself (not the surrogate)."""
         alive = self._alive_numbers()
-        key = tuple(sorted(alive.items()))
+        # which classes are alive matters, not only how many: a slice or shuffle
+        # segment counts the alive classes it holds
+        key = (tuple(sorted(alive.items())),
+               tuple((g, m.tobytes()) for g, m in sorted(getattr(alive, "per_class", {}).items())))
         if key in self._cost_cache:  # alive counts change rarely; the predictor is slow
             return self._cost_cache[key]
         items = []
