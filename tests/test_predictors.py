@@ -119,6 +119,34 @@ def test_lookup_between_dense_table_points_stays_near_its_neighbours():
         assert 0.75 < est.predict([("dense", cfg)])[0] / law(cfg) < 1.33, cfg
 
 
+def test_weights_past_the_cache_are_read_at_the_streaming_curves_bandwidth():
+    """A made-up device streams weights at 50 GB/s while they fit its 4 MB cache and
+    at 10 GB/s past it (its weight_stream samples say so); the dense table holds
+    one-row layers of up to 1 MB only. An 8 MB one-row dense is predicted from the
+    curve's bandwidth at 8 MB with `cache_base`, and at the table's in-cache speed
+    (5x fast) with one memory ceiling."""
+    def bw(nbytes):
+        return 50e9 if nbytes < 4 * 2**20 else 10e9
+
+    def dense_ms(cfg):
+        wb = 4.0 * cfg["cin"] * cfg["cout"]
+        return wb / bw(wb) * 1e3 + 0.001
+
+    cfgs = [dict(rows=1, cin=c, cout=o) for c in (64, 128, 256, 512) for o in (100, 250, 500)]
+    samples = [Sample("dense", c, dense_ms(c), 0.0, 3, (dense_ms(c),) * 3) for c in cfgs]
+    stream = []
+    for n in (1, 4, 8, 16, 32, 64):  # n matrices of 256x256 floats
+        ms = 4.0 * n * 256**2 / bw(4.0 * n * 256**2) * 1e3
+        stream.append(Sample("weight_stream", dict(n=n, c=256), ms, 0.0, 5, (ms,) * 5))
+    base = _profile()
+    prof = base.with_samples([s for s in base.samples if s.op != "dense"] + samples + stream)
+    big = dict(rows=1, cin=2048, cout=1024)  # 8 MB
+    cached = LookupTableModel(prof).fit().predict([("dense", big)])[0]
+    assert 0.8 < cached / dense_ms(big) < 1.25
+    one_ceiling = LookupTableModel(prof, cache_base=False).fit().predict([("dense", big)])[0]
+    assert one_ceiling / dense_ms(big) < 0.5
+
+
 def test_lookup_is_monotone_in_channels_between_table_points():
     est = LookupTableModel(_profile()).fit()
     by_out = est.predict([_conv(cout=c) for c in range(8, 33, 2)])
