@@ -2,7 +2,14 @@
 kernels LiteRT really runs, and the registry's errors. No wall-clock assertions: only
 that figures are positive and finite and that there is one per program."""
 
+import json
 import math
+import os
+import subprocess
+import sys
+import textwrap
+from importlib.util import find_spec
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -21,6 +28,7 @@ CONFIGS = [
 
 # Cheapest settings the harness accepts: these tests check plumbing, not speed.
 FAST = TimingConfig(warmup_runs=1, min_time_s=0.002, repeats=3, max_retries=0)
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def programs(configs=CONFIGS):
@@ -237,6 +245,133 @@ def test_keras_runtime_compiles_each_program_and_model_once():
     for _ in range(2):
         assert_good(rt.measure_model(model, FAST))
     assert len(compiled) == 3
+
+
+# ------------------------------------------------- op weights as variables (keras)
+# XLA constant-folds work on constants: a full keras profile grew past 20 GB folding an
+# 11x11x575x634 conv kernel, and timed what no model runs (a model's weights are
+# variables, inputs of the compiled computation). So the keras runtime compiles op
+# programs with their weights as variables; LiteRT keeps them constants (the tests
+# above: the converter still fuses bias and activation into the conv).
+
+WEIGHTED = [("conv2d", dict(h=6, w=6, cin=8, cout=16, k=3, s=1)),
+            ("dense", dict(rows=4, cin=8, cout=12))]
+WEIGHT_SHAPES = [[(3, 3, 8, 16), (16,)], [(8, 12), (12,)]]
+
+
+def test_weight_tensor_is_a_constant_by_default_and_the_programs_variable_in_its_context():
+    import keras
+
+    from latency_lab.op_kinds.base import WeightVariables, weight_tensor
+
+    w = np.arange(6, dtype=np.float32).reshape(2, 3)
+    const = weight_tensor(w)
+    assert not isinstance(const, keras.Variable)
+    np.testing.assert_array_equal(keras.ops.convert_to_numpy(const), w)
+    weights = WeightVariables("prog")
+    with weights.creating():
+        v = weight_tensor(w)
+        assert isinstance(v, keras.Variable) and not v.trainable
+        assert weight_tensor(w) is v  # one variable per array
+    with weights.reading():  # tracing: the same variable, and no new ones
+        assert weight_tensor(w) is v
+        with pytest.raises(MeasurementError, match=r"'prog'.*shape \(3,\).*`build`"):
+            weight_tensor(np.zeros(3, np.float32))
+    assert weights.variables == [v]
+    np.testing.assert_array_equal(keras.ops.convert_to_numpy(v), w)
+    assert not isinstance(weight_tensor(w), keras.Variable)  # the context is over
+
+
+@pytest.mark.only_backend("tensorflow")
+@pytest.mark.filterwarnings("ignore:TensorFlow was already initialized:RuntimeWarning")
+def test_keras_runtime_compiles_op_weights_as_variables_with_the_constants_values():
+    import tensorflow as tf
+
+    rt = runtimes.get("keras", threads=1)
+    rng = np.random.default_rng(1)
+    for prog, shapes in zip(programs(WEIGHTED), WEIGHT_SHAPES):
+        compiled = rt._compiled_op(prog)
+        concrete = compiled.get_concrete_function(
+            *[tf.TensorSpec(s, tf.float32) for s in prog.input_shapes])
+        consts = [tuple(op.outputs[0].shape) for op in concrete.graph.get_operations()
+                  if op.type == "Const"]
+        assert not set(consts) & set(shapes), (prog.key, consts)
+        assert sorted(tuple(v.shape) for v in concrete.variables) == sorted(shapes)
+        xs = [rng.standard_normal(s).astype(np.float32) for s in prog.input_shapes]
+        want = np.asarray(prog.fn(*xs))  # eager, weights as constants
+        with rt._device_scope():
+            got = np.asarray(compiled(*[tf.constant(x) for x in xs]))
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.filterwarnings("ignore:TensorFlow was already initialized:RuntimeWarning")
+def test_keras_runtime_makes_a_programs_variables_once_not_per_call_or_pass(monkeypatch):
+    from latency_lab.op_kinds.base import WeightVariables
+
+    seen = []
+    real = WeightVariables.variable
+    monkeypatch.setattr(WeightVariables, "variable",
+                        lambda self, array: seen.append(real(self, array)) or seen[-1])
+    rt = runtimes.get("keras", threads=1)
+    progs = programs(WEIGHTED)
+    for _ in range(2):
+        for m in rt.measure_ops(progs, FAST):
+            assert_good(m)
+    assert len({id(v) for v in seen}) == sum(map(len, WEIGHT_SHAPES))
+    assert len(seen) > sum(map(len, WEIGHT_SHAPES))  # the traces asked for them again
+
+
+# Under another backend, in a child process: JAX embeds the arrays a jitted function
+# closes over as HLO constants, so there the weights must be arguments.
+_OTHER_BACKEND = textwrap.dedent("""
+    import json, re
+    import numpy as np
+    import keras
+    from latency_lab import op_kinds
+    from latency_lab.runtimes import OpProgram
+    from latency_lab.runtimes.keras_runtime import KerasRuntime
+    from latency_lab.timing import TimingConfig
+
+    cfg = dict(h=6, w=6, cin=4, cout=8, k=3, s=1)
+    shapes, fn = op_kinds.get("conv2d").build(cfg, np.random.default_rng(0))
+    prog = OpProgram("conv", shapes, fn)
+    x = np.random.default_rng(1).standard_normal(shapes[0]).astype(np.float32)
+    want = keras.ops.convert_to_numpy(fn(x))
+    rt = KerasRuntime(threads=1)
+    compiled = rt._compiled_op(prog)
+    with rt._device_scope():
+        got = keras.ops.convert_to_numpy(compiled(keras.ops.convert_to_tensor(x)))
+    out = {"backend": keras.backend.backend(), "max_diff": float(np.max(np.abs(got - want)))}
+    if out["backend"] == "jax":
+        # the jitted function, with the weights' values bound first (if they are)
+        jitted, bound = getattr(compiled, "func", compiled), getattr(compiled, "args", ())
+        text = jitted.lower(*bound, x).as_text()
+        main = next(l for l in text.splitlines() if "func.func public @main" in l)
+        out["arguments"] = re.findall(r"tensor<([0-9x]+)xf32>", main.split("->")[0])
+        out["constants"] = re.findall(r"constant dense<[^>]*> : tensor<([0-9x]+)xf32>", text)
+    fast = TimingConfig(warmup_runs=1, min_time_s=0.002, repeats=3, max_retries=0)
+    (m,) = rt.measure_ops([prog], fast)
+    out["median_s"] = m.median_s
+    print("RESULT " + json.dumps(out))
+""")
+
+
+@pytest.mark.parametrize("backend", ["jax", "torch"])
+def test_keras_runtime_op_weights_under_jax_and_torch(backend):
+    if find_spec(backend) is None:
+        pytest.skip(f"{backend} is not installed")
+    env = dict(os.environ, KERAS_BACKEND=backend, TF_CPP_MIN_LOG_LEVEL="3",
+               CUDA_VISIBLE_DEVICES="")
+    proc = subprocess.run([sys.executable, "-c", _OTHER_BACKEND], capture_output=True,
+                          text=True, timeout=600, env=env, cwd=ROOT)
+    lines = [l for l in proc.stdout.splitlines() if l.startswith("RESULT ")]
+    assert proc.returncode == 0 and lines, proc.stderr[-3000:]
+    out = json.loads(lines[-1][len("RESULT "):])
+    assert out["backend"] == backend
+    assert out["max_diff"] < 1e-5 and math.isfinite(out["median_s"]) and out["median_s"] > 0
+    if backend == "jax":
+        assert out["arguments"] == ["3x3x4x8", "8", "1x6x6x4"]  # kernel, bias, input
+        assert out["constants"] == []
 
 
 # ------------------------------------------------------------------ registry

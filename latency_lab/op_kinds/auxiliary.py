@@ -5,7 +5,7 @@ each memory level for weights)."""
 from __future__ import annotations
 
 from latency_lab.graph import Op
-from latency_lab.op_kinds.base import Config, OpKind, random_weights, register
+from latency_lab.op_kinds.base import Config, OpKind, random_weights, register, weight_tensor
 
 __all__ = ["Chain", "WeightStream"]
 
@@ -56,7 +56,7 @@ class WeightStream(OpKind):
         def fn(x):
             y = x
             for m in mats:
-                y = keras.ops.matmul(y, keras.ops.convert_to_tensor(m))
+                y = keras.ops.matmul(y, weight_tensor(m))
             return y
 
         return [(1, c["c"])], fn

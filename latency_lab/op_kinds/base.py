@@ -17,19 +17,22 @@ tests.
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import math
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 
 from latency_lab import costs
-from latency_lab.errors import ProfileError
+from latency_lab.errors import MeasurementError, ProfileError
 from latency_lab.graph import Op
 from latency_lab.op_kinds.space import Dim, latin_hypercube
 
 __all__ = ["Config", "OpKind", "CHANNEL_KEYS", "same_out", "register", "get", "kinds",
            "names", "keras_layer", "litert_kernel", "KERAS_LAYERS", "LITERT_KERNELS",
-           "random_weights", "Dim", "MAX_SAMPLE_FLOPS", "MAX_SAMPLE_BYTES"]
+           "random_weights", "weight_tensor", "WeightVariables", "Dim", "MAX_SAMPLE_FLOPS",
+           "MAX_SAMPLE_BYTES"]
 
 Config = dict[str, Any]
 
@@ -45,6 +48,91 @@ def same_out(size: int, stride: int) -> int:
 def random_weights(rng: np.random.Generator, *shape: int) -> np.ndarray:
     """Small float32 weights for a microbenchmark (their values do not change timing)."""
     return (rng.standard_normal(shape) * 0.05).astype(np.float32)
+
+
+# The `WeightVariables` of the program a runtime is tracing with its weights as
+# variables (inside its `creating()` / `reading()`); None otherwise: weights are constants.
+_WEIGHTS: contextvars.ContextVar["WeightVariables | None"] = contextvars.ContextVar(
+    "latency_lab_weight_variables", default=None)
+
+
+def weight_tensor(array: np.ndarray) -> Any:
+    """A microbenchmark's weight as a tensor: what every `build` program uses for its
+    weight arrays (inputs and small shape constants are not weights).
+
+    By default a constant (`keras.ops.convert_to_tensor`): the LiteRT conversion
+    freezes weights into the .tflite, folding and fusing them as it does for a
+    converted network. While a runtime traces the program inside a `WeightVariables`
+    context, the program's `keras.Variable` for this array: in a Keras model the
+    weights are variables, inputs of the compiled computation, so XLA must not see
+    them as constants it could fold (it spent > 20 GB constant-folding an 11x11x575x634
+    conv kernel)."""
+    store = _WEIGHTS.get()
+    if store is None:
+        import keras
+
+        return keras.ops.convert_to_tensor(array)
+    return store.variable(array)
+
+
+class WeightVariables:
+    """The weights of one microbenchmark program as `keras.Variable`s (any backend).
+
+    A runtime that compiles a program with its weights as variables runs the program
+    once inside `creating()` (symbolically, say on `keras.KerasTensor` inputs: the
+    variables are created there, once, in eager context and under the runtime's
+    device scope), then traces it inside `reading()`, where each `weight_tensor`
+    call gets the variable made for its array and an array not seen while creating is
+    an error (variables are made once per program, never per trace). Keep the object
+    as long as the compiled program: it holds the variables (and the arrays they were
+    made from, by which they are found)."""
+
+    def __init__(self, name: str = "program"):
+        self.name = name
+        self._by_array: dict[int, tuple[np.ndarray, Any]] = {}
+        self._create = False
+
+    @property
+    def variables(self) -> list:
+        """The variables, in the order the program first used their arrays."""
+        return [v for _, v in self._by_array.values()]
+
+    def variable(self, array: np.ndarray) -> Any:
+        """The variable of `array` (by identity), made from it inside `creating()`."""
+        hit = self._by_array.get(id(array))
+        if hit is not None:
+            return hit[1]
+        if not self._create:
+            raise MeasurementError(
+                f"op program {self.name!r} used a weight of shape "
+                f"{tuple(np.shape(array))} that it did not use when its variables were "
+                "made; make weight arrays in the op kind's `build`, not inside its "
+                "function, so each traced call uses the same arrays")
+        import keras
+
+        v = keras.Variable(np.asarray(array), trainable=False,
+                           name=f"weight{len(self._by_array)}")
+        self._by_array[id(array)] = (array, v)  # the array kept: its id stays its own
+        return v
+
+    @contextlib.contextmanager
+    def _active(self, create: bool) -> Iterator["WeightVariables"]:
+        token = _WEIGHTS.set(self)
+        before, self._create = self._create, create
+        try:
+            yield self
+        finally:
+            self._create = before
+            _WEIGHTS.reset(token)
+
+    def creating(self) -> contextlib.AbstractContextManager["WeightVariables"]:
+        """`weight_tensor` makes a variable for each array it has not seen yet."""
+        return self._active(True)
+
+    def reading(self) -> contextlib.AbstractContextManager["WeightVariables"]:
+        """`weight_tensor` gives the variables made while creating; a new array is an
+        error."""
+        return self._active(False)
 
 
 # One sample's work at most (a few ms on a phone-class CPU core): the space's corners
@@ -98,7 +186,8 @@ class OpKind:
 
     def build(self, config: Config, rng: np.random.Generator) -> tuple[list[tuple], Callable]:
         """(input shapes, fn(*inputs)) of the microbenchmark, written with keras.ops;
-        weights are numpy constants that fn turns into tensors when traced."""
+        weights are numpy arrays made here that fn turns into tensors with
+        `weight_tensor` (constants, or the runtime's variables) when traced."""
         raise NotImplementedError
 
     def coverage_configs(self, quick: bool) -> list[Config]:

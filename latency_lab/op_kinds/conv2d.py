@@ -9,7 +9,7 @@ from latency_lab.graph import Op
 from latency_lab.op_kinds.activation import fused_activation_configs
 from latency_lab.op_kinds.base import (Dim, Config, OpKind, get, kernel_same_input, keras_layer,
                                        layer_hw, litert_kernel, random_weights, register,
-                                       same_out, square, tile_features)
+                                       same_out, square, tile_features, weight_tensor)
 
 __all__ = ["Conv2D", "conv2d_config", "small_map_configs", "SMALL_MAP_WEIGHT_BYTES",
            "SMALL_MAP_SIZES"]
@@ -41,9 +41,8 @@ class Conv2D(OpKind):
         bias = random_weights(rng, c["cout"])
 
         def fn(x):
-            y = keras.ops.conv(x, keras.ops.convert_to_tensor(kernel), strides=c["s"],
-                               padding="same")
-            return keras.ops.relu(y + keras.ops.convert_to_tensor(bias))
+            y = keras.ops.conv(x, weight_tensor(kernel), strides=c["s"], padding="same")
+            return keras.ops.relu(y + weight_tensor(bias))
 
         return [(1, c["h"], c["w"], c["cin"])], fn
 

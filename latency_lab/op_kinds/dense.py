@@ -7,7 +7,7 @@ import math
 from latency_lab.graph import Op
 from latency_lab.op_kinds.activation import fused_activation_configs
 from latency_lab.op_kinds.base import (Dim, Config, OpKind, keras_layer, litert_kernel,
-                                       random_weights, register, tile_features)
+                                       random_weights, register, tile_features, weight_tensor)
 
 __all__ = ["Dense"]
 
@@ -32,8 +32,7 @@ class Dense(OpKind):
         kernel, bias = random_weights(rng, c["cin"], c["cout"]), random_weights(rng, c["cout"])
 
         def fn(x):
-            return keras.ops.matmul(x, keras.ops.convert_to_tensor(kernel)) \
-                + keras.ops.convert_to_tensor(bias)
+            return keras.ops.matmul(x, weight_tensor(kernel)) + weight_tensor(bias)
 
         return [(c["rows"], c["cin"])], fn
 

@@ -9,7 +9,7 @@ from latency_lab.graph import Op
 from latency_lab.op_kinds.activation import fused_activation_configs
 from latency_lab.op_kinds.base import (Dim, Config, OpKind, kernel_same_input, keras_layer,
                                        layer_hw, litert_kernel, random_weights, register,
-                                       same_out, square)
+                                       same_out, square, weight_tensor)
 
 __all__ = ["Depthwise", "DepthwiseMultiplier", "depthwise_config"]
 
@@ -22,9 +22,9 @@ class _DepthwiseBase(OpKind):
         bias = random_weights(rng, c["c"] * dm)
 
         def fn(x):
-            y = keras.ops.depthwise_conv(x, keras.ops.convert_to_tensor(kernel),
-                                         strides=c["s"], padding="same")
-            return keras.ops.relu6(y + keras.ops.convert_to_tensor(bias))
+            y = keras.ops.depthwise_conv(x, weight_tensor(kernel), strides=c["s"],
+                                         padding="same")
+            return keras.ops.relu6(y + weight_tensor(bias))
 
         return [(1, c["h"], c["w"], c["c"])], fn
 

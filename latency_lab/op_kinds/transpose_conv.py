@@ -7,7 +7,8 @@ import math
 from latency_lab.graph import Op
 from latency_lab.op_kinds.activation import fused_activation_configs
 from latency_lab.op_kinds.base import (Dim, Config, OpKind, kernel_hw, keras_layer, layer_hw,
-                                       litert_kernel, random_weights, register, square)
+                                       litert_kernel, random_weights, register, square,
+                                       weight_tensor)
 
 __all__ = ["TransposeConv"]
 
@@ -41,8 +42,8 @@ class TransposeConv(OpKind):
         kernel = random_weights(rng, c["k"], c["k"], c["cout"], c["cin"])
 
         def fn(x):
-            return keras.ops.conv_transpose(x, keras.ops.convert_to_tensor(kernel),
-                                            strides=c["s"], padding="same")
+            return keras.ops.conv_transpose(x, weight_tensor(kernel), strides=c["s"],
+                                            padding="same")
 
         return [(1, c["h"], c["w"], c["cin"])], fn
 

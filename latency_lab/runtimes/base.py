@@ -13,9 +13,11 @@ __all__ = ["OpProgram", "Runtime"]
 
 @dataclass
 class OpProgram:
-    """A single-op program to time: input shapes and a keras.ops function. `key`
-    identifies the program (a profile sample's key): a runtime may reuse work done for
-    an earlier program with the same key, such as its conversion."""
+    """A single-op program to time: input shapes and a keras.ops function, which turns
+    its weight arrays into tensors with `op_kinds.base.weight_tensor` (constants, or
+    variables where a runtime compiles it as a model's weights are). `key` identifies
+    the program (a profile sample's key): a runtime may reuse work done for an earlier
+    program with the same key, such as its conversion."""
 
     key: str
     input_shapes: list[tuple]

@@ -4,10 +4,14 @@ Written against `keras.ops` and a small per-backend table (compile, synchronize)
 the same code measures TensorFlow on a CPU here and JAX or PyTorch on a GPU machine
 that has no TensorFlow. The clock is read only after the device has finished
 (`sync`), otherwise a GPU would report launch time, not compute time.
+
+An op program's weights are compiled as a model's are: variables, inputs of the
+compiled computation (`op_kinds.base.WeightVariables`), never constants XLA could fold.
 """
 
 from __future__ import annotations
 
+import functools
 import os
 import warnings
 import weakref
@@ -18,6 +22,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from latency_lab.errors import InputSpecError, MeasurementError
+from latency_lab.op_kinds.base import WeightVariables
 from latency_lab.runtimes.base import OpProgram
 from latency_lab.timing import Measurement, TimingConfig, measure, measure_interleaved
 
@@ -122,11 +127,17 @@ class Backend:
     # lets Ampere and newer GPUs use TensorFloat-32 (about 8x the FP32 rate on an
     # H100), else "fp32". Recorded in the profile, so its ceilings are read right.
     gpu_matmul: Callable[[], str]
+    # The compiled function must take variables' values as arguments to keep them out
+    # of the computation's constants: jax.jit embeds the arrays a function closes over
+    # as constants (tf.function captures a variable as an input; eager torch has no
+    # constants to fold).
+    weights_as_arguments: bool = False
 
 
 BACKENDS: dict[str, Backend] = {
     "tensorflow": Backend(_tf_compile, _tf_sync, _tf_gpus, _tf_gpu_matmul),
-    "jax": Backend(_jax_compile, _jax_sync, _jax_gpus, _jax_gpu_matmul),
+    "jax": Backend(_jax_compile, _jax_sync, _jax_gpus, _jax_gpu_matmul,
+                   weights_as_arguments=True),
     "torch": Backend(_torch_compile, _torch_sync, _torch_gpus, _torch_gpu_matmul),
 }
 
@@ -177,12 +188,15 @@ class KerasRuntime:
         backend = BACKENDS[self.backend]
         self._compile, self._sync = backend.compile, backend.sync
         self._gpu_matmul = backend.gpu_matmul
+        self._weights_as_arguments = backend.weights_as_arguments
         gpu_count = backend.gpu_count
         # Compiled functions by program key / model: a profile times everything in
         # several passes and should trace and compile each once.
         # Compiled op programs by key, the least recently used dropped past
-        # COMPILED_OPS_KEPT: each holds its weights as constants, and a full profile's
-        # ~960 of them grew a process to 24 GB and the OOM killer.
+        # COMPILED_OPS_KEPT: each keeps its weights alive as variables (a copy of its
+        # weight arrays on the device, 100+ MB for the largest samples), dropped with
+        # it. A full profile times ~960 programs; all kept (their weights then graph
+        # constants) grew a process to 24 GB and the OOM killer.
         self._compiled_ops: OrderedDict[str, Callable] = OrderedDict()
         self._compiled_models: "weakref.WeakKeyDictionary[Any, Callable]" = weakref.WeakKeyDictionary()
         # Checked here because the backends do not refuse: TensorFlow's soft placement
@@ -261,10 +275,42 @@ class KerasRuntime:
         if prog.key in ops:
             ops.move_to_end(prog.key)
         else:
-            ops[prog.key] = self._compile(prog.fn, self.jit)
+            ops[prog.key] = self._compile_op(prog)
             while len(ops) > COMPILED_OPS_KEPT:
                 ops.popitem(last=False)
         return ops[prog.key]
+
+    def _compile_op(self, prog: OpProgram) -> Callable:
+        """`prog.fn` compiled with its weights as variables, as in a model (XLA would
+        otherwise constant-fold work on them: > 20 GB for an 11x11x575x634 conv
+        kernel, and a figure no model shows). The variables are made once, here, by a
+        symbolic call (no computation), and live as long as the returned function."""
+        import keras
+
+        weights = WeightVariables(prog.key)
+        with self._device_scope(), weights.creating():
+            prog.fn(*[keras.KerasTensor(s, dtype="float32") for s in prog.input_shapes])
+        variables = weights.variables
+        if not variables:
+            return self._compile(prog.fn, self.jit)
+        fn = prog.fn
+        if not (self._weights_as_arguments and self.jit):  # eager code folds nothing
+            def run(*xs):
+                with weights.reading():
+                    return fn(*xs)
+
+            return self._compile(run, self.jit)
+
+        # jax.jit would embed the variables' arrays as constants: their values are
+        # arguments instead, each variable read as its argument (a StatelessScope, as
+        # Keras' own JAX trainer does).
+        def run_stateless(values, *xs):
+            with weights.reading(), keras.StatelessScope(
+                    state_mapping=list(zip(variables, values))):
+                return fn(*xs)
+
+        compiled = self._compile(run_stateless, self.jit)
+        return functools.partial(compiled, [v.value for v in variables])
 
     def measure_ops(self, programs: Sequence[OpProgram], timing: TimingConfig | None = None,
                     on_result: Callable[[OpProgram, Measurement], None] | None = None,
