@@ -374,6 +374,80 @@ def test_keras_runtime_op_weights_under_jax_and_torch(backend):
         assert out["constants"] == []
 
 
+# A whole model under JAX, in a child process: jax.jit of `model(x)` would embed the
+# weights as constants too, so its weights (trainable and not: BatchNorm's moving
+# statistics) are arguments, as in Keras' own JAX trainer (`stateless_call`), bound once
+# per measurement on the device the model runs on. The model is built on a second host
+# device: its weights are moved to the timed one once, not by jax.jit on every call.
+_JAX_MODEL = textwrap.dedent("""
+    import json, re
+    import numpy as np
+    import jax, keras
+    from latency_lab.runtimes.keras_runtime import KerasRuntime
+    from latency_lab.timing import TimingConfig
+
+    rng = np.random.default_rng(0)
+    with keras.device("cpu:1"):
+        inputs = keras.Input((6, 6, 3))
+        y = keras.layers.Conv2D(8, 3)(inputs)
+        y = keras.layers.BatchNormalization()(y)
+        y = keras.layers.GlobalAveragePooling2D()(y)
+        model = keras.Model(inputs, keras.layers.Dense(5)(y))
+        for v in model.weights:  # BN's statistics too, so that they count
+            v.assign(rng.uniform(0.5, 1.5, v.shape).astype(np.float32))
+    x = rng.standard_normal((1, 6, 6, 3)).astype(np.float32)
+    rt = KerasRuntime(threads=1)
+    out = {"backend": keras.backend.backend()}
+
+    def forward_output(compiled):
+        with rt._device_scope():
+            got = compiled(keras.ops.convert_to_tensor(x))
+        return float(np.max(np.abs(keras.ops.convert_to_numpy(got)
+                                   - keras.ops.convert_to_numpy(model(x, training=False)))))
+
+    compiled, _ = rt._model_work(model)
+    jitted, bound = getattr(compiled, "func", compiled), getattr(compiled, "args", ())
+    text = jitted.lower(*bound, x).as_text()
+    main = next(l for l in text.splitlines() if "func.func public @main" in l)
+    out["arguments"] = re.findall(r"tensor<([0-9x]+)xf32>", main.split("->")[0])
+    out["constants"] = re.findall(r"constant dense<[^>]*> : tensor<([0-9x]+)xf32>", text)
+    cpu0, cpu1 = jax.devices("cpu")[:2]
+    out["built_on_cpu1"] = all(v.value.devices() == {cpu1} for v in model.weights)
+    out["bound_on_cpu0"] = all(a.devices() == {cpu0} for a in jax.tree_util.tree_leaves(bound))
+    out["max_diff"] = forward_output(compiled)
+    # new weights are read by the next measurement, without compiling again
+    model.layers[-1].bias.assign(np.full(5, 3.0, np.float32))
+    again, _ = rt._model_work(model)
+    out["same_jitted"] = getattr(again, "func", again) is jitted
+    out["max_diff_new_weights"] = forward_output(again)
+    fast = TimingConfig(warmup_runs=1, min_time_s=0.002, repeats=3, max_retries=0)
+    out["median_s"] = rt.measure_model(model, fast).median_s
+    print("RESULT " + json.dumps(out))
+""")
+
+
+def test_keras_runtime_model_weights_are_arguments_under_jax():
+    if find_spec("jax") is None:
+        pytest.skip("jax is not installed")
+    flags = os.environ.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count=2"
+    env = dict(os.environ, KERAS_BACKEND="jax", TF_CPP_MIN_LOG_LEVEL="3",
+               CUDA_VISIBLE_DEVICES="", XLA_FLAGS=flags.strip())
+    proc = subprocess.run([sys.executable, "-c", _JAX_MODEL], capture_output=True,
+                          text=True, timeout=600, env=env, cwd=ROOT)
+    lines = [l for l in proc.stdout.splitlines() if l.startswith("RESULT ")]
+    assert proc.returncode == 0 and lines, proc.stderr[-3000:]
+    out = json.loads(lines[-1][len("RESULT "):])
+    assert out["backend"] == "jax"
+    weights = ["3x3x3x8", "8", "8", "8", "8x5", "5",  # conv, BN gamma and beta, dense
+               "8", "8"]  # BN moving mean and variance
+    assert out["arguments"] == weights + ["1x6x6x3"], out
+    assert not set(out["constants"]) & set(weights), out
+    assert out["built_on_cpu1"] and out["bound_on_cpu0"], out
+    assert out["max_diff"] < 1e-5 and out["max_diff_new_weights"] < 1e-5, out
+    assert out["same_jitted"], out
+    assert math.isfinite(out["median_s"]) and out["median_s"] > 0
+
+
 # ------------------------------------------------------------------ registry
 
 

@@ -7,6 +7,8 @@ that has no TensorFlow. The clock is read only after the device has finished
 
 An op program's weights are compiled as a model's are: variables, inputs of the
 compiled computation (`op_kinds.base.WeightVariables`), never constants XLA could fold.
+Under JAX, whose jit embeds closed-over arrays as constants, both take their weights'
+values as arguments (a model through `stateless_call`, as Keras' JAX trainer runs it).
 """
 
 from __future__ import annotations
@@ -51,6 +53,12 @@ def _jax_compile(fn: Callable, jit: bool) -> Callable:
     import jax
 
     return jax.jit(fn) if jit else fn
+
+
+def _jax_place(arrays: Any, device: str) -> Any:
+    import jax
+
+    return jax.device_put(arrays, jax.devices(device)[0])  # no copy if already there
 
 
 def _jax_sync(out: Any) -> None:
@@ -132,12 +140,16 @@ class Backend:
     # as constants (tf.function captures a variable as an input; eager torch has no
     # constants to fold).
     weights_as_arguments: bool = False
+    # (arrays, "cpu" or "gpu") -> the arrays on that device: weights passed as arguments
+    # are moved there once, not (as jax.jit moves an argument made on another device)
+    # on every call. Used only where weights_as_arguments.
+    place: Callable[[Any, str], Any] | None = None
 
 
 BACKENDS: dict[str, Backend] = {
     "tensorflow": Backend(_tf_compile, _tf_sync, _tf_gpus, _tf_gpu_matmul),
     "jax": Backend(_jax_compile, _jax_sync, _jax_gpus, _jax_gpu_matmul,
-                   weights_as_arguments=True),
+                   weights_as_arguments=True, place=_jax_place),
     "torch": Backend(_torch_compile, _torch_sync, _torch_gpus, _torch_gpu_matmul),
 }
 
@@ -189,6 +201,7 @@ class KerasRuntime:
         self._compile, self._sync = backend.compile, backend.sync
         self._gpu_matmul = backend.gpu_matmul
         self._weights_as_arguments = backend.weights_as_arguments
+        self._place = backend.place or (lambda arrays, device: arrays)
         gpu_count = backend.gpu_count
         # Compiled functions by program key / model: a profile times everything in
         # several passes and should trace and compile each once.
@@ -255,12 +268,34 @@ class KerasRuntime:
         inputs = [rng.standard_normal(s).astype(np.float32) for s in shapes]
         compiled = self._compiled_models.get(model)
         if compiled is None:
+            compiled = self._compiled_models[model] = self._compile_model(model)
+        if self._weights_as_arguments and self.jit:
+            # The model's current weights (as a tf.function reads them), bound once per
+            # measurement, not per call, on the device it runs on (a model built
+            # elsewhere, e.g. on the GPU when timing the CPU, is not copied every call).
+            compiled = functools.partial(compiled, *self._place(
+                ([v.value for v in model.trainable_variables],
+                 [v.value for v in model.non_trainable_variables]), self.device))
+        return compiled, inputs
+
+    def _compile_model(self, model: Any) -> Callable:
+        """The model's forward call, compiled with its weights as inputs of the
+        computation, as for op programs (`_compile_op`) and as Keras runs a model."""
+        if not (self._weights_as_arguments and self.jit):
+            # tf.function captures the variables as inputs; eager code folds nothing
             def forward(*xs):
                 return model(list(xs) if len(xs) > 1 else xs[0], training=False)
 
-            compiled = self._compile(forward, self.jit)
-            self._compiled_models[model] = compiled
-        return compiled, inputs
+            return self._compile(forward, self.jit)
+
+        # jax.jit would embed the variables' arrays as constants (and XLA fold work on
+        # them): their values are arguments instead, as in Keras' own JAX trainer.
+        def forward_stateless(trainable, non_trainable, *xs):
+            out, _ = model.stateless_call(trainable, non_trainable,
+                                          list(xs) if len(xs) > 1 else xs[0], training=False)
+            return out
+
+        return self._compile(forward_stateless, self.jit)
 
     def measure_model(self, model: Any, timing: TimingConfig | None = None) -> Measurement:
         return self._time_all([self._model_work(model)], timing)[0]
