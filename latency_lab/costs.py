@@ -14,6 +14,8 @@ Conventions (see DESIGN.md; they match MorphNet and TensorFlow's profiler):
   input activations plus weights, bytes_written is the output, both dtype-aware.
 - Pure views (Reshape, Flatten, Dropout at inference) move no bytes; copies (padding,
   cropping, concat) read and write theirs.
+- A layer that runs several kernels (MultiHeadAttention) is the sum of its steps
+  (`attention_parts`), its bytes those of the unfused kernel sequence.
 """
 
 from __future__ import annotations
@@ -23,12 +25,14 @@ from dataclasses import asdict, dataclass
 from typing import Callable, Sequence
 
 from latency_lab.errors import InvalidArgumentError, UnsupportedOpError
-from latency_lab.graph import Op, dtype_bytes, positions
+from latency_lab.graph import (ATTENTION_MASK_ROLES, ATTENTION_ROLES, Op, dtype_bytes,
+                               positions)
 
 __all__ = ["ACTIVATION_FLOPS", "DENSE", "DEPTHWISE", "ELEMENTWISE", "DATA", "OpCost",
            "ZERO", "CostFn", "CostRule", "register", "supported_types", "is_supported",
            "rule", "op_class", "cost_of", "activation_name",
-           "activation_flops_per_element", "RESIZE_TAPS", "resize_cost", "UNSUPPORTED_HINTS"]
+           "activation_flops_per_element", "RESIZE_TAPS", "resize_cost", "UNSUPPORTED_HINTS",
+           "ATTENTION_MATMUL_PARTS", "attention_parts", "attention_cost", "embedding_cost"]
 
 # Roofline classes an op's compute time is charged to (profile "compute_flops_per_s").
 DENSE, DEPTHWISE, ELEMENTWISE, DATA = "dense", "depthwise", "elementwise", "data"
@@ -49,7 +53,8 @@ ACTIVATION_FLOPS: dict[str, float] = {
     "swish": 5,
     "hard_silu": 4,
     "hard_swish": 4,
-    "gelu": 8,
+    "gelu": 8,  # 0.5 x (1 + erf(x / sqrt 2)), erf counted like tanh
+    "gelu_approximate": 12,  # 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))
     "tanh": 4,
     "softmax": 5,
     "log_softmax": 5,
@@ -300,6 +305,145 @@ def matmul_cost(op: Op, a_in, a_out):
     return OpCost(flops, 0, _reads(op, a_in), _writes(op, a_out))
 
 
+# ---------------------------------------------------------------------- attention
+
+# The parts of a MultiHeadAttention that are products (with a weight matrix or of two
+# activations); the others are elementwise passes (scale, mask, softmax, gate).
+ATTENTION_MATMUL_PARTS = ("query", "key", "value", "gate", "scores", "context", "output")
+# Keras 3's MultiHeadAttention takes the query's mask from the query's Keras mask only:
+# a query_mask tensor passed to it is an input that does no work.
+_UNUSED_ATTENTION_ROLES = ("query_mask",)
+
+
+def _required(op: Op, key: str):
+    value = op.attrs.get(key)
+    if value is None:
+        raise InvalidArgumentError(
+            f"layer {op.name!r} ({op.type}) has no {key!r} attribute, which its cost "
+            f"needs; build the op with latency_lab.keras_graph.from_keras, or give "
+            f"attrs[{key!r}].")
+    return value
+
+
+def _input_dtype_bytes(op: Op, i: int) -> int:
+    dtypes = op.attrs.get("input_dtypes")
+    return dtype_bytes(dtypes[i]) if dtypes else _act_bytes(op)
+
+
+def attention_parts(op: Op, a_in: Sequence[float] | None = None,
+                    a_out: float | None = None) -> dict[str, OpCost]:
+    """The cost of each step of a MultiHeadAttention, as Keras runs it; their sum is
+    `attention_cost`. Inputs are named by attrs["input_roles"] (the graph builder
+    records them in `graph.ATTENTION_ROLES` order: query, value, then key and the masks
+    when given; without the attr the inputs are taken as query, value, key,
+    attention_mask); `a_in` holds their alive channels (None: full), `a_out` the
+    output's. Needs attrs num_heads and key_dim (value_dim: key_dim when absent).
+
+    With Tq = query rows (every non-channel dim, batch included), Tk = the key's
+    attention-axis positions, h heads, dk = key_dim, dv = value_dim, S = h * Tq * Tk
+    (elements of the attention matrix):
+    - query, key, value, output (and gate with use_gate): projections, 2 FLOPs per
+      multiply-add, biases not added (as `dense_cost`); they hold all the params.
+    - scores: Q.K^T, 2 * S * dk. context: A.V, 2 * S * dv.
+    - scale by 1/sqrt(dk): 1 FLOP per element of what Keras scales: the scores when it
+      runs the fused `ops.dot_product_attention` (rank-3 inputs, dropout 0, no
+      attention scores returned), else the projected query (Tq * h * dk).
+    - mask (when any applies: attention_mask, value_mask and key_mask tensors, Keras
+      masks on query/value/key, use_causal_mask, sliding_window): 1 select per element
+      of S, 1 FLOP per (Tq x Tk) element to merge each further mask source and to
+      build each computed one (causal, sliding window). A query_mask tensor is read by
+      nothing: Keras takes the query's mask from its Keras mask only.
+    - softmax: ACTIVATION_FLOPS["softmax"] per element of S.
+    - gate_activation (sigmoid, fused into the gate projection) and gate_multiply.
+    Bytes are what the unfused sequence of kernels moves: each projection reads its
+    input and its weights and writes its result; every intermediate (projected Q, K,
+    V, the attention matrix, the context) is written once by its producer and read by
+    each consumer; each elementwise pass over the attention matrix (scale, mask,
+    softmax) reads and writes all S elements; mask tensors are read at their dtype.
+    Dropout is the identity at inference.
+    """
+    n = len(op.input_shapes)
+    roles = tuple(op.attrs.get("input_roles") or ATTENTION_ROLES[:n])
+    if len(roles) != n or "query" not in roles or "value" not in roles:
+        raise InvalidArgumentError(
+            f"layer {op.name!r} ({op.type}) has inputs {list(roles)} for {n} input "
+            "shapes; it needs a query and a value (attrs['input_roles'] names each "
+            "input: query, value, key, attention_mask, ...).")
+    at = {r: i for i, r in enumerate(roles)}
+    if a_in is None:
+        a_in = [_channels(s, op) for s in op.input_shapes]
+    a_out = _out_or(a_out, _full_out(op))
+    heads = int(_required(op, "num_heads"))
+    dk = int(_required(op, "key_dim"))
+    dv = int(op.attrs.get("value_dim") or dk)
+    q_shape, v_shape = op.input_shapes[at["query"]], op.input_shapes[at["value"]]
+    rank = len(q_shape)
+    axes = op.attrs.get("attention_axes")
+    axes = tuple(range(1, len(v_shape) - 1)) if axes is None else tuple(
+        axes if isinstance(axes, (tuple, list)) else (axes,))
+    tk = math.prod(int(v_shape[int(a) % len(v_shape)]) for a in axes)
+    rows_q, rows_kv = _pos(q_shape, op), _pos(v_shape, op)
+    d_query, d_value = a_in[at["query"]], a_in[at["value"]]
+    d_key = a_in[at["key"]] if "key" in at else d_value
+    key_bytes = _input_dtype_bytes(op, at["key"] if "key" in at else at["value"])
+    out_row = (_pos(op.output_shape, op) // rows_q) * a_out  # output_shape=(2, 4): 8
+    act, w, bias = _act_bytes(op), _w_bytes(op), _bias(op)
+    s = heads * rows_q * tk  # attention matrix elements
+    grid = rows_q * tk
+    q_el, k_el = rows_q * heads * dk, rows_kv * heads * dk
+    v_el, ctx_el = rows_kv * heads * dv, rows_q * heads * dv
+
+    def proj(rows, d_in, d_out, in_bytes):
+        params = d_in * d_out + bias * d_out
+        return OpCost(2 * rows * d_in * d_out, params,
+                      rows * d_in * in_bytes + params * w, rows * d_out * act)
+
+    def passes(elems, flops_per_elem, extra_read=0):  # an elementwise read+write pass
+        return OpCost(flops_per_elem * elems, 0, elems * act + extra_read, elems * act)
+
+    parts = {
+        "query": proj(rows_q, d_query, heads * dk, _input_dtype_bytes(op, at["query"])),
+        "key": proj(rows_kv, d_key, heads * dk, key_bytes),
+        "value": proj(rows_kv, d_value, heads * dv, _input_dtype_bytes(op, at["value"])),
+    }
+    fused = (rank == 3 and not float(op.attrs.get("dropout") or 0)
+             and not op.attrs.get("return_attention_scores"))
+    parts["scale"] = passes(s if fused else q_el, 1)
+    parts["scores"] = OpCost(2 * s * dk, 0, (q_el + k_el) * act, s * act)
+    tensors = [r for r in ATTENTION_MASK_ROLES if r in at and r not in _UNUSED_ATTENTION_ROLES]
+    # an explicit value_mask / key_mask replaces that input's Keras mask
+    keras_masks = tuple(r for r in op.attrs.get("keras_masks") or ()
+                        if r == "query" or f"{r}_mask" not in at)
+    computed = int(bool(op.attrs.get("use_causal_mask"))) + int(
+        bool(op.attrs.get("sliding_window")))
+    sources = len(tensors) + len(keras_masks) + computed
+    if sources:
+        mask_read = sum(math.prod(op.input_shapes[at[r]]) * _input_dtype_bytes(op, at[r])
+                        for r in tensors)
+        mask_read += sum((rows_q if r == "query" else rows_kv) * dtype_bytes("bool")
+                         for r in keras_masks)
+        mask = passes(s, 1, mask_read)
+        parts["mask"] = OpCost(mask.flops + (sources - 1 + computed) * grid, 0,
+                               mask.bytes_read, mask.bytes_written)
+    parts["softmax"] = passes(s, ACTIVATION_FLOPS["softmax"])
+    parts["context"] = OpCost(2 * s * dv, 0, (s + v_el) * act, ctx_el * act)
+    if op.attrs.get("use_gate"):
+        parts["gate"] = proj(rows_q, d_query, heads * dv, _input_dtype_bytes(op, at["query"]))
+        parts["gate_activation"] = OpCost(ACTIVATION_FLOPS["sigmoid"] * ctx_el, 0, 0, 0)
+        parts["gate_multiply"] = OpCost(ctx_el, 0, 2 * ctx_el * act, ctx_el * act)
+    parts["output"] = proj(rows_q, heads * dv, out_row, act)
+    return parts
+
+
+@register("MultiHeadAttention", op_class=DENSE)
+def attention_cost(op: Op, a_in, a_out):
+    """The sum of `attention_parts` (see there for what is counted)."""
+    total = ZERO
+    for part in attention_parts(op, a_in, a_out).values():
+        total = total + part
+    return total
+
+
 # ------------------------------------------------------------------ normalization
 
 
@@ -330,10 +474,14 @@ def _normalized_size(op: Op, a_in: float) -> float:
 @register("LayerNormalization", op_class=ELEMENTWISE)
 def layernorm_cost(op: Op, a_in, a_out):
     """8 FLOPs per element: mean (add), variance (sub, mul, add), normalize (sub, mul),
-    scale and shift (mul, add); rsqrt per row is negligible."""
+    scale and shift (mul, add); rsqrt per row is negligible. Params: gamma (scale) and
+    beta (center) over the normalized axes; rms_scaling=True keeps gamma only."""
     c = a_in[0]
     n = _normalized_size(op, c)
-    params = n * (int(bool(op.attrs.get("scale", True))) + int(bool(op.attrs.get("center", True))))
+    rms = bool(op.attrs.get("rms_scaling", False))  # (deprecated) gamma only, always
+    gamma = int(rms or bool(op.attrs.get("scale", True)))
+    beta = int(not rms and bool(op.attrs.get("center", True)))
+    params = n * (gamma + beta)
     elems = _pos(op.input_shapes[0], op) * c
     return OpCost(8 * elems, params, _reads(op, a_in) + params * _w_bytes(op), _writes(op, c))
 
@@ -379,6 +527,8 @@ def activation_name(op: Op) -> str:
              "ops.Relu6": "relu6", "ops.HardSigmoid": "hard_sigmoid",
              "ops.Silu": "silu", "ops.HardSilu": "hard_silu", "ops.Gelu": "gelu",
              "ops.Tanh": "tanh", "ops.Softmax": "softmax"}
+    if t == "ops.Gelu" and op.attrs.get("approximate"):  # keras.ops.gelu's default
+        return "gelu_approximate"
     if t in fixed:
         return fixed[t]
     return str(op.attrs.get("activation") or "linear")
@@ -504,6 +654,23 @@ def view_cost(op: Op, a_in, a_out):
     """No work at inference: identity (dropouts, noise, random augmentations), or a
     view of the same buffer."""
     return ZERO
+
+
+@register("Embedding", op_class=DATA)
+def embedding_cost(op: Op, a_in, a_out):
+    """A gather of one row of A_out weights per index: no FLOPs (mask_zero adds one
+    compare per index, and writes the boolean mask). Params: input_dim (vocabulary)
+    x A_out. Bytes read: the indices at their dtype (attrs["input_dtypes"], int32 when
+    absent) and the rows gathered (indices x A_out weights), not the whole table;
+    written: the output."""
+    a_out = _out_or(a_out, _full_out(op))
+    vocab = int(_required(op, "input_dim"))
+    indices = math.prod(int(d) for d in op.input_shapes[0])
+    index_bytes = dtype_bytes((op.attrs.get("input_dtypes") or ("int32",))[0])
+    masked = int(bool(op.attrs.get("mask_zero")))
+    return OpCost(masked * indices, vocab * a_out,
+                  indices * index_bytes + indices * a_out * _w_bytes(op),
+                  indices * a_out * _act_bytes(op) + masked * indices * dtype_bytes("bool"))
 
 
 @register("ZeroPadding1D", "ZeroPadding2D", "ZeroPadding3D", "Cropping1D",

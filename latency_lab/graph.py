@@ -13,7 +13,7 @@ from typing import Any, Iterator
 from latency_lab.errors import InvalidArgumentError
 
 __all__ = ["DTYPE_BYTES", "dtype_bytes", "Shape", "UniqueNames", "Op", "channels",
-           "positions", "Graph"]
+           "positions", "Graph", "ATTENTION_ROLES", "ATTENTION_MASK_ROLES"]
 
 DTYPE_BYTES = {
     "float16": 2,
@@ -40,6 +40,12 @@ def dtype_bytes(dtype: str) -> int:
 
 
 Shape = tuple  # tuple[int, ...], batch first
+
+# The inputs an attention op (MultiHeadAttention) can take, in the order its Op lists
+# them; attrs["input_roles"] names the ones it has (query and value always).
+ATTENTION_ROLES = ("query", "value", "key", "attention_mask", "query_mask", "value_mask",
+                   "key_mask")
+ATTENTION_MASK_ROLES = ("attention_mask", "query_mask", "value_mask", "key_mask")
 
 
 class UniqueNames:

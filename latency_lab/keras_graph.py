@@ -7,15 +7,16 @@ wrapped inside a transfer-learning model is analyzed layer by layer. Imports Ker
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 from latency_lab.errors import InputSpecError, UnsupportedModelError
-from latency_lab.graph import Graph, Op, UniqueNames
+from latency_lab.graph import ATTENTION_ROLES, Graph, Op, UniqueNames
 from latency_lab.keras_walker import (
     Call,
     activation_name,
     check_input,
     is_ops_operation,
+    keras_mask_of,
     producer_of,
     require_functional,
     walk,
@@ -41,6 +42,18 @@ _SCALAR_KEYS = (
     "offset",
     "invert",
     "shared_axes",
+    "approximate",  # keras.ops.gelu
+    "rms_scaling",  # LayerNormalization
+    "input_dim",  # Embedding
+    "output_dim",
+    "mask_zero",
+    "num_heads",  # MultiHeadAttention
+    "key_dim",
+    "value_dim",
+    "dropout",
+    "use_gate",
+    "sliding_window",
+    "attention_axes",
 )
 
 
@@ -114,6 +127,87 @@ def _getitem_attrs(key: Any, shape: tuple) -> dict[str, Any]:
     return out
 
 
+# ------------------------------------------------- layers that take tensors in named roles
+
+# A reader gets one call and returns the order of its inputs for the IR (indices into
+# `call.inputs`) and attrs to add. Keras records a call's tensors flattened in argument
+# order, keyword tensors sorted by keyword (`mha(query=q, value=v, key=k)` is recorded
+# k, q, v), so a layer whose cost depends on which input is which reads its call here
+# and records the roles (attrs["input_roles"]).
+_CallReader = Callable[[Call], "tuple[list[int], dict[str, Any]]"]
+_CALL_READERS: dict[str, _CallReader] = {}
+
+
+def _reads_call(*op_types: str) -> Callable[[_CallReader], _CallReader]:
+    def deco(fn: _CallReader) -> _CallReader:
+        for t in op_types:
+            if t in _CALL_READERS:
+                raise ValueError(f"call reader for {t!r} registered twice")
+            _CALL_READERS[t] = fn
+        return fn
+
+    return deco
+
+
+def _layer(call: Call) -> str:
+    return f"layer {call.scope + call.operation.name!r} ({type(call.operation).__name__})"
+
+
+@_reads_call("MultiHeadAttention")
+def _attention_call(call: Call) -> tuple[list[int], dict[str, Any]]:
+    """Inputs in ATTENTION_ROLES order (key and the masks only when given); roles of
+    the query/value/key tensors that carry a Keras mask (an Embedding(mask_zero=True)
+    before them: the layer applies it) in attrs["keras_masks"]; use_causal_mask and
+    return_attention_scores when set, however they were passed."""
+    arguments = call.bound_arguments()
+    order: list[int] = []
+    roles: list[str] = []
+    for role in ATTENTION_ROLES:
+        value = arguments.get(role)
+        if value is None:
+            continue
+        i = call.input_index(value, exclude=order)
+        if i is None:
+            raise UnsupportedModelError(
+                f"{_layer(call)}: its {role!r} argument is a {type(value).__name__}, not "
+                "a tensor of the model, so its shape is not in the graph. Pass it as a "
+                "keras.Input or a layer's output (for a causal mask: use_causal_mask=True)."
+            )
+        order.append(i)
+        roles.append(role)
+    if "query" not in roles or "value" not in roles:
+        raise UnsupportedModelError(
+            f"{_layer(call)}: called without a query or value tensor (got "
+            f"{', '.join(roles) or 'none'}); call it as layer(query, value, key=None, "
+            "attention_mask=None).")
+    extra = [i for i in range(len(call.inputs)) if i not in order]
+    if extra:
+        raise UnsupportedModelError(
+            f"{_layer(call)}: input tensor {getattr(call.inputs[extra[0]], 'name', '?')!r} "
+            "is passed in an argument the cost model does not know; costed are "
+            f"{', '.join(ATTENTION_ROLES)}.")
+    masks = tuple(r for r, i in zip(roles, order)
+                  if r in ("query", "value", "key") and keras_mask_of(call.inputs[i]) is not None)
+    attrs: dict[str, Any] = {
+        "input_roles": tuple(roles),
+        "input_dtypes": tuple(str(call.inputs[i].dtype) for i in order),
+    }
+    if masks:
+        attrs["keras_masks"] = masks
+    for flag in ("use_causal_mask", "return_attention_scores"):
+        if arguments.get(flag):
+            attrs[flag] = True
+    return order, attrs
+
+
+@_reads_call("Embedding")
+def _embedding_call(call: Call) -> tuple[list[int], dict[str, Any]]:
+    """The indices' dtype (int32 or int64 from the model's Input; what an index read
+    costs)."""
+    return list(range(len(call.inputs))), {
+        "input_dtypes": tuple(str(x.dtype) for x in call.inputs)}
+
+
 def _op_type(operation: Any) -> str:
     # keras.ops calls in a functional model (e.g. `x + 3.0`) are Operations, not
     # layers; their class names clash with layers (ops.numpy.Add vs layers.Add).
@@ -156,6 +250,12 @@ class _Builder:
         else:
             out_specs = list(call.outputs)
         name = self.unique(call.scope + operation.name)
+        extra_attrs: dict[str, Any] = {}
+        reader = _CALL_READERS.get(_op_type(operation))
+        if reader is not None:
+            order, extra_attrs = reader(call)
+            in_refs = [in_refs[i] for i in order]
+            in_specs = [in_specs[i] for i in order]
         op = Op(
             name=name,
             type=_op_type(operation),
@@ -173,6 +273,7 @@ class _Builder:
             op.attrs["constant_operands"] = len(constants)
         if op.type == "ops.GetItem" and len(call.args) > 1:
             op.attrs.update(_getitem_attrs(call.args[1], op.input_shapes[0]))
+        op.attrs.update(extra_attrs)
         if id(operation) in self.first_call:  # a shared layer: weights counted once
             op.attrs["shared_from"] = self.first_call[id(operation)]
         else:

@@ -30,6 +30,7 @@ __all__ = [
     "functional_of",
     "is_model",
     "is_ops_operation",
+    "keras_mask_of",
     "pack_inputs",
     "pack_outputs",
     "producer_of",
@@ -113,6 +114,16 @@ def producer_of(tensor: Any) -> Any | None:
     return history[0] if history else None  # KerasHistory(operation, node_index, i)
 
 
+def keras_mask_of(tensor: Any) -> Any | None:
+    """The Keras mask a symbolic tensor carries (`Embedding(mask_zero=True)`'s output
+    and what follows it), or None. A layer whose call takes `<arg>_mask` arguments
+    (MultiHeadAttention's query, value and key) applies it inside its call, though the
+    graph records no mask tensor among the call's inputs."""
+    from keras.src.backend.common.masking import get_keras_mask
+
+    return get_keras_mask(tensor)
+
+
 def is_ops_operation(operation: Any) -> bool:
     """True for a `keras.ops` call recorded in a functional graph (e.g. `x + 3.0`): an
     Operation, not a layer, whose class name can clash with a layer's (ops.numpy.Add
@@ -176,6 +187,32 @@ class Call:
         """(args, kwargs) of this call with its i-th input tensor replaced by
         `values[i]`: call the operation (or a copy of it) on other tensors."""
         return self._arguments.fill_in({id(t): v for t, v in zip(self.inputs, values)})
+
+    def bound_arguments(self) -> dict[str, Any]:
+        """The arguments of this call by the parameter names of `operation.call`
+        (`mha(q, v, attention_mask=m)` -> {"query": q, "value": v, "attention_mask":
+        m}), whether written positionally or by keyword; defaults are not filled in.
+
+        Raises:
+            UnsupportedModelError: the recorded arguments do not fit the signature.
+        """
+        import inspect
+
+        try:
+            bound = inspect.signature(self.operation.call).bind(*self.args, **self.kwargs)
+        except (TypeError, ValueError) as exc:
+            raise UnsupportedModelError(
+                f"layer {self.scope + self.operation.name!r} "
+                f"({type(self.operation).__name__}): its recorded call arguments do not "
+                f"fit the signature of its call() ({exc}); rebuild the model calling the "
+                "layer as its documentation shows") from exc
+        return dict(bound.arguments)
+
+    def input_index(self, tensor: Any, exclude: Sequence[int] = ()) -> int | None:
+        """First position of `tensor` (the object itself, not an equal one) among
+        `inputs` outside `exclude`, or None: `mha(x, x)` consumes x at 0 and at 1."""
+        return next((i for i, t in enumerate(self.inputs)
+                     if t is tensor and i not in exclude), None)
 
 
 def _call_of(node: Any, scope: str) -> Call:

@@ -54,6 +54,8 @@ COVERED_FUNCTIONS = {
     costs.separable_cost,
     costs.dense_cost,
     costs.matmul_cost,
+    costs.attention_cost,
+    costs.embedding_cost,
     costs.batchnorm_cost,
     costs.layernorm_cost,
     costs.normalization_cost,
@@ -78,9 +80,17 @@ def test_every_cost_function_has_hand_computed_tests():
     assert registered == COVERED_FUNCTIONS
 
 
+# Types whose cost needs more than one tensor shape: the inputs and attrs they need.
+NEEDS = {
+    "MultiHeadAttention": ([(1, 4, 4, 8), (1, 4, 4, 8)], dict(num_heads=2, key_dim=4)),
+    "Embedding": ([(1, 4, 4)], dict(input_dim=10)),
+}
+
+
 @pytest.mark.parametrize("op_type", costs.supported_types())
 def test_every_supported_type_gives_finite_nonnegative_cost(op_type):
-    op = make_op(op_type, [(1, 4, 4, 8)], (1, 4, 4, 8), name="x")
+    in_shapes, attrs = NEEDS.get(op_type, ([(1, 4, 4, 8)], {}))
+    op = make_op(op_type, in_shapes, (1, 4, 4, 8), name="x", **attrs)
     if op_type == "EinsumDense":
         with pytest.raises(UnsupportedOpError, match="'x'"):
             cost_of(op)
@@ -95,6 +105,7 @@ def test_every_supported_type_gives_finite_nonnegative_cost(op_type):
     [
         ("Conv2D", costs.DENSE),
         ("Dense", costs.DENSE),
+        ("MultiHeadAttention", costs.DENSE),
         ("SeparableConv2D", costs.DENSE),
         ("DepthwiseConv2D", costs.DEPTHWISE),
         ("Add", costs.ELEMENTWISE),
@@ -102,6 +113,7 @@ def test_every_supported_type_gives_finite_nonnegative_cost(op_type):
         ("MaxPooling2D", costs.ELEMENTWISE),
         ("Concatenate", costs.DATA),
         ("Reshape", costs.DATA),
+        ("Embedding", costs.DATA),
         ("ZeroPadding2D", costs.DATA),
     ],
 )
@@ -338,6 +350,52 @@ def test_matmul_of_two_activations_by_hand():
                 (2 * 3 * 5 * 4 + 2 * 3 * 8 * 3) * F32, 2 * 3 * 5 * 3 * F32)
 
 
+# A self-attention over (B, T, C) = (2, 6, 8): 2 heads, key_dim 3, value_dim 5.
+ATTN = dict(num_heads=2, key_dim=3, value_dim=5, attention_axes=(1,),
+            input_roles=("query", "value"))
+
+
+def test_attention_by_hand():
+    op = make_op("MultiHeadAttention", [(2, 6, 8), (2, 6, 8)], (2, 6, 8), **ATTN)
+    rows, h, dk, dv, c = 2 * 6, 2, 3, 5, 8
+    s = 2 * h * 6 * 6  # attention-matrix elements, both batch items
+    proj = 2 * rows * c * h * dk * 2 + 2 * rows * c * h * dv + 2 * rows * h * dv * c
+    products = 2 * s * dk + 2 * s * dv
+    params = 2 * (c * h * dk + h * dk) + (c * h * dv + h * dv) + (h * dv * c + c)
+    flops = proj + products + s + 5 * s  # scale (of the scores: fused path), softmax
+    q, k, v, ctx = rows * h * dk, rows * h * dk, rows * h * dv, rows * h * dv
+    read = (3 * rows * c + params + s + (q + k) + s + (s + v) + ctx) * F32
+    written = (q + k + v + s + s + s + ctx + rows * c) * F32
+    assert_cost(cost_of(op), flops, params, read, written)
+
+
+def test_attention_mask_and_key_inputs_by_hand():
+    roles = ("query", "value", "key", "attention_mask")
+    op = make_op("MultiHeadAttention", [(1, 6, 8), (1, 4, 7), (1, 4, 9), (1, 6, 4)],
+                 (1, 6, 8), **{**ATTN, "input_roles": roles},
+                 input_dtypes=("float32", "float32", "float32", "bool"))
+    parts = costs.attention_parts(op)
+    s = 2 * 6 * 4
+    assert parts["key"].flops == 2 * 4 * 9 * 2 * 3
+    assert parts["value"].flops == 2 * 4 * 7 * 2 * 5
+    assert_cost(parts["mask"], s, 0, s * F32 + 6 * 4 * 1, s * F32)
+    assert cost_of(op) == sum(parts.values(), costs.ZERO)
+
+
+def test_attention_without_roles_takes_query_value_key_mask_order():
+    attrs = {k: v for k, v in ATTN.items() if k != "input_roles"}
+    op = make_op("MultiHeadAttention", [(1, 6, 8), (1, 4, 7)], (1, 6, 8), **attrs)
+    assert "mask" not in costs.attention_parts(op)
+    assert costs.attention_parts(op)["value"].flops == 2 * 4 * 7 * 2 * 5
+
+
+def test_embedding_by_hand():
+    op = make_op("Embedding", [(2, 6)], (2, 6, 16), input_dim=50,
+                 input_dtypes=("int64",))
+    assert_cost(cost_of(op), 0, 50 * 16, 12 * 8 + 12 * 16 * F32, 12 * 16 * F32)
+    assert_cost(cost_of(op, None, 4), 0, 50 * 4, 12 * 8 + 12 * 4 * F32, 12 * 4 * F32)
+
+
 def test_einsum_dense_is_refused_by_name():
     op = make_op("EinsumDense", [(1, 32)], (1, 10), name="proj")
     with pytest.raises(UnsupportedOpError, match="'proj'.*EinsumDense"):
@@ -379,6 +437,11 @@ def test_layernorm_two_axes_no_center():
     params = 5 * 16
     assert_cost(cost_of(op), 8 * 2 * 5 * 16, params, (2 * 5 * 16 + params) * F32,
                 2 * 5 * 16 * F32)
+
+
+def test_layernorm_rms_scaling_has_gamma_only():
+    op = make_op("LayerNormalization", [(2, 5, 16)], (2, 5, 16), axis=-1, rms_scaling=True)
+    assert cost_of(op).params == 16
 
 
 def test_normalization():
@@ -439,6 +502,8 @@ ELEMS = 1 * 4 * 4 * 8
         ("ops.Silu", {}, 5),
         ("ops.HardSilu", {}, 4),
         ("ops.Gelu", {}, 8),
+        ("ops.Gelu", {"approximate": False}, 8),
+        ("ops.Gelu", {"approximate": True}, 12),  # keras.ops.gelu's default: tanh form
         ("ops.Tanh", {}, 4),
         ("ops.Softmax", {}, 5),
     ],

@@ -21,6 +21,7 @@ from latency_lab.keras_walker import (  # noqa: E402
     functional_of,
     is_model,
     is_ops_operation,
+    keras_mask_of,
     pack_inputs,
     pack_outputs,
     producer_of,
@@ -98,6 +99,45 @@ def test_call_fill_in_puts_values_in_place_of_tensors():
     assert by_name["multiply"].fill_in(["X"]) == (("X", 2.0), {})
     assert by_name["drop"].fill_in(["D"]) == (("D",), {"training": False})
     assert by_name["add_l"].fill_in(["P", "Q"]) == ((["P", "Q"],), {})
+
+
+def _attention_calls():
+    q = keras.Input((5, 4), name="q")
+    v = keras.Input((3, 6), name="v")
+    by_keyword = L.MultiHeadAttention(2, 2, name="keyword")(value=v, query=q, key=v)
+    positional = L.MultiHeadAttention(2, 2, name="positional")(q, q)
+    model = keras.Model([q, v], [by_keyword, positional])
+    return {c.operation.name: c for c in calls(model)}, q, v
+
+
+def test_call_bound_arguments_names_tensors_by_parameter():
+    by_kind, q, v = _attention_calls()
+    keyword = by_kind["keyword"].bound_arguments()
+    assert set(keyword) == {"query", "value", "key"}
+    assert keyword["query"] is q and keyword["value"] is v and keyword["key"] is v
+    positional = by_kind["positional"].bound_arguments()
+    assert set(positional) == {"query", "value"}
+    assert positional["query"] is q and positional["value"] is q
+
+
+def test_call_input_index_finds_the_tensor_itself_once_per_use():
+    by_kind, q, v = _attention_calls()
+    keyword = by_kind["keyword"]
+    # Keras records keyword tensors sorted by keyword: key, query, value.
+    assert keyword.inputs == (v, q, v)
+    assert keyword.input_index(q) == 1
+    assert keyword.input_index(v) == 0 and keyword.input_index(v, exclude=[0]) == 2
+    assert keyword.input_index(v, exclude=[0, 2]) is None
+    assert keyword.input_index(keras.Input((5, 4))) is None  # an equal tensor is not it
+
+
+def test_call_bound_arguments_that_do_not_fit_name_the_layer():
+    by_kind, q, v = _attention_calls()
+    call = by_kind["positional"]
+    bad = type(call)(call.operation, call.inputs, call.outputs, call.args,
+                     {"no_such_argument": 1}, "outer/")
+    with pytest.raises(UnsupportedModelError, match=r"'outer/positional'.*signature"):
+        bad.bound_arguments()
 
 
 def test_walk_enters_nested_models_once_per_call():
@@ -342,6 +382,16 @@ def test_layer_assert_input_compatibility():
     assert callable(check), f"Keras moved Layer._assert_input_compatibility; {UPDATE}"
     with pytest.raises(ValueError):
         check(keras.KerasTensor((1, 5)))
+
+
+def test_keras_mask_of_a_symbolic_tensor():
+    tokens = keras.Input((6,), dtype="int32")
+    masked = L.Embedding(10, 4, mask_zero=True)(tokens)
+    plain = L.Embedding(10, 4)(tokens)
+    mask = keras_mask_of(masked)
+    assert mask is not None and tuple(mask.shape) == (None, 6), \
+        f"Keras moved the Keras mask of a symbolic tensor (got {mask!r}); {UPDATE}"
+    assert keras_mask_of(plain) is None and keras_mask_of(tokens) is None
 
 
 # ------------------------------------------------------------ the one place rule

@@ -18,7 +18,10 @@ ACTIVATIONS = ("relu", "relu6", "sigmoid", "swish", "hard_swish", "leaky_relu", 
                "tanh", "gelu")
 # LiteRT fuses these into the producing conv, add or mul kernel.
 FUSED_ACTIVATIONS = {"relu", "relu6", "linear"}
-_ALIASES = {"silu": "swish", "hard_silu": "hard_swish", "hard_sigmoid": "hard_swish"}
+# gelu_approximate (keras.ops.gelu's default, the tanh form) is timed by the exact
+# gelu's samples, as before costs told the two apart: no sample of its own yet.
+_ALIASES = {"silu": "swish", "hard_silu": "hard_swish", "hard_sigmoid": "hard_swish",
+            "gelu_approximate": "gelu"}
 # Standalone LiteRT activation kernels and the activation sample that times each.
 ACTIVATION_KERNELS = {"LOGISTIC": "sigmoid", "HARD_SWISH": "hard_swish", "RELU": "relu",
                       "RELU6": "relu6", "LEAKY_RELU": "leaky_relu", "ELU": "elu",
