@@ -37,16 +37,19 @@ class Dense(OpKind):
         return [(c["rows"], c["cin"])], fn
 
     def coverage_configs(self, quick: bool) -> list[Config]:
-        """Classifier heads: one row over weights from 1 MB to 190 MB, where a
-        one-row dense is a stream of its weights from L2, L3 or DRAM (VGG's
-        25088 -> 4096 is 411 MB). The space's Latin hypercube, shrunk to the work
-        caps, gave one sample past 8 MB in a 58-sample table, and the regressor
-        missed the cache levels' steps by -28% to +53% on single layers. Plus a few
-        GEMMs of many rows (token-wise projections and MLPs)."""
-        weights_mb = (2, 32, 128) if quick else (1, 4, 12, 24, 40, 64, 100, 150, 190)
+        """Classifier heads: one row over weights from 1 MB to 64 MB, where a
+        one-row dense is a stream of its weights from L2, L3 or DRAM. The space's
+        Latin hypercube, shrunk to the work caps, gave one sample past 8 MB in a
+        58-sample table, and the regressor missed the cache levels' steps by -28%
+        to +53% on single layers. Past 64 MB (VGG's 25088 -> 4096 is 411 MB) the
+        bandwidth is DRAM's, which the lookup's base reads from the weight-streaming
+        curve; samples up to 190 MB made a profile 1044 s long (with other work on
+        the machine) against 584 s. Plus a few GEMMs of many rows (token-wise
+        projections and MLPs)."""
+        weights_mb = (2, 32) if quick else (1, 4, 12, 24, 40, 64)
         out = []
         for mb in weights_mb:
-            cout = 1000 if mb < 64 else 4000
+            cout = 1000 if mb < 40 else 4000
             out.append(dict(rows=1, cin=max(1, int(mb * 2**20 / 4 / cout)), cout=cout))
         # token-wise layers (a transformer's projections and MLPs): GEMMs of many rows
         if not quick:
