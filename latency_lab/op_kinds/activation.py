@@ -7,6 +7,7 @@ from latency_lab import costs
 from latency_lab.graph import Op
 from latency_lab.op_kinds.base import (Dim, Config, OpKind, kernel_hw, keras_layer, layer_hw,
                                        litert_kernel, register)
+from latency_lab.op_kinds.softmax import softmax_configs
 
 __all__ = ["Activation", "ACTIVATIONS", "ACTIVATION_KERNELS", "FUSED_ACTIVATIONS",
            "fused_activation_configs", "activation_configs"]
@@ -49,8 +50,11 @@ class Activation(OpKind):
 
 def activation_configs(name: str, shape) -> list[tuple[str, Config]]:
     """The standalone activation `name` over a tensor of `shape` ([] when LiteRT fuses
-    it or it has no sample)."""
+    it or it has no sample); a softmax (over the last axis) is timed by the softmax
+    kind."""
     name = _ALIASES.get(name, name)
+    if name == "softmax":
+        return softmax_configs(shape, -1)
     if name in FUSED_ACTIVATIONS or name not in ACTIVATIONS:
         return []
     h, w = layer_hw(shape)
