@@ -19,7 +19,7 @@ from latency_lab.errors import UnsupportedOpError
 from latency_lab.graph import Op
 from latency_lab.op_kinds import (activation, auxiliary, batch_matmul, concat,  # noqa: F401
                                   conv2d, dense, depthwise, elementwise, layout, pad,
-                                  pool, resize, softmax, transpose_conv)
+                                  pool, reduce, resize, softmax, transpose_conv)
 from latency_lab.op_kinds.base import (CHANNEL_KEYS, KERAS_LAYERS, LITERT_KERNELS, Config,
                                        OpKind, get, kinds, names, same_out)
 
