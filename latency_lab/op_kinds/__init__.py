@@ -19,7 +19,7 @@ from latency_lab.errors import UnsupportedOpError
 from latency_lab.graph import Op
 from latency_lab.op_kinds import (activation, auxiliary, batch_matmul, concat,  # noqa: F401
                                   conv2d, dense, depthwise, elementwise, layout, pad,
-                                  pool, reduce, resize, softmax, transpose_conv)
+                                  pool, reduce, resize, softmax, transpose_conv, unary)
 from latency_lab.op_kinds.base import (CHANNEL_KEYS, KERAS_LAYERS, LITERT_KERNELS, Config,
                                        OpKind, get, kinds, names, same_out)
 
@@ -78,10 +78,10 @@ FREE_KERNELS = frozenset({"RESHAPE", "SQUEEZE", "EXPAND_DIMS", "SHAPE", "DELEGAT
 # Real work with no op kind of its own: charged through the roofline as an elementwise
 # op over its output (and read inputs).
 ROOFLINE_KERNELS = frozenset({
-    "DIV", "RSQRT", "SQRT", "SQUARED_DIFFERENCE", "MAXIMUM", "MINIMUM",
-    "EXP", "PRELU", "SUM", "REDUCE_MAX",
+    "DIV", "SQUARED_DIFFERENCE", "MAXIMUM", "MINIMUM",
+    "PRELU", "SUM", "REDUCE_MAX",
     "MIRROR_PAD", "PADV2", "PACK", "UNPACK", "TILE", "GATHER",
-    "QUANTIZE", "DEQUANTIZE", "ABS", "NEG", "POW", "SQUARE", "SELECT",
+    "QUANTIZE", "DEQUANTIZE", "POW", "SELECT",
     "SELECT_V2", "CAST", "LOG_SOFTMAX"})
 
 
