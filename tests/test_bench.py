@@ -41,6 +41,8 @@ SMALL = {
     "batch_matmul": dict(b=2, m=4, k=3, n=5),
     "transpose": dict(rows=4, a=2, b=3, inner=2),
     "slice": dict(rows=6, cin=8, cout=3),
+    "squared_difference": dict(rows=6, c=5, broadcast=True),
+    "row_broadcast": dict(rows=6, c=5, fn="multiply", outer=True),
     "gather": dict(n=6, c=5, vocab=40),
     "unary": dict(rows=6, c=5, fn="rsqrt"),
     "reduce_rows": dict(rows=6, c=5),

@@ -81,7 +81,7 @@ FREE_KERNELS = frozenset({"RESHAPE", "SQUEEZE", "EXPAND_DIMS", "SHAPE", "DELEGAT
 # some of their forms (a gather of rows, integer index arithmetic: `op_kinds.gather`);
 # their other forms are charged here.
 ROOFLINE_KERNELS = frozenset({
-    "DIV", "SQUARED_DIFFERENCE", "MAXIMUM", "MINIMUM", "PRELU", "SUM", "REDUCE_MAX",
+    "DIV", "MAXIMUM", "MINIMUM", "PRELU", "SUM", "REDUCE_MAX",
     "MIRROR_PAD", "PADV2", "PACK", "UNPACK", "TILE", "GATHER",
     "QUANTIZE", "DEQUANTIZE", "POW", "SELECT",
     "SELECT_V2", "CAST", "LOG_SOFTMAX"})
