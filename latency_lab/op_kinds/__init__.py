@@ -18,9 +18,8 @@ from typing import Any
 from latency_lab.errors import UnsupportedOpError
 from latency_lab.graph import Op
 from latency_lab.op_kinds import (activation, auxiliary, batch_matmul, concat,  # noqa: F401
-                                  conv2d, dense, depthwise, elementwise, gather, layout,
-                                  pad, pool, reduce, resize, softmax, transpose_conv,
-                                  unary)
+                                  conv2d, dense, depthwise, elementwise, gather, layout, pad,
+                                  pool, reduce, resize, softmax, transpose_conv, unary)
 from latency_lab.op_kinds.base import (CHANNEL_KEYS, KERAS_LAYERS, LITERT_KERNELS, Config,
                                        OpKind, get, kinds, names, same_out)
 

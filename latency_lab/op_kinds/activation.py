@@ -3,6 +3,8 @@ activation a conv or dense layer carries when the converter cannot fuse it."""
 
 from __future__ import annotations
 
+import math
+
 from latency_lab import costs
 from latency_lab.graph import Op
 from latency_lab.op_kinds.base import (Dim, Config, OpKind, kernel_hw, keras_layer, layer_hw,
@@ -78,8 +80,9 @@ def _keras_activation(op: Op):
 def _kernel_activation(fn: str):
     def f(k):
         out = k.output_shapes[0]
-        h, w = kernel_hw(out)
-        return [("activation", dict(h=h, w=w, c=out[-1], fn=fn))]
+        # NHWC, else every axis but the last as rows (a GELU over (1, T, C) tokens)
+        h, w = kernel_hw(out) if len(out) == 4 else (1, max(1, math.prod(out[:-1])))
+        return [("activation", dict(h=h, w=w, c=out[-1] if out else 1, fn=fn))]
 
     return f
 
