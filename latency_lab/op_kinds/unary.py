@@ -1,9 +1,9 @@
 """Elementwise math of one tensor: rsqrt, sqrt, neg, exp, abs, square (a
 LayerNormalization's 1 / sqrt(variance + eps) and -mean, RMS norms, hand-written
 softmaxes). Each is a LiteRT kernel of its own, charged until now through the roofline
-as elementwise work; an rsqrt or exp costs several times a negation per element, and
-the per-row tensors of a LayerNorm (tokens x 1) are small enough that the kernel's
-fixed cost is most of it.
+as elementwise work, one FLOP an element whatever the function (an exp is a polynomial
+evaluation, a negation a sign flip), and the per-row tensors of a LayerNorm (tokens x
+1) are small enough that a kernel's fixed cost is most of its time.
 
 A sample is `fn` over `rows` x `c` elements (`c` the last axis, which follows the
 layer's channels; a LayerNorm's per-row statistics have c = 1)."""
