@@ -13,7 +13,8 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
 from latency_lab import op_kinds, runtimes  # noqa: E402
-from latency_lab.errors import MeasurementError, UnsupportedOpError  # noqa: E402
+from latency_lab.errors import (InvalidArgumentError, MeasurementError,  # noqa: E402
+                                UnsupportedOpError)
 from latency_lab.graph import Op  # noqa: E402
 from latency_lab.kernels import work_items  # noqa: E402
 from latency_lab.kernels.litert import Kernel, litert_kernels  # noqa: E402
@@ -337,6 +338,8 @@ def test_an_index_input_is_a_shape_that_survives_a_copy():
 
     ids = IndexInput((1, 12), high=500)
     assert ids == (1, 12) and ids[1:] == (12,)
+    with pytest.raises(InvalidArgumentError, match=r"\(1, 12\).*\[7, 7\).*high > low"):
+        IndexInput((1, 12), high=7, low=7)
     for clone in (copy.deepcopy(ids), pickle.loads(pickle.dumps(ids))):
         assert clone == (1, 12) and (clone.dtype, clone.low, clone.high) == ("int32", 0, 500)
 

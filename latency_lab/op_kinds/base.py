@@ -25,7 +25,7 @@ from typing import Any, Callable, Iterator, Sequence
 import numpy as np
 
 from latency_lab import costs
-from latency_lab.errors import MeasurementError, ProfileError
+from latency_lab.errors import InvalidArgumentError, MeasurementError, ProfileError
 from latency_lab.graph import Op
 from latency_lab.op_kinds.space import Dim, latin_hypercube
 
@@ -63,7 +63,10 @@ class IndexInput(tuple):
     def __new__(cls, shape, high: int, low: int = 0, dtype: str = "int32"):
         self = super().__new__(cls, (int(d) for d in shape))
         if int(high) <= int(low):
-            raise ValueError(f"index input {tuple(self)} needs high > low, got [{low}, {high})")
+            raise InvalidArgumentError(
+                f"index input of shape {tuple(self)}: its values are drawn from [low, high), "
+                f"which is empty for [{low}, {high}); give high > low (a gather's vocabulary "
+                "size as high)")
         self.dtype, self.low, self.high = str(dtype), int(low), int(high)
         return self
 
