@@ -13,6 +13,7 @@ from latency_lab.bench.ceilings import ceilings_from_samples, overhead_from_samp
 from latency_lab.errors import ProfileError
 from latency_lab.op_kinds import op_class, work
 from latency_lab.op_kinds.activation import ACTIVATIONS
+from latency_lab.op_kinds.base import input_dtype
 from latency_lab.op_kinds.conv2d import small_map_configs
 
 BENCH_OPS = {k.name: k for k in op_kinds.kinds()}
@@ -40,6 +41,12 @@ SMALL = {
     "batch_matmul": dict(b=2, m=4, k=3, n=5),
     "transpose": dict(rows=4, a=2, b=3, inner=2),
     "slice": dict(rows=6, cin=8, cout=3),
+    "squared_difference": dict(rows=6, c=5, broadcast=True),
+    "row_broadcast": dict(rows=6, c=5, fn="multiply", outer=True),
+    "gather": dict(n=6, c=5, vocab=40),
+    "unary": dict(rows=6, c=5, fn="rsqrt"),
+    "reduce_rows": dict(rows=6, c=5),
+    "softmax": dict(rows=6, cols=5),
 }
 
 
@@ -75,7 +82,7 @@ def test_config_keys_are_respected(op):
     else:
         assert [tuple(s) for s in shapes] == bop.input_shapes(cfg)
     ir = bop.to_ir(cfg)
-    xs = [np.ones(s, np.float32) for s in shapes]
+    xs = [np.ones(s, input_dtype(s)) for s in shapes]  # int32 ids (a gather's) are ones too
     out = np.asarray(fn(*xs))
     if op == "chain":
         assert out.shape == (1, cfg["size"])

@@ -14,7 +14,7 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
 from latency_lab import op_kinds  # noqa: E402
-from latency_lab.op_kinds.base import WeightVariables, random_weights  # noqa: E402
+from latency_lab.op_kinds.base import WeightVariables, input_dtype, random_weights  # noqa: E402
 from test_bench import SMALL  # noqa: E402  (one small config per registered kind)
 
 
@@ -51,7 +51,7 @@ def _variable_shapes(shapes, fn):
     does before compiling)."""
     weights = WeightVariables("test")
     with weights.creating():
-        fn(*[keras.KerasTensor(s, dtype="float32") for s in shapes])
+        fn(*[keras.KerasTensor(s, dtype=input_dtype(s)) for s in shapes])
     return weights, sorted(tuple(v.shape) for v in weights.variables)
 
 
@@ -67,7 +67,7 @@ def _graph_constants(shapes, fn, weights=None):
             return fn(*xs)
 
     graph = tf.function(traced, autograph=False).get_concrete_function(
-        *[tf.TensorSpec(s, tf.float32) for s in shapes]).graph
+        *[tf.TensorSpec(s, input_dtype(s)) for s in shapes]).graph
     return [tuple(op.outputs[0].shape) for op in graph.get_operations() if op.type == "Const"]
 
 

@@ -213,10 +213,18 @@ def table_plan(quick: bool, seed: int = 0, max_samples: int | None = None,
         rng.shuffle(cfgs)
         n = max(4, budget * weights.get(op, 1) // total_w)
         kind = op_kinds.get(op)
-        # a kind no family uses is sampled from its space alone
-        n_space = (n // SPACE_SHARE if cfgs else n) if kind.space else 0
+        # A kind no family uses is sampled from its space alone. One whose families'
+        # configurations no variant changes (no channel or spatial key: a classifier's
+        # softmax) takes them as they are and the rest of its share from its space.
+        varies = bool(kind.channel_keys) or "h" in kind.keys
+        if not kind.space:
+            n_space = 0
+        elif not cfgs:
+            n_space = n
+        else:
+            n_space = n // SPACE_SHARE if varies else n - min(len(cfgs), (n + 1) // 2)
         from_space = _runnable(op, kind.space_configs(n_space, rng), runtime)
-        n_real = min(len(cfgs), (n - n_space + 1) // 2)
+        n_real = min(len(cfgs), (n - n_space + 1) // 2 if varies else n - n_space)
         chosen = cfgs[:n_real]
         if cfgs:
             chosen += [_variant(op, rng.choice(cfgs), rng) for _ in range(n - n_space - n_real)]

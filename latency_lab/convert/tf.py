@@ -56,14 +56,16 @@ def convert_in_tensorflow(model: Any, batch_size: int) -> bytes:
 
 
 def convert_programs(programs: Sequence[Any]) -> bytes:
-    # programs: runtimes.base.OpProgram (input_shapes, fn, key)
-    """One LiteRT model with a signature per program (`s0`, `s1`, ...)."""
+    """One LiteRT model with a signature per program (`s0`, `s1`, ...). programs:
+    `runtimes.base.OpProgram` (key, input_shapes, fn and input_dtypes: float32 where
+    a program has none)."""
     import tensorflow as tf
 
     module = tf.Module()
     signatures = {}
     for i, prog in enumerate(programs):
-        specs = [tf.TensorSpec(s, tf.float32) for s in prog.input_shapes]
+        dtypes = getattr(prog, "input_dtypes", None) or ["float32"] * len(prog.input_shapes)
+        specs = [tf.TensorSpec(tuple(s), tf.as_dtype(d)) for s, d in zip(prog.input_shapes, dtypes)]
 
         def make(fn: Callable):
             def body(*xs):

@@ -15,6 +15,8 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Sequence
 
+import numpy as np
+
 from latency_lab import costs, op_kinds
 from latency_lab.errors import UnsupportedOpError
 from latency_lab.keras_walker import producer_of
@@ -34,6 +36,13 @@ class Kernel:
     tensor_name: str = ""
     layers: list[str] = field(default_factory=list)
     model_output: int | None = None  # position among the model's outputs it writes
+    # Element types of the inputs and outputs ("float32", "int32", "bool", ...); empty
+    # when unknown (a kernel made by hand), read as float32.
+    input_dtypes: list[str] = field(default_factory=list)
+    output_dtypes: list[str] = field(default_factory=list)
+    # The values of small constant integer inputs (a reduction's axes, a transpose's
+    # permutation), None for the other inputs; empty when unknown.
+    input_values: list[tuple | None] = field(default_factory=list)
 
     @property
     def layer(self) -> str:
@@ -47,6 +56,29 @@ def _builtin_names() -> dict[int, str]:
     from ai_edge_litert import schema_py_generated as sc
 
     return {v: k for k, v in vars(sc.BuiltinOperator).items() if not k.startswith("_")}
+
+
+def _tensor_types() -> dict[int, str]:
+    from ai_edge_litert import schema_py_generated as sc
+
+    return {v: k.lower() for k, v in vars(sc.TensorType).items() if not k.startswith("_")}
+
+
+# A constant integer input up to this many elements has its values read (`Kernel.input_values`).
+_MAX_CONSTANT_VALUES = 16
+
+
+def _constant_values(model: Any, tensor: Any, dtype: str) -> tuple | None:
+    """The values of a small constant integer tensor (its buffer holds them), else None."""
+    if dtype not in ("int32", "int64") or tensor.shape is None:
+        return None
+    if int(np.prod(tensor.shape)) > _MAX_CONSTANT_VALUES:
+        return None
+    buffers = model.buffers or []
+    data = buffers[tensor.buffer].data if 0 < tensor.buffer < len(buffers) else None
+    if data is None or len(data) == 0:
+        return None
+    return tuple(int(v) for v in np.frombuffer(bytes(bytearray(data)), dtype=dtype))
 
 
 def _options(obj: Any) -> dict:
@@ -67,6 +99,7 @@ def kernels_from_bytes(model_bytes: bytes, layer_types: dict[str, str] | None = 
 
     model = sc.ModelT.InitFromPackedBuf(model_bytes, 0)
     names = _builtin_names()
+    types = _tensor_types()
     sg = model.subgraphs[0]
     out: list[Kernel] = []
     index = _LayerIndex(layer_types or {}, layer_shapes, model_name)
@@ -78,6 +111,7 @@ def kernels_from_bytes(model_bytes: bytes, layer_types: dict[str, str] | None = 
         ins = [sg.tensors[t] for t in op.inputs if t >= 0]
         outs = [sg.tensors[t] for t in op.outputs]
         tname = outs[0].name.decode() if outs and outs[0].name else ""
+        in_types = [types.get(int(t.type), f"type_{t.type}") for t in ins]
         out.append(Kernel(
             index=i, op=name,
             input_shapes=[tuple(int(d) for d in t.shape) if t.shape is not None else () for t in ins],
@@ -87,6 +121,9 @@ def kernels_from_bytes(model_bytes: bytes, layer_types: dict[str, str] | None = 
                                    if outs and outs[0].shape is not None else None),
             model_output=next((graph_outputs.index(int(t)) for t in op.outputs
                                if int(t) in graph_outputs), None),
+            input_dtypes=in_types,
+            output_dtypes=[types.get(int(t.type), f"type_{t.type}") for t in outs],
+            input_values=[_constant_values(model, t, d) for t, d in zip(ins, in_types)],
         ))
     return out
 

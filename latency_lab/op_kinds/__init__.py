@@ -18,8 +18,8 @@ from typing import Any
 from latency_lab.errors import UnsupportedOpError
 from latency_lab.graph import Op
 from latency_lab.op_kinds import (activation, auxiliary, batch_matmul, concat,  # noqa: F401
-                                  conv2d, dense, depthwise, elementwise, layout, pad, pool,
-                                  resize, transpose_conv)
+                                  conv2d, dense, depthwise, elementwise, gather, layout, pad,
+                                  pool, reduce, resize, softmax, transpose_conv, unary)
 from latency_lab.op_kinds.base import (CHANNEL_KEYS, KERAS_LAYERS, LITERT_KERNELS, Config,
                                        OpKind, get, kinds, names, same_out)
 
@@ -76,24 +76,37 @@ def layer_configs(op: Op) -> list[tuple[str, Config]]:
 FREE_KERNELS = frozenset({"RESHAPE", "SQUEEZE", "EXPAND_DIMS", "SHAPE", "DELEGATE"})
 
 # Real work with no op kind of its own: charged through the roofline as an elementwise
-# op over its output (and read inputs).
+# op over its output (and read inputs). GATHER, SELECT and SELECT_V2 have op kinds for
+# some of their forms (a gather of rows, integer index arithmetic: `op_kinds.gather`);
+# their other forms are charged here.
 ROOFLINE_KERNELS = frozenset({
-    "SOFTMAX", "DIV", "RSQRT", "SQRT", "SQUARED_DIFFERENCE", "MAXIMUM", "MINIMUM",
-    "EXP", "PRELU", "SUM", "REDUCE_MAX",
+    "DIV", "MAXIMUM", "MINIMUM", "PRELU", "SUM", "REDUCE_MAX",
     "MIRROR_PAD", "PADV2", "PACK", "UNPACK", "TILE", "GATHER",
-    "QUANTIZE", "DEQUANTIZE", "ABS", "NEG", "POW", "SQUARE", "SELECT",
+    "QUANTIZE", "DEQUANTIZE", "POW", "SELECT",
     "SELECT_V2", "CAST", "LOG_SOFTMAX"})
 
 
 def kernel_configs(kernel: Any) -> list[tuple[str, Config]] | None:
     """[(op kind, config)] that time a LiteRT kernel; [] when it is free; None when it
-    is charged through the roofline. An unknown kernel is an error naming the op."""
+    is charged through the roofline (listed in ROOFLINE_KERNELS, and not taken by its
+    mapping: a mapping returns None for the forms of a kernel it has no sample for).
+    An unknown kernel is an error naming the op."""
     if kernel.op in FREE_KERNELS:
         return []
     if kernel.op in LITERT_KERNELS:
-        return LITERT_KERNELS[kernel.op](kernel)
+        cfgs = LITERT_KERNELS[kernel.op](kernel)
+        if cfgs is not None:
+            return cfgs
     if kernel.op in ROOFLINE_KERNELS:
         return None
+    if kernel.op in LITERT_KERNELS:
+        fn = LITERT_KERNELS[kernel.op]
+        raise UnsupportedOpError(
+            f"LiteRT kernel {kernel.op} (layer {kernel.layer!r}, {kernel.describe()}, "
+            f"dtypes {list(getattr(kernel, 'input_dtypes', []) or ['float32'])}) has no "
+            f"latency model: its op kind mapping ({fn.__module__}) times other forms of "
+            f"{kernel.op} only. Add this form to that mapping, or list {kernel.op} in "
+            "op_kinds.ROOFLINE_KERNELS to charge it through the roofline.")
     raise UnsupportedOpError(
         f"LiteRT kernel {kernel.op} (layer {kernel.layer!r}, {kernel.describe()}) has no "
         f"latency model. Timed kernels: {', '.join(sorted(LITERT_KERNELS))}; "

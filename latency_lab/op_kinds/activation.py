@@ -3,10 +3,13 @@ activation a conv or dense layer carries when the converter cannot fuse it."""
 
 from __future__ import annotations
 
+import math
+
 from latency_lab import costs
 from latency_lab.graph import Op
 from latency_lab.op_kinds.base import (Dim, Config, OpKind, kernel_hw, keras_layer, layer_hw,
                                        litert_kernel, register)
+from latency_lab.op_kinds.softmax import softmax_configs
 
 __all__ = ["Activation", "ACTIVATIONS", "ACTIVATION_KERNELS", "FUSED_ACTIVATIONS",
            "fused_activation_configs", "activation_configs"]
@@ -52,8 +55,11 @@ class Activation(OpKind):
 
 def activation_configs(name: str, shape) -> list[tuple[str, Config]]:
     """The standalone activation `name` over a tensor of `shape` ([] when LiteRT fuses
-    it or it has no sample)."""
+    it or it has no sample); a softmax (over the last axis) is timed by the softmax
+    kind."""
     name = _ALIASES.get(name, name)
+    if name == "softmax":
+        return softmax_configs(shape, -1)
     if name in FUSED_ACTIVATIONS or name not in ACTIVATIONS:
         return []
     h, w = layer_hw(shape)
@@ -77,8 +83,9 @@ def _keras_activation(op: Op):
 def _kernel_activation(fn: str):
     def f(k):
         out = k.output_shapes[0]
-        h, w = kernel_hw(out)
-        return [("activation", dict(h=h, w=w, c=out[-1], fn=fn))]
+        # NHWC, else every axis but the last as rows (a GELU over (1, T, C) tokens)
+        h, w = kernel_hw(out) if len(out) == 4 else (1, max(1, math.prod(out[:-1])))
+        return [("activation", dict(h=h, w=w, c=out[-1] if out else 1, fn=fn))]
 
     return f
 

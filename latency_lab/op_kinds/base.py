@@ -25,14 +25,14 @@ from typing import Any, Callable, Iterator, Sequence
 import numpy as np
 
 from latency_lab import costs
-from latency_lab.errors import MeasurementError, ProfileError
+from latency_lab.errors import InvalidArgumentError, MeasurementError, ProfileError
 from latency_lab.graph import Op
 from latency_lab.op_kinds.space import Dim, latin_hypercube
 
 __all__ = ["Config", "OpKind", "CHANNEL_KEYS", "same_out", "register", "get", "kinds",
            "names", "keras_layer", "litert_kernel", "KERAS_LAYERS", "LITERT_KERNELS",
            "random_weights", "weight_tensor", "WeightVariables", "Dim", "MAX_SAMPLE_FLOPS",
-           "MAX_SAMPLE_BYTES"]
+           "MAX_SAMPLE_BYTES", "IndexInput", "input_dtype", "input_range", "random_input"]
 
 Config = dict[str, Any]
 
@@ -48,6 +48,54 @@ def same_out(size: int, stride: int) -> int:
 def random_weights(rng: np.random.Generator, *shape: int) -> np.ndarray:
     """Small float32 weights for a microbenchmark (their values do not change timing)."""
     return (rng.standard_normal(shape) * 0.05).astype(np.float32)
+
+
+class IndexInput(tuple):
+    """An integer input of a microbenchmark (a gather's indices): its shape, as a tuple,
+    so everything that reads a program's input shapes reads it unchanged, plus the
+    dtype and the range [low, high) its values are drawn from (`random_input`). A
+    `build` returns it among its input shapes; every other input is float32."""
+
+    dtype: str
+    low: int
+    high: int
+
+    def __new__(cls, shape, high: int, low: int = 0, dtype: str = "int32"):
+        self = super().__new__(cls, (int(d) for d in shape))
+        if int(high) <= int(low):
+            raise InvalidArgumentError(
+                f"index input of shape {tuple(self)}: its values are drawn from [low, high), "
+                f"which is empty for [{low}, {high}); give high > low (a gather's vocabulary "
+                "size as high)")
+        self.dtype, self.low, self.high = str(dtype), int(low), int(high)
+        return self
+
+    def __getnewargs__(self):  # copy and pickle rebuild it whole
+        return tuple(self), self.high, self.low, self.dtype
+
+    def __repr__(self) -> str:
+        return f"IndexInput({tuple(self)}, high={self.high}, low={self.low}, dtype={self.dtype!r})"
+
+
+def input_dtype(shape) -> str:
+    """The dtype of a microbenchmark input given as `shape` (float32 unless an
+    `IndexInput`)."""
+    return getattr(shape, "dtype", "float32")
+
+
+def input_range(shape) -> tuple[int, int] | None:
+    """[low, high) of an integer input's values; None for a float input."""
+    return (shape.low, shape.high) if isinstance(shape, IndexInput) else None
+
+
+def random_input(shape, rng: np.random.Generator, dtype: str = "float32",
+                 value_range: tuple[int, int] | None = None) -> np.ndarray:
+    """One microbenchmark input: float32 standard normal (the same draws as ever), or,
+    for an integer dtype, integers uniform in `value_range` (default [0, 2))."""
+    if np.issubdtype(np.dtype(dtype), np.integer):
+        low, high = value_range or (0, 2)
+        return rng.integers(low, high, size=tuple(shape)).astype(dtype)
+    return rng.standard_normal(tuple(shape)).astype(dtype)
 
 
 # The `WeightVariables` of the program a runtime is tracing with its weights as

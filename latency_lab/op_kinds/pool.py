@@ -1,11 +1,12 @@
-"""Window pooling (max, average) and global average pooling."""
+"""Window pooling (max, average) and global average pooling. LiteRT runs a global
+average pool as a MEAN kernel, mapped with the other means in `op_kinds.reduce`."""
 
 from __future__ import annotations
 
 import math
 
 from latency_lab.graph import Op
-from latency_lab.op_kinds.base import (Dim, Config, OpKind, kernel_hw, kernel_same_input,
+from latency_lab.op_kinds.base import (Dim, Config, OpKind, kernel_same_input,
                                        keras_layer, layer_hw, litert_kernel, register,
                                        same_out, square)
 
@@ -68,8 +69,10 @@ def _keras_pool(op: Op):
                           s=square(op, "strides"), kind=kind))]
 
 
-@keras_layer("GlobalAveragePooling2D", "GlobalMaxPooling2D")
+@keras_layer("GlobalAveragePooling2D", "GlobalMaxPooling2D", "GlobalAveragePooling1D")
 def _keras_global_pool(op: Op):
+    """A map's h x w, or a sequence's T steps as h = T, w = 1 (LiteRT's MEAN over
+    axis 1 of (1, T, C): `op_kinds.reduce`)."""
     x = op.input_shapes[0]
     h, w = layer_hw(x)
     return [("global_pool", dict(h=h, w=w, c=int(x[-1])))]
@@ -88,10 +91,3 @@ def _litert_pool(kind: str):
 
 litert_kernel("MAX_POOL_2D")(_litert_pool("max"))
 litert_kernel("AVERAGE_POOL_2D")(_litert_pool("avg"))
-
-
-@litert_kernel("MEAN")
-def _litert_mean(k):
-    x = k.input_shapes[0]
-    h, w = kernel_hw(x)
-    return [("global_pool", dict(h=h, w=w, c=x[-1]))]

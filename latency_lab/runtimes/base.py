@@ -6,6 +6,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Callable, Protocol, Sequence
 
+import numpy as np
+
+from latency_lab.errors import MeasurementError
+from latency_lab.op_kinds.base import input_dtype, input_range, random_input
 from latency_lab.timing import Measurement, TimingConfig
 
 __all__ = ["OpProgram", "Runtime"]
@@ -17,11 +21,36 @@ class OpProgram:
     its weight arrays into tensors with `op_kinds.base.weight_tensor` (constants, or
     variables where a runtime compiles it as a model's weights are). `key` identifies
     the program (a profile sample's key): a runtime may reuse work done for an earlier
-    program with the same key, such as its conversion."""
+    program with the same key, such as its conversion.
+
+    Inputs are float32 standard normal unless said otherwise: `input_dtypes` gives each
+    input's dtype and `input_ranges` the [low, high) an integer input's values are
+    drawn from (a gather's indices: `op_kinds.base.IndexInput`). Left empty, both are
+    read from the shapes, so `OpProgram(key, shapes, fn)` with the shapes an op kind's
+    `build` returns is complete."""
 
     key: str
     input_shapes: list[tuple]
     fn: Callable
+    input_dtypes: Sequence[str] = ()
+    input_ranges: Sequence[tuple[int, int] | None] = ()
+
+    def __post_init__(self) -> None:
+        n = len(self.input_shapes)
+        self.input_dtypes = tuple(self.input_dtypes) or tuple(
+            input_dtype(s) for s in self.input_shapes)
+        self.input_ranges = tuple(self.input_ranges) or tuple(
+            input_range(s) for s in self.input_shapes)
+        if len(self.input_dtypes) != n or len(self.input_ranges) != n:
+            raise MeasurementError(
+                f"op program {self.key!r} has {n} input shapes but {len(self.input_dtypes)} "
+                f"input dtypes and {len(self.input_ranges)} input ranges; give one of each "
+                "per input (or none: float32 inputs)")
+
+    def random_inputs(self, rng: np.random.Generator) -> list[np.ndarray]:
+        """One array per input, of its shape and dtype (`op_kinds.base.random_input`)."""
+        return [random_input(s, rng, d, r) for s, d, r in
+                zip(self.input_shapes, self.input_dtypes, self.input_ranges)]
 
 
 class Runtime(Protocol):

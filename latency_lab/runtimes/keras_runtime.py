@@ -324,7 +324,8 @@ class KerasRuntime:
 
         weights = WeightVariables(prog.key)
         with self._device_scope(), weights.creating():
-            prog.fn(*[keras.KerasTensor(s, dtype="float32") for s in prog.input_shapes])
+            prog.fn(*[keras.KerasTensor(tuple(s), dtype=d)
+                      for s, d in zip(prog.input_shapes, prog.input_dtypes)])
         variables = weights.variables
         if not variables:
             return self._compile(prog.fn, self.jit)
@@ -353,7 +354,7 @@ class KerasRuntime:
         rng = np.random.default_rng(0)
         results = []
         for prog in programs:
-            inputs = [rng.standard_normal(s).astype(np.float32) for s in prog.input_shapes]
+            inputs = prog.random_inputs(rng)
             compiled = self._compiled_op(prog)
             (m,) = self._time_all([(compiled, inputs)], timing)
             results.append(m)

@@ -18,6 +18,7 @@ import numpy as np
 
 from latency_lab.convert import convert_keras_model, convert_programs
 from latency_lab.errors import MeasurementError
+from latency_lab.op_kinds.base import random_input
 from latency_lab.runtimes.base import OpProgram
 from latency_lab.timing import Measurement, TimingConfig, measure, measure_interleaved
 
@@ -107,7 +108,7 @@ class LiteRTRuntime:
             chunk = list(programs[start:start + OPS_PER_CONVERSION])
             keys = tuple(p.key for p in chunk)
             it = interpreter(self._chunk_bytes(keys, chunk), self.threads)
-            calls = signature_calls(it, len(chunk), rng)
+            calls = signature_calls(it, chunk, rng)
             # The chunk's ops are timed with interleaved repeats (see measure_interleaved).
             measured = measure_interleaved(
                 calls, timing, inner_loops=[self._inner_loops.get(p.key) for p in chunk])
@@ -120,17 +121,32 @@ class LiteRTRuntime:
         return results
 
 
-def signature_calls(it, n: int, rng: np.random.Generator) -> list[Callable[[], None]]:
+def signature_calls(it, programs: "int | Sequence[OpProgram]",
+                    rng: np.random.Generator) -> list[Callable[[], None]]:
     """Ready-to-time invocations of signatures s0..s{n-1} of a `convert_programs` model:
     inputs allocated and set once, then the raw Invoke(subgraph), so no Python-side
-    copies are timed."""
+    copies are timed. `programs`: the converted programs, whose inputs are drawn as
+    each says (`OpProgram.random_inputs`: float32, or integer indices in range), or
+    their count n (every input float32 standard normal)."""
     wrapper = it._interpreter
+    progs = None if isinstance(programs, int) else list(programs)
+    n = programs if progs is None else len(progs)
     calls = []
     for i in range(n):
         runner = it.get_signature_runner(f"s{i}")
         details = runner.get_input_details()
-        runner(**{name: rng.standard_normal(details[name]["shape"]).astype(np.float32)
-                  for name in sorted(details, key=_arg_order)})
+        names = sorted(details, key=_arg_order)
+        if progs is None:
+            values = [random_input(details[name]["shape"], rng) for name in names]
+        else:
+            values = progs[i].random_inputs(rng)
+            got = [tuple(int(d) for d in details[name]["shape"]) for name in names]
+            if got != [v.shape for v in values]:
+                raise MeasurementError(
+                    f"op program {progs[i].key!r} declares inputs of shapes "
+                    f"{[v.shape for v in values]} but its converted signature s{i} takes "
+                    f"{got}; its function must use every input it declares, in order")
+        runner(**dict(zip(names, values)))
         calls.append(functools.partial(wrapper.Invoke, runner._subgraph_index))
     return calls
 
