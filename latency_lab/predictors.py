@@ -381,18 +381,14 @@ class LookupTableModel(_ProfilePredictor):
     cache_base: True (default) to read weights at the bandwidth of the cache level
     they fit in (the profile's weight_stream samples) in the roofline base the
     table's efficiencies are relative to (`_roof`); False for one memory ceiling.
-    path_length_scale: the longest length scale of a kernel path's one-hot feature
-    (`_kernel`), which keeps the fit of one path from borrowing another's samples;
-    None leaves it free.
     """
 
     def __init__(self, profile: Any = None, out_of_range: str = "clamp",
                  missing_op: str = "roofline", min_samples: int = 4, random_state: int = 0,
                  channel_tile: int | str | None = "auto", use_fitted: bool = True,
-                 cache_base: bool = True, path_length_scale: float | None = 0.5):
+                 cache_base: bool = True):
         self.profile = profile
         self.cache_base = cache_base
-        self.path_length_scale = path_length_scale
         self.out_of_range = out_of_range
         self.missing_op = missing_op
         self.min_samples = min_samples
@@ -450,14 +446,13 @@ class LookupTableModel(_ProfilePredictor):
             paths = kernel_path_table(op, cfgs, target)
             feats = np.array([featurize(op, c, cats, tile, b, paths) for c, b in zip(cfgs, base)])
             digest = _data_digest(feats, target)
-            n_path = sum(len(found) for found in paths.values())
-            gp = self._stored_gp(prof, op, feats, target, digest, stored.get(op), n_path)
+            gp = self._stored_gp(prof, op, feats, target, digest, stored.get(op))
             self.gp_fits_[op] = "optimized" if gp is None else "stored"
             if gp is None and not slow_warned and storable:
                 slow_warned = True
                 self._warn_slow_fit(prof, bool(stored))
             if gp is None:
-                gp = self._gp(feats, target, n_path=n_path)
+                gp = self._gp(feats, target)
             self.models_[op] = {
                 "gp": gp,
                 "categories": cats,
@@ -571,23 +566,11 @@ class LookupTableModel(_ProfilePredictor):
                     op_kinds.weight_bytes(op, cfg), network_weight_bytes)
         return total
 
-    def _kernel(self, feats: np.ndarray, n_path: int = 0):
-        """The GP kernel over `feats`, whose last `n_path` columns are kernel-path
-        one-hots (`featurize`)."""
+    @staticmethod
+    def _kernel(feats: np.ndarray):
         from sklearn.gaussian_process.kernels import RBF, ConstantKernel, WhiteKernel
 
         span = np.maximum(feats.max(axis=0) - feats.min(axis=0), 1.0)
-        bounds = np.tile([0.3, 1e3], (feats.shape[1], 1))
-        if n_path and self.path_length_scale is not None:
-            # Kernel paths apart: at most `path_length_scale` on a path's one-hot, so
-            # two paths correlate exp(-1/l^2) at most (0.02 at 0.5). Unbounded, the
-            # fit blended LiteRT's 6x6-11x11 depthwise kernel (2.2-2.6 GMAC/s on the
-            # EPYC VM) with the 5x5 one (13x faster per multiply-add) wherever its
-            # own samples were few: 7x7-11x11 at 48x48x96 came out 15-31% fast.
-            bounds[-n_path:] = [min(0.05, self.path_length_scale), self.path_length_scale]
-            span[-n_path:] = self.path_length_scale
-        return (ConstantKernel(0.3, (1e-3, 10.0)) * RBF(span, bounds)
-                + WhiteKernel(1e-3, (1e-6, 1e-1)))
         # Length scales of at least 0.3 in log-size units (a third more or fewer
         # channels): shorter ones let a table of ~50 samples fold between its points
         # (dense 1024->1000 was predicted at twice its measured neighbours, 0.32 ms vs
@@ -595,13 +578,13 @@ class LookupTableModel(_ProfilePredictor):
         return (ConstantKernel(0.3, (1e-3, 10.0)) * RBF(span, (0.3, 1e3))
                 + WhiteKernel(1e-3, (1e-6, 1e-1)))
 
-    def _gp(self, feats: np.ndarray, target: np.ndarray, kernel=None, n_path: int = 0):
+    def _gp(self, feats: np.ndarray, target: np.ndarray, kernel=None):
         """A Gaussian process over `feats`: its kernel's hyperparameters optimized
         (the slow path), or, given a `kernel` with them set, held fixed."""
         from sklearn.gaussian_process import GaussianProcessRegressor
 
         if kernel is None:
-            gp = GaussianProcessRegressor(kernel=self._kernel(feats, n_path), normalize_y=True,
+            gp = GaussianProcessRegressor(kernel=self._kernel(feats), normalize_y=True,
                                           random_state=self.random_state,
                                           n_restarts_optimizer=1)
         else:
@@ -628,8 +611,7 @@ class LookupTableModel(_ProfilePredictor):
             "fit_version": LOOKUP_FIT_VERSION,
             "scikit_learn": sklearn.__version__,
             "settings": {"channel_tile": self.channel_tile_, "min_samples": self.min_samples,
-                         "random_state": rs, "cache_base": self.cache_base,
-                         "path_length_scale": self.path_length_scale},
+                         "random_state": rs, "cache_base": self.cache_base},
             "roofline": {"compute_flops_per_s": self.peak_flops_per_s_,
                          "memory_bytes_per_s": self.memory_bytes_per_s_,
                          "per_op_ms": self.per_op_ms_},
@@ -664,12 +646,12 @@ class LookupTableModel(_ProfilePredictor):
         return entry["models"]
 
     def _stored_gp(self, prof: DeviceProfile, op: str, feats: np.ndarray,
-                   target: np.ndarray, digest: str, stored: dict | None, n_path: int = 0):
+                   target: np.ndarray, digest: str, stored: dict | None):
         """The Gaussian process of `op` fitted with its stored hyperparameters, or None
         (nothing stored for it, or its training data is not what they were fitted on)."""
         if stored is None or stored["data_sha256"] != digest:
             return None
-        kernel = self._kernel(feats, n_path)
+        kernel = self._kernel(feats)
         values = stored["hyperparameters"]
         path = f"fitted.lookup.models.{op}.hyperparameters"
         fixed = _with_hyperparameters(kernel, values)
