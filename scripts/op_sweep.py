@@ -82,8 +82,11 @@ def main(argv=None) -> int:
     ap.add_argument("--out", help="write the points as JSON here")
     args = ap.parse_args(argv)
 
+    from latency_lab.profile import load_profile
+    from latency_lab.runtimes import for_profile
     from latency_lab.validate import validate
 
+    for_profile(load_profile(args.profile))  # pins TensorFlow's threads before models run
     names = args.only or sorted(sweeps)
     models = [(f"{sweep}: {label}", build(spec)) for sweep in names
               for label, spec in sweeps[sweep]]

@@ -166,6 +166,10 @@ def main(argv=None) -> int:
     def measured(name, pass_index, m):
         print(f"  pass {pass_index}: {name:40s} {m.min_ms:8.3f} ms (fastest repeat)", file=sys.stderr, flush=True)
 
+    from latency_lab.profile import load_profile
+    from latency_lab.runtimes import for_profile
+
+    for_profile(load_profile(profile_path))  # pins TensorFlow's threads before models run
     sets = chosen_sets(args)
     models = [(name, make()) for members in sets.values() for name, _, make in members]
     report = validate(models, profile_path, on_model=progress, measurements=measurements,

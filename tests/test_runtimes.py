@@ -478,3 +478,21 @@ def test_the_keras_runtime_keeps_a_bounded_number_of_compiled_ops(monkeypatch):
         rt._compiled_op(p)
     assert list(rt._compiled_ops) == ["op2", "op0"]
     assert len(compiled) == 3  # op0 was kept as the most recently used
+
+
+def test_a_runtime_that_cannot_run_at_the_profiles_thread_count_is_refused(monkeypatch):
+    """TensorFlow's thread pools are fixed once it has run an op: a keras runtime
+    asked for 1 thread in such a process runs on all cores. Measuring against a
+    one-thread profile with it is refused, naming both counts and the fix."""
+    from types import SimpleNamespace
+
+    class TwoThreads:
+        threads = 2
+
+    monkeypatch.setattr(runtimes, "get", lambda name, **kw: TwoThreads())
+    prof = SimpleNamespace(threads=1, runtime_name="keras", runtime={"device": "cpu"},
+                           device_name="hand-made cpu")
+    with pytest.raises(MeasurementError, match=r"1 thread\(s\).*runs with 2.*fresh process"):
+        runtimes.for_profile(prof)
+    TwoThreads.threads = 1
+    assert runtimes.for_profile(prof).threads == 1

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any, Callable, Sequence
 
-from latency_lab.errors import InputSpecError
+from latency_lab.errors import InputSpecError, MeasurementError
 from latency_lab.runtimes.base import OpProgram, Runtime
 from latency_lab.timing import Measurement, TimingConfig
 
@@ -96,6 +96,19 @@ def measure_in_passes(runtime: Runtime, models: Sequence[tuple[str, Any]],
 
 def for_profile(profile: Any) -> Runtime:
     """The runtime a measured profile was taken with (name, threads, device), so that
-    what is measured against a profile runs as the profile's samples did."""
-    return get(profile.runtime_name, threads=profile.threads or 1,
-               device=profile.runtime.get("device") or "cpu")
+    what is measured against a profile runs as the profile's samples did. A runtime
+    that cannot run at the profile's thread count is an error: TensorFlow's thread
+    pools are fixed once it has run an op, and a validation run that built its models
+    first measured the keras runtime on both cores against a one-thread profile
+    (its calibration networks 41% faster than when profiled), labelled one thread."""
+    threads = profile.threads or 1
+    runtime = get(profile.runtime_name, threads=threads,
+                  device=profile.runtime.get("device") or "cpu")
+    if runtime.threads != threads:
+        raise MeasurementError(
+            f"profile {profile.device_name!r} was measured with {threads} thread(s), but "
+            f"the {profile.runtime_name} runtime in this process runs with "
+            f"{runtime.threads}: TensorFlow ran before its threads could be pinned. "
+            "Get the runtime (latency_lab.runtimes.for_profile) before building or "
+            "loading models, or measure in a fresh process.")
+    return runtime

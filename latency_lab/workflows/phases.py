@@ -297,6 +297,7 @@ def shrink(model, task: Task, profile: Any, target_ms: float, *, algorithm: str 
     kept), and after every epoch ("epoch" with ``phase``, ``epoch``, ``epochs``), for
     progress displays."""
     from latency_lab.profile import load_profile
+    from latency_lab.runtimes import for_profile
 
     settings = dict(algorithm=algorithm, pretrain_epochs=pretrain_epochs,
                     learn_epochs=learn_epochs, retrain_epochs=retrain_epochs,
@@ -320,6 +321,7 @@ def shrink(model, task: Task, profile: Any, target_ms: float, *, algorithm: str 
         raise InvalidArgumentError(f"shrink: `target_ms` must be a finite number > 0, received "
                          f"{target_ms!r}.")
     prof = load_profile(profile)
+    for_profile(prof)  # a runtime that cannot run as profiled fails now, not after training
     run = ShrinkRun(model, task, prof, float(target_ms), config,
                     on_event or (lambda name, info: None),
                     Path(out_dir) if out_dir is not None else None)
