@@ -13,6 +13,7 @@ from latency_lab import costs
 from latency_lab.costs import OpCost, cost_of
 from latency_lab.errors import UnsupportedOpError
 from latency_lab.graph import Op
+from cost_helpers import assert_cost
 
 F32 = 4  # bytes per float32 element
 F16 = 2
@@ -30,13 +31,7 @@ def make_op(type_, in_shapes, out_shape, *, name="layer", dtype="float32", **att
     )
 
 
-def assert_cost(cost, flops, params, bytes_read, bytes_written):
-    assert (cost.flops, cost.params, cost.bytes_read, cost.bytes_written) == (
-        pytest.approx(flops, rel=1e-12, abs=0),
-        pytest.approx(params, rel=1e-12, abs=0),
-        pytest.approx(bytes_read, rel=1e-12, abs=0),
-        pytest.approx(bytes_written, rel=1e-12, abs=0),
-    )
+
 
 
 def conv2d(in_shape, out_shape, k=(3, 3), **attrs):

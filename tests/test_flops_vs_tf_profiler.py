@@ -5,7 +5,6 @@ must equal the profiler's Conv2D + DepthwiseConv2dNative + MatMul float operatio
 within 0.5%, and params must equal count_params() exactly.
 """
 
-import collections
 
 import pytest
 
@@ -13,6 +12,7 @@ import tensorflow as tf  # noqa: E402
 import keras  # noqa: E402  (a hard dependency: a missing install must fail, not skip)
 
 from latency_lab.analyze import analyze_model  # noqa: E402
+from cost_helpers import tf_float_ops_by_type  # noqa: E402
 
 OUR_TYPES = ("Conv2D", "DepthwiseConv2D", "Dense")
 TF_TYPES = ("Conv2D", "DepthwiseConv2dNative", "MatMul")
@@ -26,20 +26,7 @@ def tf_profiler_flops(model, input_shape):
     fn = tf.function(lambda x: model(x, training=False))
     concrete = fn.get_concrete_function(tf.TensorSpec((1, *input_shape), tf.float32))
     graph = convert_variables_to_constants_v2(concrete).graph
-    opts = tf.compat.v1.profiler.ProfileOptionBuilder.float_operation()
-    opts["output"] = "none"
-    prof = tf.compat.v1.profiler.profile(
-        graph=graph, run_meta=tf.compat.v1.RunMetadata(), cmd="scope", options=opts
-    )
-    node_type = {op.name: op.type for op in graph.get_operations()}
-    by_type = collections.Counter()
-    stack = [prof]
-    while stack:
-        node = stack.pop()
-        if node.float_ops and node.name in node_type:
-            by_type[node_type[node.name]] += node.float_ops
-        stack.extend(node.children)
-    return by_type
+    return tf_float_ops_by_type(graph)
 
 
 @pytest.mark.slow

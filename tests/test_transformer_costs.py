@@ -10,7 +10,6 @@ itself: each Einsum node's equation and static operand shapes give its multiply-
 TensorFlow's graph, never our IR, so a wrong attention formula here fails the check.
 """
 
-import collections
 import json
 import math
 import os
@@ -31,6 +30,7 @@ from latency_lab.costs import attention_parts, cost_of  # noqa: E402
 from latency_lab.errors import InvalidArgumentError, UnsupportedModelError  # noqa: E402
 from latency_lab.graph import Op  # noqa: E402
 from latency_lab.keras_graph import from_keras  # noqa: E402
+from cost_helpers import assert_cost, tf_float_ops_by_type  # noqa: E402
 
 F32 = 4  # bytes per float32 element
 BOOL = 1
@@ -40,13 +40,7 @@ BOOL = 1
 TQ, TK, HEADS, DK, DV, DQ, DVAL = 7, 5, 3, 4, 6, 10, 9
 
 
-def assert_cost(cost, flops, params, bytes_read, bytes_written):
-    assert (cost.flops, cost.params, cost.bytes_read, cost.bytes_written) == (
-        pytest.approx(flops, rel=1e-12, abs=0),
-        pytest.approx(params, rel=1e-12, abs=0),
-        pytest.approx(bytes_read, rel=1e-12, abs=0),
-        pytest.approx(bytes_written, rel=1e-12, abs=0),
-    )
+
 
 
 def rows_by_name(model, **kwargs):
@@ -462,23 +456,6 @@ def frozen_graph(model):
     return convert_variables_to_constants_v2(fn.get_concrete_function(*specs)).graph
 
 
-def tf_profiler_flops(graph):
-    """Float operations per op type, as tf.compat.v1.profiler counts them."""
-    opts = tf.compat.v1.profiler.ProfileOptionBuilder.float_operation()
-    opts["output"] = "none"
-    prof = tf.compat.v1.profiler.profile(
-        graph=graph, run_meta=tf.compat.v1.RunMetadata(), cmd="scope", options=opts)
-    node_type = {op.name: op.type for op in graph.get_operations()}
-    by_type = collections.Counter()
-    stack = [prof]
-    while stack:
-        node = stack.pop()
-        if node.float_ops and node.name in node_type:
-            by_type[node_type[node.name]] += node.float_ops
-        stack.extend(node.children)
-    return by_type
-
-
 def einsum_flops(graph):
     """2 * (product of the sizes of all labels) per two-operand Einsum node: the
     multiply-adds of a contraction, read from the frozen graph's equation and static
@@ -519,7 +496,7 @@ def test_transformer_matmul_flops_match_tensorflow(name):
     assert analysis.total.params == model.count_params()
     assert "MultiHeadAttention" in {row.type for row in analysis.layers}
     graph = frozen_graph(model)
-    by_type = tf_profiler_flops(graph)
+    by_type = tf_float_ops_by_type(graph)
     einsums = einsum_flops(graph)
     assert einsums > 0  # the attention products run as Einsum nodes
     ref = sum(by_type[t] for t in TF_MATMUL_TYPES) + einsums
@@ -546,7 +523,7 @@ def test_the_comparison_fails_on_a_wrong_attention_formula():
     puts the ViT more than 0.5% off."""
     model = vit()
     graph = frozen_graph(model)
-    by_type = tf_profiler_flops(graph)
+    by_type = tf_float_ops_by_type(graph)
     ref = sum(by_type[t] for t in TF_MATMUL_TYPES) + einsum_flops(graph)
     _, ours = analyze_matmul_flops(model)
     scores = sum(attention_parts(op)["scores"].flops for op in from_keras(model)
