@@ -383,3 +383,14 @@ def test_a_kind_variants_cannot_change_fills_its_share_from_its_space(monkeypatc
     # every new kind gets samples of its own in a full plan, none of them families'
     for name in NEW_KINDS:
         assert sum(p.op == name for p in plan) >= 8, name
+
+
+def test_softmax_samples_have_at_least_two_columns():
+    """A softmax over one element is the constant 1 (Keras warns); the plan's samples
+    never time one, whatever the space draw or a variant gives."""
+    import random
+
+    kind = op_kinds.get("softmax")
+    assert kind.derive(dict(rows=2, cols=1))["cols"] == 2
+    cfgs = [kind.derive(c) for c in kind.space_configs(64, random.Random(0))]
+    assert min(c["cols"] for c in cfgs) >= 2

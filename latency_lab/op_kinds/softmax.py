@@ -26,8 +26,15 @@ class Softmax(OpKind):
     keys = ("rows", "cols")
     # up to 16 heads x 4096 tokens of rows, 4096 keys (or classes) a row; shrunk to
     # the work caps
-    space = {"rows": Dim(1, 65536), "cols": Dim(1, 4096)}
+    space = {"rows": Dim(1, 65536), "cols": Dim(2, 4096)}
     table_share = 1
+
+    def derive(self, config: Config) -> Config:
+        """At least two columns: a softmax over one element is the constant 1 (Keras
+        warns, and no network times one)."""
+        out = super().derive(config)
+        out["cols"] = max(2, int(out["cols"]))
+        return out
 
     def to_ir(self, c: Config) -> Op:
         shape = (1, c["rows"], c["cols"])
