@@ -711,16 +711,12 @@ class LookupTableModel(_ProfilePredictor):
         (68/55/52%); a linear trend under the GP instead read 68/68/85% and 57/48/55%."""
         cfg = padded_config(op, cfg, self.channel_tile_)
         w = op_kinds.work(op, cfg)
-        cls = op_kinds.op_class(op, cfg)
-        if not self.cache_base:
-            return self.roofline_ms(w.flops, w.bytes_total, cls)
-        wb = op_kinds.weight_bytes(op, cfg)
+        nbytes = w.bytes_total
+        wb = op_kinds.weight_bytes(op, cfg) if self.cache_base else 0.0
         bw = bandwidth_at(self.weight_curve_, wb) if wb else None
-        if bw is None:
-            return self.roofline_ms(w.flops, w.bytes_total, cls)
-        peak = self.peak_flops_per_s_.get(cls, self.peak_flops_per_s_["elementwise"])
-        memory_s = max(w.bytes_total - wb, 0.0) / self.memory_bytes_per_s_ + wb / bw
-        return max(w.flops / peak if w.flops else 0.0, memory_s) * 1e3 + self.per_op_ms_
+        if bw:  # the weights' bytes as memory-bandwidth bytes of the same read time
+            nbytes = max(nbytes - wb, 0.0) + wb * self.memory_bytes_per_s_ / bw
+        return self.roofline_ms(w.flops, nbytes, op_kinds.op_class(op, cfg))
 
     def _predict_one(self, op: str, cfg: dict) -> float:
         exact = self.table_.get(sample_key(op, cfg))
