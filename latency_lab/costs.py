@@ -438,10 +438,7 @@ def attention_parts(op: Op, a_in: Sequence[float] | None = None,
 @register("MultiHeadAttention", op_class=DENSE)
 def attention_cost(op: Op, a_in, a_out):
     """The sum of `attention_parts` (see there for what is counted)."""
-    total = ZERO
-    for part in attention_parts(op, a_in, a_out).values():
-        total = total + part
-    return total
+    return sum(attention_parts(op, a_in, a_out).values(), ZERO)
 
 
 # ------------------------------------------------------------------ normalization

@@ -64,8 +64,8 @@ def convert_programs(programs: Sequence[Any]) -> bytes:
     module = tf.Module()
     signatures = {}
     for i, prog in enumerate(programs):
-        dtypes = getattr(prog, "input_dtypes", None) or ["float32"] * len(prog.input_shapes)
-        specs = [tf.TensorSpec(tuple(s), tf.as_dtype(d)) for s, d in zip(prog.input_shapes, dtypes)]
+        specs = [tf.TensorSpec(tuple(s), tf.as_dtype(d))
+                 for s, d in zip(prog.input_shapes, prog.input_dtypes)]
 
         def make(fn: Callable):
             def body(*xs):

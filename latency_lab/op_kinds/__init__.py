@@ -93,14 +93,14 @@ def kernel_configs(kernel: Any) -> list[tuple[str, Config]] | None:
     An unknown kernel is an error naming the op."""
     if kernel.op in FREE_KERNELS:
         return []
-    if kernel.op in LITERT_KERNELS:
-        cfgs = LITERT_KERNELS[kernel.op](kernel)
+    fn = LITERT_KERNELS.get(kernel.op)
+    if fn is not None:
+        cfgs = fn(kernel)
         if cfgs is not None:
             return cfgs
     if kernel.op in ROOFLINE_KERNELS:
         return None
-    if kernel.op in LITERT_KERNELS:
-        fn = LITERT_KERNELS[kernel.op]
+    if fn is not None:
         raise UnsupportedOpError(
             f"LiteRT kernel {kernel.op} (layer {kernel.layer!r}, {kernel.describe()}, "
             f"dtypes {list(getattr(kernel, 'input_dtypes', []) or ['float32'])}) has no "

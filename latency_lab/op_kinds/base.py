@@ -20,7 +20,7 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import math
-from typing import Any, Callable, Iterator, Sequence
+from typing import Any, Callable, Iterable, Iterator, Sequence
 
 import numpy as np
 
@@ -29,7 +29,7 @@ from latency_lab.errors import InvalidArgumentError, MeasurementError, ProfileEr
 from latency_lab.graph import Op
 from latency_lab.op_kinds.space import Dim, latin_hypercube
 
-__all__ = ["Config", "OpKind", "CHANNEL_KEYS", "same_out", "register", "get", "kinds",
+__all__ = ["Config", "OpKind", "prod", "CHANNEL_KEYS", "same_out", "register", "get", "kinds",
            "names", "keras_layer", "litert_kernel", "KERAS_LAYERS", "LITERT_KERNELS",
            "random_weights", "weight_tensor", "WeightVariables", "Dim", "MAX_SAMPLE_FLOPS",
            "MAX_SAMPLE_BYTES", "IndexInput", "input_dtype", "input_range", "random_input"]
@@ -43,6 +43,11 @@ CHANNEL_KEYS = ("cin", "cout", "c", "c1", "c2")
 def same_out(size: int, stride: int) -> int:
     """Output size of a SAME-padded window op."""
     return -(-int(size) // int(stride))
+
+
+def prod(dims: Iterable[int]) -> int:
+    """The product of a shape's (or any) dimensions as a Python int (1 when empty)."""
+    return int(math.prod(int(d) for d in dims))
 
 
 def random_weights(rng: np.random.Generator, *shape: int) -> np.ndarray:

@@ -10,11 +10,10 @@ LiteRT kernels and the Keras layers."""
 
 from __future__ import annotations
 
-import math
 from typing import Sequence
 
 from latency_lab.graph import Op
-from latency_lab.op_kinds.base import (Config, Dim, OpKind, keras_layer, litert_kernel,
+from latency_lab.op_kinds.base import (Config, Dim, OpKind, keras_layer, litert_kernel, prod,
                                        register)
 
 __all__ = ["Transpose", "Slice", "transpose_config", "slice_configs"]
@@ -70,10 +69,6 @@ class Slice(OpKind):
                 lambda x: keras.ops.slice(x, (0, 0, 0), (1, c["rows"], c["cout"])))
 
 
-def _prod(dims: Sequence[int]) -> int:
-    return int(math.prod(int(d) for d in dims))
-
-
 def transpose_config(in_shape: Sequence[int], out_shape: Sequence[int]) -> Config:
     """The `transpose` sample of a permutation seen only through its shapes: the axes
     before the first and after the last changed one stay (rows, inner); the changed
@@ -83,7 +78,7 @@ def transpose_config(in_shape: Sequence[int], out_shape: Sequence[int]) -> Confi
     in runs of the same length."""
     s, o = [int(d) for d in in_shape], [int(d) for d in out_shape]
     if len(s) != len(o):
-        return dict(rows=1, a=max(1, _prod(s[:-1])), b=max(1, s[-1] if s else 1), inner=1)
+        return dict(rows=1, a=max(1, prod(s[:-1])), b=max(1, s[-1] if s else 1), inner=1)
     diff = [i for i in range(len(s)) if s[i] != o[i]]
     if diff:
         i, k = diff[0], diff[-1] + 1
@@ -94,13 +89,13 @@ def transpose_config(in_shape: Sequence[int], out_shape: Sequence[int]) -> Confi
     a = b = None
     for j in range(1, len(mid)):
         if out_mid == mid[j:] + mid[:j]:
-            a, b = _prod(mid[:j]), _prod(mid[j:])
+            a, b = prod(mid[:j]), prod(mid[j:])
             break
     if a is None:
         half = max(1, len(mid) // 2)
-        a, b = _prod(mid[:half]), _prod(mid[half:])
-    return dict(rows=max(1, _prod(s[:i])), a=max(1, a), b=max(1, b),
-                inner=max(1, _prod(s[k:])))
+        a, b = prod(mid[:half]), prod(mid[half:])
+    return dict(rows=max(1, prod(s[:i])), a=max(1, a), b=max(1, b),
+                inner=max(1, prod(s[k:])))
 
 
 def slice_configs(in_shape: Sequence[int], out_shapes: Sequence[Sequence[int]]) -> list:
@@ -109,7 +104,7 @@ def slice_configs(in_shape: Sequence[int], out_shapes: Sequence[Sequence[int]]) 
     out = []
     for shape in out_shapes:
         cout = int(shape[-1]) if len(shape) else 1
-        rows = max(1, _prod(shape) // max(cout, 1))
+        rows = max(1, prod(shape) // max(cout, 1))
         out.append(("slice", dict(rows=rows, cin=max(cin, 1), cout=max(1, min(cout, cin)))))
     return out
 
@@ -126,7 +121,7 @@ def _litert_slice(k):
 
 @litert_kernel("SPLIT", "SPLIT_V")
 def _litert_split(k):
-    data = max(k.input_shapes, key=_prod)  # SPLIT: (axis, x); SPLIT_V: (x, sizes, axis)
+    data = max(k.input_shapes, key=prod)  # SPLIT: (axis, x); SPLIT_V: (x, sizes, axis)
     return slice_configs(data, k.output_shapes)
 
 

@@ -14,12 +14,12 @@ kernel. LiteRT's SUM stays charged through the roofline (no Keras layer runs one
 from __future__ import annotations
 
 import itertools
-import math
 from typing import Any, Sequence
 
 from latency_lab.errors import UnsupportedOpError
 from latency_lab.graph import Op
-from latency_lab.op_kinds.base import Config, Dim, OpKind, keras_layer, litert_kernel, register
+from latency_lab.op_kinds.base import (Config, Dim, OpKind, keras_layer, litert_kernel, prod,
+                                       register)
 
 __all__ = ["ReduceRows", "mean_configs", "kernel_axes"]
 
@@ -55,10 +55,6 @@ class ReduceRows(OpKind):
         return [dict(rows=r, c=c) for r, c in shapes]
 
 
-def _prod(dims: Sequence[int]) -> int:
-    return int(math.prod(int(d) for d in dims))
-
-
 def mean_configs(shape: Sequence[int], axes: Sequence[int], what: str) -> list[tuple[str, Config]]:
     """The sample of a mean over `axes` of a tensor of `shape`: `reduce_rows` over the
     last axis (or a trailing block of axes, contiguous in memory: one row), `global_pool`
@@ -74,7 +70,7 @@ def mean_configs(shape: Sequence[int], axes: Sequence[int], what: str) -> list[t
             "axis to reduce within the tensor; give axes within its rank")
     red = sorted({int(a) % rank for a in axes})
     if red == [rank - 1]:
-        return [("reduce_rows", dict(rows=max(1, _prod(shape[:-1])), c=shape[-1]))]
+        return [("reduce_rows", dict(rows=max(1, prod(shape[:-1])), c=shape[-1]))]
     if rank == 4 and red == [1, 2]:  # GlobalAveragePooling2D (kept as ever, 1x1 maps too)
         return [("global_pool", dict(h=shape[1], w=shape[2], c=shape[3]))]
     if rank == 3 and red == [1]:  # GlobalAveragePooling1D
@@ -83,14 +79,14 @@ def mean_configs(shape: Sequence[int], axes: Sequence[int], what: str) -> list[t
     big = [i for i in range(rank) if shape[i] > 1]
     red_big = [i for i in red if shape[i] > 1]
     if not red_big:  # only size-1 axes reduced: a copy, one-element rows
-        return [("reduce_rows", dict(rows=max(1, _prod(shape)), c=1))]
+        return [("reduce_rows", dict(rows=max(1, prod(shape)), c=1))]
     pos = [big.index(i) for i in red_big]
     if pos == list(range(len(big) - len(pos), len(big))):  # trailing block: rows
-        cols = _prod(shape[i] for i in red_big)
-        return [("reduce_rows", dict(rows=max(1, _prod(shape) // cols), c=cols))]
+        cols = prod(shape[i] for i in red_big)
+        return [("reduce_rows", dict(rows=max(1, prod(shape) // cols), c=cols))]
     if pos == list(range(len(pos))) and len(pos) < len(big):  # leading block: a pool
         rest = [shape[i] for i in big[len(pos):]]
-        return [("global_pool", dict(h=_prod(shape[i] for i in red_big), w=1, c=_prod(rest)))]
+        return [("global_pool", dict(h=prod(shape[i] for i in red_big), w=1, c=prod(rest)))]
     raise UnsupportedOpError(
         f"{what}: a mean over axes {tuple(red)} of a tensor of shape {shape} is neither "
         "over the last axis (reduce_rows) nor over the leading spatial or sequence axes "
