@@ -203,8 +203,11 @@ class KerasRuntime:
         self._weights_as_arguments = backend.weights_as_arguments
         self._place = backend.place or (lambda arrays, device: arrays)
         gpu_count = backend.gpu_count
-        # Compiled functions by program key / model: a profile times everything in
-        # several passes and should trace and compile each once.
+        # Compiled functions by program key / model. A profile's passes run its ~960
+        # op programs in the same order, so the op cache below (least recently used)
+        # hits nothing across passes: each program is compiled once per pass (the
+        # full keras profile took 9 min 43 s so). Bounding it by weight bytes instead,
+        # so small programs stay compiled, waits on a measured profile's memory.
         # Compiled op programs by key, the least recently used dropped past
         # COMPILED_OPS_KEPT: each keeps its weights alive as variables (a copy of its
         # weight arrays on the device, 100+ MB for the largest samples), dropped with
