@@ -102,22 +102,27 @@ CostFn = Callable[[Op, Sequence[float], "float | None"], OpCost]
 
 @dataclass(frozen=True)
 class CostRule:
+    """`fn` and the roofline class; `heads`: `fn` takes one more alive count after the
+    inputs', the alive heads (MultiHeadAttention)."""
+
     fn: CostFn
     op_class: str
+    heads: bool = False
 
 
 _REGISTRY: dict[str, CostRule] = {}
 
 
-def register(*op_types: str, op_class: str) -> Callable[[CostFn], CostFn]:
-    """Decorator: `fn(op, alive_in, alive_out)` is the cost of these op types."""
+def register(*op_types: str, op_class: str, heads: bool = False) -> Callable[[CostFn], CostFn]:
+    """Decorator: `fn(op, alive_in, alive_out)` is the cost of these op types (with
+    `heads`, `alive_in` may end with the alive head count)."""
 
     def deco(fn: CostFn) -> CostFn:
         for t in op_types:  # check all first: a failed call registers nothing
             if t in _REGISTRY:
                 raise ValueError(f"cost for op type {t!r} registered twice")
         for t in op_types:
-            _REGISTRY[t] = CostRule(fn, op_class)
+            _REGISTRY[t] = CostRule(fn, op_class, heads)
         return fn
 
     return deco
@@ -164,17 +169,18 @@ def cost_of(
     alive_out: float | None = None,
 ) -> OpCost:
     """Cost of `op` with `alive_in` channels per input (one number for all inputs, a
-    sequence per input, or None for full) and `alive_out` output channels (None: what
+    sequence per input, or None for full; for an op whose rule counts heads, the
+    sequence may end with the alive heads) and `alive_out` output channels (None: what
     the op produces from alive_in)."""
     r = rule(op.type, layer=op.name)
     full = [_channels(s, op) for s in op.input_shapes]
     if alive_in is None:
         a_in = full
     elif isinstance(alive_in, (list, tuple)):
-        if len(alive_in) != len(full):
+        if len(alive_in) != len(full) and not (r.heads and len(alive_in) == len(full) + 1):
             raise InvalidArgumentError(
                 f"op {op.name!r}: {len(alive_in)} alive counts for {len(full)} inputs"
-            )
+                + (" (and its heads)" if r.heads else ""))
         a_in = list(alive_in)
     else:
         a_in = [alive_in] * len(full)
@@ -336,8 +342,9 @@ def attention_parts(op: Op, a_in: Sequence[float] | None = None,
     `attention_cost`. Inputs are named by attrs["input_roles"] (the graph builder
     records them in `graph.ATTENTION_ROLES` order: query, value, then key and the masks
     when given; without the attr the inputs are taken as query, value, key,
-    attention_mask); `a_in` holds their alive channels (None: full), `a_out` the
-    output's. Needs attrs num_heads and key_dim (value_dim: key_dim when absent).
+    attention_mask); `a_in` holds their alive channels (None: full), and may hold one
+    more entry, the alive heads (a regularizer's count; else attrs num_heads); `a_out`
+    is the output's. Needs attrs num_heads and key_dim (value_dim: key_dim when absent).
 
     With Tq = query rows (every non-channel dim, batch included), Tk = the key's
     attention-axis positions, h heads, dk = key_dim, dv = value_dim, S = h * Tq * Tk
@@ -373,7 +380,8 @@ def attention_parts(op: Op, a_in: Sequence[float] | None = None,
     if a_in is None:
         a_in = [_channels(s, op) for s in op.input_shapes]
     a_out = _out_or(a_out, _full_out(op))
-    heads = int(_required(op, "num_heads"))
+    # one more entry than inputs: the alive heads (a regularizer's count)
+    heads = a_in[n] if len(a_in) > n else int(_required(op, "num_heads"))
     dk = int(_required(op, "key_dim"))
     dv = int(op.attrs.get("value_dim") or dk)
     q_shape, v_shape = op.input_shapes[at["query"]], op.input_shapes[at["value"]]
@@ -435,7 +443,7 @@ def attention_parts(op: Op, a_in: Sequence[float] | None = None,
     return parts
 
 
-@register("MultiHeadAttention", op_class=DENSE)
+@register("MultiHeadAttention", op_class=DENSE, heads=True)
 def attention_cost(op: Op, a_in, a_out):
     """The sum of `attention_parts` (see there for what is counted)."""
     return sum(attention_parts(op, a_in, a_out).values(), ZERO)

@@ -75,9 +75,15 @@ class GroupAlgorithm:
         self.unregularized: dict[int, list[str]] = {}  # group -> sources without a vector
         self._plan()
         self._index_classes()
-        if self.unregularized:
-            names = sorted({n for ns in self.unregularized.values() for n in ns})
-            warnings.warn(self._unregularized_message(names), stacklevel=4)
+        heads = {gid for gid in self.unregularized if cgraph.groups[gid].unit == "head"}
+        channels = [n for gid, ns in self.unregularized.items() if gid not in heads for n in ns]
+        if channels:
+            warnings.warn(self._unregularized_message(sorted(set(channels))), stacklevel=4)
+        if heads:
+            names = sorted({cgraph.op(n).layer_name for gid in heads
+                            for n in self.unregularized[gid]})
+            warnings.warn(f"{self.name}: the heads of MultiHeadAttention layers {names} "
+                          f"are kept whole: {self._heads_reason()}.", stacklevel=4)
         if not self._plans:
             raise InvalidArgumentError(self._nothing_message())
 
@@ -103,6 +109,11 @@ class GroupAlgorithm:
 
     def _unregularized_message(self, names: list[str]) -> str:
         return f"{self.name}: layers {names} cannot be regularized; kept whole."
+
+    def _heads_reason(self) -> str:
+        return ("this algorithm has no vector for attention heads; use "
+                "algorithm='group_lasso' (the norm of each head's q, k, v and output "
+                "weights)")
 
     def _nothing_message(self) -> str:
         return (f"algorithm {self.name!r}: no channel group of model "
@@ -269,7 +280,8 @@ _KERNEL_ATTR = {
 
 
 class GroupLassoAlgorithm(GroupAlgorithm):
-    """Per output channel (1 - f) * sqrt(mean(w^2)) + f * mean(|w|) of the kernel."""
+    """Per output channel (1 - f) * sqrt(mean(w^2)) + f * mean(|w|) of the kernel; per
+    head of a MultiHeadAttention the same over the head's q, k, v and output weights."""
 
     name = "group_lasso"
 
@@ -283,6 +295,9 @@ class GroupLassoAlgorithm(GroupAlgorithm):
                 if id(layer) in seen_layers and cop.op.attrs.get("shared_from"):
                     continue  # a shared layer's later call: same kernel
                 seen_layers.add(id(layer))
+                if g.unit == "head":
+                    parts.append((_head_kernels(layer), None, None))
+                    continue
                 attr, axis = _KERNEL_ATTR.get(cop.type, ("kernel", -1))
                 kernel = getattr(layer, attr, None)
                 if kernel is None:
@@ -292,23 +307,40 @@ class GroupLassoAlgorithm(GroupAlgorithm):
                 self._plans[gid] = parts
 
     def source_vector(self, part):
-        kernel, axis, _ = part
-        w = _f32(kernel)
-        rank = len(w.shape)
-        axis = axis % rank
-        reduce_axes = tuple(i for i in range(rank) if i != axis)
+        kernels, axis, _ = part
+        if axis is not None:
+            kernels = [(kernels, axis)]
+        # Sums over every weight of each output channel (head: its q, k, v columns and
+        # its output-projection rows), then the means over their count.
+        square = absolute = 0.0
+        count = 0
+        for kernel, axis in kernels:
+            w = _f32(kernel)
+            rank = len(w.shape)
+            axis = axis % rank
+            reduce_axes = tuple(i for i in range(rank) if i != axis)
+            square = square + ops.sum(ops.square(w), axis=reduce_axes)
+            absolute = absolute + ops.sum(ops.abs(w), axis=reduce_axes)
+            count += int(np.prod(w.shape)) // int(w.shape[axis])
         f = self.l1_fraction
         out = 0.0
         if f < 1.0:
-            ms = ops.mean(ops.square(w), axis=reduce_axes)
+            ms = square / count
             positive = ops.greater(ms, 0.0)
             # sqrt with a finite gradient at an all-zero channel.
             l2 = ops.where(positive, ops.sqrt(ops.where(positive, ms, ops.ones_like(ms))),
                            ops.zeros_like(ms))
             out = (1.0 - f) * l2
         if f > 0.0:
-            out = out + f * ops.mean(ops.abs(w), axis=reduce_axes)
+            out = out + f * (absolute / count)
         return out
+
+
+def _head_kernels(layer: Any) -> list[tuple[Any, int]]:
+    """(kernel, head axis) of a MultiHeadAttention's projections: q, k and v kernels
+    are (in, heads, dim), the output kernel (heads, dim, out...)."""
+    return [(layer.query_dense.kernel, 1), (layer.key_dense.kernel, 1),
+            (layer.value_dense.kernel, 1), (layer.output_dense.kernel, 0)]
 
 
 class LogisticSigmoidAlgorithm(GroupAlgorithm):

@@ -62,9 +62,10 @@ _TRANSPOSE_TYPES = frozenset({"Conv1DTranspose", "Conv2DTranspose", "Conv3DTrans
 
 
 def _source_index(cg: ChannelGraph) -> dict[str, list[ChannelOp]]:
-    """Names a structure may use for a conv/dense layer -> its ops (all calls)."""
+    """Names a structure may use for a conv/dense (or attention) layer -> its ops (all
+    calls)."""
     index: dict[str, list[ChannelOp]] = {}
-    for op in cg.sources:
+    for op in cg.structure_ops:
         keys = {op.layer_name, op.layer_name.rsplit("/", 1)[-1]}
         for k in keys:
             index.setdefault(k, []).append(op)
@@ -72,10 +73,10 @@ def _source_index(cg: ChannelGraph) -> dict[str, list[ChannelOp]]:
 
 
 def _valid_names_hint(cg: ChannelGraph, limit: int = 8) -> str:
-    names = list(dict.fromkeys(op.layer_name for op in cg.sources))
+    names = list(dict.fromkeys(op.layer_name for op in cg.structure_ops))
     shown = ", ".join(repr(n) for n in names[:limit])
     more = f", ... ({len(names)} in all)" if len(names) > limit else ""
-    return f"Valid conv/dense layer names: {shown}{more}."
+    return f"Valid conv/dense/attention layer names: {shown}{more}."
 
 
 def _as_count(where: str, name: str, value: Any) -> int:
@@ -124,15 +125,16 @@ def _resolve_groups(cg: ChannelGraph, structure: Mapping, where: str, *,
                 f"(structure entry {name!r}: {value!r}). {_valid_names_hint(cg)}"
             )
         count = _as_count(where, name, value)
-        gids = {op.out_group for op in index[name]}
+        gids = {op.structure_group for op in index[name]}
         if len(gids) != 1 or None in gids:
             raise InvalidArgumentError(f"{where}: layer {name!r} has no single output channel group.")
         gid = gids.pop()
-        size = index[name][0].op.channels_out
+        size = index[name][0].structure_width
         if not min_count <= count <= size:
+            unit = cg.groups[gid].unit
             raise InvalidArgumentError(
                 f"{where}: structure entry {name!r}: {count} is out of range; expected an "
-                f"int in [{min_count}, {size}] (the full width of layer {name!r} is {size})."
+                f"int in [{min_count}, {size}] (layer {name!r} has {size} {unit}s)."
             )
         group_of[name] = gid
         if cg.has_classes(gid):  # its layers have their own widths
@@ -223,11 +225,12 @@ def _structure_kept(cg: ChannelGraph, structure: Mapping,
 
 
 def _layer_classes(cg: ChannelGraph, name: str) -> np.ndarray:
-    """The class of each output channel of conv/dense layer `name`."""
+    """The class of each output channel of conv/dense layer `name` (each head of an
+    attention layer)."""
     op = _source_index(cg)[name][0]
-    if op.out_classes is not None:
-        return op.out_classes
-    return np.arange(cg.groups[op.out_group].size, dtype=np.int64)
+    if op.structure_classes is not None:
+        return op.structure_classes
+    return np.arange(cg.groups[op.structure_group].size, dtype=np.int64)
 
 
 def _class_requests(cg: ChannelGraph, structure: Mapping,
@@ -305,7 +308,7 @@ def _given_importance(cg: ChannelGraph, importance: Mapping | None) -> dict[int,
             raise InvalidArgumentError(
                 f"apply_structure: `importance` names {name!r}, which is not a "
                 f"conv/dense layer of model {cg.graph.name!r}. {_valid_names_hint(cg)}")
-        gid = index[name][0].out_group
+        gid = index[name][0].structure_group
         classes = _layer_classes(cg, name)
         arr = np.asarray(scores, dtype=np.float64)
         if arr.shape != classes.shape:
@@ -431,6 +434,13 @@ def _propagate(cg: ChannelGraph, group_kept: dict[int, np.ndarray]) -> dict[str,
     return kept
 
 
+def _unit_indices(kept_classes: np.ndarray, classes: np.ndarray | None) -> np.ndarray:
+    """Indices of the units (channels, heads) whose class is kept."""
+    if classes is None:
+        return np.asarray(kept_classes, dtype=np.int64)
+    return np.flatnonzero(np.isin(classes, kept_classes)).astype(np.int64)
+
+
 def _flatten_kept(op: Any, kept_in: np.ndarray) -> np.ndarray:
     """Kept positions of a flattened tensor: every spatial position's kept channels."""
     shape = op.input_shapes[0]
@@ -455,9 +465,11 @@ class _Rebuilder:
     (the same `keras_walker.walk`, so op names match the channel graph) and calls new
     layers on new tensors."""
 
-    def __init__(self, cg: ChannelGraph, kept: dict[str, np.ndarray]):
+    def __init__(self, cg: ChannelGraph, kept: dict[str, np.ndarray],
+                 heads: dict[str, np.ndarray]):
         self.cg = cg
         self.kept = kept
+        self.heads = heads  # attention op -> its kept heads
         self.unique = UniqueNames()
         self.new_layer_of: dict[int, Any] = {}  # id(old layer) -> new layer
         self.copies: list[tuple[Any, Any, ChannelOp]] = []  # (old, new, first call)
@@ -549,6 +561,11 @@ class _Rebuilder:
                 raise InvalidArgumentError(
                     f"apply_structure: cannot set the width of layer {cop.layer_name!r} "
                     f"({t}): its config has neither `filters` nor `units`.")
+        elif cop.kind == "attention":
+            cfg["num_heads"] = len(self.heads[op.name])
+            query = in_n[_role_index(op, "query")]
+            if cfg.get("output_shape") is None and query != op.channels_out:
+                cfg["output_shape"] = op.channels_out  # it followed the query's width
         elif t == "Reshape" and cop.kind == "reshape":
             cfg["target_shape"] = self._target_shape(cop)
         if prefix:  # flattened nested model: avoid clashing layer names
@@ -601,8 +618,50 @@ def _slice_weight(value: np.ndarray, new_shape: tuple, var_name: str, cop: Chann
     return value
 
 
+def _role_index(op: Any, role: str) -> int:
+    """Position among an attention op's inputs of `role` (the key: the value's when
+    no key is passed)."""
+    roles = list(op.attrs.get("input_roles") or ())
+    if role == "key" and role not in roles:
+        role = "value"
+    return roles.index(role)
+
+
+def _copy_attention(old: Any, new: Any, cop: ChannelOp, kept: dict[str, np.ndarray],
+                    heads: np.ndarray) -> None:
+    """A MultiHeadAttention's kept heads: q, k, v kernels (in, heads, dim) at the kept
+    heads and their inputs' kept channels, biases (heads, dim) at the kept heads, the
+    output kernel (heads, dim, out...) at the kept heads; the output bias whole."""
+    op = cop.op
+    pairs = []
+    for role, old_dense, new_dense in (("query", old.query_dense, new.query_dense),
+                                       ("key", old.key_dense, new.key_dense),
+                                       ("value", old.value_dense, new.value_dense)):
+        in_idx = kept[op.inputs[_role_index(op, role)]]
+        kernel = np.take(np.take(np.asarray(old_dense.kernel.numpy()), in_idx, axis=0),
+                         heads, axis=1)
+        pairs.append((new_dense.kernel, kernel))
+        if old_dense.bias is not None:
+            pairs.append((new_dense.bias, np.take(np.asarray(old_dense.bias.numpy()),
+                                                  heads, axis=0)))
+    pairs.append((new.output_dense.kernel,
+                  np.take(np.asarray(old.output_dense.kernel.numpy()), heads, axis=0)))
+    if old.output_dense.bias is not None:
+        pairs.append((new.output_dense.bias, np.asarray(old.output_dense.bias.numpy())))
+    for variable, value in pairs:
+        if tuple(variable.shape) != value.shape:
+            raise InvalidArgumentError(
+                f"apply_structure: weight {variable.name!r} of layer {cop.layer_name!r} "
+                f"sliced to shape {value.shape}, but the rebuilt layer expects "
+                f"{tuple(variable.shape)}; pass copy_weights=False.")
+        variable.assign(value)
+
+
 def _copy_weights(rb: _Rebuilder, kept: dict[str, np.ndarray]) -> None:
     for old, new, cop in rb.copies:
+        if cop.kind == "attention":
+            _copy_attention(old, new, cop, kept, rb.heads[cop.op.name])
+            continue
         old_vars, new_vars = list(old.weights), list(new.weights)
         if not old_vars:
             continue
@@ -683,9 +742,11 @@ def apply_structure(model: Any, structure: Mapping, copy_weights: bool = True,
     group_kept = _choose_channels(model, cg, widths, structure, group_of, importance,
                                   algorithm, bool(copy_weights), align)
     kept = _propagate(cg, group_kept)
+    heads = {cop.name: _unit_indices(group_kept[cop.head_group], cop.structure_classes)
+             for cop in cg.attention_ops}
 
     function = require_functional(model, f"model {model.name!r}")
-    rb = _Rebuilder(cg, kept)
+    rb = _Rebuilder(cg, kept, heads)
     new_inputs = []
     for x in function.inputs:
         layer = producer_of(x)

@@ -22,7 +22,8 @@ segments) is computed once in ``__init__``; a training step only evaluates the g
 vectors, their alive counts and sums, and a fixed list of per-op products.
 
 Extending (e.g. a latency regularizer):
-    * ``costed_ops()``: the ops that have a cost (default: conv/dense/depthwise; return
+    * ``costed_ops()``: the ops that have a cost (default: conv/dense/depthwise and
+      attention, whose last alive-input count is its alive heads; return
       ``self.channel_graph.ops`` minus inputs to cost every kernel).
     * ``prepare_op(op) -> payload``: called once per costed op in ``__init__``; the
       result is stored in ``op.payload`` (e.g. a fitted per-op latency surrogate).
@@ -211,12 +212,12 @@ class NetworkRegularizer:
             op.payload = self.prepare_op(op)
             ops.append(op)
         self._ops: list[ChannelOp] = ops
-        # Conv/dense layers reported in the structure (one entry per Keras layer).
+        # Conv/dense and attention layers reported in the structure (one per Keras layer).
         self._structure_ops: dict[str, int] = {}
         self._structure_classes: dict[str, np.ndarray | None] = {}
-        for op in self.channel_graph.sources:
-            self._structure_ops.setdefault(op.layer_name, op.out_group)
-            self._structure_classes.setdefault(op.layer_name, op.out_classes)
+        for op in self.channel_graph.structure_ops:  # a MultiHeadAttention: its heads
+            self._structure_ops.setdefault(op.layer_name, op.structure_group)
+            self._structure_classes.setdefault(op.layer_name, op.structure_classes)
 
     # ------------------------------------------------------------------ hooks
     def costed_ops(self) -> list[ChannelOp]:
@@ -338,8 +339,9 @@ class NetworkRegularizer:
         return cost
 
     def get_alive_counts(self) -> Structure:
-        """{conv/dense layer name: alive output channels} (frozen and unregularized
-        layers in full), as a `Structure`: a dict of the counts that also carries the
+        """{conv/dense layer name: alive output channels, MultiHeadAttention layer
+        name: alive heads} (frozen and unregularized layers in full), as a `Structure`:
+        a dict of the counts that also carries the
         kept (alive) channel indices of every layer, so ``apply_structure(model,
         reg.get_alive_counts())`` and an exported file keep exactly these channels."""
         vectors = self._algo.group_vectors()
@@ -512,8 +514,10 @@ def _constant_f32(value):
 
 
 class FlopsRegularizer(NetworkRegularizer):
-    """FLOPs of conv, dense and depthwise layers (2 per multiply-add, per example),
-    from `latency_lab.costs`. Biases, BN and element-wise ops are not counted."""
+    """FLOPs of conv, dense, depthwise and MultiHeadAttention layers (2 per
+    multiply-add, per example; attention as `latency_lab.costs.attention_parts` counts
+    it, at the alive heads), from `latency_lab.costs`. Biases, BN and standalone
+    element-wise ops are not counted."""
 
     cost_name = "flops"
 

@@ -166,13 +166,11 @@ del _types, _why, _t
 # refused as "unknown".
 REFUSED_REASONS: dict[str, str] = {}
 for _types, _why in (
-    (("LayerNormalization", "RMSNormalization", "UnitNormalization"),
-     "it normalizes across the channel axis, so each output channel depends on all of them"),
     (("GroupNormalization",),
      "it normalizes over groups of channels and its `groups` depends on the channel count"),
     (("RepeatVector",), "it moves the channel axis"),
-    (("Dot", "Attention", "AdditiveAttention", "MultiHeadAttention",
-      "GroupedQueryAttention", "EinsumDense"), "it contracts over the channel axis"),
+    (("Dot", "Attention", "AdditiveAttention", "GroupedQueryAttention", "EinsumDense"),
+     "it contracts over the channel axis"),
     (("LSTM", "GRU", "SimpleRNN", "RNN", "Bidirectional", "ConvLSTM1D", "ConvLSTM2D",
       "ConvLSTM3D"), "a recurrent layer mixes its input channels"),
     (("Embedding", "ReversibleEmbedding", "CategoryEncoding", "Hashing",
@@ -278,13 +276,17 @@ class Group:
     """A set of channels kept or removed together, ``size`` classes wide.
 
     ``sources`` are the names of the conv/dense ops whose outputs are (tied into) this
-    group; ``frozen_reasons`` says why a frozen group is frozen (empty: prunable).
+    group (for a group of heads: the MultiHeadAttention op); ``frozen_reasons`` says why
+    a frozen group is frozen (empty: prunable). ``unit`` is what one class is: a
+    "channel", or a "head" of a MultiHeadAttention (its q, k, v columns and its rows of
+    the output projection, kept or removed together).
     """
 
     id: int
     size: int
     sources: list[str] = field(default_factory=list)
     frozen_reasons: list[str] = field(default_factory=list)
+    unit: str = "channel"
 
     @property
     def frozen(self) -> bool:
@@ -295,10 +297,13 @@ class Group:
 class ChannelOp:
     """One op of the IR with the channel layout of its inputs and output.
 
-    ``kind``: "source" (conv/dense), "depthwise", "pass_through", "merge", "concat",
-    "reshape", "slice", "split", "permute", "input" or "frozen" (an unknown layer named
-    in frozen_layers / behind the input boundary). ``in_segments`` has one segment list
-    per input tensor; ``out_segments`` is the layout of the (first) output,
+    ``kind``: "source" (conv/dense), "depthwise", "attention" (MultiHeadAttention),
+    "pass_through", "merge", "concat", "reshape", "slice", "split", "permute", "input"
+    or "frozen" (an unknown layer named in frozen_layers / behind the input boundary).
+    ``in_segments`` has one segment list per input tensor, and for an attention op one
+    more at the end: its heads (`head_segments`), so a cost reads the alive heads as
+    its last alive-input count and the regularization term covers them like any
+    input; ``out_segments`` is the layout of the (first) output,
     ``extra_out_segments`` those of the others (a split). ``exact``: the output layout
     lists the channels in their order (False after Flatten or a depthwise
     ``depth_multiplier > 1``, whose layouts only count). ``out_block``: ``(dims, axis)``
@@ -333,6 +338,35 @@ class ChannelOp:
         return self.out_segments[0].classes if self.out_group is not None else None
 
     @property
+    def head_segments(self) -> list[Segment] | None:
+        """The heads of an attention op (one segment of its head group), else None."""
+        return self.in_segments[-1] if self.kind == "attention" else None
+
+    @property
+    def head_group(self) -> int | None:
+        """The head group id of an attention op, else None."""
+        return self.head_segments[0][0] if self.kind == "attention" else None
+
+    @property
+    def structure_group(self) -> int | None:
+        """The group a structure entry of this layer sets: a conv/dense's output group,
+        an attention op's heads."""
+        return self.head_group if self.kind == "attention" else self.out_group
+
+    @property
+    def structure_classes(self) -> np.ndarray | None:
+        """Class of each unit a structure entry counts (None: unit i is class i)."""
+        return self.head_segments[0].classes if self.kind == "attention" else self.out_classes
+
+    @property
+    def structure_width(self) -> int:
+        """Units a structure entry of this layer counts at full width: output channels,
+        or an attention op's heads."""
+        if self.kind == "attention":
+            return int(self.op.attrs["num_heads"])
+        return self.op.channels_out
+
+    @property
     def layer_name(self) -> str:
         """The Keras layer name (IR names of a shared layer's later calls end in #i)."""
         return self.name.split("#", 1)[0]
@@ -363,9 +397,21 @@ class ChannelGraph:
         return [o for o in self.ops if o.kind == "source"]
 
     @property
+    def structure_ops(self) -> list[ChannelOp]:
+        """The ops a structure names (one entry per call): conv/dense layers (their
+        output channels), then MultiHeadAttention layers (their heads)."""
+        return self.sources + self.attention_ops
+
+    @property
     def costed_ops(self) -> list[ChannelOp]:
-        """Conv, dense and depthwise ops: what FLOP and model-size costs count."""
-        return [o for o in self.ops if o.kind in ("source", "depthwise")]
+        """Conv, dense, depthwise and attention ops: what FLOP and model-size costs
+        count."""
+        return [o for o in self.ops if o.kind in ("source", "depthwise", "attention")]
+
+    @property
+    def attention_ops(self) -> list[ChannelOp]:
+        """MultiHeadAttention ops (one entry per call), in graph order."""
+        return [o for o in self.ops if o.kind == "attention"]
 
     def group_of(self, name: str) -> Group:
         """The output group of a conv/dense op."""
@@ -377,7 +423,10 @@ class ChannelGraph:
     def has_classes(self, gid: int) -> bool:
         """True when a source of the group does not map channel i to class i (its
         layers then have their own widths: a structure gives each its own count)."""
-        return any(self.op(src).out_classes is not None for src in self.groups[gid].sources)
+        g = self.groups[gid]
+        if g.unit == "head":
+            return any(self.op(src).structure_classes is not None for src in g.sources)
+        return any(self.op(src).out_classes is not None for src in g.sources)
 
     def alive_count(self, segments: Sequence[Segment], alive_by_group: dict,
                     class_alive: dict | None = None) -> Any:
@@ -393,7 +442,7 @@ class ChannelGraph:
         lines = [f"channel groups of {self.graph.name!r}:"]
         for gid, g in self.groups.items():
             state = "frozen (" + ", ".join(sorted(set(g.frozen_reasons))) + ")" if g.frozen else "prunable"
-            lines.append(f"  group {gid}: {g.size} channels, {state}, sources {g.sources}")
+            lines.append(f"  group {gid}: {g.size} {g.unit}s, {state}, sources {g.sources}")
         return "\n".join(lines)
 
 
@@ -407,12 +456,15 @@ class _UnionFind:
         self.parent: list[int] = []
         self.sources: list[list[str]] = []
         self.reasons: list[list[str]] = []
+        self.units: list[str] = []
 
-    def new(self, source: str | None = None, frozen: str | None = None) -> int:
+    def new(self, source: str | None = None, frozen: str | None = None,
+            unit: str = "channel") -> int:
         gid = len(self.parent)
         self.parent.append(gid)
         self.sources.append([source] if source else [])
         self.reasons.append([frozen] if frozen else [])
+        self.units.append(unit)
         return gid
 
     def find(self, g: int) -> int:
@@ -444,9 +496,11 @@ class _Atoms:
         self.parent: list[int] = []
         self.owner: list[int] = []  # atom -> the group it was created in
         self.shared: dict[str, np.ndarray] = {}  # first call of a shared conv -> atoms
+        self.heads: dict[str, np.ndarray] = {}  # attention op -> the atoms of its heads
 
-    def new(self, n: int, source: str | None = None, frozen: str | None = None) -> np.ndarray:
-        gid = self.groups.new(source, frozen)
+    def new(self, n: int, source: str | None = None, frozen: str | None = None,
+            unit: str = "channel") -> np.ndarray:
+        gid = self.groups.new(source, frozen, unit)
         base = len(self.parent)
         self.parent.extend(range(base, base + n))
         self.owner.extend([gid] * n)
@@ -605,6 +659,42 @@ def _slice_bounds(op: Op) -> tuple | None:
     if step != 1 or key[0] != (0, int(shape[0]), 1):
         return None
     return start, stop
+
+
+@_rule("LayerNormalization", "RMSNormalization", "UnitNormalization")
+def _stream_norm_rule(atoms: _Atoms, op: Op, ins: list) -> tuple:
+    """A norm over the channel axis passes its input's channels through and freezes
+    them: each output channel depends on all of them (in a transformer: the residual
+    stream, which every Add and norm of the stream ties into one group). A norm over
+    other axes only (LayerNormalization(axis=1)) acts channel by channel."""
+    lay = ins[0]
+    rank = len(op.input_shapes[0])
+    axis = op.attrs.get("axis", -1)
+    axes = axis if isinstance(axis, (tuple, list)) else (axis,)
+    if any(int(a) % rank == _channel_axis(op, rank) for a in axes):
+        reason = f"normalized across channels by {op.type} {op.name.split('#', 1)[0]!r}"
+        for a in lay.flat:
+            atoms.groups.freeze(atoms.owner[int(a)], reason)
+    return "pass_through", [lay]
+
+
+@_rule("MultiHeadAttention")
+def _attention_rule(atoms: _Atoms, op: Op, ins: list) -> tuple:
+    """Its inputs' channels are contracted by the q, k, v projections (as a Dense's
+    input is); its heads are a new group of `num_heads` classes (`Group.unit` "head",
+    recorded in `_Atoms.heads`: head h's q, k, v columns and its rows of the output
+    projection go together); its output channels are a new frozen group (the output
+    projection's width follows the query's: prune the heads instead). Every call of a
+    shared layer has the same heads."""
+    heads = atoms.new(int(op.attrs["num_heads"]), source=op.name, unit="head")
+    shared = op.attrs.get("shared_from")
+    if shared and shared in atoms.heads:
+        atoms.tie(heads, atoms.heads[shared])
+    atoms.heads[op.name] = heads
+    name = op.name.split("#", 1)[0]
+    out = atoms.new(op.channels_out, source=op.name,
+                    frozen=f"output of MultiHeadAttention {name!r} (its heads are pruned)")
+    return "attention", [_Layout.of(out)]
 
 
 @_rule("ops.GetItem")
@@ -798,6 +888,8 @@ def build_channel_graph(
     ops = []
     for op, kind, ins, outs, frozen in raw:
         out0 = outs[0]
+        if kind == "attention":  # its heads, as one more input (see ChannelOp)
+            ins = [*ins, _Layout.of(atoms.heads[op.name])]
         ops.append(ChannelOp(
             op.name, op.type, op, kind, [finalize(lay) for lay in ins], finalize(out0),
             frozen, extra_out_segments=[finalize(lay) for lay in outs[1:]],
@@ -905,6 +997,11 @@ def _reshape_layout(op: Op, lay: _Layout) -> _Layout | None:
     if _strip_ones(in_shape) == _strip_ones(out_shape) and out_shape and \
             int(out_shape[-1]) == int(op.input_shapes[0][ch_axis]):
         return lay
+    # Other axes merged or split, the channel axis last and untouched ((h, w, c) ->
+    # (h * w, c): a ViT's patches to tokens).
+    if ch_axis == rank - 1 and len(out_shape) >= 2 and out_shape[-1] == in_shape[-1] \
+            and math.prod(out_shape[:-1]) == math.prod(in_shape[:-1]):
+        return lay
     return None
 
 
@@ -923,7 +1020,7 @@ def _settle(atoms: _Atoms) -> tuple[dict[int, Group], Callable[[_Layout], list[S
         if r not in renumber:
             renumber[r] = len(renumber)
             groups[renumber[r]] = Group(renumber[r], 0, list(dict.fromkeys(uf.sources[r])),
-                                        list(dict.fromkeys(uf.reasons[r])))
+                                        list(dict.fromkeys(uf.reasons[r])), uf.units[r])
         g = groups[renumber[r]]
         root = atoms.find(a)
         if root not in class_ids:

@@ -11,14 +11,23 @@ output channels is fitted:
 The regularization term uses the surrogate's derivatives at the current alive counts
 (DESIGN.md: dC/dA_in * R_in + dC/dA_out * R_out); `get_cost()` re-runs the real
 predictor on the slimmed kernels, so at full width it equals `latency-lab predict`.
+
+A MultiHeadAttention is costed by its alive heads: its kernels (projections, batch
+matmuls, softmax, transposes, as the runtime runs them) are taken from the model
+rebuilt with fewer heads in every attention layer (`apply_structure` at head
+fractions 1/4, 1/2, 3/4; one conversion each), and its latency is the piecewise-linear
+curve through those head counts: exact at them, linear between. Its input and output
+channels must be frozen (a transformer's residual stream is).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import numbers
 from typing import Any
 
 import numpy as np
+from keras import ops
 
 from latency_lab.errors import InvalidArgumentError, ProfileError
 from latency_lab.kernels import WorkItem, work_items
@@ -30,6 +39,43 @@ from regularizers.grouping import ChannelOp
 __all__ = ["LatencyRegularizer"]
 
 _GRID = (0.25, 0.5, 0.75, 1.0)
+
+
+@dataclasses.dataclass
+class _AttentionCurve:
+    """One attention layer's kernels at several head counts (ascending, the last the
+    full count) and their latency in the full network's context."""
+
+    layer: str
+    heads: list[int]
+    items: dict[int, list[WorkItem]]
+    ms: list[float]
+
+    def at(self, h: Any) -> Any:
+        """Piecewise-linear latency at `h` alive heads (a number or a tensor): the
+        first segment's line plus a hinge per inner head count."""
+        xs, ys = self.heads, self.ms
+        if len(xs) == 1:
+            return ys[0] + 0.0 * h
+        slopes = [(ys[i + 1] - ys[i]) / (xs[i + 1] - xs[i]) for i in range(len(xs) - 1)]
+        out = ys[0] + slopes[0] * (h - xs[0])
+        for i in range(1, len(slopes)):
+            v = h - xs[i]
+            out = out + (slopes[i] - slopes[i - 1]) * (
+                max(v, 0.0) if isinstance(v, numbers.Real) else ops.relu(v))
+        return out
+
+    def bracket(self, h: float) -> tuple[int, int]:
+        """The grid head counts around `h` (equal when `h` is one of them or outside)."""
+        xs = self.heads
+        if h <= xs[0]:
+            return xs[0], xs[0]
+        for lo, hi in zip(xs, xs[1:]):
+            if h == hi:
+                return hi, hi
+            if lo <= h < hi:
+                return (lo, lo) if h == lo else (lo, hi)
+        return xs[-1], xs[-1]
 
 
 @dataclasses.dataclass
@@ -81,16 +127,32 @@ class LatencyRegularizer(NetworkRegularizer):
             by_layer.setdefault(op.layer_name, op)
             by_layer.setdefault(op.layer_name.rsplit("/", 1)[-1], op)
         out = []
+        attention: dict[str, tuple[ChannelOp, list[WorkItem]]] = {}
         for i, item in enumerate(self._items):
             layer = by_layer.get(item.layer)
             if layer is None:  # a kernel we cannot tie to a layer: constant cost
                 out.append(ChannelOp(f"kernel{i}:{item.kernel}", item.kernel, None, "frozen",
                                      [], [], True, item))
                 continue
+            if layer.kind == "attention":  # all its kernels, costed by its heads
+                attention.setdefault(layer.layer_name, (layer, []))[1].append(item)
+                continue
             out.append(dataclasses.replace(layer, name=f"{layer.name}#k{i}", payload=item))
+        missing = sorted({op.layer_name for op in self.channel_graph.attention_ops}
+                         - set(attention))
+        if missing:
+            raise InvalidArgumentError(
+                f"LatencyRegularizer: no kernel of the {self.profile.runtime_name} model is "
+                f"attributed to the MultiHeadAttention layers {missing}, so their heads "
+                "cannot be costed; keep them whole with frozen_layers=.")
+        for name, (layer, items) in attention.items():
+            out.append(dataclasses.replace(layer, name=f"{layer.name}#attention",
+                                           payload=items))
         return out
 
-    def prepare_op(self, op: ChannelOp) -> _Surrogate:
+    def prepare_op(self, op: ChannelOp) -> Any:
+        if op.kind == "attention":
+            return self._attention_curve(op)
         item: WorkItem = op.payload
         full_in = float(self._alive(op.in_segments[0], self._sizes)) if op.in_segments else 0.0
         full_out = float(self._alive(op.out_segments, self._sizes)) if op.out_segments else 0.0
@@ -104,10 +166,63 @@ class LatencyRegularizer(NetworkRegularizer):
         coef, *_ = np.linalg.lstsq(np.array(rows), np.array(ys), rcond=None)
         return _Surrogate(item, coef, full_in, full_out)
 
-    def _item_ms(self, item: WorkItem) -> float:
+    def _attention_curve(self, op: ChannelOp) -> _AttentionCurve:
+        """The layer's latency at the head counts of `_head_grid` (see the module
+        docstring); its input and output channels must not be regularized."""
+        moving = [self.channel_graph.groups[seg[0]].sources
+                  for segs in [*op.in_segments[:-1], op.out_segments] for seg in segs
+                  if seg[0] in self._regularized]
+        if moving:
+            raise InvalidArgumentError(
+                f"LatencyRegularizer: MultiHeadAttention {op.layer_name!r} is costed by "
+                "its heads only, but the channels of its inputs or output are "
+                f"regularized (groups of {sorted({n for ns in moving for n in ns})}). "
+                "Freeze them (frozen_layers=, or a LayerNormalization before the "
+                "attention, as a transformer's residual stream has).")
+        grid = self._head_grid()
+        full = int(op.op.attrs["num_heads"])
+        items = {full: list(op.payload)}
+        for by_layer in grid.values():
+            h, layer_items = by_layer.get(op.layer_name, (full, None))
+            if layer_items is not None and h < full:
+                items.setdefault(h, layer_items)
+        heads = sorted(items)
+        return _AttentionCurve(op.layer_name, heads, items,
+                               [sum(self._item_ms(i) for i in items[h]) for h in heads])
+
+    def _head_grid(self) -> dict[float, dict[str, tuple[int, list[WorkItem]]]]:
+        """{fraction: {attention layer: (heads, its kernels)}}: the model rebuilt with
+        every attention layer at that fraction of its heads (at least 1), converted
+        once per fraction (cached)."""
+        if getattr(self, "_grid_cache", None) is not None:
+            return self._grid_cache
+        from regularizers.apply import apply_structure
+
+        layers = {op.layer_name: int(op.op.attrs["num_heads"])
+                  for op in self.channel_graph.attention_ops}
+        out: dict[float, dict[str, tuple[int, list[WorkItem]]]] = {}
+        for f in _GRID[:-1]:
+            counts = {n: max(1, int(round(f * h))) for n, h in layers.items()}
+            if all(c == layers[n] for n, c in counts.items()):
+                continue
+            slim = apply_structure(self.model, counts, copy_weights=False)
+            by_layer: dict[str, list[WorkItem]] = {}
+            for item in work_items(slim, self.profile.runtime_name):
+                if item.layer in counts:
+                    by_layer.setdefault(item.layer, []).append(item)
+            out[f] = {n: (counts[n], its) for n, its in by_layer.items()}
+        self._grid_cache = out
+        return out
+
+    def _item_ms(self, item: WorkItem, weight_bytes: float | None = None,
+                 kernels: int | None = None) -> float:
+        """One kernel's latency in a network of `weight_bytes` and `kernels` (default:
+        the full model's)."""
         if item.configs is None:
             return self.predictor.predict_work(item.flops, item.bytes, item.op_class)
-        return self.predictor.kernel_ms(item.configs, self._weight_bytes, self._kernels)
+        return self.predictor.kernel_ms(
+            item.configs, self._weight_bytes if weight_bytes is None else weight_bytes,
+            self._kernels if kernels is None else kernels)
 
     def _fractions(self, s: _Surrogate, alive_in: list, alive_out: Any):
         fi = alive_in[0] / s.full_in if s.full_in and alive_in else 1.0
@@ -115,12 +230,16 @@ class LatencyRegularizer(NetworkRegularizer):
         return fi, fo
 
     def op_cost(self, op: ChannelOp, alive_in: list, alive_out: Any) -> Any:
+        if op.kind == "attention":
+            return op.payload.at(alive_in[-1])
         s: _Surrogate = op.payload
         fi, fo = self._fractions(s, alive_in, alive_out)
         p0, p1, p2, p3 = (float(c) for c in s.coef)
         return p0 + p1 * fi + p2 * fo + p3 * fi * fo
 
     def op_cost_derivatives(self, op: ChannelOp, alive_in: list, alive_out: Any):
+        if op.kind == "attention":  # C(h + 1) - C(h) on the head curve; 0 elsewhere
+            return super().op_cost_derivatives(op, alive_in, alive_out)
         s: _Surrogate = op.payload
         fi, fo = self._fractions(s, alive_in, alive_out)
         _, p1, p2, p3 = (float(c) for c in s.coef)
@@ -142,13 +261,29 @@ class LatencyRegularizer(NetworkRegularizer):
                tuple((g, m.tobytes()) for g, m in sorted(getattr(alive, "per_class", {}).items())))
         if key in self._cost_cache:  # alive counts change rarely; the predictor is slow
             return self._cost_cache[key]
-        items = []
+        items, between = [], []
         for op in self._ops:
-            s: _Surrogate = op.payload
             a_in = [self._alive(seg, alive) for seg in op.in_segments]
+            if op.kind == "attention":  # its kernels at the grid count at or below
+                curve: _AttentionCurve = op.payload
+                h = float(a_in[-1])
+                lo, hi = curve.bracket(h)
+                items.extend(curve.items[lo])
+                if hi != lo:
+                    between.append((curve.items[lo], curve.items[hi], (h - lo) / (hi - lo)))
+                continue
+            s: _Surrogate = op.payload
             fi, fo = self._fractions(s, a_in, self._alive(op.out_segments, alive))
             items.append(s.item.scaled(float(fi), float(fo)))
         total, _ = predict_items(items, self.predictor)
+        if between:  # linear between grid head counts, in this network's context
+            weights = sum(i.weight_bytes for i in items)
+            kernels = sum(1 for i in items if i.configs)
+
+            def ms(its):
+                return sum(self._item_ms(i, weights, kernels) for i in its)
+
+            total += sum(t * (ms(upper) - ms(lower)) for lower, upper, t in between)
         self._cost_cache[key] = float(total)
         return float(total)
 

@@ -166,8 +166,6 @@ def test_resizing_in_deeplab_head_rebuilds_with_weights():
 
 
 @pytest.mark.parametrize("factory, type_name, why", [
-    (lambda: L.LayerNormalization(), "LayerNormalization", "normalizes across the channel"),
-    (lambda: L.UnitNormalization(), "UnitNormalization", "normalizes across the channel"),
     (lambda: L.GroupNormalization(groups=2), "GroupNormalization", "groups of channels"),
     (lambda: L.RandomGrayscale(), "RandomGrayscale", "colour"),
     (lambda: L.Permute((3, 1, 2)), "Permute", "moves the channel axis"),
@@ -188,6 +186,35 @@ def test_channel_mixing_layer_is_refused_by_name(factory, type_name, why):
     assert "frozen_layers" in msg
     cg = build_channel_graph(model, frozen_layers=[layer.name])
     assert cg.op(layer.name).kind == "frozen"
+
+
+@pytest.mark.parametrize("factory", [L.LayerNormalization, L.UnitNormalization,
+                                     L.RMSNormalization])
+def test_norm_across_channels_keeps_them_whole(factory):
+    """A norm over the channel axis (a transformer's residual stream) passes its input's
+    channels through and freezes them, naming itself; the rest stays prunable."""
+    x = keras.Input((4, 4, 3))
+    h = L.Conv2D(4, 1, name="a")(x)
+    n = factory(name="norm")(h)
+    h = L.Conv2D(6, 1, name="b")(n)
+    model = keras.Model(x, L.Conv2D(2, 1, name="head")(h))
+    cg = build_channel_graph(model)
+    frozen = cg.group_of("a")
+    assert cg.op("norm").kind == "pass_through"
+    assert cg.op("norm").out_segments == [(frozen.id, 1)]
+    assert frozen.frozen and any("'norm'" in r for r in frozen.frozen_reasons)
+    assert not cg.group_of("b").frozen
+
+
+def test_norm_over_other_axes_acts_channel_by_channel():
+    x = keras.Input((5, 3))
+    h = L.Dense(4, name="a")(x)
+    h = L.LayerNormalization(axis=1, name="norm")(h)
+    model = keras.Model(x, L.Dense(2, name="head")(h))
+    cg = build_channel_graph(model)
+    assert not cg.group_of("a").frozen
+    slim = apply_structure(model, {"a": 2})
+    assert slim.get_layer("a").units == 2
 
 
 def test_register_pass_through_bad_arguments():
