@@ -156,7 +156,9 @@ def _check_module_name(name: str) -> None:
 
 def _import_failure(name: str, exc: BaseException) -> str:
     """'module 'x' raised ValueError: ... (at file.py:3)': where in the user's code."""
-    frames = traceback.extract_tb(exc.__traceback__)
+    ours = (os.path.dirname(importlib.__file__), __file__)  # importlib's frames, and ours
+    frames = [f for f in traceback.extract_tb(exc.__traceback__)
+              if not f.filename.startswith(("<frozen", *ours))]
     where = f" (at {frames[-1].filename}:{frames[-1].lineno})" if frames else ""
     return (f"--import {name}: importing module {name!r} raised {type(exc).__name__}: "
             f"{exc}{where}. Fix the module (run `python -c 'import {name}'` to see the "

@@ -182,6 +182,14 @@ def test_module_that_raises_is_named_with_the_exception(capsys, user):
     assert "llt_raises.py:2" in err
 
 
+def test_module_with_a_syntax_error_names_its_line(capsys, user):
+    (user.dir / "llt_raises.py").write_text("x = 1\ndef f(:\n")
+    rc, _, err = run(capsys, "analyze", user.path, "--import", "llt_raises")
+    assert rc == 2
+    assert "importing module 'llt_raises' raised SyntaxError" in err
+    assert "(llt_raises.py, line 2)" in err and "importlib" not in err
+
+
 def test_module_with_a_missing_dependency_is_not_called_missing(capsys, user):
     (user.dir / "llt_broken_dep.py").write_text("import llt_absent_dependency\n")
     rc, _, err = run(capsys, "analyze", user.path, "--import", "llt_broken_dep")
