@@ -18,8 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-__all__ = ["COMMANDS", "command", "build_parser", "quiet_native_logs", "show_warning",
-           "main"]
+__all__ = ["COMMANDS", "command", "add_import_args", "build_parser", "quiet_native_logs",
+           "show_warning", "main"]
 
 from latency_lab import __version__
 from latency_lab.errors import InputSpecError, LatencyLabError, UnknownOpWarning
@@ -54,6 +54,19 @@ def _positive_int(text: str) -> int:
     return v
 
 
+def add_import_args(p: argparse.ArgumentParser) -> None:
+    """`--import MODULE`, for every command that loads a model file (one definition, so
+    its meaning and warning read the same everywhere)."""
+    p.add_argument(
+        "--import", dest="imports", action="append", default=[], metavar="MODULE",
+        help="import this Python module (a dotted name on PYTHONPATH, not a file path) "
+             "before loading models, so the custom layers it registers with "
+             "keras.saving.register_keras_serializable load from .keras files, and the "
+             "costs (latency_lab.costs.register) and grouping rules it registers apply "
+             "(repeatable). This runs the module's code, which you name here; the model "
+             "file's code is still never run (Keras safe mode stays on)")
+
+
 def add_model_args(p: argparse.ArgumentParser, *, many: bool = False) -> None:
     p.add_argument(
         "model", nargs="+" if many else None, metavar="MODEL",
@@ -70,11 +83,15 @@ def add_model_args(p: argparse.ArgumentParser, *, many: bool = False) -> None:
     p.add_argument("--unsafe-deserialization", action="store_true",
                    help="load .keras files with Lambda layers, running their Python code "
                         "(only for files you trust)")
+    add_import_args(p)
 
 
 def load_model_from_args(args: argparse.Namespace, spec: str):
+    """The model MODEL names, after the `--import` modules (imported once: Python
+    caches them), so their layers, costs and grouping rules are registered first."""
     from latency_lab import models
 
+    models.import_modules(getattr(args, "imports", ()))
     shape = models.parse_input_shape(args.input_shape)
     return models.load(spec, models.parse_model_args(args.model_arg), shape,
                        unsafe_deserialization=getattr(args, "unsafe_deserialization", False)), shape
@@ -189,6 +206,7 @@ def _profile_args(p: argparse.ArgumentParser) -> None:
                    help="with --extend-for: keyword for keras.applications.NAME (repeatable)")
     p.add_argument("--allow-unknown", action="store_true",
                    help="with --extend-for: leave out layers without a latency model")
+    add_import_args(p)
 
 
 def _run_extend_for(args: argparse.Namespace) -> int:
@@ -238,6 +256,9 @@ def run_profile_cmd(args: argparse.Namespace) -> int:
     # Every argument is checked before the profiler (and TensorFlow) is imported.
     if args.extend_for:
         return _run_extend_for(args)
+    if args.imports:
+        raise InputSpecError("--import loads the custom layers of --extend-for models; a new "
+                             "profile loads no model. Drop --import or add --extend-for")
     if args.budget is not None and not args.budget > 0:
         raise InputSpecError(f"--budget must be a positive number of minutes, got {args.budget}")
     check_threads_arg(args.threads)
@@ -700,6 +721,7 @@ def _shrink_args(p: argparse.ArgumentParser) -> None:
                         "scikit-learn's digits up-sampled to 32x32")
     p.add_argument("--input-shape", metavar="H,W,C", help="with --model keras.applications.NAME")
     p.add_argument("--model-arg", action="append", default=[], metavar="NAME=VALUE")
+    add_import_args(p)
     p.add_argument("--profile", help="profile JSON path or shipped name; default: profile "
                                      "this machine now (--quick plan) into OUT/profile.json")
     target = p.add_mutually_exclusive_group()
@@ -737,6 +759,9 @@ def _shrink_inputs(args: argparse.Namespace):
     if args.model and not args.data:
         raise InputSpecError("--model needs --data DATA.npz (x_train, y_train, x_val, y_val) "
                              "to train it on; omit --model to shrink the built-in CNN on digits")
+    if args.imports and not args.model:
+        raise InputSpecError("--import loads the custom layers of a --model file; the "
+                             "built-in CNN has none. Drop --import or give --model")
     task = load_task(args.data) if args.data else digits_task(seed=args.seed)
     if not args.model:
         return digits_cnn(task.input_shape, task.classes, seed=args.seed), task

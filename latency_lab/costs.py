@@ -30,7 +30,7 @@ from latency_lab.graph import (ATTENTION_MASK_ROLES, ATTENTION_ROLES, Op, dtype_
 
 __all__ = ["ACTIVATION_FLOPS", "DENSE", "DEPTHWISE", "ELEMENTWISE", "DATA", "OpCost",
            "ZERO", "CostFn", "CostRule", "register", "supported_types", "is_supported",
-           "rule", "op_class", "cost_of", "activation_name",
+           "rule", "op_class", "cost_of", "how_to_register", "activation_name",
            "activation_flops_per_element", "RESIZE_TAPS", "resize_cost", "UNSUPPORTED_HINTS",
            "ATTENTION_MATMUL_PARTS", "attention_parts", "attention_cost", "embedding_cost"]
 
@@ -145,6 +145,16 @@ UNSUPPORTED_HINTS = {
 }
 
 
+def how_to_register(op_type: str) -> str:
+    """How a user gives `op_type` (typically their own layer class) a cost: the same
+    words wherever a missing cost stops a command."""
+    return (f"Register one in a module you pass with --import MODULE (Python: import it "
+            f"first): decorate a function (op, alive_in, alive_out) -> "
+            f"latency_lab.costs.OpCost with @latency_lab.costs.register({op_type!r}, "
+            "op_class=latency_lab.costs.ELEMENTWISE) (op_class: the roofline ceiling its "
+            "FLOPs run at, DENSE, DEPTHWISE, ELEMENTWISE or DATA)")
+
+
 def rule(op_type: str, *, layer: str | None = None) -> CostRule:
     try:
         return _REGISTRY[op_type]
@@ -153,9 +163,9 @@ def rule(op_type: str, *, layer: str | None = None) -> CostRule:
         if op_type in UNSUPPORTED_HINTS:
             raise UnsupportedOpError(f"{where} {UNSUPPORTED_HINTS[op_type]}") from None
         raise UnsupportedOpError(
-            f"{where} has no cost function. Supported types: "
-            f"{', '.join(supported_types())}. Register one with "
-            "latency_lab.costs.register, or pass --allow-unknown to count it as zero."
+            f"{where} has no cost function. {how_to_register(op_type)}, or pass "
+            "--allow-unknown to count it as zero. Supported types: "
+            f"{', '.join(supported_types())}."
         ) from None
 
 

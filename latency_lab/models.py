@@ -4,15 +4,19 @@
 from __future__ import annotations
 
 import ast
+import importlib
 import os
+import re
+import sys
+import traceback
 from pathlib import Path
 from typing import Any, Sequence
 
-from latency_lab.errors import InputSpecError, ModelLoadError
+from latency_lab.errors import InputSpecError, InvalidArgumentError, ModelLoadError
 
 __all__ = ["APPLICATIONS_PREFIX", "MODEL_SUFFIXES", "DEFAULT_IMAGE_SHAPE",
            "parse_input_shape", "parse_model_args", "application_names",
-           "load_application", "load_model_file", "load"]
+           "load_application", "import_modules", "load_model_file", "load"]
 
 APPLICATIONS_PREFIX = "keras.applications."
 MODEL_SUFFIXES = (".keras", ".h5", ".hdf5")
@@ -98,6 +102,106 @@ def _fmt(args: dict) -> str:
     return ", ".join(f"{k}={v!r}" for k, v in args.items())
 
 
+def import_modules(names: Sequence[str]) -> list:
+    """Import the user's modules (`--import MODULE`, dotted names on the import path)
+    so the custom layers they register with `keras.saving.register_keras_serializable`
+    load under Keras's safe mode, and the costs (`latency_lab.costs.register`) and
+    grouping rules they register apply. This runs those modules' code, which the user
+    named; a model file's own code is still never run.
+
+    File paths are refused on purpose: a module run from a path under an invented name
+    breaks its relative imports, is registered twice if imported again under its real
+    name, and cannot be imported by the child process that converts a model under a
+    non-TensorFlow backend (which imports custom layers' modules by name).
+
+    Raises:
+        InvalidArgumentError: a name that is not a dotted module name, or no module
+            of that name is found.
+        ModelLoadError: the module raised while being imported.
+    """
+    done = []
+    for name in names:
+        _check_module_name(name)
+        try:
+            done.append(importlib.import_module(name))
+        except ModuleNotFoundError as exc:
+            if exc.name is not None and (name == exc.name or name.startswith(exc.name + ".")):
+                raise InvalidArgumentError(
+                    f"--import {name}: no module named {exc.name!r} was found. Check the "
+                    "module name, and that the folder holding it is on PYTHONPATH (e.g. "
+                    f"PYTHONPATH=. for ./{name.replace('.', '/')}.py)") from exc
+            raise ModelLoadError(_import_failure(name, exc)) from exc
+        except Exception as exc:  # noqa: BLE001 - user code: name the module and the error
+            raise ModelLoadError(_import_failure(name, exc)) from exc
+    return done
+
+
+def _check_module_name(name: str) -> None:
+    if not isinstance(name, str) or not name.strip():
+        raise InvalidArgumentError(
+            f"--import expects a Python module name such as my_layers or pkg.layers, "
+            f"received {name!r}")
+    if name.endswith(".py") or "/" in name or os.sep in name:
+        stem = Path(name).stem
+        folder = str(Path(name).parent) or "."
+        raise InvalidArgumentError(
+            f"--import takes a module name, not a file path ({name!r}): put the module's "
+            f"folder on PYTHONPATH and name the module, e.g. PYTHONPATH={folder} "
+            f"latency-lab ... --import {stem}")
+    if not all(part.isidentifier() for part in name.split(".")):
+        raise InvalidArgumentError(
+            f"--import {name!r} is not a Python module name: expected dotted identifiers "
+            "such as my_layers or pkg.layers (no relative imports)")
+
+
+def _import_failure(name: str, exc: BaseException) -> str:
+    """'module 'x' raised ValueError: ... (at file.py:3)': where in the user's code."""
+    ours = (os.path.dirname(importlib.__file__), __file__)  # importlib's frames, and ours
+    frames = [f for f in traceback.extract_tb(exc.__traceback__)
+              if not f.filename.startswith(("<frozen", *ours))]
+    where = f" (at {frames[-1].filename}:{frames[-1].lineno})" if frames else ""
+    return (f"--import {name}: importing module {name!r} raised {type(exc).__name__}: "
+            f"{exc}{where}. Fix the module (run `python -c 'import {name}'` to see the "
+            "whole traceback)")
+
+
+_MISSING_OBJECT = re.compile(r"Could not locate (class|function) '([^']+)'")
+
+
+def _unregistered_hint(message: str) -> str | None:
+    """What to do when Keras could not find a custom class or function in a file: the
+    name as Keras reports it, where it was saved from, and `--import MODULE`."""
+    m = _MISSING_OBJECT.search(message)
+    if m is None:
+        return None
+    kind, obj = m.groups()
+    module = re.search(r"Full object config: \{'module': '([^']+)'", message)
+    registered = re.search(r"'registered_name': '([^']*>" + re.escape(obj) + ")'", message)
+    facts = []
+    if registered:
+        facts.append(f"registered as {registered.group(1)!r}")
+    if module:
+        facts.append(f"saved from module {module.group(1)!r}")
+    text = f"uses custom {kind} {obj!r}" + (f" ({', '.join(facts)})" if facts else "")
+    text += ", which no imported module has registered. "
+    mod = module.group(1) if module else None
+    if mod == "__main__":
+        text += ("It was defined in a script: move it into a module, decorate it with "
+                 "@keras.saving.register_keras_serializable(), and pass --import MODULE")
+    elif mod is not None and mod in sys.modules:
+        text += (f"Module {mod!r} is imported but does not register it: decorate it with "
+                 "@keras.saving.register_keras_serializable()"
+                 + (f" (package {registered.group(1).split('>')[0]!r})" if registered else "")
+                 + " and pass --import with the module that defines it")
+    else:
+        hint = f" (here likely --import {mod})" if mod else ""
+        text += (f"Pass --import MODULE{hint}, naming the module that defines it with "
+                 "@keras.saving.register_keras_serializable(); its folder must be on "
+                 "PYTHONPATH")
+    return (text + ". That runs the module's code, which you name; the model file's "
+            "own code is never run (Python: import the module before load_model_file).")
+
+
 def load_model_file(path: str | os.PathLike, *, unsafe_deserialization: bool = False):
     """Load a .keras/.h5 file. Keras's safe mode stays on (a `Lambda` layer's
     bytecode is not run) unless `unsafe_deserialization`, which only a user who trusts
@@ -134,10 +238,14 @@ def load_model_file(path: str | os.PathLike, *, unsafe_deserialization: bool = F
                 "trust the file, pass --unsafe-deserialization (Python: "
                 "load_model_file(path, unsafe_deserialization=True))."
             ) from exc
+        unregistered = _unregistered_hint(str(exc))
+        if unregistered is not None:
+            raise ModelLoadError(f"model file {str(p)!r} {unregistered}") from exc
         hint = ""
         if "custom" in str(exc).lower() or "Unknown" in str(exc):
-            hint = (" The file uses custom layers: load it in Python with "
-                    "custom_objects=... and pass the model object to the API.")
+            hint = (" The file uses custom layers: pass --import MODULE naming the module "
+                    "that registers them (Python: import it first, or load the file with "
+                    "custom_objects=... and pass the model object to the API).")
         raise ModelLoadError(
             f"could not load model file {str(p)!r}: {type(exc).__name__}: {exc}.{hint}"
         ) from exc

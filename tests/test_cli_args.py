@@ -35,6 +35,9 @@ MAIN = ("import sys\nfrom latency_lab import cli\ncode = cli.main({argv!r})\n"
     ["predict", "m.keras", "--profile", "t4", "--measure-missing"],
     ["profile", "--out", "new.json", "--extend-for", "m.keras"],
     ["profile", "--out", "existing.json", "--extend-for", "m.keras", "--overwrite"],
+    ["profile", "--out", "new.json", "--import", "my_layers"],
+    ["analyze", "m.keras", "--import", "layers/my_layers.py"],
+    ["measure", "m.keras", "--import", "no_such_module_of_latency_lab_tests"],
 ])
 def test_argument_errors_come_before_tensorflow(tmp_path, argv):
     (tmp_path / "existing.json").write_text("{}")

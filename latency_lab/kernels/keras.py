@@ -29,9 +29,10 @@ def _roofline_item(op) -> WorkItem | None:
 def _no_model(op, runtime: str) -> UnsupportedOpError:
     return UnsupportedOpError(
         f"layer {op.name!r} ({op.type}) has no latency model under the {runtime} runtime: "
-        f"no op kind maps Keras layer type {op.type!r} and it has no cost function. Add an "
-        "op kind in latency_lab/op_kinds/ (or a cost function in latency_lab/costs.py), "
-        "or pass --allow-unknown (allow_unknown=True) to leave it out.")
+        f"no op kind maps Keras layer type {op.type!r} and it has no cost function. "
+        f"{costs.how_to_register(op.type)}, which the roofline charges it by; or add an "
+        "op kind in latency_lab/op_kinds/; or pass --allow-unknown (allow_unknown=True) "
+        "to leave it out.")
 
 
 def keras_items(model: Any, *, batch_size: int = 1, input_shape=None,
