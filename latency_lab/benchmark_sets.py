@@ -15,12 +15,19 @@ import time
 from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
 
-__all__ = ["ensure_profile", "load_measurements", "measure_sets", "print_figures",
+__all__ = ["add_profile_arguments", "ensure_profile", "load_measurements", "measure_sets", "print_figures",
            "layer_type_shares"]
 
 
 def _log(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
+
+
+def add_profile_arguments(ap: Any, profile_out: str) -> None:
+    """--profile, --profile-out and --quick-profile of a benchmark script (argparse)."""
+    ap.add_argument("--profile", help="use this profile instead of profiling now")
+    ap.add_argument("--profile-out", default=profile_out)
+    ap.add_argument("--quick-profile", action="store_true")
 
 
 def ensure_profile(profile: str | None, out: str, quick: bool) -> str:

@@ -94,10 +94,10 @@ def check_targets(summary: dict) -> list[str]:
 
 
 def main(argv=None) -> int:
+    from latency_lab.benchmark_sets import add_profile_arguments
+
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--profile", help="use this profile instead of profiling now")
-    ap.add_argument("--profile-out", default="out/transformer_profile.json")
-    ap.add_argument("--quick-profile", action="store_true")
+    add_profile_arguments(ap, "out/transformer_profile.json")
     ap.add_argument("--set", choices=("dev", "heldout", "both"), default="dev",
                     help="which part(s) to measure (default dev; heldout needs --heldout-seed)")
     ap.add_argument("--heldout-seed", type=int, default=None,

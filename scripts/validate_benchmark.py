@@ -103,10 +103,10 @@ def chosen_sets(args) -> dict[str, list]:
 
 
 def main(argv=None) -> int:
+    from latency_lab.benchmark_sets import add_profile_arguments
+
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--profile", help="use this profile instead of profiling now")
-    ap.add_argument("--profile-out", default="out/validation_profile.json")
-    ap.add_argument("--quick-profile", action="store_true")
+    add_profile_arguments(ap, "out/validation_profile.json")
     ap.add_argument("--set", choices=("development", "heldout", "both"), default="both",
                     help="which validation set(s) to measure (default both, in the same passes)")
     ap.add_argument("--quick-set", action="store_true", help="a 7+4 model development subset")

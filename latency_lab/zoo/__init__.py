@@ -16,11 +16,9 @@ imports this package (tests/test_architecture.py keeps it so).
 
 from __future__ import annotations
 
-from functools import partial
 from typing import Any, Callable
 
-from latency_lab.errors import InvalidArgumentError
-from latency_lab.zoo.blocks import Family, build_network, family_of, sample_config
+from latency_lab.zoo.blocks import Family, build_network, draw_set, sample_config
 from latency_lab.zoo.classic import alexnet, sample_alexnet, sample_vgg, vgg
 from latency_lab.zoo.googlenet import googlenet, sample_googlenet
 from latency_lab.zoo.mobile import mnasnet, proxylessnas, sample_mnasnet, sample_proxylessnas
@@ -66,16 +64,5 @@ def heldout_set(n_per_family: int = DEFAULT_PER_FAMILY, seed: int = 0,
     (all of FAMILIES by default; 10 x 4 = 40 networks), seeds seed*1000 + i.
     factory() builds the model: nothing is built until asked, so a caller keeps
     only the networks it measures in memory. Labels name family, seed and input size."""
-    if isinstance(n_per_family, bool) or not isinstance(n_per_family, int) or n_per_family < 1:
-        raise InvalidArgumentError(f"n_per_family must be a positive integer, got {n_per_family!r}")
-    names = list(FAMILIES) if families is None else list(families)
-    for name in names:
-        family_of(FAMILIES, name)
-    out = []
-    for name in names:
-        for i in range(n_per_family):
-            s = seed * 1000 + i
-            config = sample(name, s)
-            out.append((f"{name}-s{s}-{config['input_size']}px", name,
-                        partial(build, name, config)))
-    return out
+    return draw_set(FAMILIES, families, n_per_family, lambda i: seed * 1000 + i,
+                    lambda name, s, config: f"{name}-s{s}-{config['input_size']}px")

@@ -12,7 +12,7 @@ from typing import Any, Callable, Sequence
 
 from latency_lab.errors import InvalidArgumentError
 
-__all__ = ["Family", "family_of", "sample_config", "build_network", "SCALE_RANGE", "check_int", "check_ints", "check_choices", "check_input_size",
+__all__ = ["Family", "family_of", "sample_config", "build_network", "draw_set", "SCALE_RANGE", "check_int", "check_ints", "check_choices", "check_input_size",
            "stage_scales", "scaled_channels", "draw_kernels", "draw_input_size",
            "image_input", "conv_bn", "classifier_head"]
 
@@ -56,6 +56,27 @@ def build_network(families: dict[str, Family], family: str, config: dict):
         raise InvalidArgumentError(f"config must be a dict of {family} keyword arguments, "
                                    f"got {config!r}")
     return family_of(families, family).builder(**config)
+
+
+def draw_set(families: dict[str, Family], names, n_per_family: int,
+             seed_of: Callable[[int], int], label: Callable[[str, int, dict], str]) -> list:
+    """(label, family, factory) of `n_per_family` draws of each family of `names` (all
+    of `families` when None), draw i with seed seed_of(i); factory() builds the model,
+    so nothing is built until asked."""
+    from functools import partial
+
+    check_int("n_per_family", n_per_family)
+    names = list(families) if names is None else list(names)
+    for name in names:
+        family_of(families, name)
+    out = []
+    for name in names:
+        for i in range(n_per_family):
+            s = seed_of(i)
+            config = sample_config(families, name, s)
+            out.append((label(name, s, config), name,
+                        partial(build_network, families, name, config)))
+    return out
 
 
 def check_int(name: str, value: Any, minimum: int = 1) -> int:

@@ -37,12 +37,11 @@ never the same twice, built after the predictor was settled. Like all of
 from __future__ import annotations
 
 import random
-from functools import partial
 from typing import Any, Callable, Sequence
 
 from latency_lab.errors import InvalidArgumentError
-from latency_lab.zoo.blocks import (Family, build_network, check_int, check_ints,
-                                    conv_bn, family_of, sample_config)
+from latency_lab.zoo.blocks import (Family, build_network, check_int, check_ints, conv_bn,
+                                    draw_set, sample_config)
 
 __all__ = ["MAX_FLOPS", "ACTIVATIONS", "TEXT_MASKS", "SAMPLED_TEXT_MASKS", "TEXT_POOLING", "TRANSFORMER_FAMILIES",
            "PARTS", "DEV_SEED", "HELDOUT_SEED_OFFSET", "DEFAULT_PER_FAMILY",
@@ -142,6 +141,17 @@ def _check_choice(name: str, value: Any, allowed: Sequence) -> Any:
     return value
 
 
+def _check_image_encoder(image_size, patch_size, width, heads, depth, mlp_ratio, activation,
+                         num_classes) -> None:
+    """The arguments vit, vit_dense_patch and deit share."""
+    _check_image(image_size, patch_size)
+    _check_heads(width, heads)
+    check_int("depth", depth)
+    check_int("mlp_ratio", mlp_ratio)
+    _check_choice("activation", activation, ACTIVATIONS)
+    check_int("num_classes", num_classes)
+
+
 def _head(x, num_classes: int, name: str = "head"):
     """Dense logits and a Softmax layer."""
     from keras import layers
@@ -167,6 +177,25 @@ def _conv_patches(image, patch_size: int, width: int):
     return layers.Reshape((grid * grid, width), name="patch_flatten")(x)
 
 
+def _token_encoder(image_size, patch_size, width, depth, heads, mlp_ratio, activation,
+                   num_classes, distillation: bool):
+    """(image input, normed tokens) of ViT and DeiT: conv patches, [the distillation
+    token,] the class token, learned positions, the blocks, the final norm."""
+    import keras
+
+    from latency_lab.zoo.tokens import ClassToken, DistillationToken, PositionEmbedding
+
+    _check_image_encoder(image_size, patch_size, width, heads, depth, mlp_ratio, activation,
+                         num_classes)
+    image = keras.Input((image_size, image_size, 3), name="image")
+    x = _conv_patches(image, patch_size, width)
+    if distillation:
+        x = DistillationToken(name="distillation_token")(x)
+    x = ClassToken(name="class_token")(x)
+    x = PositionEmbedding(name="position_embedding")(x)
+    return image, _image_encoder(x, depth, heads, mlp_ratio, activation)
+
+
 # ------------------------------------------------------------------------ families
 
 
@@ -176,21 +205,9 @@ def vit(image_size: int = 224, patch_size: int = 16, width: int = 192, depth: in
     """ViT (Dosovitskiy et al. 2021; ViT-Ti at the defaults): conv patch embedding,
     class token, learned positions, `depth` pre-norm blocks, final norm, [CLS] head."""
     import keras
-    from keras import layers
 
-    from latency_lab.zoo.tokens import ClassToken, PositionEmbedding
-
-    _check_image(image_size, patch_size)
-    _check_heads(width, heads)
-    check_int("depth", depth)
-    check_int("mlp_ratio", mlp_ratio)
-    _check_choice("activation", activation, ACTIVATIONS)
-    check_int("num_classes", num_classes)
-    image = keras.Input((image_size, image_size, 3), name="image")
-    x = _conv_patches(image, patch_size, width)
-    x = ClassToken(name="class_token")(x)
-    x = PositionEmbedding(name="position_embedding")(x)
-    x = _image_encoder(x, depth, heads, mlp_ratio, activation)
+    image, x = _token_encoder(image_size, patch_size, width, depth, heads, mlp_ratio,
+                              activation, num_classes, distillation=False)
     return keras.Model(image, _head(x[:, 0], num_classes), name="vit")
 
 
@@ -204,12 +221,8 @@ def vit_dense_patch(image_size: int = 224, patch_size: int = 16, width: int = 19
 
     from latency_lab.zoo.tokens import PositionEmbedding
 
-    _check_image(image_size, patch_size)
-    _check_heads(width, heads)
-    check_int("depth", depth)
-    check_int("mlp_ratio", mlp_ratio)
-    _check_choice("activation", activation, ACTIVATIONS)
-    check_int("num_classes", num_classes)
+    _check_image_encoder(image_size, patch_size, width, heads, depth, mlp_ratio, activation,
+                         num_classes)
     grid = image_size // patch_size
     image = keras.Input((image_size, image_size, 3), name="image")
     x = layers.Reshape((grid, patch_size, grid, patch_size, 3), name="patch_split")(image)
@@ -230,20 +243,8 @@ def deit(image_size: int = 224, patch_size: int = 16, width: int = 192, depth: i
     import keras
     from keras import layers
 
-    from latency_lab.zoo.tokens import ClassToken, DistillationToken, PositionEmbedding
-
-    _check_image(image_size, patch_size)
-    _check_heads(width, heads)
-    check_int("depth", depth)
-    check_int("mlp_ratio", mlp_ratio)
-    _check_choice("activation", activation, ACTIVATIONS)
-    check_int("num_classes", num_classes)
-    image = keras.Input((image_size, image_size, 3), name="image")
-    x = _conv_patches(image, patch_size, width)
-    x = DistillationToken(name="distillation_token")(x)
-    x = ClassToken(name="class_token")(x)
-    x = PositionEmbedding(name="position_embedding")(x)
-    x = _image_encoder(x, depth, heads, mlp_ratio, activation)
+    image, x = _token_encoder(image_size, patch_size, width, depth, heads, mlp_ratio,
+                              activation, num_classes, distillation=True)
     cls = layers.Dense(num_classes, name="head")(x[:, 0])
     dist = layers.Dense(num_classes, name="head_dist")(x[:, 1])
     logits = layers.Average(name="heads_mean")([cls, dist])
@@ -593,14 +594,5 @@ def transformer_set(part: str, n_per_family: int = DEFAULT_PER_FAMILY, seed: int
             raise InvalidArgumentError("the heldout part needs an explicit seed, one no run "
                                        "has used (see scripts/transformer_benchmark.py)")
         base = HELDOUT_SEED_OFFSET + check_int("seed", seed, 0) * 1000
-    names = list(TRANSFORMER_FAMILIES) if families is None else list(families)
-    for name in names:
-        family_of(TRANSFORMER_FAMILIES, name)
-    out = []
-    for name in names:
-        for i in range(n_per_family):
-            s = base + i
-            config = sample(name, s)
-            out.append((f"{name}-{part}-s{s}-{_size(config)}", name,
-                        partial(build, name, config)))
-    return out
+    return draw_set(TRANSFORMER_FAMILIES, families, n_per_family, lambda i: base + i,
+                    lambda name, s, config: f"{name}-{part}-s{s}-{_size(config)}")
