@@ -29,7 +29,6 @@ import os
 import sys
 import time
 from functools import partial
-from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -104,10 +103,10 @@ def chosen_sets(args) -> dict[str, list]:
 
 
 def main(argv=None) -> int:
+    from latency_lab.benchmark_sets import add_profile_arguments
+
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--profile", help="use this profile instead of profiling now")
-    ap.add_argument("--profile-out", default="out/validation_profile.json")
-    ap.add_argument("--quick-profile", action="store_true")
+    add_profile_arguments(ap, "out/validation_profile.json")
     ap.add_argument("--set", choices=("development", "heldout", "both"), default="both",
                     help="which validation set(s) to measure (default both, in the same passes)")
     ap.add_argument("--quick-set", action="store_true", help="a 7+4 model development subset")
@@ -132,66 +131,18 @@ def main(argv=None) -> int:
 
         args.heldout_per_family = DEFAULT_PER_FAMILY
 
-    from latency_lab.cli import render_family_breakdown, render_validation
-    from latency_lab.validate import validate, write_report
+    from latency_lab.benchmark_sets import (ensure_profile, load_measurements, measure_sets,
+                                            print_figures)
 
-    profile_path = args.profile
-    if profile_path is None:
-        from latency_lab.profiler import ProfileRun, run_profile
-
-        Path(args.profile_out).parent.mkdir(parents=True, exist_ok=True)
-        t0 = time.time()
-        run_profile(ProfileRun(out=Path(args.profile_out), quick=args.quick_profile,
-                               log=lambda m: print(m, file=sys.stderr)))
-        print(f"profiled in {time.time() - t0:.0f} s -> {args.profile_out}", file=sys.stderr)
-        profile_path = args.profile_out
-
+    profile_path = ensure_profile(args.profile, args.profile_out, args.quick_profile)
     t0 = time.time()
-    count = [0]
-
-    def progress(r):
-        count[0] += 1
-        errs = "  ".join(f"{p} {r.error_pct(p):+6.1f}%" for p in r.predicted_ms)
-        print(f"[{count[0]:2d}] {r.name:40s} {r.measured_ms:8.3f} ms  {errs}", file=sys.stderr)
-
-    measurements = None
-    if args.reuse_measurements:
-        import json
-
-        measurements = {}
-        for path in args.reuse_measurements:
-            old = json.loads(Path(path).read_text())
-            measurements.update({m["name"]: (m["measured_ms"], m["iqr_ms"]) for m in old["models"]})
-        print(f"REUSING measured latencies from {', '.join(args.reuse_measurements)}", file=sys.stderr)
-    def measured(name, pass_index, m):
-        print(f"  pass {pass_index}: {name:40s} {m.min_ms:8.3f} ms (fastest repeat)", file=sys.stderr, flush=True)
-
-    from latency_lab.profile import load_profile
-    from latency_lab.runtimes import for_profile
-
-    for_profile(load_profile(profile_path))  # pins TensorFlow's threads before models run
+    measurements = load_measurements(args.reuse_measurements) if args.reuse_measurements else None
     sets = chosen_sets(args)
-    models = [(name, make()) for members in sets.values() for name, _, make in members]
-    report = validate(models, profile_path, on_model=progress, measurements=measurements,
-                      passes=args.passes, on_measurement=measured)
-    del models
-    report.families = {name: family for members in sets.values() for name, family, _ in members}
-    figures = {}
-    for set_name, members in sets.items():
-        part = report.subset(name for name, _, _ in members)
-        print(f"\n===== {set_name} set: {len(part.results)} models =====", file=sys.stderr)
-        render_validation(part)
-        render_family_breakdown(part, f"{set_name} set")
-        for p in write_report(part, Path(args.report) / set_name):
-            print(f"wrote {p}", file=sys.stderr)
-        figures[set_name] = part.summary()
-    for set_name, summary in figures.items():
-        print(f"{set_name:11s} " + "   ".join(
-            f"{p}: {100 * f['within_5pct']:.0f}% in ±5%, {100 * f['within_10pct']:.0f}% in ±10%, "
-            f"RMSPE {f['rmspe_pct']:.1f}%, Spearman "
-            + ("n/a" if f["spearman"] is None else f"{f['spearman']:.3f}")
-            for p, f in summary.items()))
-    print(f"validated {len(report.results)} models in {time.time() - t0:.0f} s", file=sys.stderr)
+    figures = measure_sets(sets, profile_path, passes=args.passes, report_dir=args.report,
+                           measurements=measurements)
+    print_figures(figures)
+    print(f"validated {sum(len(m) for m in sets.values())} models in {time.time() - t0:.0f} s",
+          file=sys.stderr)
     return 0
 
 

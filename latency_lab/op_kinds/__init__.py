@@ -83,7 +83,10 @@ ROOFLINE_KERNELS = frozenset({
     "DIV", "MAXIMUM", "MINIMUM", "PRELU", "SUM", "REDUCE_MAX",
     "MIRROR_PAD", "PADV2", "PACK", "UNPACK", "TILE", "GATHER",
     "QUANTIZE", "DEQUANTIZE", "POW", "SELECT",
-    "SELECT_V2", "CAST", "LOG_SOFTMAX"})
+    "SELECT_V2", "CAST", "LOG_SOFTMAX",
+    # a Keras padding mask (Embedding(mask_zero=True)) read by an attention: ids != 0,
+    # and the query mask AND the key mask, small boolean tensors (tokens x tokens)
+    "NOT_EQUAL", "LOGICAL_AND"})
 
 
 def kernel_configs(kernel: Any) -> list[tuple[str, Config]] | None:

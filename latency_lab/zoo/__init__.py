@@ -16,12 +16,9 @@ imports this package (tests/test_architecture.py keeps it so).
 
 from __future__ import annotations
 
-import random
-from dataclasses import dataclass
-from functools import partial
 from typing import Any, Callable
 
-from latency_lab.errors import InvalidArgumentError
+from latency_lab.zoo.blocks import Family, build_network, draw_set, sample_config
 from latency_lab.zoo.classic import alexnet, sample_alexnet, sample_vgg, vgg
 from latency_lab.zoo.googlenet import googlenet, sample_googlenet
 from latency_lab.zoo.mobile import mnasnet, proxylessnas, sample_mnasnet, sample_proxylessnas
@@ -33,16 +30,6 @@ from latency_lab.zoo.squeezenet import sample_squeezenet, squeezenet
 __all__ = ["Family", "FAMILIES", "sample", "build", "heldout_set", "DEFAULT_PER_FAMILY",
            "alexnet", "googlenet", "mnasnet", "nasbench201", "proxylessnas", "resnet18",
            "resnet34", "shufflenet_v2", "squeezenet", "vgg"]
-
-
-@dataclass(frozen=True)
-class Family:
-    """A builder (explicit widths, kernels, input size -> a built keras.Model with
-    random weights) and the sampler that draws its keyword arguments from a
-    random.Random."""
-
-    builder: Callable[..., Any]
-    sampler: Callable[[random.Random], dict]
 
 
 FAMILIES: dict[str, Family] = {
@@ -60,30 +47,15 @@ FAMILIES: dict[str, Family] = {
 DEFAULT_PER_FAMILY = 4
 
 
-def _family(name: Any) -> Family:
-    try:
-        return FAMILIES[name]
-    except (KeyError, TypeError):
-        raise InvalidArgumentError(f"family must be one of {', '.join(FAMILIES)}, "
-                                   f"got {name!r}") from None
-
-
 def sample(family: str, seed: int) -> dict:
-    """The keyword arguments of one randomized `family` network. The generator is
-    seeded with the family name and the seed, so a seed gives each family its own
-    draw, and the same draw on every run and Python version."""
-    fam = _family(family)
-    if isinstance(seed, bool) or not isinstance(seed, int):
-        raise InvalidArgumentError(f"seed must be an integer, got {seed!r}")
-    return fam.sampler(random.Random(f"{family}/{seed}"))
+    """The keyword arguments of one randomized `family` network (`blocks.sample_config`:
+    seeded with the family name and the seed)."""
+    return sample_config(FAMILIES, family, seed)
 
 
 def build(family: str, config: dict):
     """The `family` network of `config` (from `sample`, or written by hand)."""
-    if not isinstance(config, dict):
-        raise InvalidArgumentError(f"config must be a dict of {family} keyword arguments, "
-                                   f"got {config!r}")
-    return _family(family).builder(**config)
+    return build_network(FAMILIES, family, config)
 
 
 def heldout_set(n_per_family: int = DEFAULT_PER_FAMILY, seed: int = 0,
@@ -92,16 +64,5 @@ def heldout_set(n_per_family: int = DEFAULT_PER_FAMILY, seed: int = 0,
     (all of FAMILIES by default; 10 x 4 = 40 networks), seeds seed*1000 + i.
     factory() builds the model: nothing is built until asked, so a caller keeps
     only the networks it measures in memory. Labels name family, seed and input size."""
-    if isinstance(n_per_family, bool) or not isinstance(n_per_family, int) or n_per_family < 1:
-        raise InvalidArgumentError(f"n_per_family must be a positive integer, got {n_per_family!r}")
-    names = list(FAMILIES) if families is None else list(families)
-    for name in names:
-        _family(name)
-    out = []
-    for name in names:
-        for i in range(n_per_family):
-            s = seed * 1000 + i
-            config = sample(name, s)
-            out.append((f"{name}-s{s}-{config['input_size']}px", name,
-                        partial(build, name, config)))
-    return out
+    return draw_set(FAMILIES, families, n_per_family, lambda i: seed * 1000 + i,
+                    lambda name, s, config: f"{name}-s{s}-{config['input_size']}px")

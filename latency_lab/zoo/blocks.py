@@ -7,17 +7,76 @@ functions, so importing a zoo module stays cheap."""
 from __future__ import annotations
 
 import random
-from typing import Any, Sequence
+from dataclasses import dataclass
+from typing import Any, Callable, Sequence
 
 from latency_lab.errors import InvalidArgumentError
 
-__all__ = ["SCALE_RANGE", "check_int", "check_ints", "check_choices", "check_input_size",
+__all__ = ["Family", "family_of", "sample_config", "build_network", "draw_set", "SCALE_RANGE", "check_int", "check_ints", "check_choices", "check_input_size",
            "stage_scales", "scaled_channels", "draw_kernels", "draw_input_size",
            "image_input", "conv_bn", "classifier_head"]
 
 # nn-Meter's generators draw each stage's width as the paper's width times a factor in
 # this range, so a held-out network is no paper network the profile could resemble.
 SCALE_RANGE = (0.2, 1.8)
+
+
+@dataclass(frozen=True)
+class Family:
+    """A builder (explicit widths, kernels, input size -> a built keras.Model with
+    random weights) and the sampler that draws its keyword arguments from a
+    random.Random."""
+
+    builder: Callable[..., Any]
+    sampler: Callable[[random.Random], dict]
+
+
+def family_of(families: dict[str, Family], name: Any) -> Family:
+    """The family `name` of a registry, or an InvalidArgumentError listing them."""
+    try:
+        return families[name]
+    except (KeyError, TypeError):
+        raise InvalidArgumentError(f"family must be one of {', '.join(families)}, "
+                                   f"got {name!r}") from None
+
+
+def sample_config(families: dict[str, Family], family: str, seed: int) -> dict:
+    """The keyword arguments of one randomized `family` network. The generator is
+    seeded with the family name and the seed, so a seed gives each family its own
+    draw, and the same draw on every run and Python version."""
+    fam = family_of(families, family)
+    if isinstance(seed, bool) or not isinstance(seed, int):
+        raise InvalidArgumentError(f"seed must be an integer, got {seed!r}")
+    return fam.sampler(random.Random(f"{family}/{seed}"))
+
+
+def build_network(families: dict[str, Family], family: str, config: dict):
+    """The `family` network of `config` (from a sampler, or written by hand)."""
+    if not isinstance(config, dict):
+        raise InvalidArgumentError(f"config must be a dict of {family} keyword arguments, "
+                                   f"got {config!r}")
+    return family_of(families, family).builder(**config)
+
+
+def draw_set(families: dict[str, Family], names, n_per_family: int,
+             seed_of: Callable[[int], int], label: Callable[[str, int, dict], str]) -> list:
+    """(label, family, factory) of `n_per_family` draws of each family of `names` (all
+    of `families` when None), draw i with seed seed_of(i); factory() builds the model,
+    so nothing is built until asked."""
+    from functools import partial
+
+    check_int("n_per_family", n_per_family)
+    names = list(families) if names is None else list(names)
+    for name in names:
+        family_of(families, name)
+    out = []
+    for name in names:
+        for i in range(n_per_family):
+            s = seed_of(i)
+            config = sample_config(families, name, s)
+            out.append((label(name, s, config), name,
+                        partial(build_network, families, name, config)))
+    return out
 
 
 def check_int(name: str, value: Any, minimum: int = 1) -> int:
