@@ -220,6 +220,20 @@ def _act_bytes(op: Op) -> int:
     return dtype_bytes(op.dtype)
 
 
+def _input_dtype_bytes(op: Op, i: int) -> int:
+    """Bytes per element of input i: its own dtype (int indices, bool masks), except a
+    float input of an op computing in floats, read at the op's dtype (under mixed
+    precision Keras autocasts it)."""
+    dtypes = op.attrs.get("input_dtypes")
+    if not dtypes or (_is_float(dtypes[i]) and _is_float(op.dtype)):
+        return _act_bytes(op)
+    return dtype_bytes(dtypes[i])
+
+
+def _is_float(dtype: str) -> bool:
+    return "float" in str(dtype)
+
+
 def _w_bytes(op: Op) -> int:
     return dtype_bytes(op.attrs.get("weight_dtype", op.dtype))
 
@@ -233,8 +247,9 @@ def _bias(op: Op) -> int:
 
 
 def _reads(op: Op, a_in: Sequence[float]) -> float:
-    """Bytes of all input activations at the alive channel counts."""
-    return sum(_pos(s, op) * a for s, a in zip(op.input_shapes, a_in)) * _act_bytes(op)
+    """Bytes of all input activations at the alive channel counts, each at its dtype."""
+    return sum(_pos(s, op) * a * _input_dtype_bytes(op, i)
+               for i, (s, a) in enumerate(zip(op.input_shapes, a_in)))
 
 
 def _writes(op: Op, a_out: float) -> float:
@@ -339,11 +354,6 @@ def _required(op: Op, key: str):
             f"needs; build the op with latency_lab.keras_graph.from_keras, or give "
             f"attrs[{key!r}].")
     return value
-
-
-def _input_dtype_bytes(op: Op, i: int) -> int:
-    dtypes = op.attrs.get("input_dtypes")
-    return dtype_bytes(dtypes[i]) if dtypes else _act_bytes(op)
 
 
 def attention_parts(op: Op, a_in: Sequence[float] | None = None,
@@ -606,6 +616,17 @@ def ops_binary_cost(op: Op, a_in, a_out):
     return OpCost(max(n_operands - 1, 1) * elems, 0, _reads(op, a_in), _writes(op, a_out))
 
 
+@register("ops.Equal", "ops.NotEqual", "ops.Greater", "ops.GreaterEqual", "ops.Less",
+          "ops.LessEqual", "ops.LogicalAnd", "ops.LogicalOr", "ops.LogicalNot",
+          "ops.LogicalXor", op_class=ELEMENTWISE)
+def ops_compare_cost(op: Op, a_in, a_out):
+    """A comparison or logical op (a padding mask: ``keras.ops.not_equal(ids, 0)``):
+    one FLOP per output element; inputs read at their dtypes, a bool written."""
+    a_out = _out_or(a_out, a_in[0])
+    elems = _pos(op.output_shape, op) * a_out
+    return OpCost(elems, 0, _reads(op, a_in), _writes(op, a_out))
+
+
 @register("CustomScaleLayer", op_class=ELEMENTWISE)
 def scaled_residual_cost(op: Op, a_in, a_out):
     """InceptionResNetV2's `x + scale * branch`: 2 FLOPs per element."""
@@ -661,6 +682,7 @@ def global_pool_cost(op: Op, a_in, a_out):
 @register("InputLayer", "Dropout", "SpatialDropout1D", "SpatialDropout2D",
           "SpatialDropout3D", "GaussianNoise", "GaussianDropout", "AlphaDropout",
           "ActivityRegularization", "Identity", "Reshape", "Flatten", "ops.Reshape",
+          "ops.ExpandDims", "ops.Squeeze",
           "RandomFlip", "RandomRotation", "RandomTranslation", "RandomZoom",
           "RandomPerspective", "RandomElasticTransform",
           "RandomGaussianBlur", "RandomBrightness", "RandomContrast", "RandomErasing",

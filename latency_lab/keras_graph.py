@@ -188,24 +188,13 @@ def _attention_call(call: Call) -> tuple[list[int], dict[str, Any]]:
             f"{', '.join(ATTENTION_ROLES)}.")
     masks = tuple(r for r, i in zip(roles, order)
                   if r in ("query", "value", "key") and keras_mask_of(call.inputs[i]) is not None)
-    attrs: dict[str, Any] = {
-        "input_roles": tuple(roles),
-        "input_dtypes": tuple(str(call.inputs[i].dtype) for i in order),
-    }
+    attrs: dict[str, Any] = {"input_roles": tuple(roles)}
     if masks:
         attrs["keras_masks"] = masks
     for flag in ("use_causal_mask", "return_attention_scores"):
         if arguments.get(flag):
             attrs[flag] = True
     return order, attrs
-
-
-@_reads_call("Embedding")
-def _embedding_call(call: Call) -> tuple[list[int], dict[str, Any]]:
-    """The indices' dtype (int32 or int64 from the model's Input; what an index read
-    costs)."""
-    return list(range(len(call.inputs))), {
-        "input_dtypes": tuple(str(x.dtype) for x in call.inputs)}
 
 
 def _op_type(operation: Any) -> str:
@@ -265,6 +254,8 @@ class _Builder:
             attrs=_attrs(operation, dict(call.kwargs)),
             dtype=str(out_specs[0].dtype) if out_specs else "float32",
         )
+        # what each input is read at (an Embedding's int indices, a mask's bools)
+        op.attrs["input_dtypes"] = tuple(str(s.dtype) for s in in_specs)
         # Scalars/arrays beside the tensors (`x + 3.0`); a list of tensors (the one
         # argument of Add/Concatenate layers) is not a constant.
         constants = [a for a in call.args

@@ -43,7 +43,7 @@ from latency_lab.errors import InvalidArgumentError
 from latency_lab.zoo.blocks import (Family, build_network, check_int, check_ints, conv_bn,
                                     draw_set, sample_config)
 
-__all__ = ["MAX_FLOPS", "ACTIVATIONS", "TEXT_MASKS", "SAMPLED_TEXT_MASKS", "TEXT_POOLING", "TRANSFORMER_FAMILIES",
+__all__ = ["MAX_FLOPS", "ACTIVATIONS", "TEXT_MASKS", "TEXT_MASKS", "TEXT_POOLING", "TRANSFORMER_FAMILIES",
            "PARTS", "DEV_SEED", "HELDOUT_SEED_OFFSET", "DEFAULT_PER_FAMILY",
            "encoder_flops", "mobilevit_attention_flops", "encoder_block", "vit", "vit_dense_patch", "deit", "mobilevit",
            "efficientformer", "text_encoder", "sample", "build", "transformer_set"]
@@ -51,10 +51,6 @@ __all__ = ["MAX_FLOPS", "ACTIVATIONS", "TEXT_MASKS", "SAMPLED_TEXT_MASKS", "TEXT
 MAX_FLOPS = 1.2e9
 ACTIVATIONS = ("gelu", "gelu_tanh", "swish")  # of the MLPs
 TEXT_MASKS = ("none", "mask_zero", "not_equal")
-# What sample_text_encoder draws: not "not_equal" while `analyze` has no cost for
-# keras.ops.not_equal / expand_dims (tests/test_transformer_zoo.py holds the gap as a
-# strict xfail).
-SAMPLED_TEXT_MASKS = ("none", "mask_zero")
 TEXT_POOLING = ("cls", "mean")
 PARTS = ("dev", "heldout")
 DEV_SEED = 0  # the development part: seeds DEV_SEED * 1000 + i
@@ -528,7 +524,7 @@ def sample_efficientformer(rng: random.Random) -> dict:
 def sample_text_encoder(rng: random.Random) -> dict:
     """Sequence 16-512 (log-uniform), vocabulary 1000-32000, width 64-384, heads 2-12,
     depth 2-12 (lowered to fit MAX_FLOPS), key_dim width/heads or a drawn 16-64 with
-    value_dim sometimes different, a mask of SAMPLED_TEXT_MASKS, any pooling and MLP
+    value_dim sometimes different, a mask of TEXT_MASKS, any pooling and MLP
     (Dense or Conv1D)."""
     while True:
         seq = int(round(2 ** rng.uniform(4, 9)))
@@ -546,7 +542,7 @@ def sample_text_encoder(rng: random.Random) -> dict:
             return {"seq_len": seq, "vocab_size": rng.randrange(1000, 32001, 1000),
                     "width": width, "depth": depth, "heads": heads, "mlp_ratio": ratio,
                     "activation": rng.choice(ACTIVATIONS), "key_dim": key_dim,
-                    "value_dim": value_dim, "mask": rng.choice(SAMPLED_TEXT_MASKS),
+                    "value_dim": value_dim, "mask": rng.choice(TEXT_MASKS),
                     "pooling": rng.choice(TEXT_POOLING), "conv1d_mlp": rng.random() < 0.3}
 
 
