@@ -715,7 +715,10 @@ def run_validate(args: argparse.Namespace) -> int:
 def _shrink_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", metavar="MODEL",
                    help="a .keras/.h5 file or keras.applications.NAME (needs --data); "
-                        "default: a small CNN built for the data")
+                        "default: the --network built for the data")
+    p.add_argument("--network", default="cnn", choices=["cnn", "vit"],
+                   help="the built-in network when no --model: a small CNN (default) or "
+                        "a small ViT (attention heads and MLP units are pruned)")
     p.add_argument("--data", metavar="DATA.npz",
                    help="x_train, y_train, x_val, y_val (class indices); default: "
                         "scikit-learn's digits up-sampled to 32x32")
@@ -732,9 +735,10 @@ def _shrink_args(p: argparse.ArgumentParser) -> None:
                              "(default 0.5)")
     from latency_lab.workflows.config import ALGORITHMS
 
-    p.add_argument("--algorithm", default="gamma", choices=ALGORITHMS,
-                   help="the regularizer: BN |gamma| (default), kernel norms, or "
-                        "logistic_sigmoid gates (trained, then left out of the slim model)")
+    p.add_argument("--algorithm", default=None, choices=ALGORITHMS,
+                   help="the regularizer: BN |gamma| (the default, but group_lasso for "
+                        "--network vit), kernel norms, or logistic_sigmoid gates "
+                        "(trained, then left out of the slim model)")
     p.add_argument("--retrain-from", default="pretrained", choices=["pretrained", "learned"],
                    help="weights the slim model starts its retraining from (default: the "
                         "pretrained ones, before the regularizer shrank them)")
@@ -754,8 +758,11 @@ def _shrink_args(p: argparse.ArgumentParser) -> None:
 def _shrink_inputs(args: argparse.Namespace):
     """(model, task) from --model/--data, with clear errors for combinations."""
     from latency_lab.errors import InputSpecError
-    from latency_lab.workflows import digits_cnn, digits_task, load_task
+    from latency_lab.workflows import BUILTIN_NETWORKS, digits_task, load_task
 
+    if args.model and args.network != "cnn":
+        raise InputSpecError(f"--network {args.network} picks a built-in network; it "
+                             "cannot go with --model. Drop one of them")
     if args.model and not args.data:
         raise InputSpecError("--model needs --data DATA.npz (x_train, y_train, x_val, y_val) "
                              "to train it on; omit --model to shrink the built-in CNN on digits")
@@ -764,7 +771,8 @@ def _shrink_inputs(args: argparse.Namespace):
                              "built-in CNN has none. Drop --import or give --model")
     task = load_task(args.data) if args.data else digits_task(seed=args.seed)
     if not args.model:
-        return digits_cnn(task.input_shape, task.classes, seed=args.seed), task
+        build, _ = BUILTIN_NETWORKS[args.network]
+        return build(task.input_shape, task.classes, seed=args.seed), task
     model, _ = load_model_from_args(args, args.model)
     shape = tuple(int(d) for d in model.input_shape[1:])
     if shape != task.input_shape:
@@ -792,6 +800,9 @@ def run_shrink(args: argparse.Namespace) -> int:
     out = Path(args.out)
     err = console(stderr=True)
     model, task = _shrink_inputs(args)
+    from latency_lab.workflows import BUILTIN_NETWORKS
+
+    algorithm = args.algorithm or ("gamma" if args.model else BUILTIN_NETWORKS[args.network][1])
     if args.profile:
         prof = load_profile(args.profile)
     else:
@@ -842,7 +853,7 @@ def run_shrink(args: argparse.Namespace) -> int:
 
     try:
         with progress:
-            result = shrink(model, task, prof, target, algorithm=args.algorithm,
+            result = shrink(model, task, prof, target, algorithm=algorithm,
                             pretrain_epochs=args.pretrain_epochs,
                             learn_epochs=args.learn_epochs,
                             retrain_epochs=args.retrain_epochs, align=args.align,

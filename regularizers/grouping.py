@@ -38,13 +38,18 @@ geometric or per-value augmentations (RandomFlip, RandomRotation, RandomZoom,
 RandomCrop, RandomBrightness, ...; identity at inference). Their configs do not depend
 on the channel count, so `apply_structure` rebuilds them unchanged. Layers that mix
 channels are refused with an error naming the layer and the reason from
-`REFUSED_REASONS`: LayerNormalization / RMSNormalization / UnitNormalization /
-GroupNormalization (statistics across channels), Permute / RepeatVector (move the
-channel axis), attention, Dot, EinsumDense and recurrent layers (contract over
-channels), colour-image ops (RandomHue, RandomGrayscale, ...), Masking, spectrograms,
+`REFUSED_REASONS`: GroupNormalization (statistics across groups of channels),
+Permute / RepeatVector (move the channel axis), Attention, Dot, EinsumDense and
+recurrent layers (contract over channels), colour-image ops (RandomHue, RandomGrayscale, ...), Masking, spectrograms,
 categorical preprocessing, Lambda / wrappers (unknown code), and RandomShear (per
 channel, but Keras 3.15 cannot rebuild it from its config); any other type is refused
-as unknown. Some types are decided by their arguments (`LAYOUT_RULES`): a channel
+as unknown. Some types are decided by their arguments (`LAYOUT_RULES`): a norm across
+the channel axis (LayerNormalization, RMSNormalization, UnitNormalization) passes its
+channels through frozen: a transformer's residual stream, tied by its Adds, keeps its
+width; a MultiHeadAttention contracts its inputs like a Dense and starts two groups,
+its heads (``Group.unit`` "head": head h's q, k and v columns and its rows of the
+output projection go together, counted as the attention op's last alive input) and
+its output channels (frozen: their width follows the query's); a channel
 slice ``x[..., a:b]`` (keras.ops GetItem) or ``keras.ops.split`` on the channel axis,
 Reshape / Permute / keras.ops reshape and transpose that split the channel axis and
 permute within it (a channel shuffle), and Softmax, which passes only over a

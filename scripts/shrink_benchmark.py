@@ -13,7 +13,9 @@ pretrained weights and gets as many epochs after pretraining. Both are snapped t
 re-aims by measured / predicted when a snapped network misses the target by > 5%) and
 measured with LiteRT (the profile's runtime and threads).
 
-Models (`--model`): ``cnn`` (the above) or ``mobilenet_v2``: keras.applications.MobileNetV2
+Models (`--model`): ``cnn`` (the above), ``vit`` (`latency_lab.workflows.digits_vit`,
+heads and MLP units pruned by group_lasso, on the same task without the noise), or
+``mobilenet_v2``: keras.applications.MobileNetV2
 (``--alpha`` 0.35 to 0.5, weights=None, logits head) on the same task's images
 up-sampled (nearest) to 64x64 with the one channel repeated to three, without the noise
 by default (from scratch it does not learn the noisy task in 10 epochs); give it more
@@ -87,11 +89,22 @@ def mobilenet_v2_setup(seed: int, args):
     return task, model
 
 
-MODELS = {"cnn": cnn_setup, "mobilenet_v2": mobilenet_v2_setup}
+def vit_setup(seed: int, args):
+    """(task, model): the shrink ViT (`latency_lab.workflows.digits_vit`: 4 blocks of 8
+    heads, MLP 192) on the CNN's task; its heads and MLP units are pruned."""
+    from latency_lab.workflows import digits_vit
+
+    task, _ = cnn_setup(seed, args)
+    return task, digits_vit(task.input_shape, task.classes, seed=seed)
+
+
+MODELS = {"cnn": cnn_setup, "mobilenet_v2": mobilenet_v2_setup, "vit": vit_setup}
 # Noise of the harder task per model (--noise overrides): MobileNetV2 from scratch
 # stays at chance for 10 epochs at 0.5 and for 4 at 0.25; with the placement alone
 # (0.0) it reaches 56% validation accuracy in 5 epochs (alpha 0.35, Adam 5e-3).
-DEFAULT_NOISE = {"cnn": 0.5, "mobilenet_v2": 0.0}
+DEFAULT_NOISE = {"cnn": 0.5, "mobilenet_v2": 0.0, "vit": 0.0}
+# --algorithms when not given: a ViT has no BatchNormalization for gamma.
+DEFAULT_ALGORITHMS = {"cnn": "gamma", "mobilenet_v2": "gamma", "vit": "group_lasso"}
 
 
 def _noise(args) -> float:
@@ -116,10 +129,13 @@ def main(argv=None) -> int:
     ap.add_argument("--model", default="cnn", choices=sorted(MODELS))
     ap.add_argument("--alpha", type=float, default=0.35,
                     help="MobileNetV2 width multiplier, 0.35 to 0.5 (--model mobilenet_v2)")
-    ap.add_argument("--algorithms", default="gamma",
-                    help="comma-separated: gamma, group_lasso, logistic_sigmoid")
+    ap.add_argument("--algorithms", default=None,
+                    help="comma-separated: gamma, group_lasso, logistic_sigmoid (default: "
+                         "gamma, group_lasso for --model vit)")
     ap.add_argument("--out", default="out/shrink_benchmark")
     args = ap.parse_args(argv)
+    if args.algorithms is None:
+        args.algorithms = DEFAULT_ALGORITHMS[args.model]
     algorithms = [a.strip() for a in args.algorithms.split(",") if a.strip()]
     from latency_lab.workflows.config import ALGORITHMS
 

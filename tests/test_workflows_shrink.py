@@ -15,8 +15,8 @@ from latency_lab.cli import main  # noqa: E402
 from latency_lab.errors import LatencyLabError  # noqa: E402
 from latency_lab.predict import predict_model  # noqa: E402
 from latency_lab.workflows import (ModelRow, ShrinkConfig, ShrinkResult, digits_cnn,  # noqa: E402
-                                   digits_task, full_structure, load_task, shrink,
-                                   write_report)
+                                   digits_task, digits_vit, full_structure, load_task,
+                                   shrink, write_report)
 from latency_lab.workflows import phases  # noqa: E402
 
 PROFILE = "xeon_vm_2c_litert"  # a shipped measured LiteRT profile
@@ -79,6 +79,37 @@ def test_load_task_missing_and_corrupt(tmp_path):
 def test_full_structure_lists_every_conv_and_dense():
     m = digits_cnn((16, 16, 1), 10, widths=(4, 8))
     assert full_structure(m) == {"conv1": 4, "conv2": 8, "logits": 10}
+
+
+def test_full_structure_of_a_vit_counts_heads_and_mlp_units():
+    m = digits_vit((16, 16, 1), 10, width=16, heads=4, depth=1, mlp=24, patch=4)
+    assert full_structure(m) == {"patch_embed": 16, "block0_fc1": 24, "block0_fc2": 16,
+                                 "logits": 10, "block0_mha": 4}
+
+
+def test_shrink_a_vit_prunes_heads_and_mlp_units(tmp_path):
+    """The transformer run: group_lasso learns heads and MLP units for a latency target
+    (the epyc_avx512 profile times batch matmul and softmax), the slim ViT is rebuilt,
+    retrained, measured and saved; the residual stream keeps its width."""
+    task = digits_task(image_size=16, seed=0)
+    model = digits_vit(task.input_shape, task.classes, width=16, heads=4, depth=1, mlp=32)
+    profile = "epyc_avx512_vm_2c_litert"
+    full_ms = predict_model(model, profile).latency_ms
+    r = shrink(model, task, profile, 0.7 * full_ms, algorithm="group_lasso",
+               pretrain_epochs=1, learn_epochs=1, retrain_epochs=1, out_dir=tmp_path,
+               seed=0, baseline=True)
+    full = r.rows["full"].structure
+    assert full["block0_mha"] == 4 and full["block0_fc1"] == 32
+    for name in ("learned", "uniform"):
+        s = r.rows[name].structure
+        assert 1 <= s["block0_mha"] <= 4 and 1 <= s["block0_fc1"] <= 32
+        assert s["patch_embed"] == s["block0_fc2"] == 16  # the residual stream
+        assert r.rows[name].measured_ms > 0
+    u = r.rows["uniform"].structure  # heads and MLP width scaled together
+    assert abs(u["block0_mha"] / 4 - u["block0_fc1"] / 32) <= 0.25
+    slim = keras.saving.load_model(tmp_path / "slim.keras")
+    assert full_structure(slim) == r.rows["learned"].structure
+    assert slim.get_layer("block0_mha").num_heads == r.rows["learned"].structure["block0_mha"]
 
 
 def test_shrink_end_to_end_on_a_tiny_task(tmp_path):
@@ -278,6 +309,8 @@ def test_write_report_files_and_no_figure_left_open(tmp_path, uniform):
     (["--learn-epochs", "0"], "--learn-epochs must be >= 1"),
     (["--data", "/nonexistent/d.npz"], "does not exist"),
     (["--target-ms", "1000"], "not below the full model"),
+    (["--network", "vit", "--model", "keras.applications.MobileNet", "--data", "d.npz"],
+     "cannot go with --model"),
 ])
 def test_shrink_cli_bad_input(capsys, tmp_path, argv, message):
     rc = main(["shrink", "--profile", PROFILE, "--pretrain-epochs", "0",

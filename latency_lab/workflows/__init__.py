@@ -18,12 +18,13 @@ top of them, of the runtimes and timing harness, and of the plots.
 
 from latency_lab.workflows.config import ShrinkConfig
 from latency_lab.workflows.data import Task, digits_task, load_task
-from latency_lab.workflows.models import digits_cnn, full_structure
+from latency_lab.workflows.models import BUILTIN_NETWORKS, digits_cnn, digits_vit, full_structure
 from latency_lab.workflows.phases import shrink
 from latency_lab.workflows.report import ModelRow, ShrinkResult, report_markdown, write_report
 from latency_lab.workflows.training import accuracy, train
 
 __all__ = [
+    "BUILTIN_NETWORKS",
     "ModelRow",
     "ShrinkConfig",
     "ShrinkResult",
@@ -31,6 +32,7 @@ __all__ = [
     "accuracy",
     "digits_cnn",
     "digits_task",
+    "digits_vit",
     "full_structure",
     "load_task",
     "report_markdown",
