@@ -187,6 +187,12 @@ class LatencyRegularizer(NetworkRegularizer):
             if layer_items is not None and h < full:
                 items.setdefault(h, layer_items)
         heads = sorted(items)
+        if full > 1 and len(heads) == 1:
+            raise InvalidArgumentError(
+                f"LatencyRegularizer: the {self.profile.runtime_name} model rebuilt with "
+                f"fewer heads has no kernels attributed to MultiHeadAttention "
+                f"{op.layer_name!r}, so its heads cannot be costed; keep it whole with "
+                "frozen_layers=.")
         return _AttentionCurve(op.layer_name, heads, items,
                                [sum(self._item_ms(i) for i in items[h]) for h in heads])
 
@@ -206,10 +212,11 @@ class LatencyRegularizer(NetworkRegularizer):
             if all(c == layers[n] for n, c in counts.items()):
                 continue
             slim = apply_structure(self.model, counts, copy_weights=False)
+            names = {**{n.rsplit("/", 1)[-1]: n for n in counts}, **{n: n for n in counts}}
             by_layer: dict[str, list[WorkItem]] = {}
             for item in work_items(slim, self.profile.runtime_name):
-                if item.layer in counts:
-                    by_layer.setdefault(item.layer, []).append(item)
+                if item.layer in names:  # kernels name a layer in full or by its own name
+                    by_layer.setdefault(names[item.layer], []).append(item)
             out[f] = {n: (counts[n], its) for n, its in by_layer.items()}
         self._grid_cache = out
         return out

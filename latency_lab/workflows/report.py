@@ -106,7 +106,7 @@ def report_markdown(result: ShrinkResult) -> str:
         vs = "" if r.measured_ms is None else f"{100 * (r.measured_ms / result.target_ms - 1):+.1f}%"
         lines.append(f"| {r.name} | {100 * r.accuracy:.1f}% | {r.predicted_ms:.4f} | {meas} "
                      f"| {vs} | {r.params} |")
-    lines += ["", "## Channels per layer", "",
+    lines += ["", "## Channels per layer (attention layers: heads)", "",
               "| layer | full | learned (raw) | learned (snapped) |"
               + (" uniform |" if "uniform" in result.rows else ""),
               "|---|---:|---:|---:|" + ("---:|" if "uniform" in result.rows else "")]
