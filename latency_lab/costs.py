@@ -382,6 +382,7 @@ def attention_parts(op: Op, a_in: Sequence[float] | None = None,
       nothing: Keras takes the query's mask from its Keras mask only.
     - softmax: ACTIVATION_FLOPS["softmax"] per element of S.
     - gate_activation (sigmoid, fused into the gate projection) and gate_multiply.
+    - head_gate (regularizers.GatedMultiHeadAttention): 1 multiply per context element.
     Bytes are what the unfused sequence of kernels moves: each projection reads its
     input and its weights and writes its result; every intermediate (projected Q, K,
     V, the attention matrix, the context) is written once by its producer and read by
@@ -459,11 +460,13 @@ def attention_parts(op: Op, a_in: Sequence[float] | None = None,
         parts["gate"] = proj(rows_q, d_query, heads * dv, _input_dtype_bytes(op, at["query"]))
         parts["gate_activation"] = OpCost(ACTIVATION_FLOPS["sigmoid"] * ctx_el, 0, 0, 0)
         parts["gate_multiply"] = OpCost(ctx_el, 0, 2 * ctx_el * act, ctx_el * act)
+    if op.type == "GatedMultiHeadAttention":  # each head's context times its 0/1 gate
+        parts["head_gate"] = OpCost(ctx_el, 0, ctx_el * act, ctx_el * act)
     parts["output"] = proj(rows_q, heads * dv, out_row, act)
     return parts
 
 
-@register("MultiHeadAttention", op_class=DENSE, heads=True)
+@register("MultiHeadAttention", "GatedMultiHeadAttention", op_class=DENSE, heads=True)
 def attention_cost(op: Op, a_in, a_out):
     """The sum of `attention_parts` (see there for what is counted)."""
     return sum(attention_parts(op, a_in, a_out).values(), ZERO)

@@ -153,7 +153,7 @@ def _layer(call: Call) -> str:
     return f"layer {call.scope + call.operation.name!r} ({type(call.operation).__name__})"
 
 
-@_reads_call("MultiHeadAttention")
+@_reads_call("MultiHeadAttention", "GatedMultiHeadAttention")
 def _attention_call(call: Call) -> tuple[list[int], dict[str, Any]]:
     """Inputs in ATTENTION_ROLES order (key and the masks only when given); roles of
     the query/value/key tensors that carry a Keras mask (an Embedding(mask_zero=True)

@@ -26,6 +26,7 @@ from regularizers.structure import Structure, export_structure, load_structure
 __all__ = [
     "ChannelGraph",
     "FlopsRegularizer",
+    "GatedMultiHeadAttention",
     "LatencyRegularizer",
     "ModelSizeRegularizer",
     "NetworkRegularizer",
@@ -45,7 +46,7 @@ __all__ = [
 
 
 def __getattr__(name):  # lazy: gates and the latency regularizer live in other modules
-    if name in ("ProbabilisticGate", "insert_gates", "gate_layers"):
+    if name in ("ProbabilisticGate", "GatedMultiHeadAttention", "insert_gates", "gate_layers"):
         from regularizers import gates
 
         return getattr(gates, name)

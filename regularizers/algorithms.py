@@ -344,7 +344,8 @@ def _head_kernels(layer: Any) -> list[tuple[Any, int]]:
 
 
 class LogisticSigmoidAlgorithm(GroupAlgorithm):
-    """Gate probabilities sigmoid(logits) of the ProbabilisticGate layers on a group."""
+    """Gate probabilities sigmoid(logits) of the ProbabilisticGate layers on a group (of
+    a GatedMultiHeadAttention's head gate on its heads)."""
 
     name = "logistic_sigmoid"
 
@@ -362,10 +363,19 @@ class LogisticSigmoidAlgorithm(GroupAlgorithm):
                     gates.setdefault(gid, []).append((layer, offset, size, seg.classes))
                 offset += size
         for gid, g in self._prunable_groups():
-            if gid in gates:
+            if g.unit == "head":  # a GatedMultiHeadAttention's own gate
+                gates.setdefault(gid, []).extend(
+                    (layer, 0, g.size, None) for layer in {
+                        id(lay): lay for lay in map(self._layer, g.sources)
+                        if hasattr(lay, "head_gate")}.values())
+            if gates.get(gid):
                 self._plans[gid] = gates[gid]
             else:
                 self.unregularized[gid] = list(g.sources)
+
+    def _heads_reason(self):
+        return ("they are not gated; insert_gates(model) replaces each MultiHeadAttention "
+                "with a GatedMultiHeadAttention (heads=True, the default)")
 
     def source_vector(self, part):
         layer, offset, size, _ = part

@@ -646,6 +646,9 @@ def _copy_attention(old: Any, new: Any, cop: ChannelOp, kept: dict[str, np.ndarr
                                                   heads, axis=0)))
     pairs.append((new.output_dense.kernel,
                   np.take(np.asarray(old.output_dense.kernel.numpy()), heads, axis=0)))
+    if getattr(old, "head_gate", None) is not None:  # a GatedMultiHeadAttention
+        pairs.append((new.head_gate.logits,
+                      np.take(np.asarray(old.head_gate.logits.numpy()), heads, axis=0)))
     if old.output_dense.bias is not None:
         pairs.append((new.output_dense.bias, np.asarray(old.output_dense.bias.numpy())))
     for variable, value in pairs:

@@ -45,7 +45,7 @@ from latency_lab.keras_walker import (
 )
 from latency_lab.errors import InvalidArgumentError
 
-__all__ = ["ProbabilisticGate", "insert_gates", "gate_layers"]
+__all__ = ["ProbabilisticGate", "GatedMultiHeadAttention", "insert_gates", "gate_layers"]
 
 # Bounds for the uniform sample behind the logistic noise; keeps log(u) and log(1 - u)
 # finite in float32 (|n| <= ~13.8).
@@ -250,6 +250,65 @@ class ProbabilisticGate(keras.layers.Layer):
         return super().from_config(dict(config))
 
 
+# ------------------------------------------------------------------- attention heads
+@keras.saving.register_keras_serializable(package="latency_lab")
+class GatedMultiHeadAttention(keras.layers.MultiHeadAttention):
+    """A MultiHeadAttention whose heads are gated: a `ProbabilisticGate` over the heads
+    axis (``head_gate``, one logit per head) multiplies each head's context A.V before
+    the output projection, so a closed gate removes exactly that head's contribution
+    (what `apply_structure` removes with its q, k, v columns and output rows). The
+    LogisticSigmoid regularizer reads its probabilities as the head group's vector.
+
+    Made by `insert_gates` from a MultiHeadAttention (its config and weights); the
+    gate is applied in `_compute_attention`, the method Keras documents for
+    subclasses to override. Gate arguments as `ProbabilisticGate`'s, the seed as
+    ``gate_seed`` (``seed`` is the attention dropout's).
+    """
+
+    def __init__(self, num_heads, key_dim, init_logit=2.5, temperature=0.5,
+                 alive_threshold=0.1, gate_seed=None, **kwargs):
+        super().__init__(num_heads, key_dim, **kwargs)
+        self.head_gate = ProbabilisticGate(init_logit=init_logit, temperature=temperature,
+                                           alive_threshold=alive_threshold, seed=gate_seed,
+                                           axis=-2, name="head_gate")
+
+    def build(self, query_shape, value_shape, key_shape=None):
+        super().build(query_shape, value_shape, key_shape)
+        # the context is (batch, query positions..., heads, value_dim)
+        self.head_gate.build((*query_shape[:-1], self.num_heads, self.value_dim))
+
+    def _compute_attention(self, query, key, value, attention_mask=None, training=None,
+                           return_attention_scores=False, **kwargs):
+        context, scores = super()._compute_attention(
+            query, key, value, attention_mask, training, return_attention_scores, **kwargs)
+        return self.head_gate(context, training=training), scores
+
+    def probabilities(self):
+        """Keep probability of each head, float32 ``[num_heads]``."""
+        return self.head_gate.probabilities()
+
+    def get_config(self):
+        gate = self.head_gate
+        return {**super().get_config(), "init_logit": gate.init_logit,
+                "temperature": gate.temperature, "alive_threshold": gate.alive_threshold,
+                "gate_seed": gate.seed}
+
+
+def _gated_attention(layer, name, seed, gate_kwargs):
+    """A GatedMultiHeadAttention with `layer`'s config (built and given its weights by
+    `_copy_attention_weights` once called)."""
+    config = {**layer.get_config(), **gate_kwargs, "gate_seed": seed, "name": name}
+    return GatedMultiHeadAttention.from_config(config)
+
+
+def _copy_attention_weights(old, new):
+    for part in ("query_dense", "key_dense", "value_dense", "output_dense"):
+        o, n = getattr(old, part), getattr(new, part)
+        n.kernel.assign(o.kernel)
+        if o.bias is not None:
+            n.bias.assign(o.bias)
+
+
 # ----------------------------------------------------------------------- insert_gates
 _SOURCE_TYPES = (
     keras.layers.Dense,
@@ -381,12 +440,16 @@ def _plan_gates(graph, after, exclude):
     return plan
 
 
-def insert_gates(model, after=("activation",), exclude=(), **gate_kwargs):
-    """Return a new functional model with a `ProbabilisticGate` after each conv/dense block.
+def insert_gates(model, after=("activation",), exclude=(), heads=True, **gate_kwargs):
+    """Return a new functional model with a `ProbabilisticGate` after each conv/dense block
+    (and, with ``heads``, every MultiHeadAttention's heads gated).
 
     The graph of ``model`` (functional or Sequential) is walked node by node and every
     layer / `keras.ops` operation is called again on new symbolic tensors, so the new
-    model **shares** the original layers and weight variables (training it trains them).
+    model **shares** the original layers and weight variables (training it trains them),
+    except each MultiHeadAttention when ``heads``: it becomes a `GatedMultiHeadAttention`
+    of the same name and config whose weights start as copies of the original's (a
+    Keras layer's sublayers cannot be shared into another layer).
 
     Gating points, for every Dense, Conv{1,2,3}D, SeparableConv{1,2}D and
     Conv{1,2,3}DTranspose layer ``L`` (not DepthwiseConv: its channels follow its input):
@@ -410,7 +473,7 @@ def insert_gates(model, after=("activation",), exclude=(), **gate_kwargs):
     through; with several mixing consumers, one gate each (combined 1 - prod(1 - p)).
 
     Model outputs are never gated. ``exclude`` holds layer names; naming the conv/dense
-    or its activation layer skips that gate. Gates are named
+    or its activation layer (or an attention layer) skips that gate. Gates are named
     ``f"{activation_layer_name}_gate"`` (or ``f"{layer_name}_gate"`` for a fused
     activation / "linear" point), with a numeric suffix if that name is taken.
     ``gate_kwargs`` go to every `ProbabilisticGate` (``init_logit``, ``temperature``,
@@ -456,11 +519,25 @@ def insert_gates(model, after=("activation",), exclude=(), **gate_kwargs):
     used_names = {op.name for op in graph.operations}
     gates_made = 0
 
+    attention: dict[int, tuple] = {}  # id(original) -> (original, gated)
+
+    def operation_for(op):
+        """The layer to call: a gated copy of a MultiHeadAttention (one per layer)."""
+        nonlocal gates_made
+        if not (heads and type(op) is keras.layers.MultiHeadAttention
+                and op.name not in exclude):
+            return op
+        if id(op) not in attention:
+            seed = None if base_seed is None else base_seed + gates_made
+            attention[id(op)] = (op, _gated_attention(op, op.name, seed, gate_kwargs))
+            gates_made += 1
+        return attention[id(op)][1]
+
     def visit(call, values):
         # Call each layer / keras.ops operation again on the new tensors, then gate.
         nonlocal gates_made
         args, kwargs = call.fill_in(values)
-        outputs = keras.tree.flatten(call.operation(*args, **kwargs))
+        outputs = keras.tree.flatten(operation_for(call.operation)(*args, **kwargs))
         for i, (old, new) in enumerate(zip(call.outputs, outputs)):
             if id(old) in plan:
                 hint, axis = plan[id(old)]
@@ -478,6 +555,8 @@ def insert_gates(model, after=("activation",), exclude=(), **gate_kwargs):
 
     inputs = list(graph.inputs)  # reuse the original Input tensors
     new_outputs = walk(graph, inputs, visit)
+    for old, gated in attention.values():
+        _copy_attention_weights(old, gated)
     return keras.Model(pack_inputs(graph, inputs), pack_outputs(graph, new_outputs),
                        name=f"{model.name}_gated")
 

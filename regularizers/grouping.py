@@ -683,7 +683,7 @@ def _stream_norm_rule(atoms: _Atoms, op: Op, ins: list) -> tuple:
     return "pass_through", [lay]
 
 
-@_rule("MultiHeadAttention")
+@_rule("MultiHeadAttention", "GatedMultiHeadAttention")
 def _attention_rule(atoms: _Atoms, op: Op, ins: list) -> tuple:
     """Its inputs' channels are contracted by the q, k, v projections (as a Dense's
     input is); its heads are a new group of `num_heads` classes (`Group.unit` "head",

@@ -18,11 +18,13 @@ from latency_lab.analyze import analyze_model  # noqa: E402
 from latency_lab.errors import InvalidArgumentError  # noqa: E402
 from regularizers import (  # noqa: E402
     FlopsRegularizer,
+    GatedMultiHeadAttention,
     LatencyRegularizer,
     ModelSizeRegularizer,
     apply_structure,
     build_channel_graph,
     export_structure,
+    insert_gates,
     load_structure,
 )
 
@@ -234,3 +236,33 @@ def test_structure_head_counts_are_checked():
         apply_structure(model, {"mha0": 5})
     slim = apply_structure(model, {"mha0": 1}, copy_weights=False)
     assert slim.get_layer("mha0").num_heads == 1
+
+
+def test_logistic_sigmoid_gates_heads_and_mlp_units():
+    """insert_gates gates every attention's heads (a GatedMultiHeadAttention with the
+    original's weights: all gates open, the same outputs) and the MLP units; closed
+    gates are dead heads and units, and the slim model computes the gated one."""
+    original = vit(value_dim=6)
+    model = insert_gates(original, seed=0)
+    x = np.random.default_rng(1).normal(size=(2, 12, 12, 1)).astype("float32")
+    np.testing.assert_allclose(np.asarray(model(x)), np.asarray(original(x)), atol=1e-5)
+    mha = model.get_layer("mha0")
+    assert isinstance(mha, GatedMultiHeadAttention) and mha.num_heads == 4
+    clone = GatedMultiHeadAttention.from_config(mha.get_config())
+    assert (clone.num_heads, clone.value_dim, clone.head_gate.init_logit) == (4, 6, 2.5)
+    reg = FlopsRegularizer(model, algorithm="logistic_sigmoid")
+    assert set(reg.regularized_layers) == {"mha0", "mha1", "fc0a", "fc1a"}
+    logits = weight(mha.head_gate.logits)
+    logits[[0, 2]] = -3.0
+    mha.head_gate.logits.assign(logits)
+    gate = model.get_layer("fc1a_gate")
+    logits = weight(gate.logits)
+    logits[:30] = -3.0
+    gate.logits.assign(logits)
+    structure = reg.get_alive_counts()
+    assert (structure["mha0"], structure["mha1"], structure["fc1a"]) == (2, 4, 10)
+    np.testing.assert_array_equal(structure.kept["mha0"], [1, 3])
+    slim = apply_structure(model, structure)
+    assert slim.get_layer("mha0").num_heads == 2
+    diff = np.abs(np.asarray(model(x)) - np.asarray(slim(x))).max()
+    assert diff < 1e-4
