@@ -439,6 +439,7 @@ def run_predict(args: argparse.Namespace) -> int:
         print(json.dumps(data))
         return 0
     from rich.table import Table
+    from rich.text import Text
 
     table = Table(title=f"{args.model} on {prof.device_name} ({prof.runtime_name}, {predictor})",
                   caption=res.rows_note())
@@ -452,6 +453,10 @@ def run_predict(args: argparse.Namespace) -> int:
         if outside_layers:
             row.append("OUTSIDE" if layer.name in outside_layers else "")
         table.add_row(*row)
+        if len(layer.parts) > 1:  # a layer of several kernels: each, indented
+            for part in layer.parts:
+                table.add_row(Text(f"  {part.label()}"), "", "", f"{part.latency_ms:.4f}",
+                              "", *([""] if outside_layers else []), style="dim")
     table.add_section()
     total = f"{res.latency_ms:.3f}"
     if res.band is not None:

@@ -29,7 +29,7 @@ import hashlib
 import json
 import math
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Iterable, Sequence
 
 import numpy as np
@@ -44,7 +44,7 @@ from latency_lab.op_kinds.space import kernel_paths_along
 from latency_lab.profile import DeviceProfile, load_profile, network_latency_ms, sample_key
 
 __all__ = ["RooflineModel", "LookupTableModel", "FlopsBaseline", "PREDICTORS",
-           "make_predictor", "predict_items", "LayerPrediction", "samples_xy",
+           "make_predictor", "predict_items", "LayerPrediction", "KernelPart", "samples_xy",
            "channel_tile_for", "padded_config", "featurize", "UnseenCategoryWarning",
            "rmspe", "LOOKUP_FIT_VERSION", "with_fitted_lookup", "KernelCheck",
            "OUTSIDE_LENGTH_SCALES", "OUTSIDE_LOG_STD", "path_of", "kernel_path_table",
@@ -865,16 +865,40 @@ def make_predictor(name: str, profile: Any, **kwargs: Any):
 
 
 @dataclass
+class KernelPart:
+    """One of a layer's kernels: the runtime's op (BATCH_MATMUL, SOFTMAX, ...), the
+    op kind and configuration that time it (None: charged by the roofline), its ms."""
+
+    kernel: str
+    op: str | None
+    config: dict | None
+    latency_ms: float
+
+    def label(self) -> str:
+        if self.op is None:
+            return f"{self.kernel} (roofline)"
+        return f"{self.kernel} {self.op} " + " ".join(f"{k}={v}" for k, v in self.config.items())
+
+    def to_dict(self) -> dict:
+        return {"kernel": self.kernel, "op": self.op, "config": self.config,
+                "latency_ms": self.latency_ms}
+
+
+@dataclass
 class LayerPrediction:
     name: str
     type: str
     latency_ms: float
     bound: str
     kernels: int = 1  # the runtime's kernels summed into this row
+    # each kernel's share, in the runtime's order (a MultiHeadAttention: its projections,
+    # transposes, batch matmuls, scale, softmax)
+    parts: list[KernelPart] = field(default_factory=list)
 
     def to_dict(self) -> dict:
         return {"name": self.name, "type": self.type, "latency_ms": self.latency_ms,
-                "bound": self.bound, "kernels": self.kernels}
+                "bound": self.bound, "kernels": self.kernels,
+                "parts": [p.to_dict() for p in self.parts]}
 
 
 def predict_items(items: list[WorkItem], predictor: Any) -> tuple[float, list[LayerPrediction]]:
@@ -895,11 +919,15 @@ def predict_items(items: list[WorkItem], predictor: Any) -> tuple[float, list[La
             op, cfg = item.configs[0]
             bound = predictor.bound(op, cfg)
         total += ms
+        op, cfg = item.configs[0] if item.configs else (None, None)
+        part = KernelPart(item.kernel or item.layer_type, op, cfg and dict(cfg), ms)
         if item.layer in per_layer:
             per_layer[item.layer].latency_ms += ms
             per_layer[item.layer].kernels += 1
+            per_layer[item.layer].parts.append(part)
         else:
-            per_layer[item.layer] = LayerPrediction(item.layer, item.layer_type, ms, bound)
+            per_layer[item.layer] = LayerPrediction(item.layer, item.layer_type, ms, bound,
+                                                    parts=[part])
     return total, list(per_layer.values())
 
 

@@ -4,6 +4,7 @@ kind, each new kind's microbenchmark converts to the kernel its mapping times, L
 MEAN goes to reduce_rows or global_pool by its axes, and a gather's int32 ids reach
 both runtimes."""
 
+import json
 import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
@@ -113,6 +114,27 @@ def test_attention_softmax_pooling_and_embedding_configs(kernels):
 def test_litert_items_of_a_transformer_have_no_roofline_item():
     items = work_items(_text_encoder(seq=6, vocab=50, d=16), "litert")
     assert items and all(i.configs for i in items)
+
+
+def test_predict_lists_the_parts_of_an_attention_layer(capsys, tmp_path):
+    """`latency-lab predict` splits a MultiHeadAttention's row into its kernels: the q,
+    k, v, output projections, the two batch matmuls, the softmax; they sum to it."""
+    from latency_lab.cli import main
+
+    path = tmp_path / "text.keras"
+    _text_encoder(seq=6, vocab=50, d=16).save(path)
+    assert main(["predict", str(path), "--profile", "epyc_avx512_vm_2c_litert",
+                 "--json"]) == 0
+    layers = json.loads(capsys.readouterr().out)["layers"]
+    mha = next(layer for layer in layers if layer["type"] == "MultiHeadAttention")
+    kernels = [p["kernel"] for p in mha["parts"]]
+    assert kernels.count("FULLY_CONNECTED") == 4 and kernels.count("BATCH_MATMUL") == 2
+    assert "SOFTMAX" in kernels and len(kernels) == mha["kernels"]
+    assert sum(p["latency_ms"] for p in mha["parts"]) == pytest.approx(mha["latency_ms"])
+    assert {p["op"] for p in mha["parts"]} >= {"dense", "batch_matmul", "softmax"}
+    assert main(["predict", str(path), "--profile", "epyc_avx512_vm_2c_litert"]) == 0
+    table = capsys.readouterr().out
+    assert "BATCH_MATMUL" in table and "SOFTMAX" in table
 
 
 # ------------------------------------------- microbenchmarks convert to their kernel

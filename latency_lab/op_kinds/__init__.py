@@ -84,9 +84,12 @@ ROOFLINE_KERNELS = frozenset({
     "MIRROR_PAD", "PADV2", "PACK", "UNPACK", "TILE", "GATHER",
     "QUANTIZE", "DEQUANTIZE", "POW", "SELECT",
     "SELECT_V2", "CAST", "LOG_SOFTMAX",
-    # a Keras padding mask (Embedding(mask_zero=True)) read by an attention: ids != 0,
-    # and the query mask AND the key mask, small boolean tensors (tokens x tokens)
-    "NOT_EQUAL", "LOGICAL_AND"})
+    # padding masks read by an attention (Embedding(mask_zero=True), an attention_mask
+    # from keras.ops.not_equal(ids, 0), or both): comparisons of ids and the masks
+    # combined, small boolean tensors (tokens x tokens). LESS has an op kind (integer
+    # index arithmetic, op_kinds.gather); its other forms and the rest come here.
+    "NOT_EQUAL", "EQUAL", "GREATER", "GREATER_EQUAL", "LESS_EQUAL",
+    "LOGICAL_AND", "LOGICAL_OR", "LOGICAL_NOT"})
 
 
 def kernel_configs(kernel: Any) -> list[tuple[str, Config]] | None:
