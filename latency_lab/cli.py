@@ -453,10 +453,11 @@ def run_predict(args: argparse.Namespace) -> int:
         if outside_layers:
             row.append("OUTSIDE" if layer.name in outside_layers else "")
         table.add_row(*row)
-        if len(layer.parts) > 1:  # a layer of several kernels: each, indented
-            for part in layer.parts:
-                table.add_row(Text(f"  {part.label()}"), "", "", f"{part.latency_ms:.4f}",
-                              "", *([""] if outside_layers else []), style="dim")
+        if len(layer.parts) > 1:  # a layer of several kernels: each, indented (--json
+            for part in layer.parts:  # has their configurations)
+                table.add_row(Text(f"  {part.kernel}"), part.op or "roofline", "",
+                              f"{part.latency_ms:.4f}", "",
+                              *([""] if outside_layers else []), style="dim")
     table.add_section()
     total = f"{res.latency_ms:.3f}"
     if res.band is not None:

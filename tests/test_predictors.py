@@ -457,7 +457,9 @@ def test_predict_json_shape(capsys, files):
     assert data["latency_ms"] > 0 and data["profile"] == files["litert"]
     assert [l["name"] for l in data["layers"]] == ["stem", "dw", "gap", "head"]
     for layer in data["layers"]:
-        assert set(layer) == {"name", "type", "latency_ms", "bound", "kernels"}
+        assert set(layer) == {"name", "type", "latency_ms", "bound", "kernels", "parts"}
+        assert len(layer["parts"]) == layer["kernels"]
+        assert sum(p["latency_ms"] for p in layer["parts"]) == pytest.approx(layer["latency_ms"])
         assert layer["bound"] in ("compute", "memory", "overhead") and layer["kernels"] >= 1
     # the rows are LiteRT's kernels summed per Keras layer: the JSON says how many
     assert data["runtime"] == "litert"
