@@ -774,7 +774,7 @@ def _shrink_inputs(args: argparse.Namespace):
                              "to train it on; omit --model to shrink the built-in CNN on digits")
     if args.imports and not args.model:
         raise InputSpecError("--import loads the custom layers of a --model file; the "
-                             "built-in CNN has none. Drop --import or give --model")
+                             "built-in networks need none. Drop --import or give --model")
     task = load_task(args.data) if args.data else digits_task(seed=args.seed)
     if not args.model:
         build, _ = BUILTIN_NETWORKS[args.network]

@@ -98,6 +98,12 @@ def _check_align(where: str, align: Any) -> int:
     return int(align)
 
 
+def _unit_align(group: Any, align: int) -> int:
+    """`align` for a group of channels; 1 for a group of heads (a multiple of 8 heads
+    would keep every head of an 8-head layer)."""
+    return 1 if group.unit == "head" else align
+
+
 def _align_up(count: int, align: int, cap: int | None = None) -> int:
     out = int(math.ceil(count / align) * align)
     return out if cap is None else min(out, cap)
@@ -183,7 +189,7 @@ def _widths_and_groups(model_or_cg: Any, structure: Mapping, align: int,
             continue
         if count == 0:
             empty.extend(cg.op(src).layer_name for src in g.sources)
-        widths[gid] = _align_up(max(count, 1), align, g.size)
+        widths[gid] = _align_up(max(count, 1), _unit_align(g, align), g.size)
     if empty:
         warnings.warn(
             f"{where}: layers {sorted(set(empty))} have 0 alive channels; each keeps "
@@ -710,7 +716,8 @@ def apply_structure(model: Any, structure: Mapping, copy_weights: bool = True,
             initial weights (the first channels of each group survive unless the
             structure records indices).
         align: round every group's count up to a multiple of `align` (capped at the
-            full width); the added channels are the best ranked of the rest.
+            full width); the added channels are the best ranked of the rest. Heads
+            are not rounded.
         importance: optional ``{conv/dense layer name: per-channel scores}``; the top
             channels of each group (max over its named layers) survive.
         algorithm: how to rank a group's channels when the structure gives counts
@@ -808,8 +815,9 @@ def scale_structure(structure: Mapping, factor: float, model: Any = None,
         width = len(_layer_classes(cg, name))
         if g.frozen:
             scaled[name] = width
-        else:
-            scaled[name] = _align_up(max(1, _round_half_up(int(value) * factor)), align, width)
+        else:  # heads are counted one by one (`align` is for channels)
+            scaled[name] = _align_up(max(1, _round_half_up(int(value) * factor)),
+                                     _unit_align(g, align), width)
         if cg.has_classes(gid):
             own.add(name)
         else:

@@ -45,7 +45,8 @@ from latency_lab.keras_walker import (
 )
 from latency_lab.errors import InvalidArgumentError
 
-__all__ = ["ProbabilisticGate", "GatedMultiHeadAttention", "insert_gates", "gate_layers"]
+__all__ = ["ProbabilisticGate", "GatedMultiHeadAttention", "insert_gates", "gate_layers",
+           "copy_back_attention"]
 
 # Bounds for the uniform sample behind the logistic noise; keeps log(u) and log(1 - u)
 # finite in float32 (|n| <= ~13.8).
@@ -307,6 +308,19 @@ def _copy_attention_weights(old, new):
         n.kernel.assign(o.kernel)
         if o.bias is not None:
             n.bias.assign(o.bias)
+
+
+def copy_back_attention(gated_model, model) -> int:
+    """Copy the weights of each GatedMultiHeadAttention of `gated_model` (made by
+    `insert_gates`, which copies rather than shares attention weights) into the
+    same-named MultiHeadAttention of `model`, so training the gated model trained
+    `model` whole. Returns how many layers were copied."""
+    copied = 0
+    for layer in gated_model.layers:
+        if isinstance(layer, GatedMultiHeadAttention):
+            _copy_attention_weights(layer, model.get_layer(layer.name))
+            copied += 1
+    return copied
 
 
 # ----------------------------------------------------------------------- insert_gates

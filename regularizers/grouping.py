@@ -115,6 +115,7 @@ __all__ = [
     "DEPTHWISE_TYPES",
     "PASS_THROUGH_TYPES",
     "PASS_THROUGH_REGISTRY",
+    "BUILTIN_PASS_THROUGH_TYPES",
     "REFUSED_REASONS",
     "register_pass_through",
     "SUPPORTED_TYPES",
@@ -165,6 +166,8 @@ for _types, _why in (
     for _t in _types:
         PASS_THROUGH_REGISTRY[_t] = _why
 del _types, _why, _t
+# The table as shipped (`register_pass_through` adds a user's layers beside it).
+BUILTIN_PASS_THROUGH_TYPES = frozenset(PASS_THROUGH_REGISTRY)
 
 # Layers that mix channels (or whose channel behaviour is unknown), with why they are
 # refused; the refusal names the layer and this reason. Types in neither table are
@@ -691,6 +694,9 @@ def _attention_rule(atoms: _Atoms, op: Op, ins: list) -> tuple:
     projection go together); its output channels are a new frozen group (the output
     projection's width follows the query's: prune the heads instead). Every call of a
     shared layer has the same heads."""
+    if op.attrs.get("use_gate"):
+        raise _Refused("use_gate=True adds a gate projection per head that pruning does "
+                       "not slice yet")
     heads = atoms.new(int(op.attrs["num_heads"]), source=op.name, unit="head")
     shared = op.attrs.get("shared_from")
     if shared and shared in atoms.heads:
@@ -875,9 +881,9 @@ def build_channel_graph(
                 raise InvalidArgumentError(_refusal(op, str(exc))) from None
             kind, outs = "frozen", [_Layout.of(atoms.new(op.channels_out, frozen=reason))]
         if frozen_here:
-            for lay in outs:
-                for a in lay.flat:
-                    uf.freeze(atoms.owner[int(a)], reason)
+            heads = [atoms.heads[op.name]] if kind == "attention" else []
+            for a in [*(a for lay in outs for a in lay.flat), *(a for h in heads for a in h)]:
+                uf.freeze(atoms.owner[int(a)], reason)
         for i, shape in enumerate(op.output_shapes):
             if i >= len(outs):  # other outputs of a multi-output op
                 ch = int(shape[op.channel_axis]) if len(shape) >= 2 else 1

@@ -14,10 +14,12 @@ predictor on the slimmed kernels, so at full width it equals `latency-lab predic
 
 A MultiHeadAttention is costed by its alive heads: its kernels (projections, batch
 matmuls, softmax, transposes, as the runtime runs them) are taken from the model
-rebuilt with fewer heads in every attention layer (`apply_structure` at head
-fractions 1/4, 1/2, 3/4; one conversion each), and its latency is the piecewise-linear
-curve through those head counts: exact at them, linear between. Its input and output
-channels must be frozen (a transformer's residual stream is).
+rebuilt with fewer heads in every attention layer whose heads are regularized
+(`apply_structure` at one head and at head fractions 1/4, 1/2, 3/4; one conversion
+each), and its latency is the piecewise-linear curve through those head counts: exact
+at them, linear between. Its input and output channels must be frozen (a
+transformer's residual stream is). An attention layer whose heads are kept whole costs
+its kernels as they are.
 """
 
 from __future__ import annotations
@@ -39,6 +41,8 @@ from regularizers.grouping import ChannelOp
 __all__ = ["LatencyRegularizer"]
 
 _GRID = (0.25, 0.5, 0.75, 1.0)
+# Head fractions an attention layer is rebuilt at (0: one head), besides its full count.
+_HEAD_GRID = (0.0, 0.25, 0.5, 0.75)
 
 
 @dataclasses.dataclass
@@ -53,10 +57,12 @@ class _AttentionCurve:
 
     def at(self, h: Any) -> Any:
         """Piecewise-linear latency at `h` alive heads (a number or a tensor): the
-        first segment's line plus a hinge per inner head count."""
+        first segment's line plus a hinge per inner head count; below one head (the
+        grid's first count) the one-head latency, as `apply_structure` keeps one."""
         xs, ys = self.heads, self.ms
         if len(xs) == 1:
             return ys[0] + 0.0 * h
+        h = max(h, xs[0]) if isinstance(h, numbers.Real) else ops.maximum(h, xs[0])
         slopes = [(ys[i + 1] - ys[i]) / (xs[i + 1] - xs[i]) for i in range(len(xs) - 1)]
         out = ys[0] + slopes[0] * (h - xs[0])
         for i in range(1, len(slopes)):
@@ -134,12 +140,18 @@ class LatencyRegularizer(NetworkRegularizer):
                 out.append(ChannelOp(f"kernel{i}:{item.kernel}", item.kernel, None, "frozen",
                                      [], [], True, item))
                 continue
-            if layer.kind == "attention":  # all its kernels, costed by its heads
+            if layer.kind == "attention" and layer.head_group in self._regularized:
+                # all its kernels, costed by its heads
                 attention.setdefault(layer.layer_name, (layer, []))[1].append(item)
                 continue
+            if layer.kind == "attention":  # heads kept whole: its kernels as they are
+                self._check_attention_channels(layer)
+                out.append(ChannelOp(f"{layer.name}#k{i}", item.kernel, None, "frozen",
+                                     [], [], True, item))
+                continue
             out.append(dataclasses.replace(layer, name=f"{layer.name}#k{i}", payload=item))
-        missing = sorted({op.layer_name for op in self.channel_graph.attention_ops}
-                         - set(attention))
+        missing = sorted({op.layer_name for op in self.channel_graph.attention_ops
+                          if op.head_group in self._regularized} - set(attention))
         if missing:
             raise InvalidArgumentError(
                 f"LatencyRegularizer: no kernel of the {self.profile.runtime_name} model is "
@@ -166,9 +178,9 @@ class LatencyRegularizer(NetworkRegularizer):
         coef, *_ = np.linalg.lstsq(np.array(rows), np.array(ys), rcond=None)
         return _Surrogate(item, coef, full_in, full_out)
 
-    def _attention_curve(self, op: ChannelOp) -> _AttentionCurve:
-        """The layer's latency at the head counts of `_head_grid` (see the module
-        docstring); its input and output channels must not be regularized."""
+    def _check_attention_channels(self, op: ChannelOp) -> None:
+        """An attention layer's kernels are costed by its heads only: its input and
+        output channels must not be regularized."""
         moving = [self.channel_graph.groups[seg[0]].sources
                   for segs in [*op.in_segments[:-1], op.out_segments] for seg in segs
                   if seg[0] in self._regularized]
@@ -179,6 +191,11 @@ class LatencyRegularizer(NetworkRegularizer):
                 f"regularized (groups of {sorted({n for ns in moving for n in ns})}). "
                 "Freeze them (frozen_layers=, or a LayerNormalization before the "
                 "attention, as a transformer's residual stream has).")
+
+    def _attention_curve(self, op: ChannelOp) -> _AttentionCurve:
+        """The layer's latency at the head counts of `_head_grid` (see the module
+        docstring)."""
+        self._check_attention_channels(op)
         grid = self._head_grid()
         full = int(op.op.attrs["num_heads"])
         items = {full: list(op.payload)}
@@ -205,12 +222,15 @@ class LatencyRegularizer(NetworkRegularizer):
         from regularizers.apply import apply_structure
 
         layers = {op.layer_name: int(op.op.attrs["num_heads"])
-                  for op in self.channel_graph.attention_ops}
+                  for op in self.channel_graph.attention_ops
+                  if op.head_group in self._regularized}
         out: dict[float, dict[str, tuple[int, list[WorkItem]]]] = {}
-        for f in _GRID[:-1]:
+        done: list[dict] = []
+        for f in _HEAD_GRID:
             counts = {n: max(1, int(round(f * h))) for n, h in layers.items()}
-            if all(c == layers[n] for n, c in counts.items()):
+            if all(c == layers[n] for n, c in counts.items()) or counts in done:
                 continue
+            done.append(counts)
             slim = apply_structure(self.model, counts, copy_weights=False)
             names = {**{n.rsplit("/", 1)[-1]: n for n in counts}, **{n: n for n in counts}}
             by_layer: dict[str, list[WorkItem]] = {}

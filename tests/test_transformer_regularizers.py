@@ -266,3 +266,56 @@ def test_logistic_sigmoid_gates_heads_and_mlp_units():
     assert slim.get_layer("mha0").num_heads == 2
     diff = np.abs(np.asarray(model(x)) - np.asarray(slim(x))).max()
     assert diff < 1e-4
+
+
+def test_frozen_attention_keeps_its_heads_and_use_gate_is_refused_by_name():
+    cg = build_channel_graph(vit(depth=1), frozen_layers=["mha0"])
+    heads = cg.groups[cg.op("mha0").head_group]
+    assert heads.frozen and "frozen_layers" in heads.frozen_reasons
+    x = keras.Input((6, 8))
+    y = L.MultiHeadAttention(2, 4, use_gate=True, name="gated")(x, x)
+    model = keras.Model(x, L.Dense(2, name="out")(y))
+    with pytest.raises(InvalidArgumentError, match="'gated'.*use_gate"):
+        build_channel_graph(model)
+    assert build_channel_graph(model, frozen_layers=["gated"]).op("gated").kind == "frozen"
+
+
+@pytest.mark.backend_independent
+def test_align_rounds_channels_not_heads():
+    model = vit(depth=1)
+    slim = apply_structure(model, {"mha0": 3, "fc0a": 20}, copy_weights=False, align=8)
+    assert slim.get_layer("mha0").num_heads == 3 and slim.get_layer("fc0a").units == 24
+
+
+def test_training_the_gated_copy_trains_the_original_attention():
+    from regularizers.gates import copy_back_attention
+
+    original = vit(depth=1)
+    gated = insert_gates(original)
+    kernel = gated.get_layer("mha0").query_dense.kernel
+    kernel.assign(np.ones(tuple(kernel.shape), "float32"))
+    assert copy_back_attention(gated, original) == 1
+    np.testing.assert_array_equal(weight(original.get_layer("mha0").query_dense.kernel), 1.0)
+
+
+@pytest.mark.only_backend("tensorflow")
+def test_latency_regularizer_costs_whole_heads_as_they_are():
+    """Gamma keeps heads whole: the attention's kernels are a constant cost, no head
+    curve is built, and the cost at full width is still `predict`'s."""
+    from latency_lab.predict import predict_model
+
+    x = keras.Input((8, 8, 3))
+    h = L.Conv2D(8, 3, padding="same", name="conv")(x)
+    h = L.BatchNormalization(name="bn")(h)
+    h = L.Reshape((64, 8), name="tokens")(h)
+    h = L.LayerNormalization(name="ln")(h)
+    h = L.MultiHeadAttention(2, 4, name="mha")(h, h)
+    h = L.Dense(12, name="fc")(h)
+    h = L.BatchNormalization(name="bn_fc")(h)
+    model = keras.Model(x, L.Dense(2, name="out")(L.GlobalAveragePooling1D()(h)))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        reg = LatencyRegularizer(PROFILE, model=model, algorithm="gamma")
+    assert reg.regularized_layers == ["fc"]
+    assert not [op for op in reg._ops if op.kind == "attention"]
+    assert reg.get_cost() == pytest.approx(predict_model(model, PROFILE).latency_ms, rel=1e-9)

@@ -201,7 +201,8 @@ def _gated(model, config: ShrinkConfig):
 
 
 # algorithm -> the model its regularizer trains, when that is not the model itself. It
-# shares the model's layers and weights, so training it trains the model; the structure
+# shares the model's layers and weights (its gated attention layers' weights are copied
+# back after learning), so training it trains the model; the structure
 # it learns names the model's conv/dense layers, and everything after learning (snap,
 # rebuild, measure) works on the model, not on this copy.
 TRAINING_MODEL = {"logistic_sigmoid": _gated}
@@ -231,6 +232,10 @@ def learn(run: ShrinkRun) -> Learned:
     train(model, run.task, c.learn_epochs, loss=reg.wrap_loss(loss_for(model)),
           learning_rate=c.learning_rate, batch_size=c.batch_size, callbacks=callbacks,
           seed=c.seed, cosine=False)
+    if model is not run.model:
+        from regularizers.gates import copy_back_attention
+
+        copy_back_attention(model, run.model)
     structure = reg.get_alive_counts()
     predicted_ms = float(reg.get_cost())
     importance = {name: np.abs(np.asarray(v, dtype=np.float64))
