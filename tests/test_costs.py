@@ -92,6 +92,7 @@ def test_every_cost_function_has_hand_computed_tests():
 # Types whose cost needs more than one tensor shape: the inputs and attrs they need.
 NEEDS = {
     "MultiHeadAttention": ([(1, 4, 4, 8), (1, 4, 4, 8)], dict(num_heads=2, key_dim=4)),
+    "GatedMultiHeadAttention": ([(1, 4, 4, 8), (1, 4, 4, 8)], dict(num_heads=2, key_dim=4)),
     "Embedding": ([(1, 4, 4)], dict(input_dim=10)),
 }
 
