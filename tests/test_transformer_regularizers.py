@@ -214,7 +214,9 @@ def test_latency_regularizer_refuses_an_attention_with_prunable_inputs():
     LatencyRegularizer(PROFILE, model=model, algorithm="group_lasso", frozen_layers=["proj"])
 
 
-def test_gamma_keeps_heads_whole_and_says_why():
+def hybrid():
+    """conv + BN, tokens, LayerNorm, attention, Dense + BN: gamma has a vector for the
+    Dense's channels and none for the heads."""
     x = keras.Input((8, 8, 3))
     h = L.Conv2D(8, 3, padding="same", name="conv")(x)
     h = L.BatchNormalization(name="bn")(h)
@@ -223,7 +225,11 @@ def test_gamma_keeps_heads_whole_and_says_why():
     h = L.MultiHeadAttention(2, 4, name="mha")(h, h)
     h = L.Dense(12, name="fc")(h)
     h = L.BatchNormalization(name="bn_fc")(h)
-    model = keras.Model(x, L.Dense(2, name="out")(L.GlobalAveragePooling1D()(h)))
+    return keras.Model(x, L.Dense(2, name="out")(L.GlobalAveragePooling1D()(h)))
+
+
+def test_gamma_keeps_heads_whole_and_says_why():
+    model = hybrid()
     with pytest.warns(UserWarning, match=r"heads of MultiHeadAttention layers \['mha'\].*group_lasso"):
         reg = FlopsRegularizer(model, algorithm="gamma")
     assert reg.regularized_layers == ["fc"] and reg.get_alive_counts()["mha"] == 2
@@ -304,15 +310,7 @@ def test_latency_regularizer_costs_whole_heads_as_they_are():
     curve is built, and the cost at full width is still `predict`'s."""
     from latency_lab.predict import predict_model
 
-    x = keras.Input((8, 8, 3))
-    h = L.Conv2D(8, 3, padding="same", name="conv")(x)
-    h = L.BatchNormalization(name="bn")(h)
-    h = L.Reshape((64, 8), name="tokens")(h)
-    h = L.LayerNormalization(name="ln")(h)
-    h = L.MultiHeadAttention(2, 4, name="mha")(h, h)
-    h = L.Dense(12, name="fc")(h)
-    h = L.BatchNormalization(name="bn_fc")(h)
-    model = keras.Model(x, L.Dense(2, name="out")(L.GlobalAveragePooling1D()(h)))
+    model = hybrid()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         reg = LatencyRegularizer(PROFILE, model=model, algorithm="gamma")
