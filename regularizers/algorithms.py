@@ -271,6 +271,7 @@ class GammaAlgorithm(GroupAlgorithm):
 
 # Output-channel axis of the kernel that defines a source's output channels.
 _KERNEL_ATTR = {
+    "Embedding": ("embeddings", -1),
     "SeparableConv1D": ("pointwise_kernel", -1),
     "SeparableConv2D": ("pointwise_kernel", -1),
     "Conv1DTranspose": ("kernel", -2),

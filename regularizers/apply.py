@@ -563,6 +563,8 @@ class _Rebuilder:
                 cfg["filters"] = out_n
             elif "units" in cfg:
                 cfg["units"] = out_n
+            elif "output_dim" in cfg:  # Embedding
+                cfg["output_dim"] = out_n
             else:
                 raise InvalidArgumentError(
                     f"apply_structure: cannot set the width of layer {cop.layer_name!r} "

@@ -1,7 +1,7 @@
 """Channel groups of a Keras functional graph (built on the latency_lab graph IR).
 
 A *group* is a set of channels that must be kept or removed together. Every conv/dense
-layer starts a new group of its output channels; layers that keep channel identity
+layer (and Embedding: its table's columns) starts a new group of its output channels; layers that keep channel identity
 (BatchNormalization, activations, pooling, padding, dropout, gates, ...) pass their
 input's group through; element-wise merges (Add, Multiply, ...) tie the groups of their
 inputs into one (union-find); Concatenate along the channel axis stacks groups, so a
@@ -128,6 +128,7 @@ SOURCE_TYPES = frozenset({
     "Conv1DTranspose", "Conv2DTranspose", "Conv3DTranspose",
     "SeparableConv1D", "SeparableConv2D",
     "Dense",
+    "Embedding",  # a lookup of table rows: its output channels are the table's columns
 })
 # Output channels are the input channels (times depth_multiplier).
 DEPTHWISE_TYPES = frozenset({"DepthwiseConv1D", "DepthwiseConv2D"})
@@ -181,7 +182,7 @@ for _types, _why in (
      "it contracts over the channel axis"),
     (("LSTM", "GRU", "SimpleRNN", "RNN", "Bidirectional", "ConvLSTM1D", "ConvLSTM2D",
       "ConvLSTM3D"), "a recurrent layer mixes its input channels"),
-    (("Embedding", "ReversibleEmbedding", "CategoryEncoding", "Hashing",
+    (("ReversibleEmbedding", "CategoryEncoding", "Hashing",
       "HashedCrossing", "IntegerLookup", "StringLookup", "TextVectorization",
       "Discretization"), "it maps values to new features (categorical preprocessing)"),
     (("RandomGrayscale", "RandomHue", "RandomSaturation", "RandomColorJitter",

@@ -317,3 +317,36 @@ def test_latency_regularizer_costs_whole_heads_as_they_are():
     assert reg.regularized_layers == ["fc"]
     assert not [op for op in reg._ops if op.kind == "attention"]
     assert reg.get_cost() == pytest.approx(predict_model(model, PROFILE).latency_ms, rel=1e-9)
+
+
+def test_a_text_encoder_groups_without_frozen_layers_and_slims_exactly():
+    """An Embedding is a source of its table's columns: behind a LayerNorm they are the
+    frozen residual stream, before a plain Dense they are prunable like a Dense's."""
+    ids = keras.Input((10,), dtype="int32")
+    e = L.Embedding(50, 16, name="embed")(ids)
+    h = L.LayerNormalization(name="ln")(e)
+    h = L.Add(name="res")([e, L.MultiHeadAttention(2, 8, name="mha")(h, h)])
+    h = L.Dense(24, activation="gelu", name="fc")(h)
+    text = keras.Model(ids, L.Dense(3, name="out")(L.GlobalAveragePooling1D()(h)))
+    cg = build_channel_graph(text)
+    assert cg.group_of("embed").frozen and not cg.group_of("fc").frozen
+    kill_heads(text, "mha", [1])
+    kill_units(text, "fc", range(8))
+    reg = FlopsRegularizer(text, algorithm="group_lasso")
+    structure = reg.get_alive_counts()
+    assert (structure["embed"], structure["mha"], structure["fc"]) == (16, 1, 16)
+    slim = apply_structure(text, structure)
+    x = np.random.default_rng(2).integers(0, 50, size=(3, 10)).astype("int32")
+    assert np.abs(np.asarray(text(x)) - np.asarray(slim(x))).max() < 1e-4
+
+    ids = keras.Input((10,), dtype="int32")
+    e = L.Embedding(50, 16, name="embed")(ids)
+    bag = keras.Model(ids, L.Dense(3, name="out")(L.GlobalAveragePooling1D()(e)))
+    table = weight(bag.get_layer("embed").embeddings)
+    table[:, :6] = 0
+    bag.get_layer("embed").embeddings.assign(table)
+    structure = FlopsRegularizer(bag, algorithm="group_lasso").get_alive_counts()
+    assert structure["embed"] == 10
+    slim = apply_structure(bag, structure)
+    assert slim.get_layer("embed").output_dim == 10
+    assert np.abs(np.asarray(bag(x)) - np.asarray(slim(x))).max() < 1e-5
