@@ -609,25 +609,18 @@ def merge_cost(op: Op, a_in, a_out):
 
 
 @register("ops.Add", "ops.Subtract", "ops.Multiply", "ops.Divide", "ops.TrueDivide",
-          "ops.Maximum", "ops.Minimum", "ops.Power", op_class=ELEMENTWISE)
+          "ops.Maximum", "ops.Minimum", "ops.Power", "ops.Equal", "ops.NotEqual",
+          "ops.Greater", "ops.GreaterEqual", "ops.Less", "ops.LessEqual", "ops.LogicalAnd",
+          "ops.LogicalOr", "ops.LogicalNot", "ops.LogicalXor", op_class=ELEMENTWISE)
 def ops_binary_cost(op: Op, a_in, a_out):
-    """keras.ops arithmetic in a functional graph (`x + 3.0`, `x * y`): one FLOP per
-    output element per binary operation."""
+    """keras.ops arithmetic, comparisons and logic in a functional graph (`x + 3.0`,
+    `x * y`, a padding mask `keras.ops.not_equal(ids, 0)`): one FLOP per output element
+    per binary operation (a unary one counts one); inputs read at their dtypes, the
+    output written at its own (a comparison's bool)."""
     a_out = _out_or(a_out, a_in[0])
     n_operands = len(a_in) + int(op.attrs.get("constant_operands", 0))
     elems = _pos(op.output_shape, op) * a_out
     return OpCost(max(n_operands - 1, 1) * elems, 0, _reads(op, a_in), _writes(op, a_out))
-
-
-@register("ops.Equal", "ops.NotEqual", "ops.Greater", "ops.GreaterEqual", "ops.Less",
-          "ops.LessEqual", "ops.LogicalAnd", "ops.LogicalOr", "ops.LogicalNot",
-          "ops.LogicalXor", op_class=ELEMENTWISE)
-def ops_compare_cost(op: Op, a_in, a_out):
-    """A comparison or logical op (a padding mask: ``keras.ops.not_equal(ids, 0)``):
-    one FLOP per output element; inputs read at their dtypes, a bool written."""
-    a_out = _out_or(a_out, a_in[0])
-    elems = _pos(op.output_shape, op) * a_out
-    return OpCost(elems, 0, _reads(op, a_in), _writes(op, a_out))
 
 
 @register("CustomScaleLayer", op_class=ELEMENTWISE)
@@ -700,13 +693,13 @@ def view_cost(op: Op, a_in, a_out):
 def embedding_cost(op: Op, a_in, a_out):
     """A gather of one row of A_out weights per index: no FLOPs (mask_zero adds one
     compare per index, and writes the boolean mask). Params: input_dim (vocabulary)
-    x A_out. Bytes read: the indices at their dtype (attrs["input_dtypes"], int32 when
-    absent) and the rows gathered (indices x A_out weights), not the whole table;
+    x A_out. Bytes read: the indices at their dtype (attrs["input_dtypes"]; 4 bytes
+    when absent) and the rows gathered (indices x A_out weights), not the whole table;
     written: the output."""
     a_out = _out_or(a_out, _full_out(op))
     vocab = int(_required(op, "input_dim"))
     indices = math.prod(int(d) for d in op.input_shapes[0])
-    index_bytes = dtype_bytes((op.attrs.get("input_dtypes") or ("int32",))[0])
+    index_bytes = _input_dtype_bytes(op, 0)
     masked = int(bool(op.attrs.get("mask_zero")))
     return OpCost(masked * indices, vocab * a_out,
                   indices * index_bytes + indices * a_out * _w_bytes(op),

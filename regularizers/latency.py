@@ -45,6 +45,11 @@ _GRID = (0.25, 0.5, 0.75, 1.0)
 _HEAD_GRID = (0.0, 0.25, 0.5, 0.75)
 
 
+def _at_least(x: Any, floor: float) -> Any:
+    """max(x, floor) for a number or a backend tensor."""
+    return max(x, floor) if isinstance(x, numbers.Real) else ops.maximum(x, floor)
+
+
 @dataclasses.dataclass
 class _AttentionCurve:
     """One attention layer's kernels at several head counts (ascending, the last the
@@ -55,20 +60,21 @@ class _AttentionCurve:
     items: dict[int, list[WorkItem]]
     ms: list[float]
 
+    def __post_init__(self) -> None:
+        xs, ys = self.heads, self.ms
+        self._slopes = [(ys[i + 1] - ys[i]) / (xs[i + 1] - xs[i]) for i in range(len(xs) - 1)]
+
     def at(self, h: Any) -> Any:
         """Piecewise-linear latency at `h` alive heads (a number or a tensor): the
         first segment's line plus a hinge per inner head count; below one head (the
         grid's first count) the one-head latency, as `apply_structure` keeps one."""
-        xs, ys = self.heads, self.ms
-        if len(xs) == 1:
+        xs, ys, slopes = self.heads, self.ms, self._slopes
+        if not slopes:
             return ys[0] + 0.0 * h
-        h = max(h, xs[0]) if isinstance(h, numbers.Real) else ops.maximum(h, xs[0])
-        slopes = [(ys[i + 1] - ys[i]) / (xs[i + 1] - xs[i]) for i in range(len(xs) - 1)]
+        h = _at_least(h, xs[0])
         out = ys[0] + slopes[0] * (h - xs[0])
         for i in range(1, len(slopes)):
-            v = h - xs[i]
-            out = out + (slopes[i] - slopes[i - 1]) * (
-                max(v, 0.0) if isinstance(v, numbers.Real) else ops.relu(v))
+            out = out + (slopes[i] - slopes[i - 1]) * _at_least(h - xs[i], 0.0)
         return out
 
     def bracket(self, h: float) -> tuple[int, int]:
@@ -124,6 +130,7 @@ class LatencyRegularizer(NetworkRegularizer):
         self._weight_bytes = sum(i.weight_bytes for i in self._items)
         self._kernels = sum(1 for i in self._items if i.configs)
         self._cost_cache: dict[tuple, float] = {}
+        self._grid_cache: dict | None = None  # `_head_grid`'s conversions
         super().__init__(model=model, target=target_ms, **kwargs)
 
     # ------------------------------------------------------------------ hooks
@@ -196,13 +203,8 @@ class LatencyRegularizer(NetworkRegularizer):
         """The layer's latency at the head counts of `_head_grid` (see the module
         docstring)."""
         self._check_attention_channels(op)
-        grid = self._head_grid()
         full = int(op.op.attrs["num_heads"])
-        items = {full: list(op.payload)}
-        for by_layer in grid.values():
-            h, layer_items = by_layer.get(op.layer_name, (full, None))
-            if layer_items is not None and h < full:
-                items.setdefault(h, layer_items)
+        items = {**self._head_grid().get(op.layer_name, {}), full: list(op.payload)}
         heads = sorted(items)
         if full > 1 and len(heads) == 1:
             raise InvalidArgumentError(
@@ -213,31 +215,34 @@ class LatencyRegularizer(NetworkRegularizer):
         return _AttentionCurve(op.layer_name, heads, items,
                                [sum(self._item_ms(i) for i in items[h]) for h in heads])
 
-    def _head_grid(self) -> dict[float, dict[str, tuple[int, list[WorkItem]]]]:
-        """{fraction: {attention layer: (heads, its kernels)}}: the model rebuilt with
-        every attention layer at that fraction of its heads (at least 1), converted
-        once per fraction (cached)."""
-        if getattr(self, "_grid_cache", None) is not None:
+    def _head_grid(self) -> dict[str, dict[int, list[WorkItem]]]:
+        """{attention layer: {heads: its kernels}} below its full count: the model
+        rebuilt with every attention layer whose heads are regularized at each
+        `_HEAD_GRID` fraction of its heads (at least 1), converted once per distinct
+        rebuild (cached: every attention layer reads the same conversions)."""
+        if self._grid_cache is not None:
             return self._grid_cache
         from regularizers.apply import apply_structure
 
         layers = {op.layer_name: int(op.op.attrs["num_heads"])
                   for op in self.channel_graph.attention_ops
                   if op.head_group in self._regularized}
-        out: dict[float, dict[str, tuple[int, list[WorkItem]]]] = {}
+        names = {**{n.rsplit("/", 1)[-1]: n for n in layers}, **{n: n for n in layers}}
+        out: dict[str, dict[int, list[WorkItem]]] = {}
         done: list[dict] = []
         for f in _HEAD_GRID:
             counts = {n: max(1, int(round(f * h))) for n, h in layers.items()}
             if all(c == layers[n] for n, c in counts.items()) or counts in done:
                 continue
             done.append(counts)
+            found: dict[str, list[WorkItem]] = {}
             slim = apply_structure(self.model, counts, copy_weights=False)
-            names = {**{n.rsplit("/", 1)[-1]: n for n in counts}, **{n: n for n in counts}}
-            by_layer: dict[str, list[WorkItem]] = {}
             for item in work_items(slim, self.profile.runtime_name):
                 if item.layer in names:  # kernels name a layer in full or by its own name
-                    by_layer.setdefault(names[item.layer], []).append(item)
-            out[f] = {n: (counts[n], its) for n, its in by_layer.items()}
+                    found.setdefault(names[item.layer], []).append(item)
+            for n, its in found.items():
+                if counts[n] < layers[n]:
+                    out.setdefault(n, {}).setdefault(counts[n], its)
         self._grid_cache = out
         return out
 

@@ -58,7 +58,6 @@ COVERED_FUNCTIONS = {
     costs.activation_cost,
     costs.merge_cost,
     costs.ops_binary_cost,
-    costs.ops_compare_cost,
     costs.scaled_residual_cost,
     costs.concat_cost,
     costs.pool_cost,
