@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 from keras import ops
 
-from regularizers.grouping import ChannelGraph, ChannelOp
+from regularizers.grouping import ATTENTION_PROJECTIONS, ChannelGraph, ChannelOp
 from latency_lab.errors import InvalidArgumentError
 
 ALGORITHMS = ("gamma", "group_lasso", "logistic_sigmoid")
@@ -338,10 +338,8 @@ class GroupLassoAlgorithm(GroupAlgorithm):
 
 
 def _head_kernels(layer: Any) -> list[tuple[Any, int]]:
-    """(kernel, head axis) of a MultiHeadAttention's projections: q, k and v kernels
-    are (in, heads, dim), the output kernel (heads, dim, out...)."""
-    return [(layer.query_dense.kernel, 1), (layer.key_dense.kernel, 1),
-            (layer.value_dense.kernel, 1), (layer.output_dense.kernel, 0)]
+    """(kernel, head axis) of a MultiHeadAttention's projections."""
+    return [(getattr(layer, sub).kernel, axis) for _, sub, axis in ATTENTION_PROJECTIONS]
 
 
 class LogisticSigmoidAlgorithm(GroupAlgorithm):

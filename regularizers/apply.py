@@ -46,7 +46,8 @@ from latency_lab.keras_walker import (
     walk,
 )
 from regularizers.algorithms import ALGORITHMS, group_importance, layers_by_op_name, top_channels
-from regularizers.grouping import ChannelGraph, ChannelOp, build_channel_graph, split_boundaries
+from regularizers.grouping import (ATTENTION_PROJECTIONS, ChannelGraph, ChannelOp,
+                                   build_channel_graph, split_boundaries)
 from latency_lab.errors import InvalidArgumentError
 
 __all__ = ["apply_structure", "scale_structure", "fit_to_target", "group_widths"]
@@ -642,23 +643,19 @@ def _copy_attention(old: Any, new: Any, cop: ChannelOp, kept: dict[str, np.ndarr
     output kernel (heads, dim, out...) at the kept heads; the output bias whole."""
     op = cop.op
     pairs = []
-    for role, old_dense, new_dense in (("query", old.query_dense, new.query_dense),
-                                       ("key", old.key_dense, new.key_dense),
-                                       ("value", old.value_dense, new.value_dense)):
-        in_idx = kept[op.inputs[_role_index(op, role)]]
-        kernel = np.take(np.take(np.asarray(old_dense.kernel.numpy()), in_idx, axis=0),
-                         heads, axis=1)
+    for role, sub, axis in ATTENTION_PROJECTIONS:
+        old_dense, new_dense = getattr(old, sub), getattr(new, sub)
+        kernel = np.take(np.asarray(old_dense.kernel.numpy()), heads, axis=axis)
+        bias = None if old_dense.bias is None else np.asarray(old_dense.bias.numpy())
+        if role != "output":  # rows: the input's kept channels; the bias has heads
+            kernel = np.take(kernel, kept[op.inputs[_role_index(op, role)]], axis=0)
+            bias = None if bias is None else np.take(bias, heads, axis=0)
         pairs.append((new_dense.kernel, kernel))
-        if old_dense.bias is not None:
-            pairs.append((new_dense.bias, np.take(np.asarray(old_dense.bias.numpy()),
-                                                  heads, axis=0)))
-    pairs.append((new.output_dense.kernel,
-                  np.take(np.asarray(old.output_dense.kernel.numpy()), heads, axis=0)))
+        if bias is not None:
+            pairs.append((new_dense.bias, bias))
     if getattr(old, "head_gate", None) is not None:  # a GatedMultiHeadAttention
         pairs.append((new.head_gate.logits,
                       np.take(np.asarray(old.head_gate.logits.numpy()), heads, axis=0)))
-    if old.output_dense.bias is not None:
-        pairs.append((new.output_dense.bias, np.asarray(old.output_dense.bias.numpy())))
     for variable, value in pairs:
         if tuple(variable.shape) != value.shape:
             raise InvalidArgumentError(

@@ -44,6 +44,7 @@ from latency_lab.keras_walker import (
     walk,
 )
 from latency_lab.errors import InvalidArgumentError
+from regularizers.grouping import ATTENTION_PROJECTIONS
 
 __all__ = ["ProbabilisticGate", "GatedMultiHeadAttention", "insert_gates", "gate_layers",
            "copy_back_attention"]
@@ -303,7 +304,7 @@ def _gated_attention(layer, name, seed, gate_kwargs):
 
 
 def _copy_attention_weights(old, new):
-    for part in ("query_dense", "key_dense", "value_dense", "output_dense"):
+    for _, part, _ in ATTENTION_PROJECTIONS:
         o, n = getattr(old, part), getattr(new, part)
         n.kernel.assign(o.kernel)
         if o.bias is not None:

@@ -120,6 +120,7 @@ __all__ = [
     "register_pass_through",
     "SUPPORTED_TYPES",
     "MERGE_TYPES",
+    "ATTENTION_PROJECTIONS",
 ]
 
 # Layers whose output channels are a new group (their filters / units).
@@ -247,6 +248,11 @@ MERGE_TYPES = frozenset({
     "ops.Maximum", "ops.Minimum", "ops.Power", "CustomScaleLayer",
 })
 RESHAPE_TYPES = frozenset({"Flatten", "Reshape", "ops.Reshape"})
+# A MultiHeadAttention's projections, the weights of its heads: (input role, sublayer,
+# head axis of its kernel). q, k and v kernels are (in, heads, dim) and their biases
+# (heads, dim); the output kernel is (heads, dim, out...), its bias has no heads axis.
+ATTENTION_PROJECTIONS = (("query", "query_dense", 1), ("key", "key_dense", 1),
+                         ("value", "value_dense", 1), ("output", "output_dense", 0))
 CONCAT_TYPES = frozenset({"Concatenate"})
 
 
