@@ -3,12 +3,12 @@ activation a conv or dense layer carries when the converter cannot fuse it."""
 
 from __future__ import annotations
 
-import math
 
 from latency_lab import costs
 from latency_lab.graph import Op
-from latency_lab.op_kinds.base import (Dim, Config, OpKind, kernel_hw, keras_layer, layer_hw,
-                                       litert_kernel, register)
+from latency_lab.op_kinds.base import (Config, Dim, keras_layer, kernel_hw, layer_hw,
+                                       litert_kernel, OpKind, register,
+                                       rows_and_channels)
 from latency_lab.op_kinds.softmax import softmax_configs
 
 __all__ = ["Activation", "ACTIVATIONS", "ACTIVATION_KERNELS", "FUSED_ACTIVATIONS",
@@ -84,8 +84,9 @@ def _kernel_activation(fn: str):
     def f(k):
         out = k.output_shapes[0]
         # NHWC, else every axis but the last as rows (a GELU over (1, T, C) tokens)
-        h, w = kernel_hw(out) if len(out) == 4 else (1, max(1, math.prod(out[:-1])))
-        return [("activation", dict(h=h, w=w, c=out[-1] if out else 1, fn=fn))]
+        rows, c = rows_and_channels(out)
+        h, w = kernel_hw(out) if len(out) == 4 else (1, rows)
+        return [("activation", dict(h=h, w=w, c=c, fn=fn))]
 
     return f
 

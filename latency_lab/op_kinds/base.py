@@ -29,7 +29,7 @@ from latency_lab.errors import InvalidArgumentError, MeasurementError, ProfileEr
 from latency_lab.graph import Op
 from latency_lab.op_kinds.space import Dim, latin_hypercube
 
-__all__ = ["Config", "OpKind", "prod", "CHANNEL_KEYS", "same_out", "register", "get", "kinds",
+__all__ = ["Config", "OpKind", "prod", "rows_and_channels", "CHANNEL_KEYS", "same_out", "register", "get", "kinds",
            "names", "keras_layer", "litert_kernel", "KERAS_LAYERS", "LITERT_KERNELS",
            "random_weights", "weight_tensor", "WeightVariables", "Dim", "MAX_SAMPLE_FLOPS",
            "MAX_SAMPLE_BYTES", "IndexInput", "input_dtype", "input_range", "random_input"]
@@ -48,6 +48,13 @@ def same_out(size: int, stride: int) -> int:
 def prod(dims: Iterable[int]) -> int:
     """The product of a shape's (or any) dimensions as a Python int (1 when empty)."""
     return int(math.prod(int(d) for d in dims))
+
+
+def rows_and_channels(shape: Sequence[int]) -> tuple[int, int]:
+    """(rows, channels) of a tensor as the row-wise kinds see it: every axis but the
+    last is a row (at least one), the last axis the channels (1 for a scalar)."""
+    shape = tuple(int(d) for d in shape)
+    return max(1, prod(shape[:-1])), (max(1, shape[-1]) if shape else 1)
 
 
 def random_weights(rng: np.random.Generator, *shape: int) -> np.ndarray:

@@ -6,8 +6,9 @@ import math
 
 from latency_lab.graph import Op
 from latency_lab.op_kinds.activation import fused_activation_configs
-from latency_lab.op_kinds.base import (Dim, Config, OpKind, keras_layer, litert_kernel,
-                                       random_weights, register, tile_features, weight_tensor)
+from latency_lab.op_kinds.base import (Config, Dim, keras_layer, litert_kernel, OpKind,
+                                       random_weights, register, rows_and_channels,
+                                       tile_features, weight_tensor)
 
 __all__ = ["Dense"]
 
@@ -72,7 +73,7 @@ class Dense(OpKind):
 @keras_layer("Dense")
 def _keras_dense(op: Op):
     x = op.input_shapes[0]
-    rows = math.prod(int(d) for d in x[:-1])
+    rows, _ = rows_and_channels(x)
     return [("dense", dict(rows=rows, cin=int(x[-1]), cout=int(op.output_shape[-1])))] \
         + fused_activation_configs(op)
 

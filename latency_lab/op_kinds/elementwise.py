@@ -21,8 +21,9 @@ from typing import Sequence
 import numpy as np
 
 from latency_lab.graph import Op
-from latency_lab.op_kinds.base import (Config, Dim, OpKind, kernel_hw, keras_layer, layer_hw,
-                                       litert_kernel, register)
+from latency_lab.op_kinds.base import (Config, Dim, keras_layer, kernel_hw, layer_hw,
+                                       litert_kernel, OpKind, register,
+                                       rows_and_channels)
 from latency_lab.op_kinds.gather import index_arithmetic
 
 __all__ = ["Add", "Multiply", "AddScalar", "MultiplyScalar", "RowBroadcast",
@@ -214,7 +215,7 @@ def _keras_binary_layer(op: Op):
     kind = "multiply" if "Multiply" in t else "add"
     form = binary_form(op.input_shapes, op.output_shape) if len(op.input_shapes) == 2 else "same"
     if form in ("rows", "outer"):
-        rows = max(1, math.prod(int(d) for d in op.output_shape[:-1]))
+        rows, _ = rows_and_channels(op.output_shape)
         return [("row_broadcast", dict(rows=rows, c=c, fn=kind, outer=form == "outer"))]
     broadcast = any(math.prod(s) != math.prod(op.output_shape) for s in op.input_shapes)
     n = max(len(op.input_shapes) - 1, 1) if not t.startswith("ops.") else 1
@@ -226,14 +227,14 @@ def _litert_binary(kind: str):
         if index_arithmetic(k):
             return []
         out = k.output_shapes[0]
-        h, w = kernel_hw(out) if len(out) == 4 else (1, math.prod(out[:-1]) if len(out) > 1 else 1)
-        c = out[-1] if out else 1
+        rows, c = rows_and_channels(out)
+        h, w = kernel_hw(out) if len(out) == 4 else (1, rows)
         tensors = [s for s in k.input_shapes if s and math.prod(s) > 1]
         if len(tensors) < 2:  # x * scalar: its own (constant-operand) kernel
             return [(f"{kind}_scalar", dict(h=h, w=w, c=c))]
         form = binary_form(tensors, out)
         if form in ("rows", "outer"):
-            return [("row_broadcast", dict(rows=max(1, math.prod(out[:-1])), c=c, fn=kind,
+            return [("row_broadcast", dict(rows=rows, c=c, fn=kind,
                                            outer=form == "outer"))]
         broadcast = any(math.prod(s) != math.prod(out) for s in tensors)
         return [(kind, dict(h=h, w=w, c=c, broadcast=broadcast))]
@@ -248,7 +249,6 @@ litert_kernel("MUL")(_litert_binary("multiply"))
 @litert_kernel("SQUARED_DIFFERENCE")
 def _litert_squared_difference(k):
     out = k.output_shapes[0]
-    rows = max(1, math.prod(out[:-1])) if len(out) > 1 else 1
-    c = out[-1] if out else 1
+    rows, c = rows_and_channels(out)
     form = binary_form([s for s in k.input_shapes if s], out)
     return [("squared_difference", dict(rows=rows, c=c, broadcast=form != "same"))]

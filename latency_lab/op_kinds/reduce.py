@@ -18,8 +18,8 @@ from typing import Any, Sequence
 
 from latency_lab.errors import UnsupportedOpError
 from latency_lab.graph import Op
-from latency_lab.op_kinds.base import (Config, Dim, OpKind, keras_layer, litert_kernel, prod,
-                                       register)
+from latency_lab.op_kinds.base import (Config, Dim, keras_layer, litert_kernel, OpKind,
+                                       prod, register, rows_and_channels)
 
 __all__ = ["ReduceRows", "mean_configs", "kernel_axes"]
 
@@ -70,7 +70,8 @@ def mean_configs(shape: Sequence[int], axes: Sequence[int], what: str) -> list[t
             "axis to reduce within the tensor; give axes within its rank")
     red = sorted({int(a) % rank for a in axes})
     if red == [rank - 1]:
-        return [("reduce_rows", dict(rows=max(1, prod(shape[:-1])), c=shape[-1]))]
+        rows, c = rows_and_channels(shape)
+        return [("reduce_rows", dict(rows=rows, c=c))]
     if rank == 4 and red == [1, 2]:  # GlobalAveragePooling2D (kept as ever, 1x1 maps too)
         return [("global_pool", dict(h=shape[1], w=shape[2], c=shape[3]))]
     if rank == 3 and red == [1]:  # GlobalAveragePooling1D

@@ -10,11 +10,10 @@ layer's channels; a LayerNorm's per-row statistics have c = 1)."""
 
 from __future__ import annotations
 
-import math
 
 from latency_lab.graph import Op
-from latency_lab.op_kinds.base import (Config, Dim, OpKind, keras_layer, litert_kernel,
-                                       register)
+from latency_lab.op_kinds.base import (Config, Dim, keras_layer, litert_kernel, OpKind,
+                                       register, rows_and_channels)
 
 __all__ = ["Unary", "UNARY_FUNCTIONS", "UNARY_KERNELS", "UNARY_KERAS_OPS", "unary_config"]
 
@@ -65,8 +64,8 @@ class Unary(OpKind):
 
 def unary_config(fn: str, shape) -> Config:
     """The sample of `fn` over a tensor of `shape` (rows = all but the last axis)."""
-    shape = tuple(int(d) for d in shape) or (1,)
-    return dict(rows=max(1, math.prod(shape[:-1])), c=max(1, shape[-1]), fn=fn)
+    rows, c = rows_and_channels(shape)
+    return dict(rows=rows, c=c, fn=fn)
 
 
 def _litert_unary(fn: str):
