@@ -11,7 +11,8 @@ import pytest
 from latency_lab import op_kinds
 from latency_lab.bench import plans
 from latency_lab.op_kinds.base import MAX_SAMPLE_BYTES, MAX_SAMPLE_FLOPS
-from latency_lab.op_kinds.space import Dim, kernel_paths, latin_hypercube
+from latency_lab.op_kinds.space import (TOKEN_WIDTH, TOKENS, Dim, Region, kernel_paths,
+                                        latin_hypercube)
 
 
 def test_latin_hypercube_puts_one_point_in_each_stratum():
@@ -44,6 +45,58 @@ def test_space_configs_cover_the_space_within_the_work_caps(op):
     assert {c["s"] for c in cfgs} == {1, 2, 3, 4}
     channels = [c["cin"] if op == "conv2d" else c["c"] for c in cfgs]
     assert min(channels) < 8 and max(channels) > 1000
+
+
+def test_region_draws_tie_keys_and_drop_helper_draws():
+    region = Region({"heads": Dim(2, 2), "cols": Dim(10, 10)}, ties={"rows": ("heads", "cols")})
+    assert region.draw([0.5, 0.5], ("rows", "cols")) == {"rows": 20, "cols": 10}
+    assert Region({"w": Dim(7, 7)}, ties={"h": ()}).draw([0.1], ("h", "w", "c")) == {"h": 1, "w": 7}
+
+
+@pytest.mark.parametrize("op", sorted(k.name for k in op_kinds.table_kinds() if k.regions))
+def test_region_configs_lie_in_a_region_with_their_ties(op):
+    kind = op_kinds.get(op)
+    uncapped = kind.region_configs(24, random.Random(2), max_flops=math.inf, max_bytes=math.inf)
+    assert len(uncapped) == 24
+    for c in uncapped:
+        kind.check(c)
+
+        def inside(region):
+            drawn = all(region.dims[k].contains(c[k]) for k in region.dims if k in kind.keys)
+            tied = all(c[k] == math.prod(c[f] for f in fs) for k, fs in region.ties.items()
+                       if all(f in kind.keys for f in fs))
+            return drawn and tied
+
+        assert any(inside(r) for r in kind.regions.values()), c
+    for c in kind.region_configs(24, random.Random(2)):
+        w = kind.work(c)
+        assert w.flops <= MAX_SAMPLE_FLOPS and w.bytes_total <= MAX_SAMPLE_BYTES
+
+
+def test_softmax_and_patchify_regions_keep_their_shapes():
+    for c in op_kinds.get("softmax").region_configs(20, random.Random(0), max_flops=math.inf,
+                                                     max_bytes=math.inf):
+        assert c["rows"] % c["cols"] == 0 and 1 <= c["rows"] // c["cols"] <= 48
+    patches = op_kinds.get("conv2d").region_configs(20, random.Random(0))
+    assert all(c["k"] == c["s"] and c["cin"] <= 4 for c in patches)
+    assert max(c["k"] for c in patches) > 11  # past the space's kernel sizes
+
+
+def test_table_plan_samples_token_gemms_no_family_has(monkeypatch):
+    """The families' dense layers are classifier heads (one row); the plan still times
+    token-wise GEMMs from the dense kind's region."""
+    heads = [("dense", dict(rows=1, cin=c, cout=1000)) for c in range(256, 2048, 32)]
+    monkeypatch.setattr(plans, "application_layer_configs", lambda families, runtime: list(heads))
+    plan = plans.table_plan(quick=False, seed=0, max_samples=300)
+    dense = [p.config for p in plan if p.op == "dense"]
+    tokens = [c for c in dense if TOKENS.contains(c["rows"]) and TOKEN_WIDTH.contains(c["cin"])
+              and TOKEN_WIDTH.contains(c["cout"])]
+    assert len(tokens) >= len(dense) // plans.SPACE_SHARE - 1
+    for op in ("batch_matmul", "softmax"):  # no family has them: half their share
+        cfgs = [p.config for p in plan if p.op == op]
+        qk = [c for c in cfgs if op == "softmax" and c["rows"] % c["cols"] == 0
+              or op == "batch_matmul" and (c["n"] == c["m"] or c["k"] == c["m"])]
+        assert len(qk) >= len(cfgs) // 3, (op, cfgs)
 
 
 def test_spines_sweep_each_path_key_with_the_rest_fixed():

@@ -177,6 +177,24 @@ def test_complete_run_writes_a_valid_profile(tmp_path, world):
         assert s.repeats == n and len(s.raw_ms) == n and not s.unstable
 
 
+@pytest.mark.parametrize("interval_s, saves", [(0.0, 5), (1e9, 3)])
+def test_batches_are_saved_at_most_every_save_interval_and_the_end_always(
+        tmp_path, world, monkeypatch, interval_s, saves):
+    """Three batches: saved after each with no interval; with a long one, after the
+    first (a valid profile on disk as soon as there can be one) and at the end; then
+    once more with the lookup fit."""
+    written = []
+    real_save = DeviceProfile.save
+    monkeypatch.setattr(DeviceProfile, "save",
+                        lambda self, path: (written.append(len(self.samples)),
+                                            real_save(self, path))[1])
+    monkeypatch.setattr(profiler, "SAVE_INTERVAL_S", interval_s)
+    out = tmp_path / "p.json"
+    run_profile(make_run(out))
+    assert len(written) == saves and written[0] == CHUNK
+    assert written[-1] == world.n_planned == len(DeviceProfile.load(out).samples)
+
+
 def test_run_records_threads_and_device_info(tmp_path, world):
     prof = run_profile(make_run(tmp_path / "p.json", threads=3))
     assert prof.threads == 3 and prof.runtime["backend"] == "xnnpack"

@@ -202,9 +202,10 @@ def table_plan(quick: bool, seed: int = 0, max_samples: int | None = None,
     per_op: dict[str, list[Config]] = {}
     for op, cfg in configs:
         per_op.setdefault(op, []).append(cfg)
-    # 590: with the transformer kinds, 620 took 604-610 s on the 2-core EPYC VM (1049
-    # samples with coverage and adaptive ones), past the 10 minutes a full profile gets
-    budget = max_samples or (200 if quick else 590)
+    # 620: took 604-610 s on the 2-core EPYC VM (1049 samples with coverage and
+    # adaptive ones) while the profile was written after every batch (69 s of a
+    # cProfiled run); written at most every profiler.SAVE_INTERVAL_S since
+    budget = max_samples or (200 if quick else 620)
     weights = table_shares()
     spaced = {k.name for k in op_kinds.table_kinds() if k.space}
     total_w = sum(weights[o] for o in set(per_op) | spaced if o in weights) or 1
@@ -215,21 +216,26 @@ def table_plan(quick: bool, seed: int = 0, max_samples: int | None = None,
         rng.shuffle(cfgs)
         n = max(4, budget * weights.get(op, 1) // total_w)
         kind = op_kinds.get(op)
-        # A kind no family uses is sampled from its space alone. One whose families'
-        # configurations no variant changes (no channel or spatial key: a classifier's
-        # softmax) takes them as they are and the rest of its share from its space.
+        # A kind no family uses is sampled from its space and its regions alone. One
+        # whose families' configurations no variant changes (no channel or spatial key:
+        # a classifier's softmax) takes them as they are and the rest of its share from
+        # its space and regions. The others take one in SPACE_SHARE from each.
         varies = bool(kind.channel_keys) or "h" in kind.keys
-        if not kind.space:
-            n_space = 0
-        elif not cfgs:
-            n_space = n
+        harvested = min(len(cfgs), (n + 1) // 2) if cfgs and not varies else 0
+        if cfgs and varies:
+            n_space = n // SPACE_SHARE if kind.space else 0
+            n_region = n // SPACE_SHARE if kind.regions else 0
         else:
-            n_space = n // SPACE_SHARE if varies else n - min(len(cfgs), (n + 1) // 2)
-        from_space = _runnable(op, kind.space_configs(n_space, rng), runtime)
-        n_real = min(len(cfgs), (n - n_space + 1) // 2 if varies else n - n_space)
+            rest = n - harvested if kind.space or kind.regions else 0
+            n_region = rest // 2 if kind.regions else 0
+            n_space = rest - n_region if kind.space else 0
+        from_space = _runnable(op, kind.space_configs(n_space, rng)
+                               + kind.region_configs(n_region, rng), runtime)
+        n_left = n - n_space - n_region
+        n_real = min(len(cfgs), (n_left + 1) // 2 if varies else n_left)
         chosen = cfgs[:n_real]
         if cfgs:
-            chosen += [_variant(op, rng.choice(cfgs), rng) for _ in range(n - n_space - n_real)]
+            chosen += [_variant(op, rng.choice(cfgs), rng) for _ in range(n_left - n_real)]
         chosen += from_space
         spines = 3 if not quick and kind.table_share >= SPINE_SHARE else 1
         chosen += kind.spine_configs(_spine_bases(op, cfgs or from_space, spines))

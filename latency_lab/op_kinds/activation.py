@@ -10,6 +10,7 @@ from latency_lab.op_kinds.base import (Config, Dim, keras_layer, kernel_hw, laye
                                        litert_kernel, OpKind, register,
                                        rows_and_channels)
 from latency_lab.op_kinds.softmax import softmax_configs
+from latency_lab.op_kinds.space import token_region
 
 __all__ = ["Activation", "ACTIVATIONS", "ACTIVATION_KERNELS", "FUSED_ACTIVATIONS",
            "fused_activation_configs", "activation_configs"]
@@ -36,6 +37,7 @@ class Activation(OpKind):
     name = "activation"
     keys = ("h", "w", "c", "fn")
     space = {"h": Dim(1, 320), "c": Dim(1, 4096), "fn": Dim(choices=ACTIVATIONS)}
+    regions = {"tokens": token_region("w", fn=Dim(choices=ACTIVATIONS))}
     categories = {"fn": ACTIVATIONS}
     table_share = 4
 

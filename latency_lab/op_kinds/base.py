@@ -27,11 +27,11 @@ import numpy as np
 from latency_lab import costs
 from latency_lab.errors import InvalidArgumentError, MeasurementError, ProfileError
 from latency_lab.graph import Op
-from latency_lab.op_kinds.space import Dim, latin_hypercube
+from latency_lab.op_kinds.space import Dim, Region, latin_hypercube
 
 __all__ = ["Config", "OpKind", "prod", "rows_and_channels", "CHANNEL_KEYS", "same_out", "register", "get", "kinds",
            "names", "keras_layer", "litert_kernel", "KERAS_LAYERS", "LITERT_KERNELS",
-           "random_weights", "weight_tensor", "WeightVariables", "Dim", "MAX_SAMPLE_FLOPS",
+           "random_weights", "weight_tensor", "WeightVariables", "Dim", "Region", "MAX_SAMPLE_FLOPS",
            "MAX_SAMPLE_BYTES", "IndexInput", "input_dtype", "input_range", "random_input"]
 
 Config = dict[str, Any]
@@ -224,6 +224,9 @@ class OpKind:
     path_keys: discrete keys along which the runtime may switch kernel paths; the
         plan sweeps each through all its values (`spine_configs`) and the lookup
         regressor gets the path of a value as a feature (`space.kernel_paths`).
+    regions: {name: `space.Region`}: parts of the space where networks the plan does
+        not harvest put their work (a transformer's token-wise GEMMs); the plan draws
+        a design in each as well (`region_configs`).
     """
 
     name: str = ""
@@ -238,6 +241,7 @@ class OpKind:
     narrow: bool = False
     space: dict[str, Dim] = {}
     path_keys: tuple[str, ...] = ()
+    regions: dict[str, Region] = {}
 
     # -------------------------------------------------------------- to implement
     def to_ir(self, config: Config) -> Op:
@@ -276,6 +280,21 @@ class OpKind:
         for u in latin_hypercube(n, len(keys), rng):
             cfg = self.derive({k: self.space[k].at(x) for k, x in zip(keys, u)})
             out.append(self.fit_work(cfg, max_flops, max_bytes))
+        return out
+
+    def region_configs(self, n: int, rng, max_flops: float = MAX_SAMPLE_FLOPS,
+                       max_bytes: float = MAX_SAMPLE_BYTES) -> list[Config]:
+        """`n` configurations shared out over `regions` (in name order, the first ones
+        get the remainder), a Latin hypercube in each, shrunk to the work caps like
+        `space_configs`."""
+        names = sorted(self.regions)
+        out = []
+        for i, name in enumerate(names):
+            region = self.regions[name]
+            m = n // len(names) + (1 if i < n % len(names) else 0)
+            for u in latin_hypercube(m, len(region.dims), rng) if m > 0 else []:
+                cfg = self.derive(region.draw(u, self.keys))
+                out.append(self.fit_work(cfg, max_flops, max_bytes))
         return out
 
     def spine_configs(self, bases: Sequence[Config]) -> list[Config]:

@@ -12,7 +12,9 @@ from __future__ import annotations
 import math
 
 from latency_lab.graph import Op
-from latency_lab.op_kinds.base import Dim, Config, OpKind, keras_layer, litert_kernel, register
+from latency_lab.op_kinds.base import (Dim, Config, OpKind, keras_layer, litert_kernel, Region,
+                                       register)
+from latency_lab.op_kinds.space import HEAD_DIM, HEADS, TOKENS
 
 __all__ = ["BatchMatmul", "batch_matmul_config"]
 
@@ -22,8 +24,14 @@ class BatchMatmul(OpKind):
     name = "batch_matmul"
     keys = ("b", "m", "k", "n")
     space = {"b": Dim(1, 32), "m": Dim(1, 1024), "k": Dim(1, 1024), "n": Dim(1, 1024)}
+    # attention's two products: Q.K^T (head dim in, as many columns as rows out) and
+    # A.V (as many columns in as rows, head dim out)
+    regions = {"scores": Region({"b": HEADS, "m": TOKENS, "k": HEAD_DIM}, ties={"n": ("m",)}),
+               "context": Region({"b": HEADS, "m": TOKENS, "n": HEAD_DIM}, ties={"k": ("m",)})}
     # k follows the operands' shared (input) dimension, n the output's last one.
     in_channel_keys = ()
+    # every transformer's attention runs two per layer, and no harvested family has one
+    table_share = 3
 
     def to_ir(self, c: Config) -> Op:
         return Op("batch_matmul", "ops.Matmul", ["x", "y"],

@@ -8,7 +8,7 @@ from typing import Iterable
 from latency_lab.graph import Op
 from latency_lab.op_kinds.activation import fused_activation_configs
 from latency_lab.op_kinds.base import (Dim, Config, OpKind, get, kernel_same_input, keras_layer,
-                                       layer_hw, litert_kernel, random_weights, register,
+                                       layer_hw, litert_kernel, random_weights, Region, register,
                                        same_out, square, tile_features, weight_tensor)
 
 __all__ = ["Conv2D", "conv2d_config", "small_map_configs", "SMALL_MAP_WEIGHT_BYTES",
@@ -26,6 +26,11 @@ class Conv2D(OpKind):
     space = {"h": Dim(1, 320), "cin": Dim(1, 4096), "cout": Dim(1, 4096),
              "k": Dim(1, 11, log=False), "s": Dim(1, 4, log=False)}
     path_keys = ("k", "s")
+    # a ViT's patch embedding: a conv as large as its stride (patches of 2-16 pixels)
+    # over an image's few channels
+    regions = {"patchify": Region({"h": Dim(32, 320), "cin": Dim(1, 4, log=False),
+                                   "cout": Dim(16, 768), "k": Dim(2, 16, log=False)},
+                                  ties={"s": ("k",)})}
 
     def to_ir(self, c: Config) -> Op:
         ho, wo = same_out(c["h"], c["s"]), same_out(c["w"], c["s"])

@@ -7,8 +7,9 @@ import math
 from latency_lab.graph import Op
 from latency_lab.op_kinds.activation import fused_activation_configs
 from latency_lab.op_kinds.base import (Config, Dim, keras_layer, litert_kernel, OpKind,
-                                       random_weights, register, rows_and_channels,
+                                       random_weights, Region, register, rows_and_channels,
                                        tile_features, weight_tensor)
+from latency_lab.op_kinds.space import TOKEN_WIDTH, TOKENS
 
 __all__ = ["Dense"]
 
@@ -19,9 +20,12 @@ class Dense(OpKind):
     keys = ("rows", "cin", "cout")
     # up to a VGG head (25088 -> 4096, weights far past any L3), shrunk to the work caps
     space = {"rows": Dim(1, 512), "cin": Dim(1, 32768), "cout": Dim(1, 8192)}
+    # a transformer's projections and MLPs: no harvested family has token-wise GEMMs
+    regions = {"tokens": Region({"rows": TOKENS, "cin": TOKEN_WIDTH, "cout": TOKEN_WIDTH})}
     in_channel_keys = ("cin",)
     step_channels = ("cout", 1.0)
-    table_share = 6
+    # 8: a quarter of it goes to the token-wise region (was 6 before it had one)
+    table_share = 8
 
     def to_ir(self, c: Config) -> Op:
         return Op("dense", "Dense", ["x"], [(c["rows"], c["cin"])], [(c["rows"], c["cout"])],

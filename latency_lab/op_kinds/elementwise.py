@@ -25,6 +25,7 @@ from latency_lab.op_kinds.base import (Config, Dim, keras_layer, kernel_hw, laye
                                        litert_kernel, OpKind, register,
                                        rows_and_channels)
 from latency_lab.op_kinds.gather import index_arithmetic
+from latency_lab.op_kinds.space import token_region
 
 __all__ = ["Add", "Multiply", "AddScalar", "MultiplyScalar", "RowBroadcast",
            "SquaredDifference", "binary_form"]
@@ -39,6 +40,7 @@ def _keras_binary(kind: str):
 class _Binary(OpKind):
     keys = ("h", "w", "c", "broadcast")
     space = {"h": Dim(1, 320), "c": Dim(1, 4096), "broadcast": Dim(choices=(False, True))}
+    regions = {"tokens": token_region("w", broadcast=Dim(choices=(False, True)))}
 
     def to_ir(self, c: Config) -> Op:
         shape = (1, c["h"], c["w"], c["c"])
@@ -92,6 +94,7 @@ class _Scalar(OpKind):
 
     keys = ("h", "w", "c")
     space = {"h": Dim(1, 320), "c": Dim(1, 4096)}
+    regions = {"tokens": token_region("w")}
     table_share = 2
     binary = ""
 
@@ -131,6 +134,8 @@ class RowBroadcast(OpKind):
     keys = ("rows", "c", "fn", "outer")
     space = {"rows": Dim(1, 4096), "c": Dim(1, 4096), "fn": Dim(choices=("add", "multiply")),
              "outer": Dim(choices=(False, True))}
+    regions = {"tokens": token_region(fn=Dim(choices=("add", "multiply")),
+                                      outer=Dim(choices=(False, True)))}
     categories = {"fn": ("add", "multiply")}
     table_share = 1
 
@@ -166,6 +171,7 @@ class SquaredDifference(OpKind):
     name = "squared_difference"
     keys = ("rows", "c", "broadcast")
     space = {"rows": Dim(1, 4096), "c": Dim(1, 4096), "broadcast": Dim(choices=(False, True))}
+    regions = {"tokens": token_region(broadcast=Dim(choices=(False, True)))}
     table_share = 1
 
     def _shapes(self, c: Config) -> list[tuple]:

@@ -14,7 +14,8 @@ from typing import Sequence
 
 from latency_lab.graph import Op
 from latency_lab.op_kinds.base import (Config, Dim, OpKind, keras_layer, litert_kernel, prod,
-                                       register)
+                                       Region, register)
+from latency_lab.op_kinds.space import HEAD_DIM, HEADS, TOKENS
 
 __all__ = ["Transpose", "Slice", "transpose_config", "slice_configs"]
 
@@ -28,6 +29,11 @@ class Transpose(OpKind):
     name = "transpose"
     keys = ("rows", "a", "b", "inner")
     space = {"rows": Dim(1, 4096), "a": Dim(1, 512), "b": Dim(1, 512), "inner": Dim(1, 256)}
+    # attention's (tokens, heads, head dim) <-> (heads, tokens, head dim)
+    regions = {"split_heads": Region({"a": TOKENS, "b": HEADS, "inner": HEAD_DIM},
+                                     ties={"rows": ()}),
+               "merge_heads": Region({"a": HEADS, "b": TOKENS, "inner": HEAD_DIM},
+                                     ties={"rows": ()})}
     table_share = 1
 
     def to_ir(self, c: Config) -> Op:

@@ -20,6 +20,7 @@ from latency_lab.errors import UnsupportedOpError
 from latency_lab.graph import Op
 from latency_lab.op_kinds.base import (Config, Dim, keras_layer, litert_kernel, OpKind,
                                        prod, register, rows_and_channels)
+from latency_lab.op_kinds.space import token_region
 
 __all__ = ["ReduceRows", "mean_configs", "kernel_axes"]
 
@@ -32,6 +33,7 @@ class ReduceRows(OpKind):
     keys = ("rows", "c")
     in_channel_keys = ("c",)  # the reduced axis is the layer's input channels
     space = {"rows": Dim(1, 4096), "c": Dim(1, 4096)}
+    regions = {"tokens": token_region()}  # a LayerNorm's mean over each token
     table_share = 1
 
     def to_ir(self, c: Config) -> Op:

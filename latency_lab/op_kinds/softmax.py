@@ -15,7 +15,9 @@ from typing import Sequence
 
 from latency_lab.errors import UnsupportedOpError
 from latency_lab.graph import Op
-from latency_lab.op_kinds.base import Config, Dim, OpKind, keras_layer, litert_kernel, register
+from latency_lab.op_kinds.base import (Config, Dim, OpKind, keras_layer, litert_kernel, Region,
+                                       register)
+from latency_lab.op_kinds.space import HEADS, TOKENS
 
 __all__ = ["Softmax", "softmax_config", "softmax_configs"]
 
@@ -27,7 +29,10 @@ class Softmax(OpKind):
     # up to 16 heads x 4096 tokens of rows, 4096 keys (or classes) a row; shrunk to
     # the work caps
     space = {"rows": Dim(1, 65536), "cols": Dim(2, 4096)}
-    table_share = 1
+    # attention's scores: heads x queries rows of as many keys
+    regions = {"attention": Region({"heads": HEADS, "cols": TOKENS},
+                                   ties={"rows": ("heads", "cols")})}
+    table_share = 2  # half of what families do not give goes to attention's region
 
     def derive(self, config: Config) -> Config:
         """At least two columns: a softmax over one element is the constant 1 (Keras

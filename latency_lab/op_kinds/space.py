@@ -16,10 +16,11 @@ from __future__ import annotations
 
 import math
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Iterable, Sequence
 
-__all__ = ["Dim", "latin_hypercube", "kernel_paths", "kernel_paths_along", "PATH_JUMP"]
+__all__ = ["Dim", "Region", "token_region", "TOKENS", "TOKEN_WIDTH", "HEADS", "HEAD_DIM",
+           "latin_hypercube", "kernel_paths", "kernel_paths_along", "PATH_JUMP"]
 
 
 @dataclass(frozen=True)
@@ -50,6 +51,55 @@ class Dim:
         if self.choices:
             return v in self.choices
         return isinstance(v, int) and self.lo <= v <= self.hi
+
+
+@dataclass(frozen=True)
+class Region:
+    """A part of an op kind's space where networks put their work although no family
+    the table plan harvests does: no keras.applications model has attention, so a
+    transformer's token-wise GEMMs, attention scores and patchify convs would otherwise
+    only be met by the whole space's design, a few points spread over a space a
+    thousand times larger. The plan draws a Latin hypercube in each region as in the
+    whole space (`OpKind.region_configs`).
+
+    dims: the drawn keys, each a `Dim` (keys of the op kind, or helper draws such as
+        an attention's heads).
+    ties: {key: (draws...)}: a key set to the product of other draws (a Q.K^T's
+        output columns are its rows: {"n": ("m",)}; a softmax's rows are heads x
+        queries: {"rows": ("heads", "cols")}). Draws that are not keys of the op kind
+        are dropped after the ties are set.
+    """
+
+    dims: dict
+    ties: dict = field(default_factory=dict)
+
+    def draw(self, u: Sequence[float], keys: Sequence[str]) -> dict:
+        """The configuration at point `u` (one quantile per dim, in sorted dim order),
+        restricted to the op kind's `keys`."""
+        drawn = {k: self.dims[k].at(x) for k, x in zip(sorted(self.dims), u)}
+        for key, factors in self.ties.items():
+            drawn[key] = math.prod(int(drawn[f]) for f in factors)
+        return {k: v for k, v in drawn.items() if k in keys}
+
+
+# Where transformers put their work: a (tokens, width) activation, heads of a head
+# dimension. The ranges of issue 19's networks and the published ViT/DeiT, BERT,
+# MobileViT and EfficientFormer shapes: 4-1024 tokens (a 32 px image in 8 px patches
+# has 16, a text encoder up to 512, MobileViT's 2x2-pixel patches of a 64x64 map 1024
+# per pixel position), widths 32-2048 (MLPs of 4x a 448-wide stream), 1-48 batched
+# heads (MobileViT attends per pixel position: 4 x 12), head dims 8-128.
+TOKENS = Dim(4, 1024)
+TOKEN_WIDTH = Dim(32, 2048)
+HEADS = Dim(1, 48)
+HEAD_DIM = Dim(8, 128)
+
+
+def token_region(rows: str = "rows", channels: str = "c", **dims: Dim) -> Region:
+    """A transformer's (tokens, width) activations for an op kind whose rows are `rows`
+    and channels `channels`, plus `dims` (an op's own keys, e.g. its function). For a
+    kind of NHWC maps (h, w, c), rows="w": a (1, T, C) tensor runs as 1 x T x C."""
+    return Region({rows: TOKENS, channels: TOKEN_WIDTH, **dims},
+                  ties={"h": ()} if rows == "w" else {})
 
 
 def latin_hypercube(n: int, dims: int, rng: random.Random) -> list[list[float]]:

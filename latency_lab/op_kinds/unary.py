@@ -14,6 +14,7 @@ from __future__ import annotations
 from latency_lab.graph import Op
 from latency_lab.op_kinds.base import (Config, Dim, keras_layer, litert_kernel, OpKind,
                                        register, rows_and_channels)
+from latency_lab.op_kinds.space import token_region
 
 __all__ = ["Unary", "UNARY_FUNCTIONS", "UNARY_KERNELS", "UNARY_KERAS_OPS", "unary_config"]
 
@@ -38,6 +39,7 @@ class Unary(OpKind):
     name = "unary"
     keys = ("rows", "c", "fn")
     space = {"rows": Dim(1, 65536), "c": Dim(1, 4096), "fn": Dim(choices=UNARY_FUNCTIONS)}
+    regions = {"tokens": token_region(fn=Dim(choices=UNARY_FUNCTIONS))}
     categories = {"fn": UNARY_FUNCTIONS}
     table_share = 2
 
