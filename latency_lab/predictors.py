@@ -276,7 +276,7 @@ def featurize(op: str, cfg: dict, categories: dict[str, list],
 # another version are refit. (Each stored model also carries a digest of its training
 # data, so a change that forgets the bump still refits instead of reusing stale
 # hyperparameters.)
-LOOKUP_FIT_VERSION = 3
+LOOKUP_FIT_VERSION = 4
 
 
 def _data_digest(feats: np.ndarray, target: np.ndarray) -> str:
@@ -435,8 +435,10 @@ class LookupTableModel(_ProfilePredictor):
         for i, (op, _) in enumerate(kernels):
             by_op.setdefault(op, []).append(i)
         log_eff_all, noise = [], []
+        self.base_coefs_: dict[str, list[float]] = {}
         for op, idx in by_op.items():
             cfgs = [kernels[i][1] for i in idx]
+            self._fit_base_terms(op, cfgs, y[idx])
             base = np.array([self._roof(op, c) for c in cfgs])
             target = np.log(y[idx] / base)
             log_eff_all.extend(target.tolist())
@@ -710,6 +712,9 @@ class LookupTableModel(_ProfilePredictor):
         within +-10% (80/85/90% with one ceiling) and 70/60/75% within +-5%
         (68/55/52%); a linear trend under the GP instead read 68/68/85% and 57/48/55%."""
         cfg = padded_config(op, cfg, self.channel_tile_)
+        coefs = self.base_coefs_.get(op)
+        if coefs:
+            return float(np.dot(op_kinds.get(op).base_terms(cfg), coefs))
         w = op_kinds.work(op, cfg)
         nbytes = w.bytes_total
         wb = op_kinds.weight_bytes(op, cfg) if self.cache_base else 0.0
@@ -717,6 +722,22 @@ class LookupTableModel(_ProfilePredictor):
         if bw:  # the weights' bytes as memory-bandwidth bytes of the same read time
             nbytes = max(nbytes - wb, 0.0) + wb * self.memory_bytes_per_s_ / bw
         return self.roofline_ms(w.flops, nbytes, op_kinds.op_class(op, cfg))
+
+    def _fit_base_terms(self, op: str, cfgs: list[dict], ms: np.ndarray) -> None:
+        """The coefficients of `op`'s base terms (`OpKind.base_terms`), non-negative,
+        by least squares on relative error over its samples; none (the roofline base)
+        for a kind without terms, with fewer samples than terms, or whose fit gives a
+        base of zero anywhere."""
+        from scipy.optimize import nnls
+
+        kind = op_kinds.get(op)
+        terms = [kind.base_terms(padded_config(op, c, self.channel_tile_)) for c in cfgs]
+        if terms[0] is None or len(cfgs) < max(self.min_samples, len(terms[0]) + 1):
+            return
+        x = np.array(terms, dtype=float) / ms[:, None]
+        coef, _ = nnls(x, np.ones(len(cfgs)))
+        if np.all(x @ coef > 0):
+            self.base_coefs_[op] = [float(v) for v in coef]
 
     def _predict_one(self, op: str, cfg: dict) -> float:
         exact = self.table_.get(sample_key(op, cfg))

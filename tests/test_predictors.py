@@ -76,6 +76,26 @@ def test_predictors_fit_the_fastest_repeat_not_the_median():
     assert est.predict([(s0.op, s0.config)])[0] == pytest.approx(s0.median_ms)
 
 
+def test_a_kind_with_base_terms_is_predicted_from_its_fitted_terms(monkeypatch):
+    """Batch matmuls whose time follows the GEMM terms (a fixed cost, packing k x n,
+    m x k x n multiply-adds) are predicted off the table from the fitted terms,
+    where the roofline base and a process over log sizes guess."""
+    def gemm_ms(c):
+        return 0.002 + 3e-8 * c["b"] * c["k"] * c["n"] + 2e-9 * c["b"] * c["m"] * c["k"] * c["n"]
+
+    base = _profile()
+    rng = np.random.default_rng(0)
+    cfgs = [dict(b=int(rng.integers(1, 16)), m=int(2 ** rng.uniform(2, 9)),
+                 k=int(2 ** rng.uniform(3, 8)), n=int(2 ** rng.uniform(3, 9))) for _ in range(30)]
+    bmm = [Sample("batch_matmul", c, gemm_ms(c), 0.0, 5, (gemm_ms(c),) * 5) for c in cfgs]
+    prof = base.with_samples(list(base.samples) + bmm)
+    est = LookupTableModel(prof, channel_tile=None).fit()
+    assert len(est.base_coefs_["batch_matmul"]) == 5
+    for c in (dict(b=6, m=100, k=64, n=100), dict(b=2, m=300, k=32, n=20)):
+        assert est._predict_one("batch_matmul", c) == pytest.approx(gemm_ms(c), rel=0.03)
+    assert "dense" not in est.base_coefs_  # a kind without terms keeps the roofline base
+
+
 def test_channel_tiles_come_from_the_profiles_simd_flags():
     from latency_lab.predictors import featurize, channel_tile_for
 

@@ -202,10 +202,9 @@ def table_plan(quick: bool, seed: int = 0, max_samples: int | None = None,
     per_op: dict[str, list[Config]] = {}
     for op, cfg in configs:
         per_op.setdefault(op, []).append(cfg)
-    # 620: took 604-610 s on the 2-core EPYC VM (1049 samples with coverage and
-    # adaptive ones) while the profile was written after every batch (69 s of a
-    # cProfiled run); written at most every profiler.SAVE_INTERVAL_S since
-    budget = max_samples or (200 if quick else 620)
+    # 575: 620 with the regions took 614 s of measuring on the 2-core EPYC VM (1044
+    # samples with coverage and adaptive ones), past the 10 minutes a full profile gets
+    budget = max_samples or (200 if quick else 575)
     weights = table_shares()
     spaced = {k.name for k in op_kinds.table_kinds() if k.space}
     total_w = sum(weights[o] for o in set(per_op) | spaced if o in weights) or 1

@@ -258,6 +258,14 @@ class OpKind:
         """Configurations the table plan times beyond the families' layers."""
         return []
 
+    def base_terms(self, config: Config) -> list[float] | None:
+        """Work terms (any units) of a kernel whose algorithm is known, for a
+        configuration already padded to whole SIMD steps: the lookup table fits their
+        non-negative coefficients to the kind's samples (least squares on relative
+        error) and takes their sum as the base its regressor's efficiencies are
+        relative to, instead of the roofline. None (the default): the roofline."""
+        return None
+
     def derive(self, config: Config) -> Config:
         """`config` (the sampled keys of `space`) completed with the keys that follow
         from them (by default a square map: w = h) and made consistent (a slice keeps
