@@ -47,15 +47,6 @@ class Transpose(OpKind):
         return ([(c["rows"], c["a"], c["b"], c["inner"])],
                 lambda x: keras.ops.transpose(x, (0, 2, 1, 3)))
 
-    def base_terms(self, c: Config) -> list[float]:
-        """A copy: a fixed cost, one per element and one per run of `inner` contiguous
-        elements (a run of 64 floats moves at memcpy speed, runs of one element at a
-        gather's). Over the roofline base, a fresh EPYC profile's 8 samples (two of
-        them space corners of 7 and 28 million elements) put an attention's head
-        split, 1 x (123 x 4) x 64, at 5x its 3.6 us."""
-        runs = c["rows"] * c["a"] * c["b"]
-        return [1.0, float(runs * c["inner"]), float(runs)]
-
 
 @register
 class Slice(OpKind):
