@@ -50,6 +50,7 @@ from latency_lab.keras_walker import (
 from regularizers.algorithms import ALGORITHMS, group_importance, layers_by_op_name, top_channels
 from regularizers.grouping import (ATTENTION_PROJECTIONS, ChannelGraph, ChannelOp,
                                    build_channel_graph, split_boundaries)
+from regularizers.structure import Structure
 from latency_lab.errors import InvalidArgumentError
 
 __all__ = ["apply_structure", "scale_structure", "fit_to_target", "group_widths"]
@@ -849,7 +850,9 @@ def scale_structure(structure: Mapping, factor: float, model: Any = None,
     """Every count times `factor` (rounded half up, at least 1, then rounded up to a
     multiple of `align`). With `model`: counts are capped at each layer's full width,
     frozen layers keep their full width, and tied layers stay equal (the largest);
-    `prune_residual_stream` as in `apply_structure`."""
+    `prune_residual_stream` as in `apply_structure`. When it is on, the result is a
+    `Structure` that records it (and the algorithm), so `apply_structure` slims the
+    stream too."""
     align = _check_align("scale_structure", align)
     if isinstance(factor, bool) or not isinstance(factor, (int, float, np.integer, np.floating)) \
             or not math.isfinite(float(factor)) or factor <= 0:
@@ -869,7 +872,7 @@ def scale_structure(structure: Mapping, factor: float, model: Any = None,
                     f"scale_structure: the count of layer {name!r} must be >= 0, "
                     f"received {count}.")
             out[name] = _align_up(max(1, _round_half_up(count * factor)), align)
-        return out
+        return _carry_stream(out, structure, prune_residual_stream)
     cg = _channel_graph(model, structure, prune_residual_stream)
     _, group_of = _resolve_groups(cg, structure, "scale_structure", min_count=0)
     scaled: dict[str, int] = {}
@@ -888,8 +891,18 @@ def scale_structure(structure: Mapping, factor: float, model: Any = None,
             own.add(name)
         else:
             per_group[gid] = max(per_group.get(gid, 0), scaled[name])
-    return {name: scaled[name] if name in own else per_group[group_of[name]]
-            for name in scaled}
+    return _carry_stream({name: scaled[name] if name in own else per_group[group_of[name]]
+                          for name in scaled}, structure, prune_residual_stream)
+
+
+def _carry_stream(counts: dict[str, int], structure: Any,
+                  prune_residual_stream: bool | None) -> dict[str, int]:
+    """`counts`, as a `Structure` that records a pruned residual stream when one is."""
+    if not _stream_option(structure, prune_residual_stream):
+        return counts
+    return Structure(counts, algorithm=getattr(structure, "algorithm", None),
+                     l1_fraction=getattr(structure, "l1_fraction", 0.0),
+                     prune_residual_stream=True)
 
 
 def fit_to_target(model: Any, structure: Mapping, profile: Any, target_ms: float,
@@ -950,7 +963,7 @@ def fit_to_target(model: Any, structure: Mapping, profile: Any, target_ms: float
     cache: dict[tuple, float] = {}
 
     def evaluate(f: float) -> tuple[dict, float]:
-        scaled = scale_structure(structure, f, cg, align)
+        scaled = scale_structure(structure, f, cg, align, prune_residual_stream=stream)
         key = tuple(sorted(scaled.items()))
         if key not in cache:
             slim = apply_structure(model, scaled, copy_weights=False, align=align,
