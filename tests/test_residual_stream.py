@@ -23,6 +23,7 @@ from regularizers import (  # noqa: E402
     build_channel_graph,
     export_structure,
     load_structure,
+    scale_structure,
 )
 
 L = keras.layers
@@ -165,6 +166,11 @@ def test_apply_structure_slims_the_stream_and_keeps_the_kept_slices(tmp_path):
     assert y.shape == (2, CLASSES) and np.all(np.isfinite(y))
     assert slim.get_layer("mha").output.shape[-1] == 12
 
+    # a scaled structure keeps the flag
+    half = scale_structure(structure, 0.5, model)
+    assert (half["embed"], half["fc2"], half["mha"]) == (6, 6, 1) and half.prune_residual_stream
+    assert apply_structure(model, half, copy_weights=False).get_layer("fc2").units == 6
+
     # off: the same counts cannot shrink the stream, which stays whole (and says so)
     with pytest.warns(UserWarning, match="full width 16.*frozen"):
         whole = apply_structure(model, structure, prune_residual_stream=False)
@@ -194,6 +200,35 @@ def test_flops_cost_at_the_slim_stream_is_the_slim_models_analyzed_flops():
         warnings.simplefilter("ignore")
         frozen = FlopsRegularizer(model, algorithm="group_lasso").get_cost()
     assert reg.get_cost() < frozen  # by default the stream counts in full
+
+
+@pytest.mark.parametrize("prune", [False, True])
+def test_heads_and_mlp_units_stay_exact_with_the_option_off_or_on(prune):
+    """Off: apply_structure is as before (no output_shape pinned). On, with the stream
+    kept whole: dead heads and MLP units still slim exactly."""
+    model = encoder()
+    mha = model.get_layer("mha")
+    for dense, axis in ((mha.query_dense, 1), (mha.key_dense, 1), (mha.value_dense, 1),
+                        (mha.output_dense, 0)):
+        kernel = weight(dense.kernel)
+        kernel[(slice(None),) * axis + (1,)] = 0
+        dense.kernel.assign(kernel)
+        if axis == 1:
+            bias = weight(dense.bias)
+            bias[1] = 0
+            dense.bias.assign(bias)
+    fc1 = model.get_layer("fc1")
+    kernel, bias = weight(fc1.kernel), weight(fc1.bias)
+    kernel[:, :8], bias[:8] = 0, 0
+    fc1.kernel.assign(kernel)
+    fc1.bias.assign(bias)
+    reg = FlopsRegularizer(model, algorithm="group_lasso", prune_residual_stream=prune)
+    structure = reg.get_alive_counts()
+    assert (structure["embed"], structure["mha"], structure["fc1"]) == (WIDTH, 1, MLP - 8)
+    slim = apply_structure(model, structure)
+    assert slim.get_layer("mha").get_config()["output_shape"] is None
+    x = np.random.default_rng(3).normal(size=(2, TOKENS, WIDTH)).astype("float32")
+    assert np.abs(np.asarray(model(x)) - np.asarray(slim(x))).max() < 1e-4
 
 
 # under JAX each LiteRT conversion is a TensorFlow subprocess; the refusal is the same
