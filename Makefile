@@ -23,7 +23,8 @@ demo: $(STAMP)
 # The suite under TensorFlow, then the regularizer tests again under JAX (CPU): they are
 # written with keras.ops for every backend (tests/conftest.py: which tests run where).
 JAX_TESTS := tests/test_regularizers.py tests/test_latency_regularizer.py \
-	tests/test_regularizers_backends.py tests/test_transformer_regularizers.py
+	tests/test_regularizers_backends.py tests/test_transformer_regularizers.py \
+	tests/test_residual_stream.py
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q

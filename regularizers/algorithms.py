@@ -282,7 +282,9 @@ _KERNEL_ATTR = {
 
 class GroupLassoAlgorithm(GroupAlgorithm):
     """Per output channel (1 - f) * sqrt(mean(w^2)) + f * mean(|w|) of the kernel; per
-    head of a MultiHeadAttention the same over the head's q, k, v and output weights."""
+    head of a MultiHeadAttention the same over the head's q, k, v and output weights;
+    per channel of a pruned residual stream, a MultiHeadAttention's output projection
+    column is one of the stream's kernels."""
 
     name = "group_lasso"
 
@@ -298,6 +300,9 @@ class GroupLassoAlgorithm(GroupAlgorithm):
                 seen_layers.add(id(layer))
                 if g.unit == "head":
                     parts.append((_head_kernels(layer), None, None))
+                    continue
+                if cop.kind == "attention":  # on a pruned stream: output projection columns
+                    parts.append((layer.output_dense.kernel, -1, cop.out_classes))
                     continue
                 attr, axis = _KERNEL_ATTR.get(cop.type, ("kernel", -1))
                 kernel = getattr(layer, attr, None)

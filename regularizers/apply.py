@@ -25,7 +25,9 @@ vector the regularizer's alive counts come from (`group_importance`: max |gamma|
 every BN on the group, max kernel norm over its sources, or 1 - prod(1 - p) over its
 gates), unless ``importance`` is given. Every weight is sliced to them, so a network
 whose removed channels are exactly zero at inference computes the same outputs after
-slimming.
+slimming; except a pruned residual stream (``prune_residual_stream=True``), whose
+norms average over the kept channels only, so the slim model approximates the masked
+one (see `build_channel_graph`).
 """
 
 from __future__ import annotations
@@ -48,6 +50,7 @@ from latency_lab.keras_walker import (
 from regularizers.algorithms import ALGORITHMS, group_importance, layers_by_op_name, top_channels
 from regularizers.grouping import (ATTENTION_PROJECTIONS, ChannelGraph, ChannelOp,
                                    build_channel_graph, split_boundaries)
+from regularizers.structure import Structure
 from latency_lab.errors import InvalidArgumentError
 
 __all__ = ["apply_structure", "scale_structure", "fit_to_target", "group_widths"]
@@ -159,18 +162,36 @@ def _resolve_groups(cg: ChannelGraph, structure: Mapping, where: str, *,
 
 
 def group_widths(model_or_cg: Any, structure: Mapping, align: int = 1, *,
-                 where: str = "group_widths") -> dict[int, int]:
+                 where: str = "group_widths",
+                 prune_residual_stream: bool | None = None) -> dict[int, int]:
     """{group id: new width} of every group of the model's channel graph.
 
     A group with 0 alive channels keeps the minimum a layer needs (1, or `align`),
-    with one warning naming its layers."""
-    widths, _ = _widths_and_groups(model_or_cg, structure, align, where)
+    with one warning naming its layers. `prune_residual_stream` as in
+    `apply_structure` (used when a model, not a channel graph, is given)."""
+    cg = _channel_graph(model_or_cg, structure, prune_residual_stream)
+    widths, _ = _widths_and_groups(cg, structure, align, where)
     return widths
 
 
-def _widths_and_groups(model_or_cg: Any, structure: Mapping, align: int,
+def _stream_option(structure: Any, prune_residual_stream: bool | None) -> bool:
+    """The `prune_residual_stream` to group a model with: the caller's, else the
+    structure's recorded one, else False."""
+    if prune_residual_stream is None:
+        return bool(getattr(structure, "prune_residual_stream", False))
+    return prune_residual_stream
+
+
+def _channel_graph(model_or_cg: Any, structure: Any,
+                   prune_residual_stream: bool | None) -> ChannelGraph:
+    if isinstance(model_or_cg, ChannelGraph):
+        return model_or_cg
+    return build_channel_graph(
+        model_or_cg, prune_residual_stream=_stream_option(structure, prune_residual_stream))
+
+
+def _widths_and_groups(cg: ChannelGraph, structure: Mapping, align: int,
                        where: str) -> tuple[dict[int, int], dict[str, int]]:
-    cg = model_or_cg if isinstance(model_or_cg, ChannelGraph) else build_channel_graph(model_or_cg)
     align = _check_align(where, align)
     per_group, group_of = _resolve_groups(cg, structure, where, min_count=0)
     widths = {gid: g.size for gid, g in cg.groups.items()}
@@ -413,7 +434,7 @@ def _propagate(cg: ChannelGraph, group_kept: dict[int, np.ndarray]) -> dict[str,
                     raise InvalidArgumentError(
                         f"apply_structure: layer {cop.layer_name!r} ({cop.type}) cannot "
                         "follow a change of its input channels; keep the layers feeding "
-                        "it at full width.")
+                        f"it at full width.{_stream_hint(cg, cop)}")
             out = np.arange(op.channels_out)
         elif cop.exact:
             out = from_layout(cop.out_segments)
@@ -439,6 +460,15 @@ def _propagate(cg: ChannelGraph, group_kept: dict[int, np.ndarray]) -> dict[str,
             else:
                 kept[f"{op.name}:{i}"] = np.arange(_channels(op.output_shapes[i], op))
     return kept
+
+
+def _stream_hint(cg: ChannelGraph, cop: ChannelOp) -> str:
+    """What to do when a layer on a pruned residual stream cannot be sliced."""
+    if not cg.prune_residual_stream:
+        return ""
+    return (f" The residual stream is pruned (prune_residual_stream=True): leave "
+            f"prune_residual_stream off, or list {cop.layer_name!r} in the regularizer's "
+            "frozen_layers so its channels stay whole.")
 
 
 def _unit_indices(kept_classes: np.ndarray, classes: np.ndarray | None) -> np.ndarray:
@@ -572,9 +602,9 @@ class _Rebuilder:
                     f"({t}): its config has neither `filters` nor `units`.")
         elif cop.kind == "attention":
             cfg["num_heads"] = len(self.heads[op.name])
-            query = in_n[_role_index(op, "query")]
-            if cfg.get("output_shape") is None and query != op.channels_out:
-                cfg["output_shape"] = op.channels_out  # it followed the query's width
+            cfg["output_shape"] = _attention_output_shape(cop, cfg.get("output_shape"),
+                                                          in_n[_role_index(op, "query")],
+                                                          out_n)
         elif t == "Reshape" and cop.kind == "reshape":
             cfg["target_shape"] = self._target_shape(cop)
         if prefix:  # flattened nested model: avoid clashing layer names
@@ -583,6 +613,20 @@ class _Rebuilder:
                 cfg["name"] = prefix.replace("/", "_") + base
         self.used_layer_names.add(cfg.get("name", operation.name))
         return type(operation).from_config(cfg)
+
+
+def _attention_output_shape(cop: ChannelOp, shape: Any, query: int, out_n: int) -> Any:
+    """A rebuilt attention's `output_shape`: pinned to its output width when that no
+    longer follows the query's (a pruned query, or a pruned residual stream)."""
+    if out_n == cop.op.channels_out:  # output whole
+        return cop.op.channels_out if shape is None and query != out_n else shape
+    if shape is None or isinstance(shape, (int, np.integer)) or len(tuple(shape)) == 1:
+        return out_n
+    raise InvalidArgumentError(
+        f"apply_structure: MultiHeadAttention {cop.layer_name!r} has output_shape="
+        f"{tuple(shape)}, so its output channels cannot be sliced to the {out_n} kept "
+        "channels of the residual stream. Leave prune_residual_stream off, or list "
+        f"{cop.layer_name!r} in frozen_layers.")
 
 
 def _slice_weight(value: np.ndarray, new_shape: tuple, var_name: str, cop: ChannelOp,
@@ -640,8 +684,11 @@ def _copy_attention(old: Any, new: Any, cop: ChannelOp, kept: dict[str, np.ndarr
                     heads: np.ndarray) -> None:
     """A MultiHeadAttention's kept heads: q, k, v kernels (in, heads, dim) at the kept
     heads and their inputs' kept channels, biases (heads, dim) at the kept heads, the
-    output kernel (heads, dim, out...) at the kept heads; the output bias whole."""
+    output kernel (heads, dim, out) at the kept heads and output channels, the output
+    bias at the kept output channels (all of them unless the residual stream is
+    pruned)."""
     op = cop.op
+    out_idx = kept[op.name]
     pairs = []
     for role, sub, axis in ATTENTION_PROJECTIONS:
         old_dense, new_dense = getattr(old, sub), getattr(new, sub)
@@ -650,6 +697,9 @@ def _copy_attention(old: Any, new: Any, cop: ChannelOp, kept: dict[str, np.ndarr
         if role != "output":  # rows: the input's kept channels; the bias has heads
             kernel = np.take(kernel, kept[op.inputs[_role_index(op, role)]], axis=0)
             bias = None if bias is None else np.take(bias, heads, axis=0)
+        elif len(out_idx) != op.channels_out:  # a pruned stream: the kept columns
+            kernel = np.take(kernel, out_idx, axis=-1)
+            bias = None if bias is None else np.take(bias, out_idx, axis=-1)
         pairs.append((new_dense.kernel, kernel))
         if bias is not None:
             pairs.append((new_dense.bias, bias))
@@ -689,8 +739,14 @@ def _copy_weights(rb: _Rebuilder, kept: dict[str, np.ndarray]) -> None:
             new_shape = tuple(int(d) for d in nv.shape)
             if value.shape != new_shape or len(out_idx) != out_full or len(in_idx) != in_full:
                 if value.ndim:
-                    value = _slice_weight(value, new_shape, ov.name, cop, in_idx, in_full,
-                                          out_idx, out_full)
+                    try:
+                        value = _slice_weight(value, new_shape, ov.name, cop, in_idx,
+                                              in_full, out_idx, out_full)
+                    except InvalidArgumentError as exc:
+                        hint = _stream_hint(rb.cg, cop)
+                        if not hint:
+                            raise
+                        raise InvalidArgumentError(f"{exc}{hint}") from None
             if value.shape != new_shape:
                 raise InvalidArgumentError(
                     f"apply_structure: weight {ov.name!r} of layer {cop.layer_name!r} "
@@ -701,7 +757,8 @@ def _copy_weights(rb: _Rebuilder, kept: dict[str, np.ndarray]) -> None:
 
 def apply_structure(model: Any, structure: Mapping, copy_weights: bool = True,
                     align: int = 1, importance: Mapping | None = None,
-                    algorithm: str | None = None):
+                    algorithm: str | None = None,
+                    prune_residual_stream: bool | None = None):
     """A new functional model with the channel counts of `structure`.
 
     Args:
@@ -726,6 +783,15 @@ def apply_structure(model: Any, structure: Mapping, copy_weights: bool = True,
             (`regularizers.algorithms.group_importance`). Default: the structure's
             recorded algorithm, else per group the gates, |gamma| of the BNs on it, or
             the kernel norms, the first that covers it.
+        prune_residual_stream: group the model with a prunable residual stream (see
+            `build_channel_graph`), so the counts of the layers on it (the embedding,
+            the MLP's output Dense) set the stream's width: every LayerNormalization /
+            RMSNormalization on it is rebuilt over the kept channels (their gamma and
+            beta), every MultiHeadAttention gets ``output_shape`` = the kept width and
+            its output kernel's and bias's kept columns. The slim model then
+            approximates the masked one (a norm's statistics are over the kept
+            channels only): fine-tune it. Default: the structure's recorded flag (a
+            regularizer's `Structure` carries it), else False.
 
     Returns:
         A new `keras.Model` (same layer names; nested models flattened). The model
@@ -746,7 +812,7 @@ def apply_structure(model: Any, structure: Mapping, copy_weights: bool = True,
         raise InvalidArgumentError(
             f"apply_structure: `algorithm` must be None or one of {list(ALGORITHMS)}, "
             f"received {algorithm!r}.")
-    cg = build_channel_graph(model)
+    cg = _channel_graph(model, structure, prune_residual_stream)
     widths, group_of = _widths_and_groups(cg, structure, align, "apply_structure")
     group_kept = _choose_channels(model, cg, widths, structure, group_of, importance,
                                   algorithm, bool(copy_weights), align)
@@ -779,10 +845,14 @@ def _round_half_up(x: float) -> int:
 
 
 def scale_structure(structure: Mapping, factor: float, model: Any = None,
-                    align: int = 1) -> dict[str, int]:
+                    align: int = 1,
+                    prune_residual_stream: bool | None = None) -> dict[str, int]:
     """Every count times `factor` (rounded half up, at least 1, then rounded up to a
     multiple of `align`). With `model`: counts are capped at each layer's full width,
-    frozen layers keep their full width, and tied layers stay equal (the largest)."""
+    frozen layers keep their full width, and tied layers stay equal (the largest);
+    `prune_residual_stream` as in `apply_structure`. When it is on, the result is a
+    `Structure` that records it (and the algorithm), so `apply_structure` slims the
+    stream too."""
     align = _check_align("scale_structure", align)
     if isinstance(factor, bool) or not isinstance(factor, (int, float, np.integer, np.floating)) \
             or not math.isfinite(float(factor)) or factor <= 0:
@@ -802,8 +872,8 @@ def scale_structure(structure: Mapping, factor: float, model: Any = None,
                     f"scale_structure: the count of layer {name!r} must be >= 0, "
                     f"received {count}.")
             out[name] = _align_up(max(1, _round_half_up(count * factor)), align)
-        return out
-    cg = model if isinstance(model, ChannelGraph) else build_channel_graph(model)
+        return _carry_stream(out, structure, prune_residual_stream)
+    cg = _channel_graph(model, structure, prune_residual_stream)
     _, group_of = _resolve_groups(cg, structure, "scale_structure", min_count=0)
     scaled: dict[str, int] = {}
     per_group: dict[int, int] = {}
@@ -821,12 +891,23 @@ def scale_structure(structure: Mapping, factor: float, model: Any = None,
             own.add(name)
         else:
             per_group[gid] = max(per_group.get(gid, 0), scaled[name])
-    return {name: scaled[name] if name in own else per_group[group_of[name]]
-            for name in scaled}
+    return _carry_stream({name: scaled[name] if name in own else per_group[group_of[name]]
+                          for name in scaled}, structure, prune_residual_stream)
+
+
+def _carry_stream(counts: dict[str, int], structure: Any,
+                  prune_residual_stream: bool | None) -> dict[str, int]:
+    """`counts`, as a `Structure` that records a pruned residual stream when one is."""
+    if not _stream_option(structure, prune_residual_stream):
+        return counts
+    return Structure(counts, algorithm=getattr(structure, "algorithm", None),
+                     l1_fraction=getattr(structure, "l1_fraction", 0.0),
+                     prune_residual_stream=True)
 
 
 def fit_to_target(model: Any, structure: Mapping, profile: Any, target_ms: float,
-                  predictor: str | None = None, align: int = 1, tol: float = 0.01):
+                  predictor: str | None = None, align: int = 1, tol: float = 0.01,
+                  prune_residual_stream: bool | None = None):
     """The largest uniform factor whose scaled structure is predicted to run within
     `target_ms`.
 
@@ -840,6 +921,7 @@ def fit_to_target(model: Any, structure: Mapping, profile: Any, target_ms: float
         profile: a DeviceProfile, a profile path or a shipped profile name ("t4").
         predictor: "lookup", "roofline", ...; default "lookup" when the profile has
             lookup-table samples, else "roofline".
+        prune_residual_stream: as in `apply_structure`.
 
     Returns:
         ``(factor, scaled_structure, predicted_ms)``.
@@ -860,7 +942,8 @@ def fit_to_target(model: Any, structure: Mapping, profile: Any, target_ms: float
             f"fit_to_target: `target_ms` must be a finite number > 0, received {target_ms!r}.")
     if not isinstance(tol, (int, float)) or not 0 < tol < 1:
         raise InvalidArgumentError(f"fit_to_target: `tol` must be in (0, 1), received {tol!r}.")
-    cg = build_channel_graph(model)
+    stream = _stream_option(structure, prune_residual_stream)
+    cg = build_channel_graph(model, prune_residual_stream=stream)
     _, group_of = _resolve_groups(cg, structure, "fit_to_target", min_count=0)
     ratios = [cg.groups[group_of[n]].size / int(c) for n, c in structure.items()
               if not cg.groups[group_of[n]].frozen and int(c) > 0]
@@ -880,10 +963,11 @@ def fit_to_target(model: Any, structure: Mapping, profile: Any, target_ms: float
     cache: dict[tuple, float] = {}
 
     def evaluate(f: float) -> tuple[dict, float]:
-        scaled = scale_structure(structure, f, cg, align)
+        scaled = scale_structure(structure, f, cg, align, prune_residual_stream=stream)
         key = tuple(sorted(scaled.items()))
         if key not in cache:
-            slim = apply_structure(model, scaled, copy_weights=False, align=align)
+            slim = apply_structure(model, scaled, copy_weights=False, align=align,
+                                   prune_residual_stream=stream)
             items = work_items(slim, prof.runtime_name)
             cache[key] = float(predict_items(items, est)[0])
         return scaled, cache[key]

@@ -131,6 +131,10 @@ class NetworkRegularizer:
         input_boundary: layer names; they and everything upstream are never regularized.
         frozen_layers: layer names kept at full width (see `build_channel_graph`).
         input_shape: input size without batch, for models with variable input sizes.
+        prune_residual_stream: regularize a transformer's residual stream width as one
+            group (off by default: the slim model then only approximates the masked
+            one; see `build_channel_graph`). The structures it exports record it, so
+            `apply_structure` slims the stream too.
         target: target mode: the cost (in this regularizer's units) training should
             settle at. The strength becomes a variable (`strength_variable`) that
             `update_strength()` (or the `StrengthController` callback) adapts by dual
@@ -155,6 +159,7 @@ class NetworkRegularizer:
         input_shape: Sequence[int] | None = None,
         target: float | None = None,
         target_rate: float = 0.02,
+        prune_residual_stream: bool = False,
     ):
         if algorithm not in ALGORITHMS:
             raise InvalidArgumentError(
@@ -197,7 +202,8 @@ class NetworkRegularizer:
 
         self.channel_graph: ChannelGraph = build_channel_graph(
             model, input_boundary=self.input_boundary, frozen_layers=self.frozen_layers,
-            input_shape=self.input_shape)
+            input_shape=self.input_shape, prune_residual_stream=prune_residual_stream)
+        self.prune_residual_stream = bool(prune_residual_stream)
         self.graph = self.channel_graph.graph
         self._algo: GroupAlgorithm = make_algorithm(
             algorithm, self.channel_graph, layers_by_op_name(model),
@@ -356,7 +362,8 @@ class NetworkRegularizer:
             elif classes is not None:  # the layer's channels whose class is alive
                 idx = np.flatnonzero(np.isin(classes, idx)).astype(np.int64)
             counts[name], kept[name] = len(idx), idx
-        return Structure(counts, kept, self.algorithm, self.l1_fraction)
+        return Structure(counts, kept, self.algorithm, self.l1_fraction,
+                         prune_residual_stream=self.prune_residual_stream)
 
     def get_group_importance(self) -> dict[str, np.ndarray]:
         """{conv/dense layer name: its group's importance vector} (float64 numpy) for
@@ -460,6 +467,7 @@ class NetworkRegularizer:
             "input_shape": None if self.input_shape is None else list(self.input_shape),
             self._target_arg: self.target,
             "target_rate": self.target_rate,
+            "prune_residual_stream": self.prune_residual_stream,
         }
 
     @classmethod

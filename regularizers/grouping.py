@@ -49,7 +49,11 @@ channels through frozen: a transformer's residual stream, tied by its Adds, keep
 width; a MultiHeadAttention contracts its inputs like a Dense and starts two groups,
 its heads (``Group.unit`` "head": head h's q, k and v columns and its rows of the
 output projection go together, counted as the attention op's last alive input) and
-its output channels (frozen: their width follows the query's); a channel
+its output channels (frozen: their width follows the query's). With
+``prune_residual_stream=True`` the stream is one prunable group instead: the norms
+pass it through unfrozen and the attention's output channels (its output projection's
+columns) are a source, which the residual Add ties into the stream (see
+`build_channel_graph` for what that costs in exactness); a channel
 slice ``x[..., a:b]`` (keras.ops GetItem) or ``keras.ops.split`` on the channel axis,
 Reshape / Permute / keras.ops reshape and transpose that split the channel axis and
 permute within it (a channel shuffle), and Softmax, which passes only over a
@@ -396,6 +400,7 @@ class ChannelGraph:
     ops: list[ChannelOp]
     consumers: dict[str, list[str]]  # op name -> names of ops reading its first output
     tie_warnings: list[str] = field(default_factory=list)
+    prune_residual_stream: bool = False  # how it was built (see build_channel_graph)
 
     def __post_init__(self) -> None:
         self._by_name = {op.name: op for op in self.ops}
@@ -512,6 +517,8 @@ class _Atoms:
         self.owner: list[int] = []  # atom -> the group it was created in
         self.shared: dict[str, np.ndarray] = {}  # first call of a shared conv -> atoms
         self.heads: dict[str, np.ndarray] = {}  # attention op -> the atoms of its heads
+        # The build's option, read by the norm and attention rules (see build_channel_graph).
+        self.prune_residual_stream = False
 
     def new(self, n: int, source: str | None = None, frozen: str | None = None,
             unit: str = "channel") -> np.ndarray:
@@ -680,13 +687,16 @@ def _slice_bounds(op: Op) -> tuple | None:
 def _stream_norm_rule(atoms: _Atoms, op: Op, ins: list) -> tuple:
     """A norm over the channel axis passes its input's channels through and freezes
     them: each output channel depends on all of them (in a transformer: the residual
-    stream, which every Add and norm of the stream ties into one group). A norm over
-    other axes only (LayerNormalization(axis=1)) acts channel by channel."""
+    stream, which every Add and norm of the stream ties into one group). With
+    ``prune_residual_stream`` it does not freeze them: the user accepts that the slim
+    norm's statistics are over the kept channels only. A norm over other axes only
+    (LayerNormalization(axis=1)) acts channel by channel."""
     lay = ins[0]
     rank = len(op.input_shapes[0])
     axis = op.attrs.get("axis", -1)
     axes = axis if isinstance(axis, (tuple, list)) else (axis,)
-    if any(int(a) % rank == _channel_axis(op, rank) for a in axes):
+    if not atoms.prune_residual_stream and any(
+            int(a) % rank == _channel_axis(op, rank) for a in axes):
         reason = f"normalized across channels by {op.type} {op.name.split('#', 1)[0]!r}"
         for a in lay.flat:
             atoms.groups.freeze(atoms.owner[int(a)], reason)
@@ -699,8 +709,10 @@ def _attention_rule(atoms: _Atoms, op: Op, ins: list) -> tuple:
     input is); its heads are a new group of `num_heads` classes (`Group.unit` "head",
     recorded in `_Atoms.heads`: head h's q, k, v columns and its rows of the output
     projection go together); its output channels are a new frozen group (the output
-    projection's width follows the query's: prune the heads instead). Every call of a
-    shared layer has the same heads."""
+    projection's width follows the query's: prune the heads instead), or, with
+    ``prune_residual_stream``, a source of the output projection's columns, which a
+    residual Add ties into the stream. Every call of a shared layer has the same heads
+    (and output channels)."""
     if op.attrs.get("use_gate"):
         raise _Refused("use_gate=True adds a gate projection per head that pruning does "
                        "not slice yet")
@@ -710,8 +722,14 @@ def _attention_rule(atoms: _Atoms, op: Op, ins: list) -> tuple:
         atoms.tie(heads, atoms.heads[shared])
     atoms.heads[op.name] = heads
     name = op.name.split("#", 1)[0]
-    out = atoms.new(op.channels_out, source=op.name,
-                    frozen=f"output of MultiHeadAttention {name!r} (its heads are pruned)")
+    if not atoms.prune_residual_stream:
+        out = atoms.new(op.channels_out, source=op.name,
+                        frozen=f"output of MultiHeadAttention {name!r} (its heads are pruned)")
+        return "attention", [_Layout.of(out)]
+    out = atoms.new(op.channels_out, source=op.name)
+    if shared and shared in atoms.shared:  # one output projection for every call
+        atoms.tie(out, atoms.shared[shared])
+    atoms.shared.setdefault(op.name, out)
     return "attention", [_Layout.of(out)]
 
 
@@ -830,6 +848,7 @@ def build_channel_graph(
     input_boundary: Sequence[str] | None = None,
     frozen_layers: Iterable[str] = (),
     input_shape: Sequence[int] | None = None,
+    prune_residual_stream: bool = False,
 ) -> ChannelGraph:
     """Channel groups of a Keras Functional/Sequential model (or a latency_lab Graph).
 
@@ -841,6 +860,18 @@ def build_channel_graph(
             output channels, a pass-through keeps the group flowing through it, and a
             layer of an unsupported type becomes a new frozen group of its outputs.
         input_shape: input size without batch, for models with variable input sizes.
+        prune_residual_stream: let a transformer's residual stream shrink: norms over
+            the channel axis (LayerNormalization, RMSNormalization, UnitNormalization)
+            no longer freeze their channels, and a MultiHeadAttention's output
+            channels (its output projection's columns) are a source that the residual
+            Add ties into the stream, so the stream (its embedding, every Add, norm,
+            attention output and MLP output on it) is one prunable group. Off by
+            default because the slim model is then not the masked one: a norm over
+            fewer channels takes its mean and variance over the kept channels only,
+            where the masked network's norm also counted the removed (zeroed) ones, so
+            the slim model approximates the masked one and needs fine-tuning; heads and
+            MLP units stay exact. An attention output tied to no conv/dense (nothing a
+            structure could name) stays frozen.
 
     Raises:
         ValueError: a layer type that cannot be grouped (name it in frozen_layers), an
@@ -863,6 +894,7 @@ def build_channel_graph(
 
     uf = _UnionFind()
     atoms = _Atoms(uf)
+    atoms.prune_residual_stream = _check_flag("prune_residual_stream", prune_residual_stream)
     layout_of: dict[str, _Layout] = {}
     raw: list[tuple] = []  # (op, kind, in layouts, out layouts, frozen)
     consumers: dict[str, list[str]] = {}
@@ -901,6 +933,9 @@ def build_channel_graph(
     for name in graph.outputs:
         for a in layout_of[name].flat:
             uf.freeze(atoms.owner[int(a)], "model output")
+    if atoms.prune_residual_stream:
+        _freeze_unnamed_attention_outputs(uf, {op.name for op, kind, *_ in raw
+                                               if kind == "attention"})
 
     groups, finalize = _settle(atoms)
     ops = []
@@ -915,10 +950,31 @@ def build_channel_graph(
     for w in tie_warnings:
         warnings.warn(w, stacklevel=3)
     return ChannelGraph(graph=graph, groups=groups, ops=ops, consumers=consumers,
-                        tie_warnings=tie_warnings)
+                        tie_warnings=tie_warnings,
+                        prune_residual_stream=atoms.prune_residual_stream)
 
 
 _BLOCK_TYPES = frozenset({"Reshape", "ops.Reshape", "Permute", "ops.Transpose"})
+
+
+def _check_flag(name: str, value: Any) -> bool:
+    if not isinstance(value, (bool, np.bool_)):
+        raise InvalidArgumentError(
+            f"Invalid value for argument `{name}`: expected True or False, received "
+            f"{value!r}.")
+    return bool(value)
+
+
+def _freeze_unnamed_attention_outputs(uf: _UnionFind, attention: set[str]) -> None:
+    """Freeze channel groups whose only sources are attention outputs: a structure
+    names an attention layer's heads, so no entry could record their width."""
+    for g in range(len(uf.parent)):
+        if uf.find(g) != g or uf.units[g] != "channel" or uf.reasons[g]:
+            continue
+        if uf.sources[g] and all(src in attention for src in uf.sources[g]):
+            names = sorted({src.split("#", 1)[0] for src in uf.sources[g]})
+            uf.freeze(g, f"output of MultiHeadAttention {', '.join(map(repr, names))} "
+                         "tied to no conv/dense a structure could name")
 
 
 def _refusal(op: Op, why: str) -> str:

@@ -18,7 +18,8 @@ rebuilt with fewer heads in every attention layer whose heads are regularized
 (`apply_structure` at one head and at head fractions 1/4, 1/2, 3/4; one conversion
 each), and its latency is the piecewise-linear curve through those head counts: exact
 at them, linear between. Its input and output channels must be frozen (a
-transformer's residual stream is). An attention layer whose heads are kept whole costs
+transformer's residual stream is, unless ``prune_residual_stream=True``: then the
+attention is refused by name). An attention layer whose heads are kept whole costs
 its kernels as they are.
 """
 
@@ -192,12 +193,16 @@ class LatencyRegularizer(NetworkRegularizer):
                   for segs in [*op.in_segments[:-1], op.out_segments] for seg in segs
                   if seg[0] in self._regularized]
         if moving:
+            fix = ("Freeze them (frozen_layers=, or a LayerNormalization before the "
+                   "attention, as a transformer's residual stream has).")
+            if self.channel_graph.prune_residual_stream:
+                fix = ("Leave prune_residual_stream off (the stream's norms then freeze "
+                       "it), or freeze them with frozen_layers=.")
             raise InvalidArgumentError(
                 f"LatencyRegularizer: MultiHeadAttention {op.layer_name!r} is costed by "
                 "its heads only, but the channels of its inputs or output are "
                 f"regularized (groups of {sorted({n for ns in moving for n in ns})}). "
-                "Freeze them (frozen_layers=, or a LayerNormalization before the "
-                "attention, as a transformer's residual stream has).")
+                + fix)
 
     def _attention_curve(self, op: ChannelOp) -> _AttentionCurve:
         """The layer's latency at the head counts of `_head_grid` (see the module
@@ -230,13 +235,15 @@ class LatencyRegularizer(NetworkRegularizer):
         names = {**{n.rsplit("/", 1)[-1]: n for n in layers}, **{n: n for n in layers}}
         out: dict[str, dict[int, list[WorkItem]]] = {}
         done: list[dict] = []
+        stream = self.channel_graph.prune_residual_stream
         for f in _HEAD_GRID:
             counts = {n: max(1, int(round(f * h))) for n, h in layers.items()}
             if all(c == layers[n] for n, c in counts.items()) or counts in done:
                 continue
             done.append(counts)
             found: dict[str, list[WorkItem]] = {}
-            slim = apply_structure(self.model, counts, copy_weights=False)
+            slim = apply_structure(self.model, counts, copy_weights=False,
+                                   prune_residual_stream=stream)
             for item in work_items(slim, self.profile.runtime_name):
                 if item.layer in names:  # kernels name a layer in full or by its own name
                     found.setdefault(names[item.layer], []).append(item)

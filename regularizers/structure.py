@@ -7,7 +7,10 @@ A file (version 2)::
      "l1_fraction": 0.0, "counts": {"conv1": 3, ...}, "kept": {"conv1": [0, 4, 5], ...}}
 
 ``kept`` names exactly the channels the regularizer counted alive (its one importance
-vector per group), so `apply_structure` rebuilds the same network in any process.
+vector per group), so `apply_structure` rebuilds the same network in any process. A
+regularizer built with ``prune_residual_stream=True`` adds
+``"prune_residual_stream": true``, so `apply_structure` groups the model the same way
+(absent: false, as every earlier file).
 Version 1 files (a bare ``{layer name: count}`` mapping) still load: `apply_structure`
 then ranks each group's channels by the same combined vector from the model's weights.
 
@@ -41,10 +44,13 @@ class Structure(dict):
         algorithm: the regularizer algorithm whose vectors chose the channels (ranks
             channels beyond ``kept``, e.g. rounded up by ``align``), or None.
         l1_fraction: group_lasso's L1 share used with `algorithm`.
+        prune_residual_stream: the counts were learned with the residual stream
+            prunable (`build_channel_graph`); `apply_structure` then slims it too.
     """
 
     def __init__(self, counts: Mapping | None = None, kept: Mapping | None = None,
-                 algorithm: str | None = None, l1_fraction: float = 0.0):
+                 algorithm: str | None = None, l1_fraction: float = 0.0, *,
+                 prune_residual_stream: bool = False):
         if counts is not None and not isinstance(counts, Mapping):
             try:  # (name, count) pairs, as dict() takes them (dataclasses.asdict does so)
                 counts = dict(counts)
@@ -54,14 +60,22 @@ class Structure(dict):
         self.kept = _check_kept(kept or {}, self, "Structure")
         self.algorithm = algorithm
         self.l1_fraction = float(l1_fraction)
+        if not isinstance(prune_residual_stream, bool):
+            raise InvalidArgumentError(
+                "Structure: `prune_residual_stream` must be True or False, received "
+                f"{prune_residual_stream!r}.")
+        self.prune_residual_stream = prune_residual_stream
 
     def __repr__(self) -> str:
         return f"Structure({dict.__repr__(self)}, kept for {len(self.kept)} layers)"
 
     def to_json(self) -> dict:
-        return {"format": FORMAT, "version": VERSION, "algorithm": self.algorithm,
-                "l1_fraction": self.l1_fraction, "counts": dict(self),
-                "kept": {n: [int(i) for i in idx] for n, idx in self.kept.items()}}
+        out = {"format": FORMAT, "version": VERSION, "algorithm": self.algorithm,
+               "l1_fraction": self.l1_fraction, "counts": dict(self),
+               "kept": {n: [int(i) for i in idx] for n, idx in self.kept.items()}}
+        if self.prune_residual_stream:  # absent: false (files of every earlier release)
+            out["prune_residual_stream"] = True
+        return out
 
 
 
@@ -197,7 +211,12 @@ def load_structure(path: str | os.PathLike) -> Structure:
             raise InvalidArgumentError(
                 f"{where}: `algorithm` must be a name or null and `l1_fraction` a number "
                 f"in [0, 1], received {algorithm!r} and {l1!r}.")
+        stream = data.get("prune_residual_stream", False)
+        if not isinstance(stream, bool):
+            raise InvalidArgumentError(
+                f"{where}: `prune_residual_stream` must be true or false, received "
+                f"{stream!r}.")
         counts = _check_counts(data.get("counts"), where)
         return Structure(counts, _check_kept(data.get("kept") or {}, counts, where),
-                         algorithm, l1)
+                         algorithm, l1, prune_residual_stream=stream)
     return Structure(_check_counts(data, where))
