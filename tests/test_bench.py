@@ -501,3 +501,19 @@ def test_cache_ceilings_from_knees_without_cache_sizes():
         assert [(c.level, c.bytes_per_s, c.min_working_set_bytes, c.max_working_set_bytes)
                 for c in got] == [("cache", 120e9, 0.0, MIB),
                                   ("cache", 60e9, MIB, 4 * MIB)]
+
+
+def test_loo_errors_of_a_sample_far_outside_the_others_stay_finite_and_quiet():
+    """Samples of nearly one size whose times spread 1000x give the log-linear fit a
+    steep slope; a left-out space corner a million times larger would overflow exp()."""
+    import warnings
+
+    def sample(c, ms):
+        return Sample("add", dict(h=1, w=1, c=c, broadcast=False), ms, 0.0, 3, (ms,) * 3)
+
+    rows = [sample(1000 + i, 10.0 ** (i - 3)) for i in range(6)] + [sample(10 ** 9, 1.0)]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        errors = plans.loo_relative_errors("add", rows)
+    assert all(np.isfinite(e) for e, _ in errors)
+    assert max(errors, key=lambda t: t[0])[1] is rows[-1]
