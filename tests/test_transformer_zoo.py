@@ -205,3 +205,17 @@ def test_the_dev_part_has_24_networks_and_the_heldout_part_needs_a_seed():
 def test_bad_arguments_raise_naming_the_argument(call, name):
     with pytest.raises(InvalidArgumentError, match=name):
         call()
+
+
+def test_importing_the_token_module_registers_its_layers_for_loading():
+    """`--import latency_lab.zoo.tokens` is what a saved ViT's error message suggests:
+    the import alone must register the classes Keras looks up by name."""
+    import subprocess
+    import sys
+
+    code = ("import keras, latency_lab.zoo.tokens; "
+            "names = ['latency_lab_zoo>' + n for n in latency_lab.zoo.tokens.LAYER_NAMES]; "
+            "assert all(keras.saving.get_registered_object(n) for n in names), names")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]

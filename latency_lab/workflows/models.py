@@ -41,11 +41,8 @@ def digits_vit(input_shape=(32, 32, 1), classes: int = 10, width: int = 64,
     heads and MLP units are what a regularizer prunes; the residual stream stays."""
     import keras
 
-    from latency_lab.zoo.tokens import PositionEmbedding
-    from regularizers.grouping import register_pass_through
+    from latency_lab.zoo.tokens import PositionEmbedding  # registers its channel grouping
 
-    register_pass_through("PositionEmbedding",
-                          why="adds a learned per-position, per-channel table")
     keras.utils.set_random_seed(seed)
     L = keras.layers
     x = keras.Input(input_shape, name="image")

@@ -1,9 +1,12 @@
 """The learned tokens of a transformer that Keras has no layer for: a class token and
 a distillation token prepended to the sequence, and a learned positional embedding
 added to it. Each is a small serializable layer plus its entry in the cost registry.
-The cost rules are registered when this module is imported; the Keras classes are
-defined on first use (`token_layers`, or importing them by name), so the import stays
-free of Keras. Load a saved model with `custom_objects=custom_objects()`.
+The cost rules, the Keras classes and the positional embedding's channel grouping
+(`regularizers.grouping.register_pass_through`) are registered when this module is
+imported, so
+`latency-lab ... --import latency_lab.zoo.tokens` (or importing it before
+`keras.saving.load_model`) loads a saved model that uses them; `custom_objects()` names
+them for an explicit load.
 
 How they are costed (per alive channel A of the sequence, T tokens in, T' out):
 - ClassToken / DistillationToken: the copy of a concatenation (no FLOPs): reads the
@@ -20,6 +23,7 @@ from typing import Any
 
 from latency_lab.costs import DATA, ELEMENTWISE, OpCost, register
 from latency_lab.graph import Op, dtype_bytes, positions
+from regularizers.grouping import register_pass_through
 
 __all__ = ["ClassToken", "DistillationToken", "PositionEmbedding", "LAYER_NAMES",
            "token_layers", "custom_objects", "token_cost", "position_embedding_cost"]
@@ -29,8 +33,8 @@ LAYER_NAMES = ("ClassToken", "DistillationToken", "PositionEmbedding")
 
 @lru_cache(maxsize=None)
 def token_layers() -> dict[str, type]:
-    """{name: class} of the token layers, defined (and registered with Keras) on first
-    use, so that importing this module, and its cost rules, does not import Keras."""
+    """{name: class} of the token layers, defined (and registered with Keras) once;
+    called when the module is imported."""
     import keras
 
     @keras.saving.register_keras_serializable(package="latency_lab_zoo")
@@ -92,6 +96,14 @@ def token_layers() -> dict[str, type]:
 def custom_objects() -> dict[str, type]:
     """For keras.saving.load_model(path, custom_objects=...) of a zoo transformer."""
     return {f"latency_lab_zoo>{name}": cls for name, cls in token_layers().items()}
+
+
+# Registered at import: defined lazily they were not registered by `--import
+# latency_lab.zoo.tokens`, and a saved ViT could not be loaded by the CLI at all. The
+# positional embedding acts channel by channel, so the regularizers' grouping passes
+# its channels through (its table is sliced with them).
+token_layers()
+register_pass_through("PositionEmbedding", why="adds a learned per-position, per-channel table")
 
 
 def __getattr__(name: str) -> Any:
