@@ -123,7 +123,12 @@ def import_modules(names: Sequence[str]) -> list:
     for name in names:
         _check_module_name(name)
         try:
-            done.append(importlib.import_module(name))
+            module = importlib.import_module(name)
+            # Its public names resolved: a module that defines its layers on first
+            # access (PEP 562 `__getattr__`, to import without Keras) registers them now.
+            for public in getattr(module, "__all__", ()):
+                getattr(module, public)
+            done.append(module)
         except ModuleNotFoundError as exc:
             if exc.name is not None and (name == exc.name or name.startswith(exc.name + ".")):
                 raise InvalidArgumentError(

@@ -207,15 +207,19 @@ def test_bad_arguments_raise_naming_the_argument(call, name):
         call()
 
 
-def test_importing_the_token_module_registers_its_layers_for_loading():
-    """`--import latency_lab.zoo.tokens` is what a saved ViT's error message suggests:
-    the import alone must register the classes Keras looks up by name."""
+def test_import_modules_registers_layers_a_module_defines_on_first_access():
+    """`--import latency_lab.zoo.tokens` is what a saved ViT's error message suggests;
+    the module defines its layers lazily (to import without Keras), so the import
+    resolves its public names, which registers them."""
     import subprocess
     import sys
 
-    code = ("import keras, latency_lab.zoo.tokens; "
-            "names = ['latency_lab_zoo>' + n for n in latency_lab.zoo.tokens.LAYER_NAMES]; "
-            "assert all(keras.saving.get_registered_object(n) for n in names), names")
+    code = ("import keras, latency_lab.models as m; m.import_modules(['latency_lab.zoo.tokens']); "
+            "from latency_lab.zoo.tokens import LAYER_NAMES; "
+            "names = ['latency_lab_zoo>' + n for n in LAYER_NAMES]; "
+            "assert all(keras.saving.get_registered_object(n) for n in names), names; "
+            "from regularizers.grouping import PASS_THROUGH_REGISTRY as r; "
+            "assert 'PositionEmbedding' in r")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           timeout=300)
     assert proc.returncode == 0, proc.stderr[-2000:]

@@ -1,12 +1,11 @@
 """The learned tokens of a transformer that Keras has no layer for: a class token and
 a distillation token prepended to the sequence, and a learned positional embedding
 added to it. Each is a small serializable layer plus its entry in the cost registry.
-The cost rules, the Keras classes and the positional embedding's channel grouping
-(`regularizers.grouping.register_pass_through`) are registered when this module is
-imported, so
-`latency-lab ... --import latency_lab.zoo.tokens` (or importing it before
-`keras.saving.load_model`) loads a saved model that uses them; `custom_objects()` names
-them for an explicit load.
+The cost rules are registered when this module is imported; the Keras classes and the
+positional embedding's channel grouping (`regularizers.grouping.register_pass_through`)
+on first use (`token_layers`, or a name imported from here), so the import stays free
+of Keras. `latency-lab ... --import latency_lab.zoo.tokens` resolves the module's public
+names, which registers them; in Python load with `custom_objects=custom_objects()`.
 
 How they are costed (per alive channel A of the sequence, T tokens in, T' out):
 - ClassToken / DistillationToken: the copy of a concatenation (no FLOPs): reads the
@@ -23,7 +22,6 @@ from typing import Any
 
 from latency_lab.costs import DATA, ELEMENTWISE, OpCost, register
 from latency_lab.graph import Op, dtype_bytes, positions
-from regularizers.grouping import register_pass_through
 
 __all__ = ["ClassToken", "DistillationToken", "PositionEmbedding", "LAYER_NAMES",
            "token_layers", "custom_objects", "token_cost", "position_embedding_cost"]
@@ -33,9 +31,13 @@ LAYER_NAMES = ("ClassToken", "DistillationToken", "PositionEmbedding")
 
 @lru_cache(maxsize=None)
 def token_layers() -> dict[str, type]:
-    """{name: class} of the token layers, defined (and registered with Keras) once;
-    called when the module is imported."""
+    """{name: class} of the token layers, defined (and registered with Keras and, the
+    positional embedding acting channel by channel, with the grouping) on first use."""
     import keras
+
+    from regularizers.grouping import register_pass_through
+
+    register_pass_through("PositionEmbedding", why="adds a learned per-position, per-channel table")
 
     @keras.saving.register_keras_serializable(package="latency_lab_zoo")
     class ClassToken(keras.layers.Layer):
@@ -98,12 +100,6 @@ def custom_objects() -> dict[str, type]:
     return {f"latency_lab_zoo>{name}": cls for name, cls in token_layers().items()}
 
 
-# Registered at import: defined lazily they were not registered by `--import
-# latency_lab.zoo.tokens`, and a saved ViT could not be loaded by the CLI at all. The
-# positional embedding acts channel by channel, so the regularizers' grouping passes
-# its channels through (its table is sliced with them).
-token_layers()
-register_pass_through("PositionEmbedding", why="adds a learned per-position, per-channel table")
 
 
 def __getattr__(name: str) -> Any:
