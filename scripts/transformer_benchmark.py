@@ -14,7 +14,10 @@ in the same passes and reported apart (DESIGN.md, Validation):
 
   Held-out seeds used so far: 1 (2026-12-01, commit 74a376b, profile of 8dd6e18's
   plan: lookup 42% within ±5%, 88% within ±10%; two of its networks were then looked
-  at kernel by kernel). Next: 2.
+  at kernel by kernel); 2 (2026-12-01, commit 9cb71c5's plan and predictor, profile
+  fresh8: lookup 8% within ±5%, 58% within ±10%; the same measurements predicted by
+  the older 8dd6e18-plan profile read 50% / 88%; then kernels of dev networks were
+  timed alone and a transpose base was tried and reverted). Next: 3.
 
 Each set gets the summary (within ±5%/±10%, RMSPE, Spearman) for the lookup, roofline
 and FLOPs predictors, the per-family and leave-one-family-out table, the lookup
