@@ -182,21 +182,16 @@ def channel_tile_for(profile: DeviceProfile) -> int | None:
     return None
 
 
-# The output channels a kernel computes a whole SIMD step of, as a share of the channel
-# tile. The lookup table's roofline base counts them rounded up to whole steps (the
-# runtime does a whole step's work for a partial one), so the regressor learns the
-# efficiency of full steps, flat across a step, instead of bending log(c) into a
-# staircase. 5-fold CV RMSPE on three EPYC profiles (rep10, rep9, rep8/2), base on
-# real -> padded channels: depthwise 11.3/9.8/9.7 -> 11.0/9.2/9.5% (at <= 48
-# channels 15.1/16.1/14.4 -> 14.3/13.4/11.9%), conv2d 11.2/10.0/8.5 -> 9.1/9.2/7.7%,
-# dense 18.3/18.6/16.6 -> 17.6/18.4/14.9% (dense padded to half a tile: worse than
-# unpadded on all three). Element-wise kernels run over the flattened tensor: no step.
-# (`OpKind.step_channels`: conv2d ("cout", 0.5), depthwise ("c", 0.5), dense ("cout", 1.0))
-
-
-def _step_size(kind: op_kinds.OpKind, channel_tile: int) -> int:
-    """Output channels per SIMD step of a kind with `step_channels`."""
-    return max(1, int(channel_tile * kind.step_channels[1]))
+# The output channels a kernel computes a whole SIMD step of (`OpKind.channel_step`).
+# The lookup table's roofline base counts them rounded up to whole steps (the runtime
+# does a whole step's work for a partial one), so the regressor learns the efficiency
+# of full steps, flat across a step, instead of bending log(c) into a staircase.
+# 5-fold CV RMSPE on three EPYC profiles (rep10, rep9, rep8/2), base on real -> padded
+# channels: depthwise 11.3/9.8/9.7 -> 11.0/9.2/9.5% (at <= 48 channels
+# 15.1/16.1/14.4 -> 14.3/13.4/11.9%), dense 18.3/18.6/16.6 -> 17.6/18.4/14.9% (dense
+# padded to half a tile: worse than unpadded on all three). conv2d: see
+# `op_kinds.conv2d.Conv2D.channel_step`. Element-wise kernels run over the flattened
+# tensor: no step.
 
 
 def padded_config(op: str, cfg: dict, channel_tile: int | None) -> dict:
@@ -206,7 +201,7 @@ def padded_config(op: str, cfg: dict, channel_tile: int | None) -> dict:
     key = kind.step_channels[0] if kind.step_channels else None
     if not channel_tile or key not in cfg:
         return cfg
-    size = _step_size(kind, channel_tile)
+    size = kind.channel_step(cfg, channel_tile)
     return dict(cfg, **{key: size * math.ceil(max(cfg[key], 1) / size)})
 
 
@@ -260,7 +255,7 @@ def featurize(op: str, cfg: dict, categories: dict[str, list],
     feats = kind.features(padded_config(op, cfg, channel_tile), categories, channel_tile)
     if channel_tile and kind.partial_step_flag:
         key = kind.step_channels[0]
-        feats.append(float(int(cfg[key]) % _step_size(kind, channel_tile) != 0))
+        feats.append(float(int(cfg[key]) % kind.channel_step(cfg, channel_tile) != 0))
     if base_ms is not None and kind.size_feature:
         feats.append(math.log(max(base_ms, 1e-9)))
     for key, found in sorted((paths or {}).items()):  # the kernel path, one-hot
@@ -276,7 +271,7 @@ def featurize(op: str, cfg: dict, categories: dict[str, list],
 # another version are refit. (Each stored model also carries a digest of its training
 # data, so a change that forgets the bump still refits instead of reusing stale
 # hyperparameters.)
-LOOKUP_FIT_VERSION = 4
+LOOKUP_FIT_VERSION = 5
 
 
 def _data_digest(feats: np.ndarray, target: np.ndarray) -> str:

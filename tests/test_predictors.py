@@ -647,13 +647,19 @@ def test_a_kernel_without_a_latency_model_is_an_error_naming_it():
 
 def test_stepped_output_channels_are_padded_to_whole_simd_steps():
     """Output channels of a channel-tiled kernel enter base and features rounded up to
-    a whole step (half a 16-channel tile for convs and depthwise, a tile for dense);
+    a whole step (half a 16-channel tile for depthwise, a tile for dense and 1x1 convs,
+    two for larger convs past one tile);
     element-wise ops and profiles without a tile keep their counts."""
     from latency_lab.predictors import featurize, padded_config
 
     assert padded_config("depthwise", dict(h=4, w=4, c=9, k=3, s=1), 16)["c"] == 16
     assert padded_config("conv2d", dict(h=4, w=4, cin=3, cout=17, k=3, s=1), 16) == dict(
-        h=4, w=4, cin=3, cout=24, k=3, s=1)  # cin is the GEMM's depth: not stepped
+        h=4, w=4, cin=3, cout=32, k=3, s=1)  # cin is the GEMM's depth: not stepped
+    # the indirect GEMM of a kxk conv steps two tiles past one tile, a 1x1 conv's GEMM one
+    assert [padded_config("conv2d", dict(h=4, w=4, cin=3, cout=c, k=3, s=1), 16)["cout"]
+            for c in (8, 16, 24, 40, 72)] == [16, 16, 32, 64, 96]
+    assert [padded_config("conv2d", dict(h=4, w=4, cin=3, cout=c, k=1, s=1), 16)["cout"]
+            for c in (8, 24, 40, 72)] == [16, 32, 48, 80]
     assert padded_config("dense", dict(rows=1, cin=10, cout=17), 16)["cout"] == 32
     assert padded_config("dense", dict(rows=1, cin=10, cout=17), None)["cout"] == 17
     assert padded_config("add", dict(h=4, w=4, c=3), 16) == dict(h=4, w=4, c=3)

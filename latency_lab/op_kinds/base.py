@@ -209,7 +209,8 @@ class OpKind:
     in_channel_keys: keys that follow the layer's input channels; the other channel
         keys (`CHANNEL_KEYS`) follow its output channels.
     step_channels: (key, share of the SIMD channel tile) of the output channels the
-        kernel computes whole steps of (the lookup table counts them padded), or None.
+        kernel computes whole steps of (the lookup table counts them padded), or None;
+        a kind whose step depends on the configuration overrides `channel_step`.
     partial_step_flag: the lookup features flag a partial last step (a slower
         remainder path).
     size_feature: the lookup features include the log of the roofline base.
@@ -257,6 +258,11 @@ class OpKind:
     def coverage_configs(self, quick: bool) -> list[Config]:
         """Configurations the table plan times beyond the families' layers."""
         return []
+
+    def channel_step(self, config: Config, channel_tile: int) -> int:
+        """Output channels (`step_channels`' key) of `config` per SIMD step: the
+        runtime does a whole step's work for a partial one."""
+        return max(1, int(channel_tile * self.step_channels[1]))
 
     def base_terms(self, config: Config) -> list[float] | None:
         """Work terms (any units) of a kernel whose algorithm is known, for a
