@@ -271,7 +271,7 @@ def featurize(op: str, cfg: dict, categories: dict[str, list],
 # another version are refit. (Each stored model also carries a digest of its training
 # data, so a change that forgets the bump still refits instead of reusing stale
 # hyperparameters.)
-LOOKUP_FIT_VERSION = 5
+LOOKUP_FIT_VERSION = 6
 
 
 def _data_digest(feats: np.ndarray, target: np.ndarray) -> str:
@@ -345,6 +345,9 @@ def _others_share(kernels: int) -> float:
 # A kernel inside a network at most this much slower than alone: a fit beyond it says
 # the calibration networks disagree with the table (another host, another load).
 MAX_IN_NETWORK_SLOWDOWN = 0.5
+# `LookupTableModel._fit_base_terms`: small against a fit's squared relative errors
+# (as one sample 1% off), large enough to break an exact tie
+BASE_TIE_PENALTY = 1e-4
 
 
 class UnseenCategoryWarning(UserWarning):
@@ -706,10 +709,10 @@ class LookupTableModel(_ProfilePredictor):
         benchmark runs, the held-out networks (seeds 0-2, 40 each) read 85/82/90%
         within +-10% (80/85/90% with one ceiling) and 70/60/75% within +-5%
         (68/55/52%); a linear trend under the GP instead read 68/68/85% and 57/48/55%."""
-        cfg = padded_config(op, cfg, self.channel_tile_)
         coefs = self.base_coefs_.get(op)
         if coefs:
-            return float(np.dot(op_kinds.get(op).base_terms(cfg), coefs))
+            return float(np.dot(self._base_terms(op, cfg), coefs))
+        cfg = padded_config(op, cfg, self.channel_tile_)
         w = op_kinds.work(op, cfg)
         nbytes = w.bytes_total
         wb = op_kinds.weight_bytes(op, cfg) if self.cache_base else 0.0
@@ -718,19 +721,48 @@ class LookupTableModel(_ProfilePredictor):
             nbytes = max(nbytes - wb, 0.0) + wb * self.memory_bytes_per_s_ / bw
         return self.roofline_ms(w.flops, nbytes, op_kinds.op_class(op, cfg))
 
+    def _base_terms(self, op: str, cfg: dict) -> list[float] | None:
+        """`op`'s base terms (`OpKind.base_terms`) of `cfg` in whole SIMD steps, its
+        weights term (`OpKind.weights_term`) as their read time in ms: at the
+        weight-streaming curve's bandwidth for a working set of their size (with
+        `cache_base`), else at memory bandwidth. Counted as elements, one coefficient
+        would read a one-row dense's weights at one speed from L2 and from DRAM."""
+        kind = op_kinds.get(op)
+        terms = kind.base_terms(padded_config(op, cfg, self.channel_tile_))
+        if terms is None or kind.weights_term is None:
+            return terms
+        wb = op_kinds.weight_bytes(op, cfg)
+        bw = bandwidth_at(self.weight_curve_, wb) if self.cache_base and wb else None
+        bw = bw or self.memory_bytes_per_s_
+        terms = list(terms)
+        terms[kind.weights_term] = wb / bw * 1e3 if bw else 0.0
+        return terms
+
     def _fit_base_terms(self, op: str, cfgs: list[dict], ms: np.ndarray) -> None:
         """The coefficients of `op`'s base terms (`OpKind.base_terms`), non-negative,
         by least squares on relative error over its samples; none (the roofline base)
         for a kind without terms, with fewer samples than terms, or whose fit gives a
-        base of zero anywhere."""
+        base of zero anywhere. Where the samples cannot tell a term from the weights
+        term (`OpKind.weights_term`: a table of one-row dense layers, whose
+        multiply-adds are their weights), a tiny penalty on the others hands the time
+        to the weights, which know the cache levels."""
         from scipy.optimize import nnls
 
-        kind = op_kinds.get(op)
-        terms = [kind.base_terms(padded_config(op, c, self.channel_tile_)) for c in cfgs]
+        terms = [self._base_terms(op, c) for c in cfgs]
         if terms[0] is None or len(cfgs) < max(self.min_samples, len(terms[0]) + 1):
             return
         x = np.array(terms, dtype=float) / ms[:, None]
-        coef, _ = nnls(x, np.ones(len(cfgs)))
+        scale = np.linalg.norm(x, axis=0)
+        scale[scale == 0] = 1.0
+        xs, target = x / scale, np.ones(len(cfgs))
+        keep = op_kinds.get(op).weights_term
+        if keep is not None:
+            penalty = np.sqrt(BASE_TIE_PENALTY) * np.eye(xs.shape[1])
+            penalty = np.delete(penalty, keep, axis=0)
+            xs = np.vstack([xs, penalty])
+            target = np.concatenate([target, np.zeros(len(penalty))])
+        coef, _ = nnls(xs, target)
+        coef = coef / scale
         if np.all(x @ coef > 0):
             self.base_coefs_[op] = [float(v) for v in coef]
 

@@ -228,6 +228,9 @@ class OpKind:
     regions: {name: `space.Region`}: parts of the space where networks the plan does
         not harvest put their work (a transformer's token-wise GEMMs); the plan draws
         a design in each as well (`region_configs`).
+    weights_term: index of the `base_terms` term that counts the kernel's weights;
+        the lookup reads them at the bandwidth of the cache level a working set of
+        their size lives in (the profile's weight-streaming curve) instead.
     """
 
     name: str = ""
@@ -239,6 +242,7 @@ class OpKind:
     auxiliary: bool = False
     categories: dict[str, tuple] = {}
     table_share: int = 1
+    weights_term: int | None = None
     narrow: bool = False
     space: dict[str, Dim] = {}
     path_keys: tuple[str, ...] = ()

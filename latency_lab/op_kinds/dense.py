@@ -26,6 +26,7 @@ class Dense(OpKind):
     step_channels = ("cout", 1.0)
     # 8: a quarter of it goes to the token-wise region (was 6 before it had one)
     table_share = 8
+    weights_term = 2  # in `base_terms`
 
     def to_ir(self, c: Config) -> Op:
         return Op("dense", "Dense", ["x"], [(c["rows"], c["cin"])], [(c["rows"], c["cout"])],
@@ -40,6 +41,22 @@ class Dense(OpKind):
             return keras.ops.matmul(x, weight_tensor(kernel)) + weight_tensor(bias)
 
         return [(c["rows"], c["cin"])], fn
+
+    def base_terms(self, c: Config) -> list[float]:
+        """A GEMM's cost: a fixed cost per call, its input read (rows x cin), its
+        packed weights streamed (cin x cout; the lookup reads them at the weight-
+        streaming curve's bandwidth, `weights_term`), the multiply-adds (rows x cin x
+        cout, cout in whole steps) and its output written (rows x cout). On the
+        roofline base the lookup put a transformer's token-wise layers high. Fresh
+        EPYC profile (fresh9), roofline base -> these terms: the dense kernels of 12
+        development transformers timed alone (94 kernels) +4.4% -> +2.2%
+        time-weighted, 32 -> 40% within +-5%; the 24 development transformers on
+        stored measurements 12/54% -> 25/71% within +-5/+-10%, the CNN sets the same
+        or better. 5-fold CV on the profile's own 75 dense samples, mostly random
+        shapes, got worse: RMSPE 13.0 -> 15.9%, within +-10% 72 -> 61%."""
+        rows, cin, cout = c["rows"], c["cin"], c["cout"]
+        return [1.0, float(rows * cin), float(cin * cout), float(rows * cin * cout),
+                float(rows * cout)]
 
     def coverage_configs(self, quick: bool) -> list[Config]:
         """Classifier heads: one row over weights from 1 MB to 64 MB, where a
