@@ -17,7 +17,9 @@ in the same passes and reported apart (DESIGN.md, Validation):
   at kernel by kernel); 2 (2026-12-01, commit 9cb71c5's plan and predictor, profile
   fresh8: lookup 8% within ±5%, 58% within ±10%; the same measurements predicted by
   the older 8dd6e18-plan profile read 50% / 88%; then kernels of dev networks were
-  timed alone and a transpose base was tried and reverted). Next: 3.
+  timed alone and a transpose base was tried and reverted); 3 (2026-12-01, commit
+  179f877, profile fresh9 of 86d0ce7's plan: lookup 8% / 50%, roofline 21% / 71%;
+  every family predicted high, mean +10.6%). Next: 4.
 
 Each set gets the summary (within ±5%/±10%, RMSPE, Spearman) for the lookup, roofline
 and FLOPs predictors, the per-family and leave-one-family-out table, the lookup
