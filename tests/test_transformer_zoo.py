@@ -223,3 +223,49 @@ def test_import_modules_registers_layers_a_module_defines_on_first_access():
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           timeout=300)
     assert proc.returncode == 0, proc.stderr[-2000:]
+
+
+def test_token_layers_group_channel_by_channel_and_slim_with_the_stream():
+    """A ViT with class, distillation and positional tokens groups (the tokens carry the
+    stream's channels through); with the stream pruned, apply_structure keeps exactly
+    the alive channels of each token's weights."""
+    import numpy as np
+
+    from regularizers import FlopsRegularizer, apply_structure, build_channel_graph
+
+    L = keras.layers
+    x = keras.Input((8, 8, 3))
+    s = L.Conv2D(16, 4, strides=4, name="patch")(x)
+    s = L.Reshape((4, 16), name="seq")(s)
+    s = ClassToken(name="cls")(s)
+    s = DistillationToken(name="dist")(s)
+    s = PositionEmbedding(name="pos")(s)
+    h = L.LayerNormalization(name="ln1")(s)
+    h = L.MultiHeadAttention(2, 8, name="mha")(h, h)
+    s = L.Add(name="res")([s, h])
+    s = L.LayerNormalization(name="ln_out")(s)
+    s = L.GlobalAveragePooling1D(name="pool")(s)
+    model = keras.Model(x, L.Dense(3, name="head")(s))
+    cg = build_channel_graph(model)  # the stream frozen (default), the heads a group
+    assert any(g.unit == "head" and not g.frozen for g in cg.groups.values())
+
+    rng = np.random.default_rng(0)
+    for name, attr in (("cls", "token"), ("dist", "token"), ("pos", "table")):
+        v = getattr(model.get_layer(name), attr)
+        v.assign(rng.normal(size=v.shape).astype("float32"))
+    dropped = [1, 5, 9, 14]
+    patch, out = model.get_layer("patch"), model.get_layer("mha").output_dense
+    for layer in (patch, out):
+        kernel = np.asarray(keras.ops.convert_to_numpy(layer.kernel))
+        kernel[..., dropped] = 0
+        layer.kernel.assign(kernel)
+    structure = FlopsRegularizer(model, algorithm="group_lasso",
+                                 prune_residual_stream=True).get_alive_counts()
+    assert structure["patch"] == 12
+    slim = apply_structure(model, structure)
+    kept = [c for c in range(16) if c not in dropped]
+    for name, attr in (("cls", "token"), ("dist", "token"), ("pos", "table")):
+        new = keras.ops.convert_to_numpy(getattr(slim.get_layer(name), attr))
+        old = keras.ops.convert_to_numpy(getattr(model.get_layer(name), attr))
+        np.testing.assert_array_equal(new, old[..., kept])
+    assert slim(np.zeros((1, 8, 8, 3), "float32")).shape == (1, 3)

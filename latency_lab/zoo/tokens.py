@@ -31,13 +31,16 @@ LAYER_NAMES = ("ClassToken", "DistillationToken", "PositionEmbedding")
 
 @lru_cache(maxsize=None)
 def token_layers() -> dict[str, type]:
-    """{name: class} of the token layers, defined (and registered with Keras and, the
-    positional embedding acting channel by channel, with the grouping) on first use."""
+    """{name: class} of the token layers, defined (and registered with Keras and, all
+    three acting channel by channel, with the grouping) on first use."""
     import keras
 
     from regularizers.grouping import register_pass_through
 
     register_pass_through("PositionEmbedding", why="adds a learned per-position, per-channel table")
+    register_pass_through("ClassToken", "DistillationToken",
+                          why="prepends learned tokens of the same channels (one value per "
+                              "channel and token): a concat along the tokens axis")
 
     @keras.saving.register_keras_serializable(package="latency_lab_zoo")
     class ClassToken(keras.layers.Layer):
