@@ -2,7 +2,8 @@
 
 Each point is a one-layer Keras network (an input and the layer), so the error is the
 predictor's error on that op alone: kernel size 1-11 for depthwise and regular convs,
-strides 1-4, channel counts 1-4096, dense layers up to weights far past the caches. The
+strides 1-4, channel counts 1-4096 (and every multiple of 8 over a range, where
+kernels step), dense layers up to weights far past the caches. The
 points are chosen by rule here, not from any profile's plan, so they test the op kinds'
 configuration spaces as a user's network would meet them. Measured with `validate`
 (passes in a shuffled order, the profile's runtime and threads).
@@ -52,6 +53,18 @@ def _sweeps() -> dict[str, list[tuple[str, dict]]]:
                                            kwargs=dict(filters=c, kernel_size=1)))
         for h, c in ((56, 1), (56, 3), (56, 8), (28, 17), (28, 40), (28, 96), (14, 160),
                      (14, 333), (7, 640), (7, 1024), (4, 2048), (2, 4096))
+    ]
+    # channel steps, where the runtime's microkernels switch tile widths (a 3x3 conv's
+    # indirect GEMM steps 32 output channels past 16, a depthwise conv's remainder path)
+    sweeps["conv3x3_channels"] = [
+        (f"conv k3 40x40 {c}->{c}", dict(shape=(40, 40, c), layer="Conv2D",
+                                         kwargs=dict(filters=c, kernel_size=3, padding="same")))
+        for c in range(8, 137, 8)
+    ]
+    sweeps["depthwise_channels"] = [
+        (f"dw k{k} 40x40x{c}", dict(shape=(40, 40, c), layer="DepthwiseConv2D",
+                                    kwargs=dict(kernel_size=k, padding="same")))
+        for k in (3, 5) for c in range(64, 137, 8)
     ]
     sweeps["dense"] = [
         (f"dense {n}x{i}->{o}", dict(shape=(i,), layer="Dense", kwargs=dict(units=o), rows=n))
