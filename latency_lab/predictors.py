@@ -732,10 +732,11 @@ class LookupTableModel(_ProfilePredictor):
         if terms is None or kind.weights_term is None:
             return terms
         wb = op_kinds.weight_bytes(op, cfg)
-        bw = bandwidth_at(self.weight_curve_, wb) if self.cache_base and wb else None
-        bw = bw or self.memory_bytes_per_s_
+        read_ms = self._stream_ms(wb, wb) if self.cache_base else 0.0
+        if not read_ms and self.memory_bytes_per_s_:
+            read_ms = wb / self.memory_bytes_per_s_ * 1e3
         terms = list(terms)
-        terms[kind.weights_term] = wb / bw * 1e3 if bw else 0.0
+        terms[kind.weights_term] = read_ms
         return terms
 
     def _fit_base_terms(self, op: str, cfgs: list[dict], ms: np.ndarray) -> None:

@@ -33,8 +33,9 @@ class BatchMatmul(OpKind):
     # XNNPACK's batch GEMM computes output columns in whole steps of two channel tiles
     # (32 on x86, `predictors.channel_tile_for`): on the EPYC VM a 12 x 37x32 by 32x37
     # product took 23.1 us, the 12 x 37x37 by 37x32 one of the same multiply-adds
-    # 13.9 us; steps of one tile fitted worse (5-fold CV on 37 samples). n is counted in whole steps, as a dense
-    # layer's cout is (`step_channels`), and the base is the GEMM's cost (`base_terms`).
+    # 13.9 us; steps of one tile fitted worse (5-fold CV on 37 samples). n is counted
+    # in whole steps, as a dense layer's cout is (`step_channels`), and the base is the
+    # GEMM's cost (`base_terms`).
     step_channels = ("n", 2.0)
     # every transformer's attention runs two per layer, and no harvested family has one
     table_share = 3

@@ -20,7 +20,7 @@ class Conv2D(OpKind):
     name = "conv2d"
     keys = ("h", "w", "cin", "cout", "k", "s")
     in_channel_keys = ("cin",)
-    step_channels = ("cout", 1.0)
+    step_channels = ("cout", 1.0)  # the step itself: `channel_step`
     table_share = 18
     narrow = True
     space = {"h": Dim(1, 320), "cin": Dim(1, 4096), "cout": Dim(1, 4096),
