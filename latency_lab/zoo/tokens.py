@@ -103,8 +103,6 @@ def custom_objects() -> dict[str, type]:
     return {f"latency_lab_zoo>{name}": cls for name, cls in token_layers().items()}
 
 
-
-
 def __getattr__(name: str) -> Any:
     if name in LAYER_NAMES:  # `from latency_lab.zoo.tokens import ClassToken`
         return token_layers()[name]
