@@ -283,7 +283,7 @@ def caught_signals(flag: dict, enabled: bool = True):
             signal.signal(sig, old if old is not None else signal.SIG_DFL)
 
 
-CHUNK = 24  # samples converted and measured together (one LiteRT conversion)
+CHUNK = 24  # samples measured together (interleaved repeats); saved after each chunk
 # A full profile saved after each of its 136 batches spent 69 s of 753 s writing
 # (cProfile, 2-core EPYC VM); every 20 s it writes about 30 times.
 SAVE_INTERVAL_S = 20.0
@@ -296,8 +296,8 @@ def _chunks(items: list, size: int = CHUNK) -> list[list]:
 def _measure_in_batches(chunks, seed, runtime, timing, record, save, stop_reason
                         ) -> str | None:
     """Measure each chunk of samples, saving after each; the reason it stopped early
-    ("signal", "budget") or None. Chunks keep their composition from pass to pass so a
-    runtime can reuse its conversion of a chunk; `seed` fixes their random weights."""
+    ("signal", "budget") or None. Chunks keep their composition from pass to pass (a
+    runtime reuses a program's conversion by its key); `seed` fixes their random weights."""
     for index, chunk in chunks:
         reason = stop_reason()
         if reason:

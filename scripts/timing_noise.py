@@ -49,11 +49,9 @@ def measure_pass(n: int, seed: int, order_seed: int) -> dict[str, float]:
 
 
 def interpreter_passes(n: int, seed: int) -> dict:
-    from ai_edge_litert.interpreter import Interpreter
-
     from latency_lab.bench import plans
     from latency_lab.profiler import op_programs
-    from latency_lab.runtimes.litert import convert_programs, signature_calls
+    from latency_lab.runtimes.litert import convert_program, interpreter, program_call
     from latency_lab.timing import TimingConfig, measure
 
     plan = plans.table_plan(quick=False, seed=seed)[:n]
@@ -62,12 +60,11 @@ def interpreter_passes(n: int, seed: int) -> dict:
     built = []  # per chunk: [(interpreter, [(key, invoke)]) for A, for B]
     for start in range(0, len(plan), 24):
         progs = op_programs(plan[start:start + 24], seed + start)
-        model = convert_programs(progs)
+        models = [convert_program(p) for p in progs]
         pair = []
         for _ in range(2):
-            it = Interpreter(model_content=model, num_threads=1)
-            calls = signature_calls(it, len(progs), rng)
-            pair.append((it, [(p.key, c) for p, c in zip(progs, calls)]))
+            ready = [program_call(interpreter(b, 1), p, rng) for p, b in zip(progs, models)]
+            pair.append(([it for it, _ in ready], [(p.key, c) for p, (_, c) in zip(progs, ready)]))
         built.append(pair)
 
     def run(which: int) -> dict[str, float]:

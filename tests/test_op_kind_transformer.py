@@ -373,12 +373,12 @@ def test_a_gather_microbenchmark_runs_under_both_runtimes(runtime):
     assert m.median_s > 0 and len(m.raw_s) >= 3
 
 
-def test_the_litert_signature_takes_int32_ids():
-    from latency_lab.convert import convert_programs
+def test_the_litert_program_takes_int32_ids():
+    from latency_lab.convert import convert_program
     from latency_lab.runtimes.litert import interpreter
 
-    it = interpreter(convert_programs([_gather_program()]), 1)
-    (detail,) = it.get_signature_runner("s0").get_input_details().values()
+    it = interpreter(convert_program(_gather_program()), 1)
+    (detail,) = it.get_input_details()
     assert detail["dtype"] == np.int32 and tuple(detail["shape"]) == (1, 12)
 
 

@@ -63,25 +63,41 @@ def test_litert_measures_each_program_once():
     assert [m for _, m in seen] == results
 
 
-def test_litert_converts_a_chunk_once_across_passes(monkeypatch):
+def test_litert_converts_each_program_once_across_passes(monkeypatch):
     """A profile times each chunk of ops in several passes; the conversion (the slow
-    part) is done once per chunk and the measurements still come from a fresh
-    interpreter each time."""
+    part) is done once per program, also when it comes back in another chunk, and the
+    measurements still come from a fresh interpreter each time."""
     from latency_lab.runtimes import litert
 
     calls = []
-    real = litert.convert_programs
-    monkeypatch.setattr(litert, "convert_programs", lambda progs: calls.append(1) or real(progs))
+    real = litert.convert_program
+    monkeypatch.setattr(litert, "convert_program",
+                        lambda prog: calls.append(prog.key) or real(prog))
     rt = runtimes.get("litert", threads=1)
     progs = programs()
     first = rt.measure_ops(progs, FAST)
     second = rt.measure_ops(progs, FAST)
-    assert len(calls) == 1
+    assert calls == [p.key for p in progs]
     assert len(first) == len(second) == len(progs)
     for m in first + second:
         assert_good(m)
-    rt.measure_ops(progs[:2], FAST)  # another chunk: converted on its own
-    assert len(calls) == 2
+    rt.measure_ops(progs[:2], FAST)  # another chunk of the same programs
+    assert len(calls) == len(progs)
+
+
+def test_a_converted_program_takes_its_inputs_in_order():
+    """Two inputs of one shape: the timed model must see them as the program declares
+    them (a - 2b, not b - 2a)."""
+    from latency_lab.convert import convert_program
+    from latency_lab.runtimes.base import OpProgram
+    from latency_lab.runtimes.litert import interpreter, program_call
+
+    prog = OpProgram("sub", [(1, 4), (1, 4)], lambda a, b: a - 2.0 * b)
+    it, call = program_call(interpreter(convert_program(prog), 1), prog, np.random.default_rng(0))
+    a, b = prog.random_inputs(np.random.default_rng(0))
+    call()
+    (out,) = it.get_output_details()
+    np.testing.assert_allclose(it.get_tensor(out["index"]), a - 2.0 * b, rtol=1e-6)
 
 
 def _tiny_models(n=2):
@@ -135,48 +151,48 @@ def _builtin_ops(model_bytes):
 
 
 def test_conv_bias_relu_converts_to_one_fused_conv_kernel():
-    from latency_lab.convert import convert_programs
+    from latency_lab.convert import convert_program
 
     (prog,) = programs(CONFIGS[:1])
-    ops = _builtin_ops(convert_programs([prog]))
+    ops = _builtin_ops(convert_program(prog))
     # conv + bias add + relu: one CONV_2D with the bias as its third input and the
     # activation fused; no separate ADD or RELU kernel.
     assert ops == ["CONV_2D"]
 
 
 def test_depthwise_bias_relu6_converts_to_one_fused_kernel():
-    from latency_lab.convert import convert_programs
+    from latency_lab.convert import convert_program
 
     (prog,) = programs(CONFIGS[1:2])
-    assert _builtin_ops(convert_programs([prog])) == ["DEPTHWISE_CONV_2D"]
+    assert _builtin_ops(convert_program(prog)) == ["DEPTHWISE_CONV_2D"]
 
 
 def test_transpose_conv_and_depth_multiplier_convert_to_one_kernel_each():
-    from latency_lab.convert import convert_programs
+    from latency_lab.convert import convert_program
 
     (prog,) = programs([("transpose_conv", dict(h=4, w=4, cin=8, cout=4, k=2, s=2))])
-    assert _builtin_ops(convert_programs([prog])) == ["TRANSPOSE_CONV"]
+    assert _builtin_ops(convert_program(prog)) == ["TRANSPOSE_CONV"]
     (prog,) = programs([("depthwise_multiplier", dict(h=4, w=4, c=3, dm=2, k=3, s=1))])
-    assert _builtin_ops(convert_programs([prog])) == ["DEPTHWISE_CONV_2D"]
+    assert _builtin_ops(convert_program(prog)) == ["DEPTHWISE_CONV_2D"]
 
 
 def test_resize_converts_to_the_kernel_of_its_kind():
-    from latency_lab.convert import convert_programs
+    from latency_lab.convert import convert_program
 
     for kind, kernel in (("nearest", "RESIZE_NEAREST_NEIGHBOR"), ("bilinear", "RESIZE_BILINEAR")):
         (prog,) = programs([("resize", dict(h=4, w=4, c=3, scale=2, kind=kind))])
-        assert _builtin_ops(convert_programs([prog])) == [kernel]
+        assert _builtin_ops(convert_program(prog)) == [kernel]
 
 
 def test_each_activation_converts_to_the_kernel_the_mapping_times_with_it():
     """A standalone activation sample is one kernel, the one `ACTIVATION_KERNELS`
     maps back to it (swish, two kernels under LiteRT, is timed as those)."""
     from latency_lab.op_kinds.activation import ACTIVATION_KERNELS
-    from latency_lab.convert import convert_programs
+    from latency_lab.convert import convert_program
 
     for kernel, fn in ACTIVATION_KERNELS.items():
         (prog,) = programs([("activation", dict(h=4, w=4, c=8, fn=fn))])
-        assert _builtin_ops(convert_programs([prog])) == [kernel], fn
+        assert _builtin_ops(convert_program(prog)) == [kernel], fn
 
 
 def test_default_interpreter_shows_a_delegate_node():
@@ -184,10 +200,10 @@ def test_default_interpreter_shows_a_delegate_node():
     DELEGATE node, so the raw list is not the model's op list."""
     from ai_edge_litert.interpreter import Interpreter
 
-    from latency_lab.convert import convert_programs
+    from latency_lab.convert import convert_program
 
     (prog,) = programs(CONFIGS[:1])
-    it = Interpreter(model_content=convert_programs([prog]))
+    it = Interpreter(model_content=convert_program(prog))
     it.allocate_tensors()
     names = [d["op_name"] for d in it._get_ops_details()]
     assert "CONV_2D" in names

@@ -9,9 +9,9 @@ from __future__ import annotations
 import weakref
 from typing import Any
 
-from latency_lab.convert.tf import convert_in_tensorflow, convert_programs
+from latency_lab.convert.tf import convert_in_tensorflow, convert_program
 
-__all__ = ["convert_keras_model", "convert_programs"]
+__all__ = ["convert_keras_model", "convert_program"]
 
 # Conversions by model object and batch size: predicting and measuring the same model
 # (validate, calibration, LatencyRegularizer) converts it once. Latency depends on the
