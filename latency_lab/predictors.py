@@ -30,7 +30,7 @@ import json
 import math
 import warnings
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Sequence
+from typing import Any, Callable, Iterable, Sequence
 
 import numpy as np
 from sklearn.base import BaseEstimator, RegressorMixin
@@ -45,7 +45,7 @@ from latency_lab.profile import DeviceProfile, load_profile, network_latency_ms,
 
 __all__ = ["RooflineModel", "LookupTableModel", "FlopsBaseline", "PREDICTORS",
            "make_predictor", "predict_items", "LayerPrediction", "KernelPart", "samples_xy",
-           "channel_tile_for", "padded_config", "featurize", "UnseenCategoryWarning",
+           "channel_tile_for", "row_tile_for", "padded_config", "featurize", "UnseenCategoryWarning",
            "rmspe", "LOOKUP_FIT_VERSION", "with_fitted_lookup", "KernelCheck",
            "OUTSIDE_LENGTH_SCALES", "OUTSIDE_LOG_STD", "path_of", "kernel_path_table",
            "PredictionBand", "prediction_band"]
@@ -182,6 +182,28 @@ def channel_tile_for(profile: DeviceProfile) -> int | None:
     return None
 
 
+def row_tile_for(profile: DeviceProfile) -> int | None:
+    """Rows a CPU's f32 GEMM kernels compute per step (XNNPACK's mr, `OpKind.step_rows`):
+    7 with AVX-512 (its 7x16 kernel), 5 with AVX2/FMA3 or AVX (5x16), 6 on 64-bit
+    Arm (6x8); None when unknown. A single row runs a kernel of its own (1x16).
+
+    On the EPYC VM (AVX-512) the token-wise dense layers of ten transformers, timed
+    alone, ran at 110-115 GFLOP/s counting rows rounded up to sevens, from 16 to 259
+    rows (87-114 GFLOP/s counting the real rows: 16 rows cost as much as 21); a
+    sweep of 189, 192-196 and 197-203 rows over the same weights took 486, 503-505
+    and 521 us."""
+    if profile.device_kind != "cpu":
+        return None
+    flags = set(((profile.device.get("info") or {}).get("cpu") or {}).get("simd_flags") or [])
+    if "avx512f" in flags:
+        return 7
+    if flags & {"avx2", "fma", "avx"}:
+        return 5
+    if flags & {"asimd"}:
+        return 6
+    return None
+
+
 # The output channels a kernel computes a whole SIMD step of (`OpKind.channel_step`).
 # The lookup table's roofline base counts them rounded up to whole steps (the runtime
 # does a whole step's work for a partial one), so the regressor learns the efficiency
@@ -194,15 +216,21 @@ def channel_tile_for(profile: DeviceProfile) -> int | None:
 # tensor: no step.
 
 
-def padded_config(op: str, cfg: dict, channel_tile: int | None) -> dict:
+def padded_config(op: str, cfg: dict, channel_tile: int | None,
+                  row_tile: int | None = None) -> dict:
     """`cfg` with the output channels of a channel-tiled kernel rounded up to whole
-    SIMD steps (`OpKind.step_channels`); unchanged without a channel tile."""
+    SIMD steps (`OpKind.step_channels`) and a GEMM's rows (`OpKind.step_rows`), more
+    than one, to whole row tiles; unchanged without the tiles."""
     kind = op_kinds.get(op)
+    out = cfg
     key = kind.step_channels[0] if kind.step_channels else None
-    if not channel_tile or key not in cfg:
-        return cfg
-    size = kind.channel_step(cfg, channel_tile)
-    return dict(cfg, **{key: size * math.ceil(max(cfg[key], 1) / size)})
+    if channel_tile and key in cfg:
+        size = kind.channel_step(cfg, channel_tile)
+        out = dict(out, **{key: size * math.ceil(max(cfg[key], 1) / size)})
+    rows = kind.step_rows
+    if row_tile and rows in cfg and cfg[rows] > 1:
+        out = dict(out, **{rows: row_tile * math.ceil(cfg[rows] / row_tile)})
+    return out
 
 
 # The lookup features of each kind (`OpKind.features`), with the two flags below.
@@ -240,7 +268,7 @@ def kernel_path_table(op: str, cfgs: Sequence[dict], log_eff: Sequence[float]) -
 
 def featurize(op: str, cfg: dict, categories: dict[str, list],
               channel_tile: int | None = None, base_ms: float | None = None,
-              paths: dict | None = None) -> list[float]:
+              paths: dict | None = None, row_tile: int | None = None) -> list[float]:
     """The features of `cfg` with its stepped output channels rounded up to whole
     steps, like the base (`padded_config`): the time is flat across a step, and the
     regressor, given the raw count, carried the trend of bigger layers running more
@@ -252,7 +280,8 @@ def featurize(op: str, cfg: dict, categories: dict[str, list],
     kernel than a 5x5 one (13x slower per multiply-add under LiteRT on the EPYC VM),
     which a smooth function of k cannot follow."""
     kind = op_kinds.get(op)
-    feats = kind.features(padded_config(op, cfg, channel_tile), categories, channel_tile)
+    feats = kind.features(padded_config(op, cfg, channel_tile, row_tile), categories,
+                          channel_tile)
     if channel_tile and kind.partial_step_flag:
         key = kind.step_channels[0]
         feats.append(float(int(cfg[key]) % kind.channel_step(cfg, channel_tile) != 0))
@@ -271,7 +300,7 @@ def featurize(op: str, cfg: dict, categories: dict[str, list],
 # another version are refit. (Each stored model also carries a digest of its training
 # data, so a change that forgets the bump still refits instead of reusing stale
 # hyperparameters.)
-LOOKUP_FIT_VERSION = 6
+LOOKUP_FIT_VERSION = 7
 
 
 def _data_digest(feats: np.ndarray, target: np.ndarray) -> str:
@@ -350,6 +379,17 @@ MAX_IN_NETWORK_SLOWDOWN = 0.5
 BASE_TIE_PENALTY = 1e-4
 
 
+def _tile(name: str, value, auto: Callable[[DeviceProfile], int | None],
+          prof: DeviceProfile) -> int | None:
+    """A tile setting of `LookupTableModel`: "auto" (from the profile), a positive
+    integer or None."""
+    if value == "auto":
+        return auto(prof)
+    if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+        raise InvalidArgumentError(f"{name} must be 'auto', a positive integer or None, got {value!r}")
+    return value
+
+
 class UnseenCategoryWarning(UserWarning):
     """A configuration names a category (an activation fn, ...) the profile's table
     has no timings of; out_of_range='clamp' predicts it anyway, from the others."""
@@ -369,6 +409,7 @@ class LookupTableModel(_ProfilePredictor):
     "error".
     channel_tile: "auto" (default: from the profile's SIMD flags, `channel_tile_for`),
     a number of channels, or None to regress on channel counts alone.
+    row_tile: the same for a GEMM's rows ("auto": `row_tile_for`).
     use_fitted: True (default) to take each op's kernel hyperparameters from the
     profile's ``fitted.lookup`` section when its key matches this fit (same samples,
     roofline, settings, LOOKUP_FIT_VERSION and scikit-learn version) and the op's
@@ -384,7 +425,7 @@ class LookupTableModel(_ProfilePredictor):
     def __init__(self, profile: Any = None, out_of_range: str = "clamp",
                  missing_op: str = "roofline", min_samples: int = 4, random_state: int = 0,
                  channel_tile: int | str | None = "auto", use_fitted: bool = True,
-                 cache_base: bool = True):
+                 cache_base: bool = True, row_tile: int | str | None = "auto"):
         self.profile = profile
         self.cache_base = cache_base
         self.out_of_range = out_of_range
@@ -392,6 +433,7 @@ class LookupTableModel(_ProfilePredictor):
         self.min_samples = min_samples
         self.random_state = random_state
         self.channel_tile = channel_tile
+        self.row_tile = row_tile
         self.use_fitted = use_fitted
 
     def fit(self, X=None, y=None) -> "LookupTableModel":
@@ -402,16 +444,13 @@ class LookupTableModel(_ProfilePredictor):
         prof = self._profile()
         self._fit_roofline(prof)
         self.weight_curve_ = weight_bandwidth_curve(prof.samples)
-        tile = self.channel_tile
-        if tile == "auto":
-            tile = channel_tile_for(prof)
-        elif tile is not None and (isinstance(tile, bool) or not isinstance(tile, int) or tile < 1):
-            raise InvalidArgumentError(f"channel_tile must be 'auto', a positive integer or None, got {tile!r}")
-        self.channel_tile_ = tile
+        self.channel_tile_ = tile = _tile("channel_tile", self.channel_tile, channel_tile_for, prof)
+        self.row_tile_ = _tile("row_tile", self.row_tile, row_tile_for, prof)
         # the profile's own table under the default settings: what a stored fit
         # (`with_fitted_lookup`) covers, so refitting it is worth a warning
         storable = (X is None and self.use_fitted and self.min_samples == 4
-                    and self.random_state == 0 and self.channel_tile == "auto")
+                    and self.random_state == 0 and self.channel_tile == "auto"
+                    and self.row_tile == "auto")
         slow_warned = False
         if X is None:
             X, y = samples_xy(prof)
@@ -444,7 +483,8 @@ class LookupTableModel(_ProfilePredictor):
                 continue
             cats = {k: sorted({c[k] for c in cfgs}) for k in cfgs[0] if isinstance(cfgs[0][k], str)}
             paths = kernel_path_table(op, cfgs, target)
-            feats = np.array([featurize(op, c, cats, tile, b, paths) for c, b in zip(cfgs, base)])
+            feats = np.array([featurize(op, c, cats, tile, b, paths, self.row_tile_)
+                              for c, b in zip(cfgs, base)])
             digest = _data_digest(feats, target)
             gp = self._stored_gp(prof, op, feats, target, digest, stored.get(op))
             self.gp_fits_[op] = "optimized" if gp is None else "stored"
@@ -610,7 +650,8 @@ class LookupTableModel(_ProfilePredictor):
         payload = {
             "fit_version": LOOKUP_FIT_VERSION,
             "scikit_learn": sklearn.__version__,
-            "settings": {"channel_tile": self.channel_tile_, "min_samples": self.min_samples,
+            "settings": {"channel_tile": self.channel_tile_, "row_tile": self.row_tile_,
+                         "min_samples": self.min_samples,
                          "random_state": rs, "cache_base": self.cache_base},
             "roofline": {"compute_flops_per_s": self.peak_flops_per_s_,
                          "memory_bytes_per_s": self.memory_bytes_per_s_,
@@ -712,7 +753,7 @@ class LookupTableModel(_ProfilePredictor):
         coefs = self.base_coefs_.get(op)
         if coefs:
             return float(np.dot(self._base_terms(op, cfg), coefs))
-        cfg = padded_config(op, cfg, self.channel_tile_)
+        cfg = padded_config(op, cfg, self.channel_tile_, self.row_tile_)
         w = op_kinds.work(op, cfg)
         nbytes = w.bytes_total
         wb = op_kinds.weight_bytes(op, cfg) if self.cache_base else 0.0
@@ -728,7 +769,7 @@ class LookupTableModel(_ProfilePredictor):
         `cache_base`), else at memory bandwidth. Counted as elements, one coefficient
         would read a one-row dense's weights at one speed from L2 and from DRAM."""
         kind = op_kinds.get(op)
-        terms = kind.base_terms(padded_config(op, cfg, self.channel_tile_))
+        terms = kind.base_terms(padded_config(op, cfg, self.channel_tile_, self.row_tile_))
         if terms is None or kind.weights_term is None:
             return terms
         wb = op_kinds.weight_bytes(op, cfg)
@@ -800,7 +841,8 @@ class LookupTableModel(_ProfilePredictor):
                     f"{what}; predicted from the table's other values, with none of its "
                     "own timings: add a network that uses it to the profile's plan and "
                     "re-profile"), stacklevel=2)
-        f = np.array(featurize(op, cfg, m["categories"], self.channel_tile_, base, m["paths"]))
+        f = np.array(featurize(op, cfg, m["categories"], self.channel_tile_, base, m["paths"],
+                               self.row_tile_))
         if np.any(f < m["low"] - 1e-9) or np.any(f > m["high"] + 1e-9):
             if self.out_of_range == "error":
                 raise UnsupportedOpError(
@@ -826,7 +868,8 @@ class LookupTableModel(_ProfilePredictor):
             if not any(cfg[key] in p for p in found):
                 reasons.append(f"{key}={cfg[key]} not sampled (kernel path unknown)")
         base = self._roof(op, cfg)
-        f = np.array(featurize(op, cfg, m["categories"], self.channel_tile_, base, m["paths"]))
+        f = np.array(featurize(op, cfg, m["categories"], self.channel_tile_, base, m["paths"],
+                               self.row_tile_))
         scale = m["length_scales"]
         clipped = np.clip(f, m["low"], m["high"])
         # Past the range, a length scale over 1 (a feature the table barely varies,

@@ -96,13 +96,14 @@ def test_a_kind_with_base_terms_is_predicted_from_its_fitted_terms(monkeypatch):
     assert "dense" not in est.base_coefs_  # a kind without terms keeps the roofline base
 
 
+def with_flags(flags):
+    prof = _profile()
+    device = dict(prof.device, info={"cpu": {"simd_flags": flags}})
+    return prof.replace(device=device)
+
+
 def test_channel_tiles_come_from_the_profiles_simd_flags():
     from latency_lab.predictors import featurize, channel_tile_for
-
-    def with_flags(flags):
-        prof = _profile()
-        device = dict(prof.device, info={"cpu": {"simd_flags": flags}})
-        return prof.replace(device=device)
 
     assert channel_tile_for(with_flags(["avx", "avx2", "fma"])) == 16
     assert channel_tile_for(with_flags(["asimd"])) == 8
@@ -675,6 +676,26 @@ def test_stepped_output_channels_are_padded_to_whole_simd_steps():
     assert dw[0] == dw[1] and dw[0][:-1] == dw[2][:-1] and (dw[0][-1], dw[2][-1]) == (1.0, 0.0)
     conv = [featurize("conv2d", dict(h=4, w=4, cin=8, cout=c, k=1, s=1), {}, 16) for c in (1, 8)]
     assert conv[0] == conv[1]
+
+
+def test_a_gemms_rows_are_counted_in_whole_row_tiles_but_a_single_row():
+    """XNNPACK computes a dense layer's rows in tiles of mr (7 with AVX-512): 16 rows
+    cost what 21 do, so base and features see 21; one row has a kernel of its own."""
+    from latency_lab.predictors import featurize, padded_config, row_tile_for
+
+    assert [padded_config("dense", dict(rows=r, cin=8, cout=16), 16, 7)["rows"]
+            for r in (1, 2, 7, 8, 16, 145)] == [1, 7, 7, 14, 21, 147]
+    assert padded_config("dense", dict(rows=16, cin=8, cout=16), 16)["rows"] == 16
+    assert padded_config("conv2d", dict(h=4, w=4, cin=3, cout=16, k=3, s=1), 16, 7) == dict(
+        h=4, w=4, cin=3, cout=16, k=3, s=1)  # no GEMM rows key: unchanged
+    assert featurize("dense", dict(rows=15, cin=8, cout=16), {}, 16, None, None, 7) == \
+        featurize("dense", dict(rows=21, cin=8, cout=16), {}, 16, None, None, 7)
+    assert row_tile_for(with_flags(["avx512f", "avx2", "fma"])) == 7
+    assert row_tile_for(with_flags(["avx2", "fma"])) == 5
+    assert row_tile_for(with_flags(["asimd"])) == 6
+    assert row_tile_for(with_flags([])) is None
+    with pytest.raises(ValueError, match="row_tile"):
+        LookupTableModel(_profile(), row_tile=0).fit()
 
 
 def test_the_regressor_sees_the_size_of_a_kernel_but_for_depthwise():

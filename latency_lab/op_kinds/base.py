@@ -211,6 +211,8 @@ class OpKind:
     step_channels: (key, share of the SIMD channel tile) of the output channels the
         kernel computes whole steps of (the lookup table counts them padded), or None;
         a kind whose step depends on the configuration overrides `channel_step`.
+    step_rows: the key of the rows a GEMM kernel computes in tiles of the CPU's row
+        tile (`predictors.row_tile_for`; the lookup table counts them padded), or None.
     partial_step_flag: the lookup features flag a partial last step (a slower
         remainder path).
     size_feature: the lookup features include the log of the roofline base.
@@ -237,6 +239,7 @@ class OpKind:
     keys: tuple[str, ...] = ()
     in_channel_keys: tuple[str, ...] = ()
     step_channels: tuple[str, float] | None = None
+    step_rows: str | None = None
     partial_step_flag: bool = False
     size_feature: bool = True
     auxiliary: bool = False

@@ -24,6 +24,7 @@ class Dense(OpKind):
     regions = {"tokens": Region({"rows": TOKENS, "cin": TOKEN_WIDTH, "cout": TOKEN_WIDTH})}
     in_channel_keys = ("cin",)
     step_channels = ("cout", 1.0)
+    step_rows = "rows"  # XNNPACK's GEMM tiles (mr; one row has a kernel of its own)
     # 8: a quarter of it goes to the token-wise region (was 6 before it had one)
     table_share = 8
     weights_term = 2  # in `base_terms`
