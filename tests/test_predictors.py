@@ -261,13 +261,19 @@ def test_in_network_weight_streaming_is_fitted_from_calibration_networks():
     assert iso.in_network_stream_ == 0.0  # no calibration networks
 
     def network(c, n, stream=0.5):
-        items = [WorkItem("", "", [("dense", dict(rows=1, cin=c, cout=c))]) for _ in range(n)]
-        base, _ = predict_items(items, iso)
+        cfg = dict(rows=1, cin=c, cout=c)
+        items = [WorkItem("", "", [("dense", cfg)]) for _ in range(n)]
+        base, _ = predict_items(items, iso)  # each kernel at least its weights' floor
         w_net = sum(i.weight_bytes for i in items)
-        w_k = op_kinds.weight_bytes("dense", dict(rows=1, cin=c, cout=c))
+        w_k = op_kinds.weight_bytes("dense", cfg)
         excess = n * (iso._stream_ms(w_k, w_net) - iso._stream_ms(w_k, w_k))
         assert excess > 0 and excess == pytest.approx(n * iso._stream_excess_ms(w_k, w_net))
-        t = base + stream * excess  # the fastest repeat; slower ones must not be fitted
+        floor = iso._stream_ms(w_k, w_net)
+        assert base == pytest.approx(n * max(iso._isolated_ms("dense", cfg), floor))
+        # the share of the excess the floor does not already charge
+        uncovered = excess - n * max(0.0, floor - iso._isolated_ms("dense", cfg))
+        assert uncovered > 0
+        t = base + stream * uncovered  # the fastest repeat; slower ones must not be fitted
         return {"name": f"dense{c}x{n}", "measured_ms": t, "iqr_ms": 0.0,
                 "raw_ms": [1.3 * t, t, 1.1 * t], "items": [i.to_dict() for i in items]}
 
@@ -284,6 +290,33 @@ def test_in_network_weight_streaming_is_fitted_from_calibration_networks():
     # A network whose weights fit where each kernel's own do pays nothing extra.
     small = [WorkItem("", "", [("dense", dict(rows=1, cin=64, cout=64))]) for _ in range(2)]
     assert predict_items(small, fitted)[0] == pytest.approx(predict_items(small, iso)[0])
+
+
+def test_a_kernel_in_a_network_takes_at_least_its_weights_read_at_the_networks_bandwidth():
+    """A one-row dense is a read of its weights: inside a network whose weights lie
+    past the cache its own fit in, it is predicted no faster than reading them at the
+    network's working set's bandwidth, with no calibration networks at all; alone, or
+    in a network that fits where it does, as its own prediction."""
+    from latency_lab.kernels import WorkItem
+    from latency_lab.predictors import predict_items
+
+    prof = _profile()
+    stream = [Sample("weight_stream", dict(n=n, c=256), ms, 0.0, 5, (ms,) * 5)
+              for n, ms in ((1, 0.05), (16, 5.0))]  # 5.2 GB/s in cache, 0.84 GB/s out
+    est = LookupTableModel(prof.with_samples(list(prof.samples) + stream)).fit()
+    assert est.in_network_stream_ == est.in_network_slowdown_ == 0.0
+    cfg = dict(rows=1, cin=512, cout=512)
+    w_k = op_kinds.weight_bytes("dense", cfg)
+    alone = est.kernel_ms([("dense", cfg)])
+    assert alone == pytest.approx(est._isolated_ms("dense", cfg))
+    assert est.kernel_ms([("dense", cfg)], network_weight_bytes=w_k, network_kernels=2) == alone
+    big = 16 * w_k
+    floor = est._stream_ms(w_k, big)
+    assert floor > alone  # the test's point: out of cache the read is slower
+    inside = est.kernel_ms([("dense", cfg)], network_weight_bytes=big, network_kernels=16)
+    assert inside == pytest.approx(floor)
+    items = [WorkItem("", "", [("dense", cfg)]) for _ in range(16)]
+    assert predict_items(items, est)[0] == pytest.approx(16 * floor + est.per_invocation_ms_)
 
 
 def test_unknown_predictor_and_lookup_on_a_spec_profile():
@@ -916,11 +949,15 @@ def test_in_network_slowdown_is_fitted_with_streaming_and_bounded():
     iso = LookupTableModel(prof).fit()
 
     def network(c, n, slowdown, stream=1 / 3):
-        items = [WorkItem("", "", [("dense", dict(rows=1, cin=c, cout=c))]) for _ in range(n)]
+        # 64 rows: compute takes longer than reading the weights from the network's
+        # working set, so no weights floor applies and the model is linear
+        cfg = dict(rows=64, cin=c, cout=c)
+        items = [WorkItem("", "", [("dense", cfg)]) for _ in range(n)]
         base, _ = predict_items(items, iso)
         kernels = sum(iso.kernel_ms(i.configs) for i in items)
         w_net = sum(i.weight_bytes for i in items)
-        w_k = op_kinds.weight_bytes("dense", dict(rows=1, cin=c, cout=c))
+        w_k = op_kinds.weight_bytes("dense", cfg)
+        assert iso._isolated_ms("dense", cfg) > iso._stream_ms(w_k, w_net)
         others = 1 - 1 / n  # what evicts a kernel: the network's other kernels
         t = base + slowdown * others * kernels + stream * n * iso._stream_excess_ms(w_k, w_net)
         return {"name": f"d{c}x{n}", "measured_ms": t, "iqr_ms": 0.0, "raw_ms": [t],
