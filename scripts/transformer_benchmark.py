@@ -19,7 +19,9 @@ in the same passes and reported apart (DESIGN.md, Validation):
   the older 8dd6e18-plan profile read 50% / 88%; then kernels of dev networks were
   timed alone and a transpose base was tried and reverted); 3 (2026-12-01, commit
   179f877, profile fresh9 of 86d0ce7's plan: lookup 8% / 50%, roofline 21% / 71%;
-  every family predicted high, mean +10.6%). Next: 4.
+  every family predicted high, mean +10.6%); 4 (2026-12-01 09:22, commit da1dd76,
+  profile fresh11 of a8256c8's plan, shipped as epyc_avx512_vm_2c_litert: lookup
+  75% / 100%, RMSPE 4.1%, Spearman 0.999, every target met). Next: 5.
 
 Each set gets the summary (within ±5%/±10%, RMSPE, Spearman) for the lookup, roofline
 and FLOPs predictors, the per-family and leave-one-family-out table, the lookup

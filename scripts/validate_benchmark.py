@@ -17,7 +17,10 @@ Two sets, measured in the same passes and reported apart (DESIGN.md, Validation)
   2026-12-01 with profile fresh8 read 60% within ±5%, 85% within ±10%, and its
   networks were then timed kernel by kernel: that found the conv2d channel steps of
   `Conv2D.channel_step`); 7 (2026-12-01, commit 179f877, profile fresh9 of 86d0ce7's
-  plan: lookup 70% within ±5%, 82% within ±10%, RMSPE 6.0%). Next: 8.
+  plan: lookup 70% within ±5%, 82% within ±10%, RMSPE 6.0%); 8 (2026-12-01 09:30,
+  commit da1dd76, profile fresh11 of a8256c8's plan, shipped as
+  epyc_avx512_vm_2c_litert: lookup 92% within ±5%, 100% within ±10%, RMSPE 3.3%,
+  Spearman 0.998). Next: 9.
 
 Each set gets the summary (within ±5%/±10%, RMSPE, Spearman), a per-family table and
 a leave-one-family-out table. Profiles the machine from nothing unless --profile.
