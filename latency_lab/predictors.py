@@ -168,13 +168,18 @@ class FlopsBaseline(_ProfilePredictor):
 
 # --------------------------------------------------------------- lookup table
 
+def _simd_flags(profile: DeviceProfile) -> set[str]:
+    """The SIMD flags the profile recorded of its CPU; empty for other devices."""
+    if profile.device_kind != "cpu":
+        return set()
+    return set(((profile.device.get("info") or {}).get("cpu") or {}).get("simd_flags") or [])
+
+
 def channel_tile_for(profile: DeviceProfile) -> int | None:
     """Output channels a CPU's f32 GEMM kernels produce per step (XNNPACK: 16 on x86,
     two AVX2 registers or one AVX-512; 8 with NEON, two registers), from the profile's
     recorded SIMD flags; None when unknown (a GPU, a datasheet profile)."""
-    if profile.device_kind != "cpu":
-        return None
-    flags = set(((profile.device.get("info") or {}).get("cpu") or {}).get("simd_flags") or [])
+    flags = _simd_flags(profile)
     if flags & {"avx512f", "avx2", "fma", "avx"}:
         return 16
     if flags & {"neon", "asimd"}:
@@ -192,9 +197,7 @@ def row_tile_for(profile: DeviceProfile) -> int | None:
     rows (87-114 GFLOP/s counting the real rows: 16 rows cost as much as 21); a
     sweep of 189, 192-196 and 197-203 rows over the same weights took 486, 503-505
     and 521 us."""
-    if profile.device_kind != "cpu":
-        return None
-    flags = set(((profile.device.get("info") or {}).get("cpu") or {}).get("simd_flags") or [])
+    flags = _simd_flags(profile)
     if "avx512f" in flags:
         return 7
     if flags & {"avx2", "fma", "avx"}:
@@ -534,7 +537,7 @@ class LookupTableModel(_ProfilePredictor):
 
         A kernel whose weights are all it does (a one-row dense layer) cannot hide
         that traffic: it takes at least its weights' read time at the network's
-        working set (`_weights_floor_ms`), and `stream` charges a share of the
+        working set (its weights floor, `_in_network_parts`), and `stream` charges a share of the
         excess the floor does not cover. An AlexNet with 53 MB of dense weights ran
         54% slower than its kernels timed alone (each 8-23 MB, read from the L3 when
         alone). On stored measurements (fresh EPYC profile fresh11, the 22 CNN
@@ -577,7 +580,7 @@ class LookupTableModel(_ProfilePredictor):
             excess = 0.0
             for item in items:
                 for op, cfg in _as_kernels(item.configs or ()) if has_curve else ():
-                    excess += self._uncovered_excess_ms(op, cfg, w_net, 1.0)
+                    excess += self._in_network_parts(op, cfg, w_net, 1.0)[1]
             timed = [item for item in items if item.configs]
             kernels = sum(self.kernel_ms(item.configs) for item in timed) * _others_share(len(timed))
             t = network_latency_ms(m)
@@ -610,30 +613,23 @@ class LookupTableModel(_ProfilePredictor):
         slowdown = 1.0 + self.in_network_slowdown_ * _others_share(network_kernels)
         total = 0.0
         for op, cfg in _as_kernels(configs):
-            total += max(self._isolated_ms(op, cfg) * slowdown,
-                         self._weights_floor_ms(op, cfg, network_weight_bytes))
-            if self.in_network_stream_:
-                total += self.in_network_stream_ * self._uncovered_excess_ms(
-                    op, cfg, network_weight_bytes, slowdown)
+            charged, uncovered = self._in_network_parts(op, cfg, network_weight_bytes, slowdown)
+            total += charged + self.in_network_stream_ * uncovered
         return total
 
-    def _weights_floor_ms(self, op: str, cfg: dict, network_weight_bytes: float) -> float:
-        """The least time a kernel takes inside a network whose weights outgrow its
-        own: reading its weights at the bandwidth of the network's working set (0
-        when they fit where its own do, and without a weight-streaming curve)."""
+    def _in_network_parts(self, op: str, cfg: dict, network_weight_bytes: float,
+                          slowdown: float) -> tuple[float, float]:
+        """(the kernel's time inside a network before the fitted stream share, the
+        extra weight traffic that time leaves uncovered). The time is its isolated
+        prediction times `slowdown`, but at least its weights' read time at the
+        bandwidth of the network's working set (its weights floor; 0 when they fit
+        where its own do, and without a weight-streaming curve). The traffic is
+        `_stream_excess_ms` less what the floor already charges."""
+        isolated = self._isolated_ms(op, cfg) * slowdown
         wb = op_kinds.weight_bytes(op, cfg)
-        if network_weight_bytes <= wb:
-            return 0.0
-        return self._stream_ms(wb, network_weight_bytes)
-
-    def _uncovered_excess_ms(self, op: str, cfg: dict, network_weight_bytes: float,
-                             slowdown: float) -> float:
-        """The extra weight traffic of a kernel inside a network (`_stream_excess_ms`)
-        less what its weights floor (`_weights_floor_ms`) already charges."""
-        excess = self._stream_excess_ms(op_kinds.weight_bytes(op, cfg), network_weight_bytes)
-        floored = self._weights_floor_ms(op, cfg, network_weight_bytes) \
-            - self._isolated_ms(op, cfg) * slowdown
-        return max(0.0, excess - max(0.0, floored))
+        floor = self._stream_ms(wb, network_weight_bytes) if network_weight_bytes > wb else 0.0
+        excess = self._stream_excess_ms(wb, network_weight_bytes)
+        return max(isolated, floor), max(0.0, excess - max(0.0, floor - isolated))
 
     @staticmethod
     def _kernel(feats: np.ndarray):

@@ -66,7 +66,7 @@ def convert_program(program: Any) -> bytes:
 
     specs = [tf.TensorSpec(tuple(s), tf.as_dtype(d))
              for s, d in zip(program.input_shapes, program.input_dtypes)]
-    fn = tf.function(lambda *xs: program.fn(*xs), autograph=False)
+    fn = tf.function(program.fn, autograph=False)
     try:
         with _quiet():
             converter = tf.lite.TFLiteConverter.from_concrete_functions(
