@@ -517,3 +517,19 @@ def test_loo_errors_of_a_sample_far_outside_the_others_stay_finite_and_quiet():
         errors = plans.loo_relative_errors("add", rows)
     assert all(np.isfinite(e) for e, _ in errors)
     assert max(errors, key=lambda t: t[0])[1] is rows[-1]
+
+
+@pytest.mark.parametrize("inputs", [dict(image_size=16, patch_size=8), dict(seq_len=6, vocab_size=50)])
+def test_calibration_encoders_map_to_timed_litert_kernels(inputs):
+    """The full calibration set's transformers (`calibration.encoder`, small here) run as
+    LiteRT kernels the lookup times: attention's batch matmuls, the projections as
+    dense layers, and nothing left to the roofline or skipped."""
+    from latency_lab.kernels import work_items
+
+    model = calibration.encoder(width=16, depth=1, heads=2, **inputs)
+    items = work_items(model, "litert")
+    ops = {op for item in items for op, _ in (item.configs or ())}
+    assert not items.skipped
+    assert all(item.configs for item in items)  # no kernel charged by the roofline
+    assert {"batch_matmul", "dense", "softmax"} <= ops
+    assert any(label.startswith("encoder(") for label in calibration.calibration_labels(False))
