@@ -45,7 +45,8 @@ from latency_lab.profile import DeviceProfile, load_profile, network_latency_ms,
 
 __all__ = ["RooflineModel", "LookupTableModel", "FlopsBaseline", "PREDICTORS",
            "make_predictor", "predict_items", "LayerPrediction", "KernelPart", "samples_xy",
-           "channel_tile_for", "row_tile_for", "padded_config", "featurize", "UnseenCategoryWarning",
+           "channel_tile_for", "row_tile_for", "l1d_bytes_for", "l1_spill", "padded_config",
+           "featurize", "UnseenCategoryWarning",
            "rmspe", "LOOKUP_FIT_VERSION", "with_fitted_lookup", "KernelCheck",
            "OUTSIDE_LENGTH_SCALES", "OUTSIDE_LOG_STD", "path_of", "kernel_path_table",
            "PredictionBand", "prediction_band"]
@@ -207,6 +208,16 @@ def row_tile_for(profile: DeviceProfile) -> int | None:
     return None
 
 
+def l1d_bytes_for(profile: DeviceProfile) -> int | None:
+    """The size of one core's L1 data cache the profile recorded of its CPU; None when
+    unknown (a GPU, a datasheet profile, a CPU whose caches were not readable)."""
+    if profile.device_kind != "cpu":
+        return None
+    caches = ((profile.device.get("info") or {}).get("cpu") or {}).get("cache_bytes") or {}
+    size = caches.get("L1d")
+    return int(size) if isinstance(size, (int, float)) and not isinstance(size, bool) and size > 0 else None
+
+
 # The output channels a kernel computes a whole SIMD step of (`OpKind.channel_step`).
 # The lookup table's roofline base counts them rounded up to whole steps (the runtime
 # does a whole step's work for a partial one), so the regressor learns the efficiency
@@ -271,7 +282,8 @@ def kernel_path_table(op: str, cfgs: Sequence[dict], log_eff: Sequence[float]) -
 
 def featurize(op: str, cfg: dict, categories: dict[str, list],
               channel_tile: int | None = None, base_ms: float | None = None,
-              paths: dict | None = None, row_tile: int | None = None) -> list[float]:
+              paths: dict | None = None, row_tile: int | None = None,
+              l1d_bytes: int | None = None) -> list[float]:
     """The features of `cfg` with its stepped output channels rounded up to whole
     steps, like the base (`padded_config`): the time is flat across a step, and the
     regressor, given the raw count, carried the trend of bigger layers running more
@@ -281,10 +293,12 @@ def featurize(op: str, cfg: dict, categories: dict[str, list],
     (`OpKind.size_feature`). With `paths` ({key: kernel paths}, `kernel_path_table`),
     the path of each path key's value, one-hot: a 6x6 depthwise conv runs another
     kernel than a 5x5 one (13x slower per multiply-add under LiteRT on the EPYC VM),
-    which a smooth function of k cannot follow."""
+    which a smooth function of k cannot follow. With `l1d_bytes` (the CPU's L1 data
+    cache), a kind with a per-pixel working set (`OpKind.window_bytes`) gets how far
+    past the L1 it is (`l1_spill`)."""
     kind = op_kinds.get(op)
-    feats = kind.features(padded_config(op, cfg, channel_tile, row_tile), categories,
-                          channel_tile)
+    padded = padded_config(op, cfg, channel_tile, row_tile)
+    feats = kind.features(padded, categories, channel_tile)
     if channel_tile and kind.partial_step_flag:
         key = kind.step_channels[0]
         feats.append(float(int(cfg[key]) % kind.channel_step(cfg, channel_tile) != 0))
@@ -293,7 +307,22 @@ def featurize(op: str, cfg: dict, categories: dict[str, list],
     for key, found in sorted((paths or {}).items()):  # the kernel path, one-hot
         at = path_of(found, cfg[key])
         feats.extend(1.0 if i == at else 0.0 for i in range(len(found)))
+    window = kind.window_bytes(padded) if l1d_bytes else None
+    if window is not None:
+        feats.append(l1_spill(window, l1d_bytes))
     return feats
+
+
+def l1_spill(window_bytes: float, l1d_bytes: int) -> float:
+    """0 while a kernel's per-pixel working set fits the L1 data cache, 1 once it is a
+    third of an octave past it (the rest is read from L2 for every pixel), a ramp in
+    log size between: on the EPYC VM a depthwise conv's time per multiply-add rose
+    by half from 32 to 40 KB of taps, and was flat on either side
+    (`op_kinds.depthwise.Depthwise.window_bytes`). Without it the lookup's regressor,
+    smooth in log channels, bent the step into a slope: 5x5 over 96-136 channels was
+    predicted 10-17% slow, from samples with 200 channels and more."""
+    past_octaves = math.log2(max(window_bytes, 1.0) / l1d_bytes)
+    return min(1.0, max(0.0, 3.0 * past_octaves))
 
 
 # The version of everything that shapes the lookup table's Gaussian processes besides
@@ -303,7 +332,7 @@ def featurize(op: str, cfg: dict, categories: dict[str, list],
 # another version are refit. (Each stored model also carries a digest of its training
 # data, so a change that forgets the bump still refits instead of reusing stale
 # hyperparameters.)
-LOOKUP_FIT_VERSION = 7
+LOOKUP_FIT_VERSION = 8
 
 
 def _data_digest(feats: np.ndarray, target: np.ndarray) -> str:
@@ -384,7 +413,7 @@ BASE_TIE_PENALTY = 1e-4
 
 def _tile(name: str, value, auto: Callable[[DeviceProfile], int | None],
           prof: DeviceProfile) -> int | None:
-    """A tile setting of `LookupTableModel`: "auto" (from the profile), a positive
+    """A device setting of `LookupTableModel` (a tile, a cache size): "auto" (from the profile), a positive
     integer or None."""
     if value == "auto":
         return auto(prof)
@@ -413,6 +442,8 @@ class LookupTableModel(_ProfilePredictor):
     channel_tile: "auto" (default: from the profile's SIMD flags, `channel_tile_for`),
     a number of channels, or None to regress on channel counts alone.
     row_tile: the same for a GEMM's rows ("auto": `row_tile_for`).
+    l1d_bytes: the L1 data cache size for the L1 feature (`l1_spill`): "auto" (from the
+    profile, `l1d_bytes_for`), a number of bytes, or None for no such feature.
     use_fitted: True (default) to take each op's kernel hyperparameters from the
     profile's ``fitted.lookup`` section when its key matches this fit (same samples,
     roofline, settings, LOOKUP_FIT_VERSION and scikit-learn version) and the op's
@@ -428,7 +459,8 @@ class LookupTableModel(_ProfilePredictor):
     def __init__(self, profile: Any = None, out_of_range: str = "clamp",
                  missing_op: str = "roofline", min_samples: int = 4, random_state: int = 0,
                  channel_tile: int | str | None = "auto", use_fitted: bool = True,
-                 cache_base: bool = True, row_tile: int | str | None = "auto"):
+                 cache_base: bool = True, row_tile: int | str | None = "auto",
+                 l1d_bytes: int | str | None = "auto"):
         self.profile = profile
         self.cache_base = cache_base
         self.out_of_range = out_of_range
@@ -437,6 +469,7 @@ class LookupTableModel(_ProfilePredictor):
         self.random_state = random_state
         self.channel_tile = channel_tile
         self.row_tile = row_tile
+        self.l1d_bytes = l1d_bytes
         self.use_fitted = use_fitted
 
     def fit(self, X=None, y=None) -> "LookupTableModel":
@@ -447,13 +480,14 @@ class LookupTableModel(_ProfilePredictor):
         prof = self._profile()
         self._fit_roofline(prof)
         self.weight_curve_ = weight_bandwidth_curve(prof.samples)
-        self.channel_tile_ = tile = _tile("channel_tile", self.channel_tile, channel_tile_for, prof)
+        self.channel_tile_ = _tile("channel_tile", self.channel_tile, channel_tile_for, prof)
         self.row_tile_ = _tile("row_tile", self.row_tile, row_tile_for, prof)
+        self.l1d_bytes_ = _tile("l1d_bytes", self.l1d_bytes, l1d_bytes_for, prof)
         # the profile's own table under the default settings: what a stored fit
         # (`with_fitted_lookup`) covers, so refitting it is worth a warning
         storable = (X is None and self.use_fitted and self.min_samples == 4
                     and self.random_state == 0 and self.channel_tile == "auto"
-                    and self.row_tile == "auto")
+                    and self.row_tile == "auto" and self.l1d_bytes == "auto")
         slow_warned = False
         if X is None:
             X, y = samples_xy(prof)
@@ -486,8 +520,7 @@ class LookupTableModel(_ProfilePredictor):
                 continue
             cats = {k: sorted({c[k] for c in cfgs}) for k in cfgs[0] if isinstance(cfgs[0][k], str)}
             paths = kernel_path_table(op, cfgs, target)
-            feats = np.array([featurize(op, c, cats, tile, b, paths, self.row_tile_)
-                              for c, b in zip(cfgs, base)])
+            feats = np.array([self._features(op, c, cats, b, paths) for c, b in zip(cfgs, base)])
             digest = _data_digest(feats, target)
             gp = self._stored_gp(prof, op, feats, target, digest, stored.get(op))
             self.gp_fits_[op] = "optimized" if gp is None else "stored"
@@ -590,6 +623,11 @@ class LookupTableModel(_ProfilePredictor):
         self.in_network_stream_ = min(float(coef[0]), 1.0)
         self.in_network_slowdown_ = min(float(coef[1]), MAX_IN_NETWORK_SLOWDOWN)
 
+    def _features(self, op: str, cfg: dict, categories: dict, base_ms: float,
+                  paths: dict) -> list[float]:
+        return featurize(op, cfg, categories, self.channel_tile_, base_ms, paths,
+                         self.row_tile_, self.l1d_bytes_)
+
     def _isolated_ms(self, op: str, cfg: dict) -> float:
         return max(float(self._predict_one(op, cfg)) - self.per_invocation_ms_, 0.0)
 
@@ -676,6 +714,7 @@ class LookupTableModel(_ProfilePredictor):
             "fit_version": LOOKUP_FIT_VERSION,
             "scikit_learn": sklearn.__version__,
             "settings": {"channel_tile": self.channel_tile_, "row_tile": self.row_tile_,
+                         "l1d_bytes": self.l1d_bytes_,
                          "min_samples": self.min_samples,
                          "random_state": rs, "cache_base": self.cache_base},
             "roofline": {"compute_flops_per_s": self.peak_flops_per_s_,
@@ -866,8 +905,7 @@ class LookupTableModel(_ProfilePredictor):
                     f"{what}; predicted from the table's other values, with none of its "
                     "own timings: add a network that uses it to the profile's plan and "
                     "re-profile"), stacklevel=2)
-        f = np.array(featurize(op, cfg, m["categories"], self.channel_tile_, base, m["paths"],
-                               self.row_tile_))
+        f = np.array(self._features(op, cfg, m["categories"], base, m["paths"]))
         if np.any(f < m["low"] - 1e-9) or np.any(f > m["high"] + 1e-9):
             if self.out_of_range == "error":
                 raise UnsupportedOpError(
@@ -893,8 +931,7 @@ class LookupTableModel(_ProfilePredictor):
             if not any(cfg[key] in p for p in found):
                 reasons.append(f"{key}={cfg[key]} not sampled (kernel path unknown)")
         base = self._roof(op, cfg)
-        f = np.array(featurize(op, cfg, m["categories"], self.channel_tile_, base, m["paths"],
-                               self.row_tile_))
+        f = np.array(self._features(op, cfg, m["categories"], base, m["paths"]))
         scale = m["length_scales"]
         clipped = np.clip(f, m["low"], m["high"])
         # Past the range, a length scale over 1 (a feature the table barely varies,

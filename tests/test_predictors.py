@@ -711,6 +711,33 @@ def test_stepped_output_channels_are_padded_to_whole_simd_steps():
     assert conv[0] == conv[1]
 
 
+def test_a_depthwise_conv_gets_how_far_its_taps_spill_past_the_l1():
+    """XNNPACK's depthwise kernels keep one pixel's taps (weights and input window, all
+    channels) in L1 for the next pixel; past the L1 they run ~1.5x slower per
+    multiply-add. The feature is 0 inside, 1 a third of an octave past, and only for
+    kinds with a per-pixel working set, only when the profile knows its L1."""
+    from latency_lab.predictors import featurize, l1_spill, l1d_bytes_for
+
+    l1 = 32768
+    assert l1_spill(31 * 1024, l1) == 0.0 and l1_spill(l1, l1) == 0.0
+    assert 0.0 < l1_spill(36 * 1024, l1) < 1.0
+    assert l1_spill(2 ** (1 / 3) * l1, l1) == pytest.approx(1.0) and l1_spill(1e6, l1) == 1.0
+    dw = lambda c: featurize("depthwise", dict(h=40, w=40, c=c, k=5, s=1), {}, 16,
+                             l1d_bytes=l1)
+    plain = featurize("depthwise", dict(h=40, w=40, c=128, k=5, s=1), {}, 16)
+    assert len(dw(128)) == len(plain) + 1
+    assert dw(128)[-1] == 0.0 and dw(256)[-1] == 1.0  # 25.6 KB and 51.2 KB of taps
+    assert dw(120)[-1] == 0.0  # padded to 128 channels, as XNNPACK packs them
+    conv = dict(h=8, w=8, cin=8, cout=8, k=3, s=1)
+    assert featurize("conv2d", conv, {}, 16, l1d_bytes=l1) == featurize("conv2d", conv, {}, 16)
+    prof = _profile()
+    info = {"cpu": {"simd_flags": ["avx2"], "cache_bytes": {"L1d": l1, "L2": None}}}
+    assert l1d_bytes_for(prof.replace(device=dict(prof.device, info=info))) == l1
+    assert l1d_bytes_for(with_flags(["avx2"])) is None  # caches not recorded
+    with pytest.raises(ValueError, match="l1d_bytes"):
+        LookupTableModel(_profile(), l1d_bytes=-1).fit()
+
+
 def test_a_gemms_rows_are_counted_in_whole_row_tiles_but_a_single_row():
     """XNNPACK computes a dense layer's rows in tiles of mr (7 with AVX-512): 16 rows
     cost what 21 do, so base and features see 21; one row has a kernel of its own."""

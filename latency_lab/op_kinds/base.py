@@ -233,6 +233,9 @@ class OpKind:
     weights_term: index of the `base_terms` term that counts the kernel's weights;
         the lookup reads them at the bandwidth of the cache level a working set of
         their size lives in (the profile's weight-streaming curve) instead.
+    Override `window_bytes` for a kernel whose inner loop must keep a working set in
+    the L1 data cache from one output pixel to the next (the lookup then gets how far
+    past the L1 it is as a feature).
     """
 
     name: str = ""
@@ -384,6 +387,12 @@ class OpKind:
     def weight_bytes(self, config: Config) -> float:
         """float32 weight bytes of one sample (what a network streams for it)."""
         return 4.0 * self.work(config).params
+
+    def window_bytes(self, config: Config) -> float | None:
+        """Bytes the kernel's inner loop reads for one output pixel and reuses for
+        the next (a depthwise conv's taps over all channels), or None: the lookup's
+        L1 feature (`predictors.featurize`)."""
+        return None
 
     def op_class(self, config: Config) -> str:
         return costs.op_class(self.to_ir(config).type)
