@@ -28,7 +28,9 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import os
 import warnings
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Sequence
 
@@ -1011,11 +1013,54 @@ def with_fitted_lookup(profile: Any, reuse_current: bool = False) -> DeviceProfi
 
 
 def make_predictor(name: str, profile: Any, **kwargs: Any):
+    """A fitted predictor `name` (`PREDICTORS`) of `profile` (a DeviceProfile, a path or
+    a shipped name), with estimator settings `kwargs`. Fitted predictors are kept
+    (`_FITTED`) and shared: one workflow asks for the same one many times (shrink's
+    snap rounds, its uniform baseline, its regularizer: 7 lookup fits of 2 s each in
+    one test run), and a fit depends only on the profile and the settings. A profile
+    file is the same while its size and modification time are; a DeviceProfile is
+    the same object. Treat the result as read-only (sklearn's `clone` gives one of
+    your own)."""
     try:
         cls = PREDICTORS[name]
     except KeyError:
         raise ProfileError(f"unknown predictor {name!r}; choose one of {', '.join(PREDICTORS)}") from None
-    return cls(profile=load_profile(profile), **kwargs).fit()
+    try:
+        key = (name, _profile_token(profile), tuple(sorted(kwargs.items())))
+        hash(key)
+    except (TypeError, OSError):
+        key = None  # unhashable settings or an unreadable path: no sharing
+    if key is not None and key in _FITTED:
+        _FITTED.move_to_end(key)
+        return _FITTED[key][1]
+    prof = load_profile(profile)
+    est = cls(profile=prof, **kwargs).fit()
+    if key is not None:
+        _FITTED[key] = (prof, est)  # the profile kept alive: its id stays its own
+        while len(_FITTED) > _FITTED_MAX:
+            _FITTED.popitem(last=False)
+    return est
+
+
+_FITTED: "OrderedDict[tuple, tuple]" = OrderedDict()
+_FITTED_MAX = 8
+
+
+def _profile_token(profile: Any) -> tuple:
+    """What identifies `profile` for `make_predictor`'s sharing (see there)."""
+    if isinstance(profile, DeviceProfile):
+        return ("object", id(profile))
+    if isinstance(profile, (str, os.PathLike)):
+        path = os.fspath(profile)
+        if not (path.lower().endswith(".json") or os.path.exists(path)):
+            import device_profiles
+
+            if device_profiles.normalize_name(path) not in device_profiles.available():
+                raise TypeError(path)  # load_profile says what is wrong with it
+            path = os.fspath(device_profiles.path(path))  # a shipped name
+        st = os.stat(path)
+        return ("file", os.path.realpath(path), st.st_mtime_ns, st.st_size)
+    raise TypeError(type(profile).__name__)
 
 
 @dataclass

@@ -1004,3 +1004,25 @@ def test_in_network_slowdown_is_fitted_with_streaming_and_bounded():
     capped = LookupTableModel(prof.replace(calibration={"models": [
         network(c, n, 1.0, stream=0.0) for c, n in shapes]})).fit()
     assert capped.in_network_slowdown_ == MAX_IN_NETWORK_SLOWDOWN
+
+
+def test_make_predictor_shares_a_fit_while_the_profile_is_the_same(tmp_path):
+    """One workflow asks for the same fitted predictor many times; a profile file that
+    changes, another profile object or other settings get a fit of their own."""
+    from latency_lab.predictors import make_predictor
+
+    prof = _profile()
+    path = prof.save(tmp_path / "p.json")
+    a = make_predictor("lookup", str(path))
+    assert make_predictor("lookup", path) is a
+    assert make_predictor("lookup", str(path), channel_tile=None) is not a
+    assert make_predictor("roofline", str(path)) is not a
+    assert make_predictor("lookup", prof) is make_predictor("lookup", prof) is not a
+    samples = prof.to_dict()["samples"]
+    samples[0]["median_ms"] *= 2  # the file now says another thing
+    samples[0]["raw_ms"] = [2 * t for t in samples[0]["raw_ms"]]
+    prof.replace(samples=samples).save(path)
+    b = make_predictor("lookup", str(path))
+    assert b is not a
+    op, cfg = prof.samples[0].op, prof.samples[0].config
+    assert b.predict([(op, cfg)])[0] == pytest.approx(2 * a.predict([(op, cfg)])[0])
