@@ -75,6 +75,75 @@ def _sweeps() -> dict[str, list[tuple[str, dict]]]:
     return sweeps
 
 
+def _heldout_sweeps(seed: int, per_sweep: int) -> dict[str, list[tuple[str, dict]]]:
+    """The same sweeps with their parameters drawn at random (seed `seed`): sizes
+    log-uniform, kernel sizes and strides uniform, over the ranges the rule-chosen
+    points span (kernels 1-11, strides 1-4, channels 1-4096, dense weights to 256 MB),
+    capped at 2e8 multiply-adds a point. Nothing is tuned on these: they are the
+    held-out figure beside the rule-chosen (development) one."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+
+    def logu(lo, hi):
+        return int(round(float(np.exp(rng.uniform(np.log(lo), np.log(hi))))))
+
+    def draw(make, macs):
+        while True:  # redraw until the point fits the cap
+            label, spec = make()
+            if macs(spec) <= 2e8:
+                return label, spec
+
+    def conv(h, ci, co, k, s):
+        kw = dict(filters=co, kernel_size=k, strides=s, padding="same")
+        return (f"conv k{k} {h}x{h} {ci}->{co} s{s}",
+                dict(shape=(h, h, ci), layer="Conv2D", kwargs=kw))
+
+    def dw(h, c, k, s):
+        return (f"dw k{k} {h}x{h}x{c} s{s}",
+                dict(shape=(h, h, c), layer="DepthwiseConv2D",
+                     kwargs=dict(kernel_size=k, strides=s, padding="same")))
+
+    def conv_macs(spec):
+        h, _, ci = spec["shape"]
+        kw = spec["kwargs"]
+        return (-(-h // kw["strides"])) ** 2 * ci * kw["filters"] * kw["kernel_size"] ** 2
+
+    def dw_macs(spec):
+        h, _, c = spec["shape"]
+        kw = spec["kwargs"]
+        return (-(-h // kw["strides"])) ** 2 * c * kw["kernel_size"] ** 2
+
+    def dense():
+        rows = 1 if rng.random() < 0.5 else logu(2, 256)
+        i, o = logu(16, 16384), logu(2, 4096)
+        spec = dict(shape=(i,), layer="Dense", kwargs=dict(units=o), rows=rows)
+        return f"dense {rows}x{i}->{o}", spec
+
+    def dense_macs(spec):
+        weights = spec["shape"][0] * spec["kwargs"]["units"]
+        return 0 if weights * 4 > 256e6 else spec.get("rows", 1) * weights / 4
+
+    makers = {
+        "depthwise_k": (lambda: dw(logu(8, 64), logu(8, 384), int(rng.integers(1, 12)),
+                                   int(rng.integers(1, 3))), dw_macs),
+        "conv_k": (lambda: conv(logu(7, 40), logu(8, 160), logu(8, 160),
+                                int(rng.integers(1, 12)), 1), conv_macs),
+        "conv_stride": (lambda: conv(logu(24, 96), logu(8, 64), logu(16, 128),
+                                     int(rng.choice([1, 3, 5])), int(rng.integers(1, 5))),
+                        conv_macs),
+        "conv_channels": (lambda: (lambda h, c: conv(h, c, logu(max(1, c // 2), 2 * c), 1, 1))(
+            logu(2, 56), logu(1, 4096)), conv_macs),
+        "conv3x3_channels": (lambda: (lambda c: conv(logu(16, 48), c, c, 3, 1))(logu(8, 160)),
+                             conv_macs),
+        "depthwise_channels": (lambda: dw(logu(10, 56), logu(16, 512), int(rng.choice([3, 5, 7])),
+                                          1), dw_macs),
+        "dense": (dense, lambda spec: dense_macs(spec) or 1e12),
+    }
+    return {name: [draw(make, macs) for _ in range(per_sweep)]
+            for name, (make, macs) in makers.items()}
+
+
 def build(spec: dict):
     import keras
 
@@ -93,7 +162,14 @@ def main(argv=None) -> int:
                     help="run only these sweeps (repeatable)")
     ap.add_argument("--passes", type=int, default=3)
     ap.add_argument("--out", help="write the points as JSON here")
+    ap.add_argument("--heldout-seed", type=int,
+                    help="instead of the rule-chosen points, points drawn at random with "
+                         "this seed (`_heldout_sweeps`); used so far: 0")
+    ap.add_argument("--per-sweep", type=int, default=12,
+                    help="held-out points per sweep (default 12)")
     args = ap.parse_args(argv)
+    if args.heldout_seed is not None:
+        sweeps = _heldout_sweeps(args.heldout_seed, args.per_sweep)
 
     from latency_lab.profile import load_profile
     from latency_lab.runtimes import for_profile
