@@ -334,7 +334,7 @@ def l1_spill(window_bytes: float, l1d_bytes: int) -> float:
 # another version are refit. (Each stored model also carries a digest of its training
 # data, so a change that forgets the bump still refits instead of reusing stale
 # hyperparameters.)
-LOOKUP_FIT_VERSION = 8
+LOOKUP_FIT_VERSION = 9
 
 
 def _data_digest(feats: np.ndarray, target: np.ndarray) -> str:

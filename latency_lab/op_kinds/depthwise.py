@@ -29,6 +29,11 @@ class _DepthwiseBase(OpKind):
         return [(1, c["h"], c["w"], c["c"])], fn
 
 
+# The most taps XNNPACK's f32 depthwise kernels do in one pass (its 25p kernels);
+# larger kernels run the multipass ones.
+UNIPASS_MAX_TAPS = 25
+
+
 @register
 class Depthwise(_DepthwiseBase):
     name = "depthwise"
@@ -48,6 +53,18 @@ class Depthwise(_DepthwiseBase):
     space = {"h": Dim(1, 320), "c": Dim(1, 4096), "k": Dim(1, 11, log=False),
              "s": Dim(1, 4, log=False)}
     path_keys = ("k", "s")
+
+    def channel_step(self, config: Config, channel_tile: int) -> int:
+        """Half a channel tile for XNNPACK's single-pass kernels (up to 25 taps: 3x3,
+        4x4 and 5x5 run them); one channel for a larger kernel, which runs in several
+        passes over the taps. On the EPYC VM (fresh profile) the table's 6x6-11x11
+        samples at strides 1-2 over maps past a few pixels took 0.37-0.50 ns per
+        multiply-add counted over their real channels, 1 to 1941 of them (one 160x160
+        map 0.88), and down to 0.05 counted in half-tile steps (a 6x6 over one
+        channel at 244x244: work it never does)."""
+        if config["k"] ** 2 > UNIPASS_MAX_TAPS:
+            return 1
+        return super().channel_step(config, channel_tile)
 
     def window_bytes(self, config: Config) -> float:
         """XNNPACK's depthwise kernels compute one output pixel over all channels, a
