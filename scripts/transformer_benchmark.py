@@ -21,7 +21,11 @@ in the same passes and reported apart (DESIGN.md, Validation):
   179f877, profile fresh9 of 86d0ce7's plan: lookup 8% / 50%, roofline 21% / 71%;
   every family predicted high, mean +10.6%); 4 (2026-12-01 09:22, commit da1dd76,
   profile fresh11 of a8256c8's plan, shipped as epyc_avx512_vm_2c_litert: lookup
-  75% / 100%, RMSPE 4.1%, Spearman 0.999, every target met). Next: 5.
+  75% / 100%, RMSPE 4.1%, Spearman 0.999, every target met); 5 (2026-12-01 12:14,
+  commit 1314c93, profile fresh12 of the same plan: 67% / 96%, RMSPE 5.1%, host
+  drift -4.4%; looked at); 6 (2026-12-01 12:49, commit a157166, profile fresh12:
+  42% / 92%, RMSPE 6.4%, mean +4.8%, drift -3.6%; the same measurements predicted
+  with the shipped fresh11 profile read 83% / 100%). Next: 7.
 
 Each set gets the summary (within ±5%/±10%, RMSPE, Spearman) for the lookup, roofline
 and FLOPs predictors, the per-family and leave-one-family-out table, the lookup

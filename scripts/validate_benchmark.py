@@ -20,7 +20,10 @@ Two sets, measured in the same passes and reported apart (DESIGN.md, Validation)
   plan: lookup 70% within ±5%, 82% within ±10%, RMSPE 6.0%); 8 (2026-12-01 09:30,
   commit da1dd76, profile fresh11 of a8256c8's plan, shipped as
   epyc_avx512_vm_2c_litert: lookup 92% within ±5%, 100% within ±10%, RMSPE 3.3%,
-  Spearman 0.998). Next: 9.
+  Spearman 0.998); 9 (2026-12-01 11:58, commit 1314c93, profile fresh12 of the
+  same plan: 78% / 95%, RMSPE 4.2%, host drift -5.3%; looked at); 10 (2026-12-01
+  12:36, commit a157166, profile fresh12: 75% / 98%, RMSPE 4.8%, Spearman 0.998,
+  drift -6.0%). Next: 11.
 
 Each set gets the summary (within ±5%/±10%, RMSPE, Spearman), a per-family table and
 a leave-one-family-out table. Profiles the machine from nothing unless --profile.
