@@ -217,7 +217,9 @@ def l1d_bytes_for(profile: DeviceProfile) -> int | None:
         return None
     caches = ((profile.device.get("info") or {}).get("cpu") or {}).get("cache_bytes") or {}
     size = caches.get("L1d")
-    return int(size) if isinstance(size, (int, float)) and not isinstance(size, bool) and size > 0 else None
+    if isinstance(size, bool) or not isinstance(size, (int, float)) or size <= 0:
+        return None
+    return int(size)
 
 
 # The output channels a kernel computes a whole SIMD step of (`OpKind.channel_step`).
@@ -415,8 +417,8 @@ BASE_TIE_PENALTY = 1e-4
 
 def _tile(name: str, value, auto: Callable[[DeviceProfile], int | None],
           prof: DeviceProfile) -> int | None:
-    """A device setting of `LookupTableModel` (a tile, a cache size): "auto" (from the profile), a positive
-    integer or None."""
+    """A device setting of `LookupTableModel` (a tile, a cache size): "auto" (from the
+    profile), a positive integer or None."""
     if value == "auto":
         return auto(prof)
     if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
