@@ -171,11 +171,16 @@ class FlopsBaseline(_ProfilePredictor):
 
 # --------------------------------------------------------------- lookup table
 
+def _cpu_info(profile: DeviceProfile) -> dict:
+    """What the profile recorded of its CPU (`device_info`); empty for other devices."""
+    if profile.device_kind != "cpu":
+        return {}
+    return ((profile.device.get("info") or {}).get("cpu") or {})
+
+
 def _simd_flags(profile: DeviceProfile) -> set[str]:
     """The SIMD flags the profile recorded of its CPU; empty for other devices."""
-    if profile.device_kind != "cpu":
-        return set()
-    return set(((profile.device.get("info") or {}).get("cpu") or {}).get("simd_flags") or [])
+    return set(_cpu_info(profile).get("simd_flags") or [])
 
 
 def channel_tile_for(profile: DeviceProfile) -> int | None:
@@ -213,10 +218,7 @@ def row_tile_for(profile: DeviceProfile) -> int | None:
 def l1d_bytes_for(profile: DeviceProfile) -> int | None:
     """The size of one core's L1 data cache the profile recorded of its CPU; None when
     unknown (a GPU, a datasheet profile, a CPU whose caches were not readable)."""
-    if profile.device_kind != "cpu":
-        return None
-    caches = ((profile.device.get("info") or {}).get("cpu") or {}).get("cache_bytes") or {}
-    size = caches.get("L1d")
+    size = (_cpu_info(profile).get("cache_bytes") or {}).get("L1d")
     if isinstance(size, bool) or not isinstance(size, (int, float)) or size <= 0:
         return None
     return int(size)

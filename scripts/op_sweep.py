@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import sys
 import time
@@ -104,15 +105,10 @@ def _heldout_sweeps(seed: int, per_sweep: int) -> dict[str, list[tuple[str, dict
                 dict(shape=(h, h, c), layer="DepthwiseConv2D",
                      kwargs=dict(kernel_size=k, strides=s, padding="same")))
 
-    def conv_macs(spec):
+    def conv_macs(spec):  # a depthwise conv: one filter per channel
         h, _, ci = spec["shape"]
         kw = spec["kwargs"]
-        return (-(-h // kw["strides"])) ** 2 * ci * kw["filters"] * kw["kernel_size"] ** 2
-
-    def dw_macs(spec):
-        h, _, c = spec["shape"]
-        kw = spec["kwargs"]
-        return (-(-h // kw["strides"])) ** 2 * c * kw["kernel_size"] ** 2
+        return (-(-h // kw["strides"])) ** 2 * ci * kw.get("filters", 1) * kw["kernel_size"] ** 2
 
     def dense():
         rows = 1 if rng.random() < 0.5 else logu(2, 256)
@@ -120,13 +116,14 @@ def _heldout_sweeps(seed: int, per_sweep: int) -> dict[str, list[tuple[str, dict
         spec = dict(shape=(i,), layer="Dense", kwargs=dict(units=o), rows=rows)
         return f"dense {rows}x{i}->{o}", spec
 
-    def dense_macs(spec):
+    def dense_macs(spec):  # weights past 256 MB: over the cap whatever the rows;
+        # a dense layer's cap is 4x the others' (8e8): a GEMV's time is its weights' read
         weights = spec["shape"][0] * spec["kwargs"]["units"]
-        return 0 if weights * 4 > 256e6 else spec.get("rows", 1) * weights / 4
+        return math.inf if weights * 4 > 256e6 else spec.get("rows", 1) * weights / 4
 
     makers = {
         "depthwise_k": (lambda: dw(logu(8, 64), logu(8, 384), int(rng.integers(1, 12)),
-                                   int(rng.integers(1, 3))), dw_macs),
+                                   int(rng.integers(1, 3))), conv_macs),
         "conv_k": (lambda: conv(logu(7, 40), logu(8, 160), logu(8, 160),
                                 int(rng.integers(1, 12)), 1), conv_macs),
         "conv_stride": (lambda: conv(logu(24, 96), logu(8, 64), logu(16, 128),
@@ -137,8 +134,8 @@ def _heldout_sweeps(seed: int, per_sweep: int) -> dict[str, list[tuple[str, dict
         "conv3x3_channels": (lambda: (lambda c: conv(logu(16, 48), c, c, 3, 1))(logu(8, 160)),
                              conv_macs),
         "depthwise_channels": (lambda: dw(logu(10, 56), logu(16, 512), int(rng.choice([3, 5, 7])),
-                                          1), dw_macs),
-        "dense": (dense, lambda spec: dense_macs(spec) or 1e12),
+                                          1), conv_macs),
+        "dense": (dense, dense_macs),
     }
     return {name: [draw(make, macs) for _ in range(per_sweep)]
             for name, (make, macs) in makers.items()}
