@@ -581,6 +581,11 @@ def _validate_args(p: argparse.ArgumentParser) -> None:
                         "report predicted vs measured per kernel and per layer")
 
 
+def _shown_name(name: str) -> str:
+    """A model file is shown by its file name (the JSON report keeps the path)."""
+    return Path(name).name if os.sep in name else name
+
+
 def render_validation(report) -> None:
     from rich.table import Table
 
@@ -593,8 +598,7 @@ def render_validation(report) -> None:
         t.add_column(f"{p} ms", justify="right")
         t.add_column("err %", justify="right")
     for r in report.results:
-        # A file is shown by its name (the JSON report keeps the path).
-        row = [Path(r.name).name if os.sep in r.name else r.name, f"{r.measured_ms:.3f}",
+        row = [_shown_name(r.name), f"{r.measured_ms:.3f}",
                "" if r.median_ms is None else f"{r.median_ms:.3f}"]
         for p in report.predictors:
             row += [f"{r.predicted_ms[p]:.3f}", f"{r.error_pct(p):+.1f}"]
@@ -634,7 +638,8 @@ def render_per_kernel(report, top: int = 10) -> None:
         k = r.kernels
         if k is None:
             continue
-        t = Table(title=Text(f"{r.name}: per layer ({p}; kernels timed alone)"))
+        name = _shown_name(r.name)
+        t = Table(title=Text(f"{name}: per layer ({p}; kernels timed alone)"))
         for col in ("layer", "type", "kernels", "predicted ms", "measured ms", "error ms"):
             t.add_column(col, justify="left" if col in ("layer", "type") else "right")
         for row in k.per_layer():
@@ -643,7 +648,7 @@ def render_per_kernel(report, top: int = 10) -> None:
                       "" if meas is None else f"{meas:.4f}",
                       "" if meas is None else f"{pred - meas:+.4f}")
         out.print(t)
-        w = Table(title=Text(f"{r.name}: worst kernels (largest absolute error first)"))
+        w = Table(title=Text(f"{name}: worst kernels (largest absolute error first)"))
         for col in ("kernel", "layer", "predicted ms", "measured ms", "error ms"):
             w.add_column(col, justify="left" if col in ("kernel", "layer") else "right",
                          overflow="fold")
@@ -652,7 +657,7 @@ def render_per_kernel(report, top: int = 10) -> None:
                       f"{row.measured_ms:.4f}", f"{row.error_ms(p):+.4f}")
         out.print(w)
         whole = k.measured_ms + k.per_invocation_ms
-        out.print(f"{r.name}: kernels measured alone sum to {k.measured_ms:.4f} ms (+ "
+        out.print(f"{name}: kernels measured alone sum to {k.measured_ms:.4f} ms (+ "
                   f"{k.per_invocation_ms:.4f} ms invocation = {whole:.4f} ms) vs the network "
                   f"measured at {r.measured_ms:.4f} ms ({100 * (whole / r.measured_ms - 1):+.1f}%)"
                   f"; kernels predicted {k.predicted_ms(p):.4f} ms", highlight=False,
