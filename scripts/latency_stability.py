@@ -68,12 +68,12 @@ def main(argv=None) -> int:
         label: {"fastest_call_ms": [], "fastest_window_ms": [], "median_call_ms": []}
         for label in interpreters}
     for _ in range(args.rounds):
-        for label, it in interpreters.items():
+        for label, (_, call) in interpreters.items():  # (interpreter kept alive, call)
             # As many single calls as fill --round-s, timed back to back by the
             # package's harness (TimingConfig.latency: one call per repeat, raw kept).
-            one_call_s = measure(it.invoke, TimingConfig.latency(repeats=3)).min_s
+            one_call_s = measure(call, TimingConfig.latency(repeats=3)).min_s
             repeats = max(3, int(args.round_s / one_call_s))
-            calls_ms = np.array(measure(it.invoke, TimingConfig.latency(repeats=repeats,
+            calls_ms = np.array(measure(call, TimingConfig.latency(repeats=repeats,
                                                                         warmup_runs=3)).raw_s) * 1e3
             f = figures[label]
             f["fastest_call_ms"].append(float(calls_ms.min()))

@@ -121,6 +121,36 @@ def test_measure_models_times_each_model(name):
         assert_good(m)
 
 
+def test_litert_times_models_and_op_programs_through_one_call_path(monkeypatch):
+    """A network and the samples that predict it are timed alike (`raw_invoke`, no
+    Python-side check per call), and the raw call really runs the model."""
+    from latency_lab.runtimes import litert
+
+    wrapped = []
+    real = litert.raw_invoke
+
+    def spy(it):
+        wrapped.append(it)
+        return real(it)
+
+    monkeypatch.setattr(litert, "raw_invoke", spy)
+    rt = runtimes.get("litert", threads=1)
+    models = _tiny_models()
+    rt.measure_model(models[0], FAST)
+    rt.measure_models(models, FAST)
+    rt.measure_ops(programs(CONFIGS[:1]), FAST)
+    assert len(wrapped) == 4
+    it = litert.interpreter(litert.convert_keras_model(models[0]), 1)
+    it.allocate_tensors()
+    x = np.random.default_rng(0).standard_normal((1, 8, 8, 3)).astype(np.float32)
+    it.set_tensor(it.get_input_details()[0]["index"], x)
+    out = it.get_output_details()[0]["index"]
+    call = litert.raw_invoke(it)
+    it.set_tensor(out, np.zeros_like(it.get_tensor(out)))  # the call must write it again
+    call()
+    np.testing.assert_allclose(it.get_tensor(out), models[0](x).numpy(), rtol=1e-4, atol=1e-5)
+
+
 def test_litert_quick_timing_config():
     rt = runtimes.get("litert", threads=1)
     (m,) = rt.measure_ops(programs(CONFIGS[2:3]), TimingConfig.quick())
