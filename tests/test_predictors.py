@@ -184,6 +184,20 @@ def test_lookup_is_monotone_in_channels_between_table_points():
     assert np.max(np.abs(by_out / truth - 1)) < 0.1
 
 
+def test_no_kernel_is_predicted_faster_than_the_fastest_sample_of_its_kind():
+    """Below the table's sizes the regressor extrapolates efficiency, not the fixed
+    cost of a call: the floor is the kind's fastest sample."""
+    prof = _profile()
+    est = LookupTableModel(prof).fit()
+    fastest = min(s.min_ms for s in prof.samples if s.op == "conv2d")
+    tiny = [("conv2d", dict(h=h, w=h, cin=c, cout=c, k=3, s=1)) for h in (1, 2, 4) for c in (1, 2, 4)]
+    preds = est.predict(tiny)
+    assert min(preds) == pytest.approx(fastest)
+    assert all(p >= fastest for p in preds)
+    big = _conv(h=16, cin=32, cout=32)  # a table point, far above the floor
+    assert est.predict([big])[0] == pytest.approx(_device_ms(*big))
+
+
 def test_lookup_out_of_range_clamps_or_names_the_configuration():
     prof = _profile()
     edge = LookupTableModel(prof).fit().predict([_conv(cout=32)])[0]
@@ -786,6 +800,19 @@ def test_lookup_predicts_a_step_of_channels_at_one_time():
                       0.0, 3) for c in (4, 8, 16, 24, 32, 48, 64, 96, 128)]
     est = LookupTableModel(prof.with_samples(list(prof.samples) + samples)).fit()
     pred = est.predict([("depthwise", dict(h=16, w=16, c=c, k=3, s=1)) for c in range(9, 16)])
+    assert np.ptp(pred) == pytest.approx(0.0, abs=1e-12)
+
+
+def test_a_dense_layers_packed_weights_fill_whole_steps_of_output_channels():
+    """XNNPACK packs a GEMM's weights in whole steps of output channels, and a
+    one-row dense layer is a read of them: 9..15 outputs (16 is a table point) are
+    one time (AVX2: steps of 16), its weights term included."""
+    prof = _profile()
+    prof = prof.replace(device=dict(prof.device, info={"cpu": {"simd_flags": ["avx2"]}}))
+    samples = [Sample("dense", dict(rows=1, cin=512, cout=c), 0.0004 * ((c + 7) // 8) + 0.001,
+                      0.0, 3) for c in (4, 8, 16, 24, 40, 64, 96, 128)]
+    est = LookupTableModel(prof.with_samples(list(prof.samples) + samples)).fit()
+    pred = est.predict([("dense", dict(rows=1, cin=512, cout=c)) for c in range(9, 16)])
     assert np.ptp(pred) == pytest.approx(0.0, abs=1e-12)
 
 
