@@ -338,7 +338,7 @@ def l1_spill(window_bytes: float, l1d_bytes: int) -> float:
 # another version are refit. (Each stored model also carries a digest of its training
 # data, so a change that forgets the bump still refits instead of reusing stale
 # hyperparameters.)
-LOOKUP_FIT_VERSION = 10
+LOOKUP_FIT_VERSION = 11
 
 
 def _data_digest(feats: np.ndarray, target: np.ndarray) -> str:
@@ -826,7 +826,7 @@ class LookupTableModel(_ProfilePredictor):
             return float(np.dot(self._base_terms(op, cfg), coefs))
         cfg = padded_config(op, cfg, self.channel_tile_, self.row_tile_)
         w = op_kinds.work(op, cfg)
-        nbytes = w.bytes_total
+        nbytes = w.bytes_total - op_kinds.get(op).unread_bytes(cfg)
         wb = op_kinds.weight_bytes(op, cfg) if self.cache_base else 0.0
         bw = bandwidth_at(self.weight_curve_, wb) if wb else None
         if bw:  # the weights' bytes as memory-bandwidth bytes of the same read time

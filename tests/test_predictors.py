@@ -725,6 +725,22 @@ def test_stepped_output_channels_are_padded_to_whole_simd_steps():
     assert conv[0] == conv[1]
 
 
+def test_a_conv_smaller_than_its_stride_reads_only_the_input_its_windows_cover():
+    """1x1 at stride 2 over 8x8 reads 4 of 8 rows and columns; 3x3 at stride 2 reads
+    everything. The lookup's base leaves the skipped bytes out; `work` keeps them."""
+    conv = op_kinds.get("conv2d")
+    strided = dict(h=8, w=8, cin=16, cout=32, k=1, s=2)
+    assert conv.unread_bytes(strided) == 4.0 * 16 * (64 - 16)
+    assert conv.unread_bytes(dict(strided, k=3)) == 0.0
+    assert conv.unread_bytes(dict(strided, h=7, w=7, k=1, s=4)) == 4.0 * 16 * (49 - 4)
+    assert op_kinds.get("depthwise").unread_bytes(dict(h=8, w=8, c=8, k=1, s=2)) == 0.0
+    est = LookupTableModel(_profile(), cache_base=False).fit()
+    w = op_kinds.work("conv2d", strided)
+    roof = est.roofline_ms(w.flops, w.bytes_total - conv.unread_bytes(strided), "dense")
+    assert est._roof("conv2d", strided) == pytest.approx(roof)
+    assert est._roof("conv2d", strided) < est.roofline_ms(w.flops, w.bytes_total, "dense")
+
+
 def test_a_depthwise_conv_gets_how_far_its_taps_spill_past_the_l1():
     """XNNPACK's depthwise kernels keep one pixel's taps (weights and input window, all
     channels) in L1 for the next pixel; past the L1 they run ~1.5x slower per

@@ -388,6 +388,12 @@ class OpKind:
         """float32 weight bytes of one sample (what a network streams for it)."""
         return 4.0 * self.work(config).params
 
+    def unread_bytes(self, config: Config) -> float:
+        """Bytes of the cost registry's count (`work`) the runtime never reads: input a
+        stride skips. The lookup's roofline base leaves them out; `analyze` counts
+        tensors whole."""
+        return 0.0
+
     def window_bytes(self, config: Config) -> float | None:
         """Bytes the kernel's inner loop reads for one output pixel and reuses for
         the next (a depthwise conv's taps over all channels), or None: the lookup's
