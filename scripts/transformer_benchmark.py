@@ -25,7 +25,9 @@ in the same passes and reported apart (DESIGN.md, Validation):
   commit 1314c93, profile fresh12 of the same plan: 67% / 96%, RMSPE 5.1%, host
   drift -4.4%; looked at); 6 (2026-12-01 12:49, commit a157166, profile fresh12:
   42% / 92%, RMSPE 6.4%, mean +4.8%, drift -3.6%; the same measurements predicted
-  with the shipped fresh11 profile read 83% / 100%). Next: 7.
+  with the shipped fresh11 profile read 83% / 100%); 7 (2026-12-01 15:40, commit
+  edbc048, profile fresh13 of the same plan: 96% / 100%, RMSPE 2.6%, Spearman 0.991,
+  drift -0.4%). Next: 8.
 
 Each set gets the summary (within ±5%/±10%, RMSPE, Spearman) for the lookup, roofline
 and FLOPs predictors, the per-family and leave-one-family-out table, the lookup

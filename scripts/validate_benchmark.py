@@ -23,7 +23,8 @@ Two sets, measured in the same passes and reported apart (DESIGN.md, Validation)
   Spearman 0.998); 9 (2026-12-01 11:58, commit 1314c93, profile fresh12 of the
   same plan: 78% / 95%, RMSPE 4.2%, host drift -5.3%; looked at); 10 (2026-12-01
   12:36, commit a157166, profile fresh12: 75% / 98%, RMSPE 4.8%, Spearman 0.998,
-  drift -6.0%). Next: 11.
+  drift -6.0%); 11 (2026-12-01 15:22, commit edbc048, profile fresh13 of the same
+  plan: 88% / 95%, RMSPE 3.5%, Spearman 0.999, drift -0.7%). Next: 12.
 
 Each set gets the summary (within ±5%/±10%, RMSPE, Spearman), a per-family table and
 a leave-one-family-out table. Profiles the machine from nothing unless --profile.
