@@ -340,6 +340,11 @@ def l1_spill(window_bytes: float, l1d_bytes: int) -> float:
 # hyperparameters.)
 LOOKUP_FIT_VERSION = 11
 
+# A sample within this many empty calls (the profile's per-invocation plus per-op
+# overhead) is a kernel's fixed cost, and floors its kind (`LookupTableModel._floor_ms`).
+# EPYC VM (fresh13): every kind's fastest sample is 0.55-1.5 us against 0.64 us a call.
+FIXED_COST_CALLS = 2.0
+
 
 def _data_digest(feats: np.ndarray, target: np.ndarray) -> str:
     """SHA-256 of a Gaussian process's training data (shapes and float64 bits)."""
@@ -921,12 +926,18 @@ class LookupTableModel(_ProfilePredictor):
                     "profile a wider range or use out_of_range='clamp'"
                 )
             f = np.clip(f, m["low"], m["high"])
-        # No kernel is predicted faster than the fastest sample of its kind: a kernel of
-        # a microsecond is the runtime's fixed cost, which the regressor (efficiency over
-        # the roofline) extrapolates below every measurement. EPYC VM: a 1x1 conv
-        # 6x6x14->16 was predicted 0.66 us, measured 0.82; the table's fastest conv
-        # sample (7x7x4->29) is 0.83. Every kind's plan has samples of 0.55-1.5 us.
-        return max(base * float(np.exp(m["gp"].predict(f[None, :])[0])), m["fastest_ms"])
+        return max(base * float(np.exp(m["gp"].predict(f[None, :])[0])), self._floor_ms(m))
+
+    def _floor_ms(self, m: dict) -> float:
+        """No kernel is predicted faster than the fastest sample of its kind, where that
+        sample is a call's fixed cost (at most FIXED_COST_CALLS empty calls): the
+        regressor, working on efficiency over the roofline, extrapolates a microsecond
+        kernel below every measurement. EPYC VM: a 1x1 conv 6x6x14->16 was predicted
+        0.66 us, measured 0.82; the table's fastest conv (7x7x4->29) is 0.83. A kind
+        whose fastest sample is real work floors nothing (an older plan's fastest
+        transpose conv, 96 us, would have set every small one's time)."""
+        fixed = FIXED_COST_CALLS * (self.per_invocation_ms_ + self.per_op_ms_)
+        return m["fastest_ms"] if m["fastest_ms"] <= fixed else 0.0
 
 
     def check_kernel(self, op: str, cfg: dict) -> "KernelCheck":

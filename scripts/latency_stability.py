@@ -63,7 +63,7 @@ def main(argv=None) -> int:
     interpreters = {}
     for name, kwargs in NETWORKS:
         label = f"{name}{kwargs}"
-        interpreters[label] = runtime._ready(convert_keras_model(application(name, **kwargs)))
+        interpreters[label] = runtime.ready(convert_keras_model(application(name, **kwargs)))
     figures: dict[str, dict[str, list[float]]] = {
         label: {"fastest_call_ms": [], "fastest_window_ms": [], "median_call_ms": []}
         for label in interpreters}

@@ -62,7 +62,7 @@ class LiteRTRuntime:
                 "device": "cpu", "threads": self.threads, "dtype": "float32", "batch": 1}
 
     # ---------------------------------------------------------------- models
-    def _ready(self, model_bytes: bytes) -> tuple[Any, Callable[[], None]]:
+    def ready(self, model_bytes: bytes) -> tuple[Any, Callable[[], None]]:
         """(interpreter, its raw invocation) with random inputs set once: timed as op
         programs are (`raw_invoke`), so a network and the samples predicting it carry
         the same per-call cost. The interpreter must outlive the call."""
@@ -75,7 +75,7 @@ class LiteRTRuntime:
         return it, raw_invoke(it)
 
     def measure_bytes(self, model_bytes: bytes, timing: TimingConfig | None = None) -> Measurement:
-        it, call = self._ready(model_bytes)
+        it, call = self.ready(model_bytes)
         result = measure(call, timing)
         del call, it  # the raw call first: the interpreter frees its delegate when collected
         return result
@@ -87,7 +87,7 @@ class LiteRTRuntime:
                        ) -> list[Measurement]:
         """Several models with interleaved repeats (`measure_interleaved`), so models
         that are compared meet the same moments of a shared host."""
-        ready = [self._ready(convert_keras_model(m)) for m in models]
+        ready = [self.ready(convert_keras_model(m)) for m in models]
         result = measure_interleaved([call for _, call in ready], timing)
         del ready
         return result
