@@ -92,7 +92,8 @@ class _ProfilePredictor(RegressorMixin, BaseEstimator):
         """'compute' or 'memory' (which roofline branch binds), or 'overhead' when the
         op is smaller than the fixed per-op cost."""
         w = op_kinds.work(op, config)
-        return self.bound_of(w.flops, w.bytes_total, op_kinds.op_class(op, config))
+        return self.bound_of(w.flops, op_kinds.moved_bytes(op, config, w),
+                             op_kinds.op_class(op, config))
 
     def bound_of(self, flops: float, nbytes: float, cls: str) -> str:
         compute_s = flops / self.peak_flops_per_s_.get(cls, self.peak_flops_per_s_["elementwise"]) if flops else 0.0
@@ -138,7 +139,8 @@ class RooflineModel(_ProfilePredictor):
 
     def _predict_one(self, op: str, cfg: dict) -> float:
         w = op_kinds.work(op, cfg)
-        return self.roofline_ms(w.flops, w.bytes_total, op_kinds.op_class(op, cfg))
+        return self.roofline_ms(w.flops, op_kinds.moved_bytes(op, cfg, w),
+                                op_kinds.op_class(op, cfg))
 
 
 class FlopsBaseline(_ProfilePredictor):
@@ -831,7 +833,7 @@ class LookupTableModel(_ProfilePredictor):
             return float(np.dot(self._base_terms(op, cfg), coefs))
         cfg = padded_config(op, cfg, self.channel_tile_, self.row_tile_)
         w = op_kinds.work(op, cfg)
-        nbytes = w.bytes_total - op_kinds.get(op).unread_bytes(cfg)
+        nbytes = op_kinds.moved_bytes(op, cfg, w)
         wb = op_kinds.weight_bytes(op, cfg) if self.cache_base else 0.0
         bw = bandwidth_at(self.weight_curve_, wb) if wb else None
         if bw:  # the weights' bytes as memory-bandwidth bytes of the same read time

@@ -744,6 +744,9 @@ def test_a_conv_smaller_than_its_stride_reads_only_the_input_its_windows_cover()
     roof = est.roofline_ms(w.flops, w.bytes_total - conv.unread_bytes(strided), "dense")
     assert est._roof("conv2d", strided) == pytest.approx(roof)
     assert est._roof("conv2d", strided) < est.roofline_ms(w.flops, w.bytes_total, "dense")
+    # one count of the bytes moved for every roofline over op kinds
+    assert op_kinds.moved_bytes("conv2d", strided) == w.bytes_total - conv.unread_bytes(strided)
+    assert RooflineModel(_profile()).fit().predict([("conv2d", strided)])[0] == pytest.approx(roof)
 
 
 def test_a_depthwise_conv_gets_how_far_its_taps_spill_past_the_l1():

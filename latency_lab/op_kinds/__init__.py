@@ -24,7 +24,7 @@ from latency_lab.op_kinds.base import (CHANNEL_KEYS, KERAS_LAYERS, LITERT_KERNEL
                                        OpKind, get, kinds, names, same_out)
 
 __all__ = ["OpKind", "Config", "CHANNEL_KEYS", "get", "kinds", "names", "same_out",
-           "work", "weight_bytes", "op_class", "table_kinds", "AUXILIARY",
+           "work", "weight_bytes", "moved_bytes", "op_class", "table_kinds", "AUXILIARY",
            "layer_configs", "kernel_configs", "FOLDED_LAYERS", "FREE_KERNELS",
            "ROOFLINE_KERNELS", "KERAS_LAYERS", "LITERT_KERNELS"]
 
@@ -44,6 +44,15 @@ def work(op: str, config: Config):
 
 def weight_bytes(op: str, config: Config) -> float:
     return get(op).weight_bytes(config)
+
+
+def moved_bytes(op: str, config: Config, work=None) -> float:
+    """Bytes the runtime moves for one sample: the cost registry's count (`work`, given
+    when the caller has it) less what it never reads (`OpKind.unread_bytes`: input a
+    stride skips). Every roofline over op kinds uses it; `analyze` keeps the
+    registry's whole-tensor count."""
+    kind = get(op)
+    return (work or kind.work(config)).bytes_total - kind.unread_bytes(config)
 
 
 def op_class(op: str, config: Config) -> str:
