@@ -105,7 +105,8 @@ def _heldout_sweeps(seed: int, per_sweep: int) -> dict[str, list[tuple[str, dict
                 dict(shape=(h, h, c), layer="DepthwiseConv2D",
                      kwargs=dict(kernel_size=k, strides=s, padding="same")))
 
-    def conv_macs(spec):  # a depthwise conv: one filter per channel
+    def conv_macs(spec):
+        """Multiply-adds of a conv; a depthwise conv (no `filters`) has one per channel."""
         h, _, ci = spec["shape"]
         kw = spec["kwargs"]
         return (-(-h // kw["strides"])) ** 2 * ci * kw.get("filters", 1) * kw["kernel_size"] ** 2
@@ -116,8 +117,9 @@ def _heldout_sweeps(seed: int, per_sweep: int) -> dict[str, list[tuple[str, dict
         spec = dict(shape=(i,), layer="Dense", kwargs=dict(units=o), rows=rows)
         return f"dense {rows}x{i}->{o}", spec
 
-    def dense_macs(spec):  # weights past 256 MB: over the cap whatever the rows;
-        # a dense layer's cap is 4x the others' (8e8): a GEMV's time is its weights' read
+    def dense_macs(spec):
+        """A quarter of its multiply-adds (a dense layer's cap is 4x the others': a
+        GEMV's time is its weights' read); weights past 256 MB are over any cap."""
         weights = spec["shape"][0] * spec["kwargs"]["units"]
         return math.inf if weights * 4 > 256e6 else spec.get("rows", 1) * weights / 4
 

@@ -69,10 +69,8 @@ class LiteRTRuntime:
         it = interpreter(model_bytes, self.threads)
         it.allocate_tensors()
         rng = np.random.default_rng(0)
-        for d in it.get_input_details():
-            it.set_tensor(d["index"], rng.standard_normal(d["shape"]).astype(d["dtype"]))
-        it.invoke()  # once through the checked path: errors surface here, not mid-timing
-        return it, raw_invoke(it)
+        return _armed(it, [rng.standard_normal(d["shape"]).astype(d["dtype"])
+                           for d in it.get_input_details()])
 
     def measure_bytes(self, model_bytes: bytes, timing: TimingConfig | None = None) -> Measurement:
         it, call = self.ready(model_bytes)
@@ -144,7 +142,13 @@ def program_call(it, program: OpProgram, rng: np.random.Generator):
             f"op program {program.key!r} declares inputs of shapes "
             f"{[v.shape for v in values]} but its converted model takes {got}; its "
             "function must use every input it declares, in order")
-    for d, value in zip(details, values):
+    return _armed(it, values)
+
+
+def _armed(it, values: Sequence[np.ndarray]) -> tuple[Any, Callable[[], None]]:
+    """(it, its raw call) with `values` set as its inputs, once: one invocation through
+    the checked path first, so errors surface here and not mid-timing."""
+    for d, value in zip(it.get_input_details(), values):
         it.set_tensor(d["index"], value)
     it.invoke()
     return it, raw_invoke(it)
