@@ -308,8 +308,13 @@ def featurize(op: str, cfg: dict, categories: dict[str, list],
     padded = padded_config(op, cfg, channel_tile, row_tile)
     feats = kind.features(padded, categories, channel_tile)
     if channel_tile and kind.partial_step_flag:
-        key = kind.step_channels[0]
-        feats.append(float(int(cfg[key]) % kind.channel_step(cfg, channel_tile) != 0))
+        # a partial step, and a partial whole tile: AVX-512 depthwise kernels run 16
+        # channels a step and the rest through a masked remainder, which costs half a
+        # step on the EPYC VM and two steps on the Xeon VM (3x3 at 40x40 over 64, 72
+        # and 80 channels: 43, 65 and 54 us); the regressor learns which from the table
+        c = int(cfg[kind.step_channels[0]])
+        feats.append(float(c % kind.channel_step(cfg, channel_tile) != 0))
+        feats.append(float(c % channel_tile != 0))
     if base_ms is not None and kind.size_feature:
         feats.append(math.log(max(base_ms, 1e-9)))
     for key, found in sorted((paths or {}).items()):  # the kernel path, one-hot
@@ -340,7 +345,7 @@ def l1_spill(window_bytes: float, l1d_bytes: int) -> float:
 # another version are refit. (Each stored model also carries a digest of its training
 # data, so a change that forgets the bump still refits instead of reusing stale
 # hyperparameters.)
-LOOKUP_FIT_VERSION = 11
+LOOKUP_FIT_VERSION = 12
 
 # A sample within this many empty calls (the profile's per-invocation plus per-op
 # overhead) is a kernel's fixed cost, and floors its kind (`LookupTableModel._floor_ms`).
@@ -818,10 +823,11 @@ class LookupTableModel(_ProfilePredictor):
 
     def _roof(self, op: str, cfg: dict) -> float:
         """The roofline time of the work the runtime does for `cfg`: whole SIMD steps
-        of output channels (`padded_config`). With `cache_base`, its weights are read
-        at the bandwidth of the cache level a working set of their size lives in (the
-        profile's weight-streaming curve) and the rest at memory bandwidth: a
-        one-row dense layer is that read, 90 GB/s from L2 and 30 GB/s past the L3 on
+        of output channels (`padded_config`) and, on a CPU, whole kernel tiles of other
+        dimensions (`OpKind.tiled_flops`: a depthwise conv's taps). With `cache_base`,
+        its weights are read at the bandwidth of the cache level a working set of their
+        size lives in (the profile's weight-streaming curve) and the rest at memory
+        bandwidth: a one-row dense layer is that read, 90 GB/s from L2 and 30 GB/s past the L3 on
         the EPYC VM, which a single memory ceiling, and a regressor over a few
         hundred samples, could not follow (1x4096->1024 predicted +53%, 1x4096->4096
         -28%). Refitted offline on three fresh EPYC profiles against their own
@@ -833,12 +839,13 @@ class LookupTableModel(_ProfilePredictor):
             return float(np.dot(self._base_terms(op, cfg), coefs))
         cfg = padded_config(op, cfg, self.channel_tile_, self.row_tile_)
         w = op_kinds.work(op, cfg)
+        flops = op_kinds.get(op).tiled_flops(cfg, w.flops) if self.channel_tile_ else w.flops
         nbytes = op_kinds.moved_bytes(op, cfg, w)
         wb = op_kinds.weight_bytes(op, cfg) if self.cache_base else 0.0
         bw = bandwidth_at(self.weight_curve_, wb) if wb else None
         if bw:  # the weights' bytes as memory-bandwidth bytes of the same read time
             nbytes = max(nbytes - wb, 0.0) + wb * self.memory_bytes_per_s_ / bw
-        return self.roofline_ms(w.flops, nbytes, op_kinds.op_class(op, cfg))
+        return self.roofline_ms(flops, nbytes, op_kinds.op_class(op, cfg))
 
     def _base_terms(self, op: str, cfg: dict) -> list[float] | None:
         """`op`'s base terms (`OpKind.base_terms`) of `cfg` in whole SIMD steps, its

@@ -358,7 +358,8 @@ def test_table_plan_spends_its_budget_by_table_share(monkeypatch):
     plan = plans.table_plan(quick=False, seed=0, max_samples=320)
     count = {op: sum(p.op == op for p in plan) for op in ("conv2d", "depthwise", "activation")}
     # Added beyond the share (these 1x1 convs are all below SMALL_MAP_WEIGHT_BYTES).
-    count["conv2d"] -= len(op_kinds.get("conv2d").coverage_configs(quick=False))
+    for op in ("conv2d", "depthwise"):
+        count[op] -= len(op_kinds.get(op).coverage_configs(quick=False))
     count["activation"] -= len(plans.category_configs(real))
     # The path-key spines (3 bases, every value of each path key) too.
     for op in ("conv2d", "depthwise"):
@@ -371,6 +372,20 @@ def test_table_plan_spends_its_budget_by_table_share(monkeypatch):
         # Slimmed variants that coincide with a planned config are dropped, not redrawn.
         assert 0.85 * 320 * share[op] / total <= n <= 320 * share[op] / total + 1, count
     assert count["conv2d"] > count["depthwise"] > count["activation"]
+
+
+def test_the_plan_times_depthwise_convs_that_leave_part_of_a_simd_tile():
+    """The families' widths are nearly all multiples of 16; the plan's channel
+    staircases time every remainder of a 16-channel tile (4, 8, 12) at 3x3 and 5x5,
+    where XNNPACK's masked remainder path runs."""
+    for quick in (False, True):
+        plan = [p.config for p in plans.table_plan(quick=quick, seed=0)
+                if p.op == "depthwise" and p.config["s"] == 1]
+        for k in ((3, 5) if not quick else (3,)):
+            left = {c["c"] % 16 for c in plan if c["k"] == k and 96 <= c["c"] <= 136}
+            assert {0, 8} <= left, (k, left)
+            if not quick:
+                assert {4, 12} <= left, (k, left)
 
 
 def test_small_map_configs_put_big_weight_convs_on_tiny_maps():

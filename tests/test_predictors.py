@@ -722,10 +722,14 @@ def test_stepped_output_channels_are_padded_to_whole_simd_steps():
     assert padded_config("dense", dict(rows=1, cin=10, cout=17), 16)["cout"] == 32
     assert padded_config("dense", dict(rows=1, cin=10, cout=17), None)["cout"] == 17
     assert padded_config("add", dict(h=4, w=4, c=3), 16) == dict(h=4, w=4, c=3)
-    # Flat across a step: 9..16 channels share features, but for depthwise a flag says
-    # the last step is partial (XNNPACK's slower remainder path).
+    # Flat across a step: 9..16 channels share features, but for depthwise two flags
+    # say the last step, and the last whole tile, are partial (XNNPACK's remainder path)
     dw = [featurize("depthwise", dict(h=4, w=4, c=c, k=3, s=1), {}, 16) for c in (9, 15, 16)]
-    assert dw[0] == dw[1] and dw[0][:-1] == dw[2][:-1] and (dw[0][-1], dw[2][-1]) == (1.0, 0.0)
+    assert dw[0] == dw[1] and dw[0][:-2] == dw[2][:-2]
+    assert (dw[0][-2:], dw[2][-2:]) == ([1.0, 1.0], [0.0, 0.0])
+    flags = [featurize("depthwise", dict(h=4, w=4, c=c, k=3, s=1), {}, 16)[-2:]
+             for c in (8, 72, 80, 100)]
+    assert flags == [[0.0, 1.0], [0.0, 1.0], [0.0, 0.0], [1.0, 1.0]]
     conv = [featurize("conv2d", dict(h=4, w=4, cin=8, cout=c, k=1, s=1), {}, 16) for c in (1, 8)]
     assert conv[0] == conv[1]
 
@@ -747,6 +751,28 @@ def test_a_conv_smaller_than_its_stride_reads_only_the_input_its_windows_cover()
     # one count of the bytes moved for every roofline over op kinds
     assert op_kinds.moved_bytes("conv2d", strided) == w.bytes_total - conv.unread_bytes(strided)
     assert RooflineModel(_profile()).fit().predict([("conv2d", strided)])[0] == pytest.approx(roof)
+
+
+def test_a_depthwise_conv_is_based_on_the_taps_of_the_kernel_that_runs_it():
+    """XNNPACK's single-pass depthwise kernels do 3, 4, 9 or 25 taps: a 4x4 runs the
+    25-tap kernel and a 1x1 the 3-tap one, so the lookup's base on a CPU counts those
+    taps' multiply-adds; past 25 taps (multipass) and without a CPU tile (a GPU, a
+    datasheet) it counts the real ones."""
+    from latency_lab.op_kinds.depthwise import run_taps
+
+    assert [run_taps(k) for k in range(1, 8)] == [3, 4, 9, 25, 25, 36, 49]
+    dw = op_kinds.get("depthwise")
+    cfg = dict(h=40, w=40, c=256, k=4, s=1)
+    flops = op_kinds.work("depthwise", cfg).flops
+    assert dw.tiled_flops(cfg, flops) == pytest.approx(flops * 25 / 16)
+    assert dw.tiled_flops(dict(cfg, k=3), flops) == flops
+    assert op_kinds.get("conv2d").tiled_flops(dict(h=4, w=4, cin=3, cout=8, k=2, s=1), 7.0) == 7.0
+    cpu = LookupTableModel(_profile(), cache_base=False, channel_tile=16).fit()
+    w = op_kinds.work("depthwise", cfg)
+    roof = cpu.roofline_ms(flops * 25 / 16, op_kinds.moved_bytes("depthwise", cfg, w), "depthwise")
+    assert cpu._roof("depthwise", cfg) == pytest.approx(roof)
+    untiled = LookupTableModel(_profile(), cache_base=False, channel_tile=None).fit()
+    assert untiled._roof("depthwise", cfg) < cpu._roof("depthwise", cfg)
 
 
 def test_a_depthwise_conv_gets_how_far_its_taps_spill_past_the_l1():

@@ -394,6 +394,13 @@ class OpKind:
         tensors whole."""
         return 0.0
 
+    def tiled_flops(self, config: Config, flops: float) -> float:
+        """FLOPs a CPU's SIMD kernel does for `config`, given the cost registry's
+        count `flops`: the count itself unless the kernel pads its work to a tile
+        along a dimension that is not a channel (`padded_config` pads those). The
+        lookup's base on a CPU (a channel tile known) uses it."""
+        return flops
+
     def window_bytes(self, config: Config) -> float | None:
         """Bytes the kernel's inner loop reads for one output pixel and reuses for
         the next (a depthwise conv's taps over all channels), or None: the lookup's

@@ -11,7 +11,7 @@ from latency_lab.op_kinds.base import (Dim, Config, OpKind, kernel_same_input, k
                                        layer_hw, litert_kernel, random_weights, register,
                                        same_out, square, weight_tensor)
 
-__all__ = ["Depthwise", "DepthwiseMultiplier", "depthwise_config"]
+__all__ = ["Depthwise", "DepthwiseMultiplier", "depthwise_config", "run_taps", "UNIPASS_TAPS"]
 
 
 class _DepthwiseBase(OpKind):
@@ -29,9 +29,21 @@ class _DepthwiseBase(OpKind):
         return [(1, c["h"], c["w"], c["c"])], fn
 
 
-# The most taps XNNPACK's f32 depthwise kernels do in one pass (its 25p kernels);
-# larger kernels run the multipass ones.
-UNIPASS_MAX_TAPS = 25
+# The taps of XNNPACK's f32 depthwise kernels that do a whole kernel in one pass (its
+# dwconv config's primary tiles: the 3p, 4p, 9p and 25p microkernels, on x86 and Arm);
+# a kernel of more taps runs the multipass ones.
+UNIPASS_TAPS = (3, 4, 9, 25)
+UNIPASS_MAX_TAPS = UNIPASS_TAPS[-1]
+
+
+def run_taps(k: int) -> int:
+    """Taps the runtime's kernel computes for a k x k depthwise conv: the smallest
+    single-pass kernel that holds k * k (the rest are zero weights), or k * k past
+    them. On the Xeon VM (Ice Lake, LiteRT 2.3) a 4x4 took what a 5x5 does (48x48x96:
+    0.265 vs 0.266 ms; 14x14x256: 57 vs 58 us) and a 1x1 what 3 taps do; the
+    lookup, counting 16 taps, put the 4x4s 20-28% under."""
+    taps = k * k
+    return next((t for t in UNIPASS_TAPS if t >= taps), taps)
 
 
 @register
@@ -65,6 +77,21 @@ class Depthwise(_DepthwiseBase):
         if config["k"] ** 2 > UNIPASS_MAX_TAPS:
             return 1
         return super().channel_step(config, channel_tile)
+
+    def tiled_flops(self, config: Config, flops: float) -> float:
+        """The taps padded to the single-pass kernel that runs them (`run_taps`)."""
+        return flops * run_taps(config["k"]) / config["k"] ** 2
+
+    def coverage_configs(self, quick: bool) -> list[Config]:
+        """Channel staircases: 3x3 and 5x5 over every fourth channel count from 96 to
+        132 (every eighth in a quick plan). The families' widths are nearly all
+        multiples of 16: a fresh Xeon VM profile had two samples that leave 8 of a
+        16-channel tile, and its lookup put 3x3s over 72-136 such channels 22-29%
+        under (the masked remainder there costs two whole steps,
+        `predictors.featurize`)."""
+        maps = ((30, 3),) if quick else ((30, 3), (18, 5))
+        step = 8 if quick else 4
+        return [dict(h=h, w=h, c=c, k=k, s=1) for h, k in maps for c in range(96, 133, step)]
 
     def window_bytes(self, config: Config) -> float:
         """XNNPACK's depthwise kernels compute one output pixel over all channels, a
