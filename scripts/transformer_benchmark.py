@@ -27,7 +27,10 @@ in the same passes and reported apart (DESIGN.md, Validation):
   42% / 92%, RMSPE 6.4%, mean +4.8%, drift -3.6%; the same measurements predicted
   with the shipped fresh11 profile read 83% / 100%); 7 (2026-12-01 15:40, commit
   edbc048, profile fresh13 of the same plan: 96% / 100%, RMSPE 2.6%, Spearman 0.991,
-  drift -0.4%). Next: 8.
+  drift -0.4%); on a new machine, a 2-vCPU Xeon VM, profile fresh14 of the same
+  plan: 8 (2026-12-01 17:36, commit 4910b3c: 21% / 46%, RMSPE 12.3%, drift -2.8%;
+  looked at, two networks timed kernel by kernel), 9 (2026-12-01 18:32, commit
+  c4fe1fc: 33% / 46%, RMSPE 13.6%, Spearman 0.990). Next: 10.
 
 Each set gets the summary (within ±5%/±10%, RMSPE, Spearman) for the lookup, roofline
 and FLOPs predictors, the per-family and leave-one-family-out table, the lookup

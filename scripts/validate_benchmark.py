@@ -24,7 +24,11 @@ Two sets, measured in the same passes and reported apart (DESIGN.md, Validation)
   same plan: 78% / 95%, RMSPE 4.2%, host drift -5.3%; looked at); 10 (2026-12-01
   12:36, commit a157166, profile fresh12: 75% / 98%, RMSPE 4.8%, Spearman 0.998,
   drift -6.0%); 11 (2026-12-01 15:22, commit edbc048, profile fresh13 of the same
-  plan: 88% / 95%, RMSPE 3.5%, Spearman 0.999, drift -0.7%). Next: 12.
+  plan: 88% / 95%, RMSPE 3.5%, Spearman 0.999, drift -0.7%); 12 (2026-12-01 17:14,
+  commit 4910b3c, on a new machine: a 2-vCPU Xeon VM, profile fresh14 of that plan:
+  45% / 68%, RMSPE 8.1%, Spearman 0.997, drift -15%; looked at); 13 (2026-12-01
+  18:12, commit c4fe1fc, profile fresh14: 40% / 70%, RMSPE 8.3%, Spearman 0.996,
+  drift -12%). Next: 14.
 
 Each set gets the summary (within ±5%/±10%, RMSPE, Spearman), a per-family table and
 a leave-one-family-out table. Profiles the machine from nothing unless --profile.
