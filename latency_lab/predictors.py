@@ -827,9 +827,9 @@ class LookupTableModel(_ProfilePredictor):
         dimensions (`OpKind.tiled_flops`: a depthwise conv's taps). With `cache_base`,
         its weights are read at the bandwidth of the cache level a working set of their
         size lives in (the profile's weight-streaming curve) and the rest at memory
-        bandwidth: a one-row dense layer is that read, 90 GB/s from L2 and 30 GB/s past the L3 on
-        the EPYC VM, which a single memory ceiling, and a regressor over a few
-        hundred samples, could not follow (1x4096->1024 predicted +53%, 1x4096->4096
+        bandwidth: a one-row dense layer is that read, 90 GB/s from L2 and 30 GB/s
+        past the L3 on the EPYC VM, which a single memory ceiling, and a regressor
+        over a few hundred samples, could not follow (1x4096->1024 predicted +53%, 1x4096->4096
         -28%). Refitted offline on three fresh EPYC profiles against their own
         benchmark runs, the held-out networks (seeds 0-2, 40 each) read 85/82/90%
         within +-10% (80/85/90% with one ceiling) and 70/60/75% within +-5%
