@@ -19,12 +19,14 @@ from typing import Callable
 
 import numpy as np
 
-from latency_lab import device_info, op_kinds
+from latency_lab import device_info
 from latency_lab.bench import calibration, ceilings, plans
+from latency_lab.convert.pool import ConversionPool
 from latency_lab.errors import LatencyLabError, ProfileError, ProfileInterrupted
 from latency_lab.predictors import samples_xy, with_fitted_lookup
 from latency_lab.profile import DeviceProfile, Sample, sample_key, unstable_count
-from latency_lab.runtimes import OpProgram, get as get_runtime
+from latency_lab.runtimes import get as get_runtime
+from latency_lab.runtimes.base import PlannedProgram, Program
 from latency_lab.timing import Measurement, TimingConfig, pool_passes
 
 __all__ = ["ProfileRun", "CHUNK", "run_profile", "sample_timing", "calibration_timing",
@@ -55,6 +57,9 @@ class ProfileRun:
     max_table_samples: int | None = None
     adaptive_samples: int | None = None
     passes: int | None = None  # None: 3 for a full profile, 1 for --quick
+    # Processes that convert programs (and build the planned families) before they are
+    # timed, when the runtime converts (LiteRT); None: one per core (`convert.pool`).
+    convert_workers: int | None = None
     log: Callable[[str], None] = print
     progress: bool = True
     measured: list[Sample] = field(default_factory=list)
@@ -137,14 +142,10 @@ def _build(run: ProfileRun, info: dict, runtime_info: dict, samples: list[Sample
     )
 
 
-def op_programs(plan: list[plans.PlannedSample], seed: int) -> list[OpProgram]:
-    """The microbenchmark program of each planned sample (its op kind's `build`)."""
-    rng = np.random.default_rng(seed)
-    out = []
-    for s in plan:
-        shapes, fn = op_kinds.get(s.op).build(s.config, rng)
-        out.append(OpProgram(s.key, shapes, fn))
-    return out
+def op_programs(plan: list[plans.PlannedSample], seed: int) -> list[PlannedProgram]:
+    """The microbenchmark program of each planned sample (its op kind's `build`, run
+    when a runtime first needs the program; its weights are seeded by (seed, key))."""
+    return [PlannedProgram(s.key, s.op, s.config, seed) for s in plan]
 
 
 def calibration_timing(run: ProfileRun) -> TimingConfig:
@@ -165,6 +166,21 @@ class _CalibrationNetworks:
         self.timing = calibration_timing(run)
         self.entries = {e["name"]: e for e in entries}
         self._models: list | None = None
+        self._items: dict[str, list] = {}
+
+    def prepare(self) -> None:
+        """Build the networks and read their kernels (converting them: the conversion
+        is cached by model, so timing them later converts nothing). The profiler calls
+        it while its workers convert the first wave of programs, before any timing."""
+        from latency_lab.kernels import work_items
+
+        if not any(self.todo(i) for i in range(1, _passes(self.run) + 1)):
+            return
+        if self._models is None:
+            self._models = list(calibration.calibration_models(self.run.quick))
+        for label, model in self._models:
+            if label not in self.entries and label not in self._items:
+                self._items[label] = [i.to_dict() for i in work_items(model, self.runtime_name)]
 
     def todo(self, pass_index: int) -> int:
         """How many networks still need measuring in pass `pass_index` (1-based)."""
@@ -193,7 +209,8 @@ class _CalibrationNetworks:
             old = self.entries.get(label)
             pooled = pool_passes(_by_pass(old.get("raw_ms", []) if old else [], self.timing)
                                  + [m.raw_ms], self.timing.spread_tolerance)
-            items = old["items"] if old else [i.to_dict() for i in work_items(model, self.runtime_name)]
+            items = old["items"] if old else self._items.get(label) or [
+                i.to_dict() for i in work_items(model, self.runtime_name)]
             # measured_ms is the latency figure (fastest repeat, see latency_lab.timing).
             self.entries[label] = {"name": label, "measured_ms": pooled.min,
                                    "median_ms": pooled.median, "iqr_ms": pooled.iqr,
@@ -293,17 +310,36 @@ def _chunks(items: list, size: int = CHUNK) -> list[list]:
     return [items[i:i + size] for i in range(0, len(items), size)]
 
 
-def _measure_in_batches(chunks, seed, runtime, timing, record, save, stop_reason
-                        ) -> str | None:
+# Chunks whose programs are converted together (in the pool's workers), then timed:
+# about 40 s of converting on 2 cores, so --budget and Ctrl-C are still heard often.
+WAVE_CHUNKS = 10
+
+
+def _measure_in_batches(chunks, seed, runtime, timing, record, save, stop_reason,
+                        pool: ConversionPool | None = None,
+                        while_converting: Callable[[], None] | None = None) -> str | None:
     """Measure each chunk of samples, saving after each; the reason it stopped early
-    ("signal", "budget") or None. Chunks keep their composition from pass to pass (a
-    runtime reuses a program's conversion by its key); `seed` fixes their random weights."""
-    for index, chunk in chunks:
-        reason = stop_reason()
-        if reason:
-            return reason
-        runtime.measure_ops(op_programs(chunk, seed + index), timing, record)
-        save()
+    ("signal", "budget") or None. `seed` fixes the programs' random weights. With a
+    `pool` (and a runtime that converts), each wave of WAVE_CHUNKS chunks is converted
+    in the pool's workers first, and timed only when all of it is done:
+    `while_converting()` is this process's own work meanwhile (it is called once)."""
+    for start in range(0, len(chunks), WAVE_CHUNKS):
+        wave = [op_programs(chunk, seed) for _, chunk in chunks[start:start + WAVE_CHUNKS]]
+        if pool is not None and hasattr(runtime, "convert_ahead"):
+            reason = stop_reason()
+            if reason:
+                return reason
+            wait = runtime.convert_ahead([p for programs in wave for p in programs], pool)
+            if while_converting is not None:
+                while_converting()
+                while_converting = None
+            wait()
+        for programs in wave:
+            reason = stop_reason()
+            if reason:
+                return reason
+            runtime.measure_ops(programs, timing, record)
+            save()
     return None
 
 
@@ -357,7 +393,7 @@ def measure_kernels(runtime, kernels: list[tuple[str, dict]], timing: TimingConf
                              for op, cfg in kernels}.items() if key not in samples]
     by_key = {p.key: p for p in todo}
 
-    def record(prog: OpProgram, m: Measurement) -> None:
+    def record(prog: Program, m: Measurement) -> None:
         p = by_key[prog.key]
         samples[prog.key] = pooled_sample(p.op, p.config, samples.get(prog.key), m, timing)
 
@@ -383,14 +419,18 @@ def run_profile(run: ProfileRun) -> DeviceProfile:
     run.out = Path(run.out)
     check_out_path(run.out, resume=run.resume, overwrite=run.overwrite)
     stop: dict = {"signal": None}
-    with caught_signals(stop, enabled=run.catch_signals):
-        return _run_profile(run, started, stop)
+    with caught_signals(stop, enabled=run.catch_signals), \
+            ConversionPool(run.convert_workers) as pool:
+        return _run_profile(run, started, stop, pool)
 
 
-def _run_profile(run: ProfileRun, started: float, stop: dict) -> DeviceProfile:
+def _run_profile(run: ProfileRun, started: float, stop: dict,
+                 pool: ConversionPool) -> DeviceProfile:
     kind = "gpu" if run.device == "gpu" else "cpu"
     info = device_info.collect(kind)
     runtime = get_runtime(run.runtime, threads=run.threads, device=run.device)
+    if not hasattr(runtime, "convert_ahead"):
+        pool = None  # a runtime that compiles in-process (keras): nothing to convert ahead
     runtime_info = runtime.info()
     done, old_calibration, elapsed_before_s = _existing(run, runtime_info, info["fingerprint"])
     samples: dict[str, Sample] = {s.key: s for s in done}
@@ -403,7 +443,7 @@ def _run_profile(run: ProfileRun, started: float, stop: dict) -> DeviceProfile:
     run.log("planning samples from keras.applications layers ...")
     plan = plans.roofline_plan(run.quick) + plans.table_plan(
         run.quick, seed=run.seed, max_samples=run.max_table_samples,
-        runtime=runtime_info["name"])
+        runtime=runtime_info["name"], pool=pool)
     plan_keys = {p.key for p in plan}
     n_adaptive = run.adaptive_samples if run.adaptive_samples is not None else (0 if run.quick else 100)
     # On --resume, samples outside the plan are adaptive ones already measured.
@@ -452,7 +492,7 @@ def _run_profile(run: ProfileRun, started: float, stop: dict) -> DeviceProfile:
             state["saved"] = True
             state["saved_at"] = time.time()
 
-    def record(prog: OpProgram, m: Measurement) -> None:
+    def record(prog: Program, m: Measurement) -> None:
         p = by_key[prog.key]
         samples[prog.key] = pooled_sample(p.op, p.config, samples.get(prog.key), m, timing)
         bar.advance(task)
@@ -501,8 +541,9 @@ def _run_profile(run: ProfileRun, started: float, stop: dict) -> DeviceProfile:
         try:
             for pass_index in range(1, passes + 1):
                 bar.update(task, description=f"profiling (pass {pass_index}/{passes})")
-                stopped = _measure_in_batches(pass_chunks(plan, pass_index), run.seed,
-                                              runtime, timing, record, save, stop_reason)
+                stopped = _measure_in_batches(
+                    pass_chunks(plan, pass_index), run.seed, runtime, timing, record, save,
+                    stop_reason, pool, networks.prepare if pass_index == 1 else None)
                 if not stopped and pass_index == 1 and n_adaptive_left > 0:
                     # where the kernel path changes first, then the worst-fitted
                     measured = list(samples.values())
@@ -517,7 +558,7 @@ def _run_profile(run: ProfileRun, started: float, stop: dict) -> DeviceProfile:
                     n_adaptive_left = 0
                 stopped = stopped or _measure_in_batches(
                     pass_chunks(adaptive, pass_index), run.seed + 7919, runtime, timing,
-                    record, save, stop_reason)
+                    record, save, stop_reason, pool)
                 if not stopped and networks.todo(pass_index):
                     stopped = stop_reason()
                     if not stopped:

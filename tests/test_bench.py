@@ -338,7 +338,7 @@ def test_an_op_used_at_one_channel_count_still_gets_a_table(monkeypatch):
     plan varies its input size instead, so the table has more than one point."""
     real = [("add_scalar", dict(h=224, w=224, c=3)), ("multiply_scalar", dict(h=224, w=224, c=3))]
     real += [("conv2d", dict(h=14, w=14, cin=c, cout=c, k=3, s=1)) for c in (32, 64, 96, 128)]
-    monkeypatch.setattr(plans, "application_layer_configs", lambda families, runtime: list(real))
+    monkeypatch.setattr(plans, "application_layer_configs", lambda families, runtime, pool=None: list(real))
     plan = plans.table_plan(quick=True, seed=0, max_samples=60)
     for op in ("add_scalar", "multiply_scalar"):
         # resized variants at 3 channels, and the op's space-filling samples
@@ -354,7 +354,7 @@ def test_table_plan_spends_its_budget_by_table_share(monkeypatch):
     real = [("conv2d", dict(h=14, w=14, cin=c, cout=c + 8, k=1, s=1)) for c in range(8, 400, 4)]
     real += [("activation", dict(h=14, w=14, c=c, fn="relu")) for c in range(8, 400, 4)]
     real += [("depthwise", dict(h=14, w=14, c=c, k=3, s=1)) for c in range(8, 400, 4)]
-    monkeypatch.setattr(plans, "application_layer_configs", lambda families, runtime: list(real))
+    monkeypatch.setattr(plans, "application_layer_configs", lambda families, runtime, pool=None: list(real))
     plan = plans.table_plan(quick=False, seed=0, max_samples=320)
     count = {op: sum(p.op == op for p in plan) for op in ("conv2d", "depthwise", "activation")}
     # Added beyond the share (these 1x1 convs are all below SMALL_MAP_WEIGHT_BYTES).
@@ -379,7 +379,7 @@ def test_the_plan_times_depthwise_convs_that_leave_part_of_a_simd_tile(monkeypat
     staircases time every remainder of a 16-channel tile (4, 8, 12) at 3x3 and 5x5,
     where XNNPACK's masked remainder path runs."""
     real = [("depthwise", dict(h=14, w=14, c=c, k=3, s=1)) for c in range(16, 400, 16)]
-    monkeypatch.setattr(plans, "application_layer_configs", lambda families, runtime: list(real))
+    monkeypatch.setattr(plans, "application_layer_configs", lambda families, runtime, pool=None: list(real))
     for quick in (False, True):
         plan = [p.config for p in plans.table_plan(quick=quick, seed=0, max_samples=60)
                 if p.op == "depthwise" and p.config["s"] == 1]
@@ -409,7 +409,7 @@ def test_table_plan_covers_broadcast_adds_the_families_lack(monkeypatch):
     and broadcast adds at network widths."""
     real = [("add", dict(h=28, w=28, c=c, broadcast=False)) for c in (24, 40, 80)]
     real += [("multiply", dict(h=14, w=14, c=c, broadcast=True)) for c in (96, 240)]
-    monkeypatch.setattr(plans, "application_layer_configs", lambda families, runtime: list(real))
+    monkeypatch.setattr(plans, "application_layer_configs", lambda families, runtime, pool=None: list(real))
     for quick in (True, False):
         plan = plans.table_plan(quick=quick, seed=0, max_samples=60)
         rgb = {(p.op, p.config["h"]) for p in plan
@@ -432,7 +432,7 @@ def test_table_plan_times_decoder_ops_and_activations_no_family_uses(monkeypatch
     a table of its own."""
     real = [("activation", dict(h=h, w=h, c=c, fn="sigmoid")) for h in (7, 14, 28) for c in (16, 96)]
     real += [("pool", dict(h=56, w=56, c=64, k=3, s=2, kind="max"))]
-    monkeypatch.setattr(plans, "application_layer_configs", lambda families, runtime: list(real))
+    monkeypatch.setattr(plans, "application_layer_configs", lambda families, runtime, pool=None: list(real))
     for quick in (True, False):
         plan = plans.table_plan(quick=quick, seed=0, max_samples=60)
         tconv = [p.config for p in plan if p.op == "transpose_conv"]
@@ -466,7 +466,7 @@ def test_table_plan_cuts_convs_to_a_few_channels(monkeypatch):
     real = [("conv2d", dict(h=56, w=56, cin=c, cout=2 * c, k=1, s=1)) for c in range(64, 400, 8)]
     real += [("conv2d", dict(h=112, w=112, cin=3, cout=c, k=3, s=2)) for c in (16, 24, 32, 48)]
     real += [("depthwise", dict(h=28, w=28, c=c, k=3, s=1)) for c in range(96, 960, 16)]
-    monkeypatch.setattr(plans, "application_layer_configs", lambda families, runtime: list(real))
+    monkeypatch.setattr(plans, "application_layer_configs", lambda families, runtime, pool=None: list(real))
     plan = plans.table_plan(quick=False, seed=0, max_samples=440)
     for op, keys in (("conv2d", ("cin", "cout")), ("depthwise", ("c",))):
         narrow = [p.config for p in plan if p.op == op

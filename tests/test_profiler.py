@@ -121,7 +121,7 @@ def world(monkeypatch):
         w.runtimes.append(rt)
         return rt
 
-    def table_plan(quick, seed=0, max_samples=None, runtime="litert"):
+    def table_plan(quick, seed=0, max_samples=None, runtime="litert", pool=None):
         return [PlannedSample(op, cfg, "table") for op, cfg in table_configs(40)]
 
     monkeypatch.setattr(profiler, "get_runtime", get_runtime)

@@ -25,7 +25,7 @@ from latency_lab.op_kinds.conv2d import small_map_configs
 from latency_lab.profile import sample_key
 
 __all__ = ["PlannedSample", "roofline_plan", "table_plan", "adaptive_plan",
-           "application_layer_configs", "category_configs", "coverage_configs",
+           "application_layer_configs", "family_configs", "category_configs", "coverage_configs",
            "loo_relative_errors", "QUICK_FAMILIES", "FULL_FAMILIES", "CHAIN_LENGTHS",
            "WEIGHT_STREAM_QUICK", "WEIGHT_STREAM_FULL", "NARROW_MAX_CHANNELS",
            "CATEGORY_SAMPLES", "table_shares", "SPACE_SHARE", "SPINE_SHARE", "path_plan", "path_boundaries",
@@ -82,23 +82,38 @@ WEIGHT_STREAM_FULL = (dict(n=2, c=256), dict(n=1, c=512), dict(n=4, c=512),
                       dict(n=16, c=1024), dict(n=24, c=1024), dict(n=8, c=2048))
 
 
-def application_layer_configs(families: Iterable[tuple[str, dict]],
-                              runtime: str = "litert") -> list[tuple[str, Config]]:
-    """(bench op, config) of every kernel `runtime` runs for the given keras.applications
-    builds: the same kernel list predictions use (for LiteRT, the converted model's
-    kernels, so swish is timed as LOGISTIC + MUL as it really runs). Deduplicated."""
+def family_configs(name: str, kwargs: dict, runtime: str = "litert"
+                   ) -> list[tuple[str, Config]]:
+    """(bench op, config) of every kernel `runtime` runs for one keras.applications build
+    (`keras.applications.<name>(weights=None, **kwargs)`), deduplicated, in kernel order:
+    the same kernel list predictions use (for LiteRT, the converted model's kernels, so
+    swish is timed as LOGISTIC + MUL as it really runs)."""
     import keras
 
     from latency_lab.kernels import work_items
 
     seen: dict[str, tuple[str, Config]] = {}
-    for name, kwargs in families:
-        model = getattr(keras.applications, name)(weights=None, **kwargs)
-        for item in work_items(model, runtime):
-            for bop, cfg in item.configs or ():
-                seen.setdefault(sample_key(bop, cfg), (bop, cfg))
-        del model
-        keras.backend.clear_session()
+    model = getattr(keras.applications, name)(weights=None, **kwargs)
+    for item in work_items(model, runtime):
+        for bop, cfg in item.configs or ():
+            seen.setdefault(sample_key(bop, cfg), (bop, cfg))
+    del model
+    keras.backend.clear_session()
+    return list(seen.values())
+
+
+def application_layer_configs(families: Iterable[tuple[str, dict]],
+                              runtime: str = "litert", pool=None) -> list[tuple[str, Config]]:
+    """`family_configs` of every family, deduplicated across them. With a
+    `convert.pool.ConversionPool`, the families are built and converted in its workers
+    (the same configs, in the same order)."""
+    jobs = [(name, dict(kwargs), runtime) for name, kwargs in families]
+    per_family = (pool.map(family_configs, jobs) if pool is not None
+                  else [family_configs(*job) for job in jobs])
+    seen: dict[str, tuple[str, Config]] = {}
+    for configs in per_family:
+        for bop, cfg in configs:
+            seen.setdefault(sample_key(bop, cfg), (bop, cfg))
     return list(seen.values())
 
 
@@ -193,12 +208,13 @@ def table_shares() -> dict[str, int]:
 
 
 def table_plan(quick: bool, seed: int = 0, max_samples: int | None = None,
-               runtime: str = "litert") -> list[PlannedSample]:
+               runtime: str = "litert", pool=None) -> list[PlannedSample]:
     """Lookup-table samples: real layer configs and variants of them (`_variant`),
-    subsampled per op by `table_shares()` so every op kind is represented."""
+    subsampled per op by `table_shares()` so every op kind is represented. `pool`: a
+    `ConversionPool` the families are harvested in (`application_layer_configs`)."""
     families = QUICK_FAMILIES if quick else FULL_FAMILIES
     rng = random.Random(seed)
-    configs = application_layer_configs(families, runtime)
+    configs = application_layer_configs(families, runtime, pool=pool)
     per_op: dict[str, list[Config]] = {}
     for op, cfg in configs:
         per_op.setdefault(op, []).append(cfg)

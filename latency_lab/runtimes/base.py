@@ -3,8 +3,9 @@ it times."""
 
 from __future__ import annotations
 
+import zlib
 from dataclasses import dataclass
-from typing import Any, Callable, Protocol, Sequence
+from typing import Any, Callable, Protocol, Sequence, Union
 
 import numpy as np
 
@@ -12,7 +13,7 @@ from latency_lab.errors import MeasurementError
 from latency_lab.op_kinds.base import input_dtype, input_range, random_input
 from latency_lab.timing import Measurement, TimingConfig
 
-__all__ = ["OpProgram", "Runtime"]
+__all__ = ["OpProgram", "PlannedProgram", "Program", "Runtime"]
 
 
 @dataclass
@@ -52,6 +53,43 @@ class OpProgram:
         return [random_input(s, rng, d, r) for s, d, r in
                 zip(self.input_shapes, self.input_dtypes, self.input_ranges)]
 
+    def program(self) -> "OpProgram":
+        return self
+
+
+class PlannedProgram:
+    """An op kind's microbenchmark program for (op, config), built when first needed
+    (`program()`): its random weights are drawn only by whoever converts or compiles
+    it, not by every pass that times a conversion already made. It is plain data, so a
+    conversion worker builds the same program (`convert.pool`): the weights come from
+    a generator seeded by (seed, key), whatever order programs are built in."""
+
+    def __init__(self, key: str, op: str, config: dict, seed: int = 0):
+        self.key, self.op, self.config, self.seed = key, op, dict(config), int(seed)
+        self._built: OpProgram | None = None
+
+    def program(self) -> OpProgram:
+        if self._built is None:
+            from latency_lab import op_kinds
+
+            rng = np.random.default_rng([self.seed, zlib.crc32(self.key.encode())])
+            shapes, fn = op_kinds.get(self.op).build(self.config, rng)
+            self._built = OpProgram(self.key, shapes, fn)
+        return self._built
+
+    def __getstate__(self) -> dict:  # the data, never the built closure
+        return {"key": self.key, "op": self.op, "config": self.config, "seed": self.seed}
+
+    def __setstate__(self, state: dict) -> None:
+        self.__init__(**state)
+
+    def __repr__(self) -> str:
+        return f"PlannedProgram({self.key!r}, seed={self.seed})"
+
+
+# What runtimes time: a program, or one planned and built on demand (`.program()`).
+Program = Union[OpProgram, PlannedProgram]
+
 
 class Runtime(Protocol):
     name: str
@@ -64,6 +102,6 @@ class Runtime(Protocol):
     def measure_models(self, models: Sequence[Any], timing: TimingConfig | None = None,
                        ) -> list[Measurement]: ...
 
-    def measure_ops(self, programs: Sequence[OpProgram], timing: TimingConfig | None = None,
-                    on_result: Callable[[OpProgram, Measurement], None] | None = None,
+    def measure_ops(self, programs: Sequence[Program], timing: TimingConfig | None = None,
+                    on_result: Callable[[Program, Measurement], None] | None = None,
                     ) -> None: ...

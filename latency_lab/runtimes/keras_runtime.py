@@ -25,7 +25,7 @@ import numpy as np
 
 from latency_lab.errors import InputSpecError, MeasurementError
 from latency_lab.op_kinds.base import WeightVariables
-from latency_lab.runtimes.base import OpProgram
+from latency_lab.runtimes.base import OpProgram, Program
 from latency_lab.timing import Measurement, TimingConfig, measure, measure_interleaved
 
 __all__ = ["Backend", "BACKENDS", "DEVICES", "KerasRuntime", "COMPILED_OPS_KEPT"]
@@ -308,12 +308,12 @@ class KerasRuntime:
         """Several models with interleaved repeats (`measure_interleaved`)."""
         return self._time_all([self._model_work(m) for m in models], timing)
 
-    def _compiled_op(self, prog: OpProgram) -> Callable:
+    def _compiled_op(self, prog: Program) -> Callable:
         ops = self._compiled_ops
         if prog.key in ops:
             ops.move_to_end(prog.key)
         else:
-            ops[prog.key] = self._compile_op(prog)
+            ops[prog.key] = self._compile_op(prog.program())
             while len(ops) > COMPILED_OPS_KEPT:
                 ops.popitem(last=False)
         return ops[prog.key]
@@ -351,13 +351,13 @@ class KerasRuntime:
         compiled = self._compile(run_stateless, self.jit)
         return functools.partial(compiled, [v.value for v in variables])
 
-    def measure_ops(self, programs: Sequence[OpProgram], timing: TimingConfig | None = None,
-                    on_result: Callable[[OpProgram, Measurement], None] | None = None,
+    def measure_ops(self, programs: Sequence[Program], timing: TimingConfig | None = None,
+                    on_result: Callable[[Program, Measurement], None] | None = None,
                     ) -> list[Measurement]:
         rng = np.random.default_rng(0)
         results = []
         for prog in programs:
-            inputs = prog.random_inputs(rng)
+            inputs = prog.program().random_inputs(rng)
             compiled = self._compiled_op(prog)
             (m,) = self._time_all([(compiled, inputs)], timing)
             results.append(m)

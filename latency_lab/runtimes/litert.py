@@ -17,12 +17,13 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from latency_lab.convert import convert_keras_model, convert_program
+from latency_lab.convert.pool import ConversionPool, result
 from latency_lab.errors import MeasurementError
-from latency_lab.runtimes.base import OpProgram
+from latency_lab.runtimes.base import OpProgram, PlannedProgram, Program
 from latency_lab.timing import Measurement, TimingConfig, measure, measure_interleaved
 
 __all__ = ["OPS_PER_CHUNK", "litert_version", "interpreter", "raw_invoke", "LiteRTRuntime",
-           "program_call", "convert_keras_model", "convert_program"]
+           "program_call", "convert_keras_model", "convert_program", "convert_to_file"]
 
 OPS_PER_CHUNK = 24  # programs whose interpreters are alive and timed together
 
@@ -50,10 +51,11 @@ class LiteRTRuntime:
             )
         self.threads = threads
         # Conversions of op programs by their sample keys: a profile times every program
-        # in several passes and converts it once (about 0.45 s per op here). Kept on
+        # in several passes and converts it once (about 0.35 s per op here). Kept on
         # disk, not in memory: a full plan's models hold a few hundred MB of weights
-        # (the memory-bandwidth samples alone are ~100 MB each).
-        self._converted_ops: dict[str, str] = {}
+        # (the memory-bandwidth samples alone are ~100 MB each). Each is kept with its
+        # program's inputs (no weights), so a later pass never rebuilds the program.
+        self._converted_ops: dict[str, tuple[str, OpProgram]] = {}
         self._cache_dir: tempfile.TemporaryDirectory | None = None
         self._inner_loops: dict[str, int] = {}  # found in the first pass, reused after
 
@@ -91,30 +93,48 @@ class LiteRTRuntime:
         return result
 
     # ------------------------------------------------------------------- ops
-    def _program_bytes(self, prog: OpProgram) -> bytes:
-        path = self._converted_ops.get(prog.key)
-        if path is not None:
-            with open(path, "rb") as f:
-                return f.read()
-        model_bytes = convert_program(prog)
+    def _cache(self) -> str:
         if self._cache_dir is None:
             self._cache_dir = tempfile.TemporaryDirectory(prefix="latency-lab-ops-")
-        path = os.path.join(self._cache_dir.name, f"op{len(self._converted_ops)}.tflite")
-        with open(path, "wb") as f:
-            f.write(model_bytes)
-        self._converted_ops[prog.key] = path
-        return model_bytes
+        return self._cache_dir.name
 
-    def measure_ops(self, programs: Sequence[OpProgram], timing: TimingConfig | None = None,
-                    on_result: Callable[[OpProgram, Measurement], None] | None = None,
+    def _converted(self, prog: Program) -> tuple[bytes, OpProgram]:
+        """(LiteRT model bytes, the program's inputs) of `prog`, converted once."""
+        if prog.key not in self._converted_ops:
+            self._converted_ops[prog.key] = convert_to_file(prog, self._cache())
+        path, inputs = self._converted_ops[prog.key]
+        with open(path, "rb") as f:
+            return f.read(), inputs
+
+    def convert_ahead(self, programs: Sequence[Program], pool: ConversionPool
+                      ) -> Callable[[], None]:
+        """Start converting the `programs` not converted yet in `pool`'s workers (a
+        `PlannedProgram` is built there; an `OpProgram`, a closure, is converted here
+        later, when timed). Returns the call that waits for them: make it before timing
+        anything, since a conversion beside a timed kernel would bias it."""
+        cache = self._cache()
+        pending = [(p.key, pool.submit(convert_to_file, p, cache))
+                   for p in {p.key: p for p in programs}.values()
+                   if p.key not in self._converted_ops and isinstance(p, PlannedProgram)]
+
+        def wait() -> None:
+            for key, future in pending:
+                self._converted_ops[key] = result(future)
+
+        return wait
+
+    def measure_ops(self, programs: Sequence[Program], timing: TimingConfig | None = None,
+                    on_result: Callable[[Program, Measurement], None] | None = None,
                     ) -> list[Measurement]:
         results: list[Measurement] = []
         rng = np.random.default_rng(0)
         for start in range(0, len(programs), OPS_PER_CHUNK):
             chunk = list(programs[start:start + OPS_PER_CHUNK])
             # A fresh interpreter per program and pass; its conversion is reused.
-            ready = [program_call(interpreter(self._program_bytes(p), self.threads), p, rng)
-                     for p in chunk]
+            ready = []
+            for p in chunk:
+                model_bytes, inputs = self._converted(p)
+                ready.append(program_call(interpreter(model_bytes, self.threads), inputs, rng))
             # The chunk's ops are timed with interleaved repeats (see measure_interleaved).
             measured = measure_interleaved(
                 [call for _, call in ready],
@@ -126,6 +146,23 @@ class LiteRTRuntime:
                     on_result(prog, m)
             del ready
         return results
+
+
+def convert_to_file(program: Program, directory: str) -> tuple[str, OpProgram]:
+    """Convert `program` (`convert_program`) into a new file in `directory`: (its path,
+    the program's inputs without its function). Module-level and given only data for
+    a `PlannedProgram`, so a conversion worker (`convert.pool`) runs it."""
+    prog = program.program()
+    fd, path = tempfile.mkstemp(prefix="op", suffix=".tflite", dir=directory)
+    with os.fdopen(fd, "wb") as f:
+        f.write(convert_program(prog))
+    return path, OpProgram(prog.key, list(prog.input_shapes), _inputs_only,
+                           prog.input_dtypes, prog.input_ranges)
+
+
+def _inputs_only(*_):
+    raise MeasurementError("this op program keeps only its inputs (its conversion is done); "
+                           "build the program again to trace it")
 
 
 def program_call(it, program: OpProgram, rng: np.random.Generator):
