@@ -907,7 +907,8 @@ def _carry_stream(counts: dict[str, int], structure: Any,
 
 def fit_to_target(model: Any, structure: Mapping, profile: Any, target_ms: float,
                   predictor: str | None = None, align: int = 1, tol: float = 0.01,
-                  prune_residual_stream: bool | None = None):
+                  prune_residual_stream: bool | None = None,
+                  memo: dict | None = None):
     """The largest uniform factor whose scaled structure is predicted to run within
     `target_ms`.
 
@@ -922,6 +923,10 @@ def fit_to_target(model: Any, structure: Mapping, profile: Any, target_ms: float
         predictor: "lookup", "roofline", ...; default "lookup" when the profile has
             lookup-table samples, else "roofline".
         prune_residual_stream: as in `apply_structure`.
+        memo: a dict to keep predictions in, by scaled structure, across calls for the
+            same model, structure, profile, predictor and align (each prediction
+            converts the slim model). Re-aiming at a nearby target, as `shrink`'s snap
+            rounds do, then walks mostly the same bisection steps without converting.
 
     Returns:
         ``(factor, scaled_structure, predicted_ms)``.
@@ -960,7 +965,10 @@ def fit_to_target(model: Any, structure: Mapping, profile: Any, target_ms: float
     if predictor is None:
         predictor = "lookup" if prof.samples else "roofline"
     est = make_predictor(predictor, prof)
-    cache: dict[tuple, float] = {}
+    if memo is not None and not isinstance(memo, dict):
+        raise InvalidArgumentError(
+            f"fit_to_target: `memo` must be a dict (or None), received {type(memo).__name__}.")
+    cache: dict[tuple, float] = {} if memo is None else memo
 
     def evaluate(f: float) -> tuple[dict, float]:
         scaled = scale_structure(structure, f, cg, align, prune_residual_stream=stream)

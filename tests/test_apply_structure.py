@@ -331,6 +331,30 @@ def test_fit_to_target_monotone_and_unreachable():
         fit_to_target(m, structure, "t4", 1e-9, predictor="roofline")
 
 
+def test_fit_to_target_with_a_memo_predicts_each_structure_once(monkeypatch):
+    """Re-aiming at a nearby target with the same memo walks the shared bisection
+    steps without predicting (converting) again, and finds what a fresh call finds."""
+    import latency_lab.kernels as kernels
+
+    m = residual_model()
+    structure = {"conv_a": 4, "conv_b": 4, "conv_c": 3}
+    full_ms = fit_to_target(m, structure, "t4", 1e6, predictor="roofline")[2]
+    calls = []
+    real = kernels.work_items
+    monkeypatch.setattr(kernels, "work_items", lambda *a, **k: calls.append(1) or real(*a, **k))
+    memo: dict = {}
+    first = fit_to_target(m, structure, "t4", 0.6 * full_ms, predictor="roofline", memo=memo)
+    n_first = len(calls)
+    assert n_first == len(memo) > 2
+    again = fit_to_target(m, structure, "t4", 0.6 * full_ms, predictor="roofline", memo=memo)
+    assert again == first and len(calls) == n_first  # nothing predicted twice
+    near = fit_to_target(m, structure, "t4", 0.62 * full_ms, predictor="roofline", memo=memo)
+    assert len(calls) - n_first < n_first
+    assert near == fit_to_target(m, structure, "t4", 0.62 * full_ms, predictor="roofline")
+    with pytest.raises(ValueError, match="`memo` must be a dict"):
+        fit_to_target(m, structure, "t4", 1.0, predictor="roofline", memo=[])
+
+
 def test_gate_logits_and_squeeze_excite_follow_group():
     from regularizers.gates import ProbabilisticGate
 

@@ -152,8 +152,9 @@ def snap_to_target(run: ShrinkRun, name: str, structure: dict) -> tuple[float, d
 
     c, prof, target_ms = run.config, run.profile, run.target_ms
     goal = target_ms
+    memo: dict = {}  # predictions by scaled structure, shared by the re-aims
     factor, snapped, _ = fit_to_target(run.model, structure, prof, goal,
-                                       predictor=run.predictor, align=c.align)
+                                       predictor=run.predictor, align=c.align, memo=memo)
     tried: list[tuple[float, float, dict, float]] = []  # (|miss|, factor, snapped, goal)
     for round_index in range(c.snap_rounds + 1 if c.measure else 0):
         probe = apply_structure(run.model, snapped, copy_weights=False, align=c.align)
@@ -164,7 +165,8 @@ def snap_to_target(run: ShrinkRun, name: str, structure: dict) -> tuple[float, d
         new_goal = goal * target_ms / measured
         try:
             factor, snapped, _ = fit_to_target(run.model, structure, prof, new_goal,
-                                               predictor=run.predictor, align=c.align)
+                                               predictor=run.predictor, align=c.align,
+                                               memo=memo)
         except ValueError as exc:  # re-aimed below the smallest structure
             run.emit("snap_limit", {"model": name, "goal_ms": new_goal, "reason": str(exc)})
             break
