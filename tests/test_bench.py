@@ -2,6 +2,7 @@
 hand-computed FLOPs, derived ceilings/overheads from synthetic samples, and the sampling
 plans."""
 
+import json
 import math
 
 import numpy as np
@@ -550,3 +551,41 @@ def test_calibration_encoders_map_to_timed_litert_kernels(inputs):
     assert all(item.configs for item in items)  # no kernel charged by the roofline
     assert {"batch_matmul", "dense", "softmax"} <= ops
     assert any(label.startswith("encoder(") for label in calibration.calibration_labels(False))
+
+
+# ------------------------------------------------------------ the shipped harvest
+
+
+def test_the_shipped_family_harvest_is_what_a_live_harvest_gives():
+    """With the versions it names it is used, so it must equal a live harvest; with
+    others it is not used at all."""
+    name, kwargs = "MobileNetV2", {"alpha": 0.35, "input_shape": (96, 96, 3)}
+    data = json.loads(plans.HARVESTED_FAMILIES.read_text())
+    assert data["runtime"] == "litert" and set(data["versions"]) == {"tensorflow", "keras"}
+    labels = {plans.family_label(n, kw) for n, kw in plans.QUICK_FAMILIES + plans.FULL_FAMILIES}
+    assert set(data["families"]) == labels
+    if data["versions"] == plans.harvest_versions():
+        live = json.loads(json.dumps(plans.family_configs(name, kwargs)))
+        assert [list(e) for e in data["families"][plans.family_label(name, kwargs)]] == \
+            [list(e) for e in live]
+    else:  # not current for these versions: every family is harvested live
+        assert plans.shipped_family_configs(name, kwargs) is None
+
+
+def test_the_plan_reads_the_shipped_harvest_only_for_its_versions_and_runtime(monkeypatch):
+    data = json.loads(plans.HARVESTED_FAMILIES.read_text())
+    built = []
+    monkeypatch.setattr(plans, "family_configs",
+                        lambda name, kwargs, runtime="litert": built.append(name) or [])
+    monkeypatch.setattr(plans, "harvest_versions", lambda: dict(data["versions"]))
+    got = plans.application_layer_configs(plans.FULL_FAMILIES, "litert")
+    assert built == [] and len(got) > 100
+    shipped = [(op, cfg) for n, kw in plans.FULL_FAMILIES
+               for op, cfg in data["families"][plans.family_label(n, kw)]]
+    assert {sample_key(op, cfg) for op, cfg in got} == {sample_key(op, cfg) for op, cfg in shipped}
+    plans.application_layer_configs(plans.FULL_FAMILIES[:2], "keras")  # another runtime
+    assert built == ["MobileNet", "MobileNetV2"]
+    monkeypatch.setattr(plans, "harvest_versions",
+                        lambda: {**data["versions"], "tensorflow": "0.0.1"})
+    plans.application_layer_configs(plans.FULL_FAMILIES[:1], "litert")
+    assert built[-1] == "MobileNet" and len(built) == 3

@@ -394,7 +394,7 @@ def test_a_kind_variants_cannot_change_fills_its_share_from_its_space(monkeypatc
 
     real = [("softmax", dict(rows=1, cols=1000))]
     real += [("conv2d", dict(h=14, w=14, cin=c, cout=c, k=3, s=1)) for c in (32, 64, 96)]
-    monkeypatch.setattr(plans, "application_layer_configs", lambda families, runtime: list(real))
+    monkeypatch.setattr(plans, "application_layer_configs", lambda families, runtime, pool=None: list(real))
     plan = plans.table_plan(quick=False, seed=0, max_samples=700)
     shares = plans.table_shares()
     n = 700 * shares["softmax"] // sum(shares.values())

@@ -86,7 +86,7 @@ def test_table_plan_samples_token_gemms_no_family_has(monkeypatch):
     """The families' dense layers are classifier heads (one row); the plan still times
     token-wise GEMMs from the dense kind's region."""
     heads = [("dense", dict(rows=1, cin=c, cout=1000)) for c in range(256, 2048, 32)]
-    monkeypatch.setattr(plans, "application_layer_configs", lambda families, runtime: list(heads))
+    monkeypatch.setattr(plans, "application_layer_configs", lambda families, runtime, pool=None: list(heads))
     plan = plans.table_plan(quick=False, seed=0, max_samples=300)
     dense = [p.config for p in plan if p.op == "dense"]
     tokens = [c for c in dense if TOKENS.contains(c["rows"]) and TOKEN_WIDTH.contains(c["cin"])

@@ -11,9 +11,13 @@ configurations a held-out fit predicts worst.
 
 from __future__ import annotations
 
+import functools
+import json
 import math
 import random
 from dataclasses import dataclass
+from importlib import metadata
+from pathlib import Path
 from typing import Iterable, Sequence
 
 import numpy as np
@@ -29,7 +33,8 @@ __all__ = ["PlannedSample", "roofline_plan", "table_plan", "adaptive_plan",
            "loo_relative_errors", "QUICK_FAMILIES", "FULL_FAMILIES", "CHAIN_LENGTHS",
            "WEIGHT_STREAM_QUICK", "WEIGHT_STREAM_FULL", "NARROW_MAX_CHANNELS",
            "CATEGORY_SAMPLES", "table_shares", "SPACE_SHARE", "SPINE_SHARE", "path_plan", "path_boundaries",
-           "PATH_SAMPLES"]
+           "PATH_SAMPLES", "HARVESTED_FAMILIES", "family_label", "harvest_versions",
+           "shipped_family_configs"]
 
 
 @dataclass(frozen=True)
@@ -102,17 +107,59 @@ def family_configs(name: str, kwargs: dict, runtime: str = "litert"
     return list(seen.values())
 
 
+# The harvest of QUICK_FAMILIES and FULL_FAMILIES for LiteRT, made by
+# `scripts/harvest_families.py` with the TensorFlow and Keras versions it names. A
+# harvest is fixed by those versions (the models are built without weights and the
+# converter is deterministic), so a profile made with them reads it instead of
+# building and converting eight networks (about 30 s on the 2-core Xeon VM); with any
+# other version the families are harvested live, as always.
+HARVESTED_FAMILIES = Path(__file__).with_name("harvested_families.json")
+
+
+def family_label(name: str, kwargs: dict) -> str:
+    """A family build's key in HARVESTED_FAMILIES: `name(json of kwargs)`."""
+    return f"{name}({json.dumps(kwargs, sort_keys=True)})"
+
+
+def harvest_versions() -> dict[str, str]:
+    """The installed versions a harvest depends on (read without importing them)."""
+    return {pkg: metadata.version(pkg) for pkg in ("tensorflow", "keras")}
+
+
+@functools.lru_cache(maxsize=1)
+def _shipped() -> dict:
+    try:
+        return json.loads(HARVESTED_FAMILIES.read_text())
+    except (OSError, ValueError):  # absent or unreadable: harvest live
+        return {}
+
+
+def shipped_family_configs(name: str, kwargs: dict, runtime: str = "litert"
+                           ) -> list[tuple[str, Config]] | None:
+    """`family_configs(name, kwargs, runtime)` as shipped in HARVESTED_FAMILIES, or None
+    when it holds no harvest of that family for this runtime and these versions."""
+    data = _shipped()
+    if data.get("runtime") != runtime or data.get("versions") != harvest_versions():
+        return None
+    configs = (data.get("families") or {}).get(family_label(name, kwargs))
+    return None if configs is None else [(op, dict(cfg)) for op, cfg in configs]
+
+
 def application_layer_configs(families: Iterable[tuple[str, dict]],
                               runtime: str = "litert", pool=None) -> list[tuple[str, Config]]:
-    """`family_configs` of every family, deduplicated across them. With a
-    `convert.pool.ConversionPool`, the families are built and converted in its workers
-    (the same configs, in the same order)."""
-    jobs = [(name, dict(kwargs), runtime) for name, kwargs in families]
-    per_family = (pool.map(family_configs, jobs) if pool is not None
-                  else [family_configs(*job) for job in jobs])
+    """`family_configs` of every family, deduplicated across them: the shipped harvest
+    where it is current (`shipped_family_configs`), else built and converted here or,
+    with a `convert.pool.ConversionPool`, in its workers (the same configs, in the same
+    order)."""
+    families = [(name, dict(kwargs)) for name, kwargs in families]
+    per_family = [shipped_family_configs(name, kwargs, runtime) for name, kwargs in families]
+    jobs = [(name, kwargs, runtime) for (name, kwargs), got in zip(families, per_family)
+            if got is None]
+    live = iter(pool.map(family_configs, jobs) if pool is not None
+                else [family_configs(*job) for job in jobs])
     seen: dict[str, tuple[str, Config]] = {}
     for configs in per_family:
-        for bop, cfg in configs:
+        for bop, cfg in (configs if configs is not None else next(live)):
             seen.setdefault(sample_key(bop, cfg), (bop, cfg))
     return list(seen.values())
 
