@@ -193,6 +193,9 @@ def _profile_args(p: argparse.ArgumentParser) -> None:
                           help="replace an existing --out file (refused without this or "
                                "--resume)")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--convert-workers", type=_positive_int, metavar="N",
+                   help="litert: processes that convert the microbenchmarks before they are "
+                        "timed (default: one per core, at most 4; 1: in this process)")
     p.add_argument("--extend-for", nargs="+", metavar="MODEL",
                    help="instead of a new profile: time the kernels of these models (.keras/"
                         ".h5 files or keras.applications.NAME) that lie outside the table of "
@@ -268,7 +271,7 @@ def run_profile_cmd(args: argparse.Namespace) -> int:
     run = ProfileRun(out=out, runtime=args.runtime, threads=args.threads, device=args.device,
                      quick=args.quick, budget_s=args.budget * 60 if args.budget else None,
                      resume=args.resume, overwrite=args.overwrite, started_at=started,
-                     seed=args.seed,
+                     seed=args.seed, convert_workers=args.convert_workers,
                      log=lambda m: err.print(m, highlight=False, markup=False))
     prof = run_profile(run)
     err.print(f"wrote {out} in {time.time() - started:.0f} s: {len(prof.samples)} samples, "

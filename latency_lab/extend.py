@@ -106,6 +106,7 @@ def extend_profile(profile_path: Any, models: Iterable[tuple[str, Any]], *,
     refresh the stored lookup fit afterwards (a stored fit still valid is reused);
     without it the stored fit is stale and every load warns
     (SlowFitWarning). Raises ProfileInterrupted after saving when interrupted."""
+    from latency_lab.convert.pool import ConversionPool
     from latency_lab.profiler import caught_signals, measure_kernels, profile_timing
     from latency_lab.runtimes import for_profile
 
@@ -151,10 +152,10 @@ def extend_profile(profile_path: Any, models: Iterable[tuple[str, Any]], *,
         state["profile"].save(path)
 
     stop: dict = {"signal": None}
-    with caught_signals(stop, enabled=catch_signals):
+    with caught_signals(stop, enabled=catch_signals), ConversionPool() as pool:
         samples, stopped = measure_kernels(
             runtime, todo, timing, passes, seed=seed, on_batch=save,
-            stop_reason=lambda: "signal" if stop["signal"] is not None else None)
+            stop_reason=lambda: "signal" if stop["signal"] is not None else None, pool=pool)
     result.measured = [samples[k] for k in keys if k in samples]
     if stopped:
         raise ProfileInterrupted(

@@ -381,13 +381,16 @@ def measure_kernels(runtime, kernels: list[tuple[str, dict]], timing: TimingConf
                     passes: int, *, done: dict[str, Sample] | None = None, seed: int = 0,
                     on_batch: Callable[[dict[str, Sample]], None] | None = None,
                     stop_reason: Callable[[], str | None] = lambda: None,
+                    pool: ConversionPool | None = None,
                     ) -> tuple[dict[str, Sample], str | None]:
     """Time (op, config) kernels alone, as profile samples are timed: the op kind's
     microbenchmark program, in chunks, `passes` passes pooled into one sample. Each
     chunk gets all its passes before `on_batch(samples)` (save there: what it is given
     is always whole samples, so an interrupt keeps them and a rerun skips them).
-    `done` ({key: Sample}) holds samples not to measure again. Returns ({key: Sample}
-    of every kernel measured, done ones included; why it stopped early or None)."""
+    `done` ({key: Sample}) holds samples not to measure again. With a `pool`, programs
+    are converted in its workers, WAVE_CHUNKS chunks at a time, before they are timed.
+    Returns ({key: Sample} of every kernel measured, done ones included; why it
+    stopped early or None)."""
     samples: dict[str, Sample] = dict(done or {})
     todo = [p for key, p in {sample_key(op, cfg): plans.PlannedSample(op, dict(cfg), "extend")
                              for op, cfg in kernels}.items() if key not in samples]
@@ -397,10 +400,14 @@ def measure_kernels(runtime, kernels: list[tuple[str, dict]], timing: TimingConf
         p = by_key[prog.key]
         samples[prog.key] = pooled_sample(p.op, p.config, samples.get(prog.key), m, timing)
 
-    for index, chunk in enumerate(_chunks(todo)):
+    chunks = _chunks(todo)
+    for index, chunk in enumerate(chunks):
         reason = stop_reason()
         if reason:
             return samples, reason
+        if index % WAVE_CHUNKS == 0 and pool is not None and hasattr(runtime, "convert_ahead"):
+            runtime.convert_ahead([p for c in chunks[index:index + WAVE_CHUNKS]
+                                   for p in op_programs(c, seed)], pool)()
         for _ in range(passes):  # the chunk's composition, and so its conversion, is kept
             _measure_in_batches([(index * CHUNK, chunk)], seed, runtime, timing, record,
                                 lambda: None, lambda: None)

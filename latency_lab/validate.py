@@ -383,6 +383,7 @@ def validate(models: Iterable[tuple[str, Any]], profile: Any,
             [m.raw_ms for m in timed[name]], timing.spread_tolerance).min for name, _ in refs})
     kernel_samples: dict = {}
     if per_layer:
+        from latency_lab.convert.pool import ConversionPool
         from latency_lab.profiler import measure_kernels, profile_timing
 
         kernels = [(op, cfg) for name, _ in models for item in predicted[name][3]
@@ -390,8 +391,9 @@ def validate(models: Iterable[tuple[str, Any]], profile: Any,
         kernel_timing, kernel_passes = profile_timing(prof)
         if on_kernels:
             on_kernels(len({sample_key(op, cfg) for op, cfg in kernels}))
-        kernel_samples, _ = measure_kernels(runtime, kernels, kernel_timing, kernel_passes,
-                                            seed=seed)
+        with ConversionPool() as pool:
+            kernel_samples, _ = measure_kernels(runtime, kernels, kernel_timing,
+                                                kernel_passes, seed=seed, pool=pool)
     results = []
     for name, _ in models:
         preds, layers, skipped, items = predicted[name]

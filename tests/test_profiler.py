@@ -195,6 +195,46 @@ def test_batches_are_saved_at_most_every_save_interval_and_the_end_always(
     assert written[-1] == world.n_planned == len(DeviceProfile.load(out).samples)
 
 
+def test_programs_are_converted_ahead_in_waves_and_never_while_timing(tmp_path, world,
+                                                                     monkeypatch):
+    """A runtime that converts gets each wave of WAVE_CHUNKS chunks to convert before
+    it times any of them, and times nothing until the wave's conversions are done; the
+    calibration networks are prepared meanwhile, once."""
+    events = []
+
+    class ConvertingRuntime(FakeRuntime):
+        def convert_ahead(self, programs, pool):
+            assert isinstance(pool, profiler.ConversionPool)
+            events.append(("convert", [p.key for p in programs]))
+            return lambda: events.append(("wait", None))
+
+        def measure_ops(self, programs, timing=None, on_result=None):
+            events.append(("measure", [p.key for p in programs]))
+            return super().measure_ops(programs, timing, on_result)
+
+    monkeypatch.setattr(profiler, "get_runtime", lambda name, threads=1, device="cpu":
+                        ConvertingRuntime(world, threads=threads, device=device))
+    monkeypatch.setattr(profiler, "WAVE_CHUNKS", 2)
+    prepared = []
+    monkeypatch.setattr(profiler._CalibrationNetworks, "prepare",
+                        lambda self: prepared.append(len(events)))
+    run_profile(make_run(tmp_path / "p.json", passes=3))
+    converted: set = set()
+    waiting = False
+    for kind, keys in events:
+        if kind == "convert":
+            waiting = True
+            converted.update(keys)
+        elif kind == "wait":
+            waiting = False
+        else:
+            assert not waiting, "timed while a wave was converting"
+            assert set(keys) <= converted
+    first_pass = [e for e in events if e[0] == "convert"][:2]
+    assert [len(keys) for _, keys in first_pass] == [2 * CHUNK, world.n_planned - 2 * CHUNK]
+    assert prepared == [1]  # during the first wave, after it was submitted
+
+
 def test_run_records_threads_and_device_info(tmp_path, world):
     prof = run_profile(make_run(tmp_path / "p.json", threads=3))
     assert prof.threads == 3 and prof.runtime["backend"] == "xnnpack"

@@ -542,3 +542,61 @@ def test_a_runtime_that_cannot_run_at_the_profiles_thread_count_is_refused(monke
         runtimes.for_profile(prof)
     TwoThreads.threads = 1
     assert runtimes.for_profile(prof).threads == 1
+
+
+# ------------------------------------------------------------- planned programs
+
+
+def _dense_output(planned):
+    prog = planned.program()
+    x = np.ones(prog.input_shapes[0], np.float32)
+    return np.asarray(prog.fn(x))
+
+
+def test_a_planned_program_is_plain_data_that_builds_the_same_weights_anywhere():
+    """A conversion worker gets the pickled (op, config, seed) and must build the
+    program the profile means: the same weights, whatever was built before."""
+    import pickle
+
+    from latency_lab.runtimes.base import PlannedProgram
+
+    cfg = dict(rows=2, cin=3, cout=4)
+    planned = PlannedProgram("dense|a", "dense", cfg, seed=5)
+    copy = pickle.loads(pickle.dumps(planned))
+    assert copy.key == "dense|a" and copy.config == cfg and copy.seed == 5
+    PlannedProgram("dense|b", "dense", cfg, seed=5).program()  # another one in between
+    np.testing.assert_array_equal(_dense_output(copy), _dense_output(planned))
+    assert not np.allclose(_dense_output(PlannedProgram("dense|a", "dense", cfg, seed=6)),
+                           _dense_output(planned))
+    # built once, and a pickle never carries the built closure
+    assert planned.program() is planned.program()
+    assert "_built" not in pickle.loads(pickle.dumps(planned)).__getstate__()
+
+
+def test_litert_converts_planned_programs_ahead_in_workers_and_times_them_unbuilt(monkeypatch):
+    """`convert_ahead` converts in the pool's processes; timing those programs later
+    neither converts nor builds them in this process (no weights drawn)."""
+    from latency_lab.bench.plans import PlannedSample
+    from latency_lab.convert.pool import ConversionPool
+    from latency_lab.op_kinds.base import same_out
+    from latency_lab.profiler import op_programs
+    from latency_lab.runtimes import litert
+    from latency_lab.runtimes.base import PlannedProgram
+
+    planned = op_programs([PlannedSample(op, cfg, "table") for op, cfg in CONFIGS], seed=0)
+    rt = runtimes.get("litert", threads=1)
+    with ConversionPool(2) as pool:
+        pool.map(same_out, [(1, 1), (1, 1)])  # workers running: worth it for 4 programs
+        wait = rt.convert_ahead(planned, pool)
+        wait()
+
+    def refuse(*_):
+        raise AssertionError("converted or built in the timing process")
+
+    monkeypatch.setattr(litert, "convert_program", refuse)
+    monkeypatch.setattr(PlannedProgram, "program", refuse)
+    results = rt.measure_ops(op_programs(
+        [PlannedSample(op, cfg, "table") for op, cfg in CONFIGS], seed=0), FAST)
+    assert len(results) == len(CONFIGS)
+    for m in results:
+        assert_good(m)

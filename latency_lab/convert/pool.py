@@ -34,9 +34,12 @@ from typing import Any, Callable, Iterable
 
 from latency_lab.errors import MeasurementError
 
-__all__ = ["ConversionPool", "MAX_WORKERS", "default_workers", "result"]
+__all__ = ["ConversionPool", "MAX_WORKERS", "MIN_TASKS_TO_START", "default_workers", "result"]
 
 MAX_WORKERS = 4  # each worker holds a TensorFlow (about 0.6 GB) and one model at a time
+# Starting a worker imports TensorFlow (about 6 s here, ~20 single-op conversions):
+# fewer tasks than this are not worth starting the workers for.
+MIN_TASKS_TO_START = 48
 _HEADER = struct.Struct("<Q")
 
 
@@ -173,6 +176,17 @@ class ConversionPool:
     @property
     def parallel(self) -> bool:
         return self.workers > 1
+
+    def worth_it(self, tasks: int) -> bool:
+        """Whether `tasks` conversions should go to the workers: the pool is parallel
+        and its workers run already, or there are enough tasks to pay for starting
+        them (MIN_TASKS_TO_START)."""
+        return self.parallel and (bool(self._started) or tasks >= MIN_TASKS_TO_START)
+
+    @property
+    def pids(self) -> list[int]:
+        """Process ids of the running workers (none before the first task)."""
+        return [w.process.pid for w in self._started]
 
     def submit(self, fn: Callable, *args: Any) -> concurrent.futures.Future:
         """`fn(*args)` in a worker (`fn` a module-level function of latency_lab, `args`

@@ -110,12 +110,15 @@ class LiteRTRuntime:
                       ) -> Callable[[], None]:
         """Start converting the `programs` not converted yet in `pool`'s workers (a
         `PlannedProgram` is built there; an `OpProgram`, a closure, is converted here
-        later, when timed). Returns the call that waits for them: make it before timing
-        anything, since a conversion beside a timed kernel would bias it."""
+        later, when timed, as are programs too few to start the workers for). Returns
+        the call that waits for them: make it before timing anything, since a
+        conversion beside a timed kernel would bias it."""
+        todo = [p for p in {p.key: p for p in programs}.values()
+                if p.key not in self._converted_ops and isinstance(p, PlannedProgram)]
+        if not pool.worth_it(len(todo)):  # converted here, as each is timed
+            return lambda: None
         cache = self._cache()
-        pending = [(p.key, pool.submit(convert_to_file, p, cache))
-                   for p in {p.key: p for p in programs}.values()
-                   if p.key not in self._converted_ops and isinstance(p, PlannedProgram)]
+        pending = [(p.key, pool.submit(convert_to_file, p, cache)) for p in todo]
 
         def wait() -> None:
             for key, future in pending:
