@@ -172,15 +172,19 @@ class _CalibrationNetworks:
         """Build the networks and read their kernels (converting them: the conversion
         is cached by model, so timing them later converts nothing). The profiler calls
         it while its workers convert the first wave of programs, before any timing."""
-        from latency_lab.kernels import work_items
-
         if not any(self.todo(i) for i in range(1, _passes(self.run) + 1)):
             return
-        if self._models is None:
-            self._models = list(calibration.calibration_models(self.run.quick))
-        for label, model in self._models:
-            if label not in self.entries and label not in self._items:
-                self._items[label] = [i.to_dict() for i in work_items(model, self.runtime_name)]
+        for label, model in self._networks():
+            if label not in self.entries:
+                self._kernels(label, model)
+
+    def _kernels(self, label: str, model) -> list:
+        """The network's work items as stored in a profile, read once."""
+        from latency_lab.kernels import work_items
+
+        if label not in self._items:
+            self._items[label] = [i.to_dict() for i in work_items(model, self.runtime_name)]
+        return self._items[label]
 
     def todo(self, pass_index: int) -> int:
         """How many networks still need measuring in pass `pass_index` (1-based)."""
@@ -194,12 +198,14 @@ class _CalibrationNetworks:
         return _passes_done(entry.get("raw_ms") or [entry["measured_ms"]] * self.timing.repeats,
                             self.timing)
 
-    def measure_pass(self, pass_index: int, on_network: Callable[[], None]) -> None:
-        from latency_lab.kernels import work_items
-
+    def _networks(self) -> list:
+        """(label, model) of every calibration network, built once."""
         if self._models is None:
             self._models = list(calibration.calibration_models(self.run.quick))
-        todo = [(label, model) for label, model in self._models
+        return self._models
+
+    def measure_pass(self, pass_index: int, on_network: Callable[[], None]) -> None:
+        todo = [(label, model) for label, model in self._networks()
                 if self._passes(self.entries.get(label)) < pass_index]
         if not todo:
             return
@@ -209,8 +215,7 @@ class _CalibrationNetworks:
             old = self.entries.get(label)
             pooled = pool_passes(_by_pass(old.get("raw_ms", []) if old else [], self.timing)
                                  + [m.raw_ms], self.timing.spread_tolerance)
-            items = old["items"] if old else self._items.get(label) or [
-                i.to_dict() for i in work_items(model, self.runtime_name)]
+            items = old["items"] if old else self._kernels(label, model)
             # measured_ms is the latency figure (fastest repeat, see latency_lab.timing).
             self.entries[label] = {"name": label, "measured_ms": pooled.min,
                                    "median_ms": pooled.median, "iqr_ms": pooled.iqr,

@@ -121,9 +121,17 @@ def family_label(name: str, kwargs: dict) -> str:
     return f"{name}({json.dumps(kwargs, sort_keys=True)})"
 
 
-def harvest_versions() -> dict[str, str]:
-    """The installed versions a harvest depends on (read without importing them)."""
-    return {pkg: metadata.version(pkg) for pkg in ("tensorflow", "keras")}
+def harvest_versions() -> dict[str, str | None]:
+    """The installed versions a harvest depends on (read without importing them; None
+    for a distribution not installed under that name, e.g. tensorflow-cpu, which no
+    shipped harvest matches)."""
+    def version(pkg: str) -> str | None:
+        try:
+            return metadata.version(pkg)
+        except metadata.PackageNotFoundError:
+            return None
+
+    return {pkg: version(pkg) for pkg in ("tensorflow", "keras")}
 
 
 @functools.lru_cache(maxsize=1)

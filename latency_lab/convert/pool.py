@@ -34,7 +34,7 @@ from typing import Any, Callable, Iterable
 
 from latency_lab.errors import MeasurementError
 
-__all__ = ["ConversionPool", "MAX_WORKERS", "MIN_TASKS_TO_START", "default_workers", "result"]
+__all__ = ["ConversionPool", "MAX_WORKERS", "MIN_TASKS_TO_START", "default_workers"]
 
 MAX_WORKERS = 4  # each worker holds a TensorFlow (about 0.6 GB) and one model at a time
 # Starting a worker imports TensorFlow (about 6 s here, ~20 single-op conversions):
@@ -207,7 +207,7 @@ class ConversionPool:
 
     def map(self, fn: Callable, items: Iterable[tuple]) -> list:
         """[fn(*args) for args in items], run across the workers, in order."""
-        return [result(f) for f in [self.submit(fn, *args) for args in items]]
+        return [f.result() for f in [self.submit(fn, *args) for args in items]]
 
     def close(self) -> None:
         """Stop the workers once the queued tasks are done (cancelled on an error)."""
@@ -220,11 +220,6 @@ class ConversionPool:
         for worker in self._started:
             worker.thread.join()
         self._started = []
-
-
-def result(future: concurrent.futures.Future) -> Any:
-    """A task's result, or its exception raised here (as raised in the worker)."""
-    return future.result()
 
 
 def _serve(read_fd: int, write_fd: int) -> None:

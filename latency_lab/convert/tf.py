@@ -87,8 +87,7 @@ def convert_program(program: Any) -> bytes:
 def _graph_converter(tf, concrete: Any) -> Any:
     """The converter of a traced program: its graph as it is when it captures nothing
     (`tf.compat.v1.lite.TFLiteConverter`, given the graph), else TF2's, which freezes."""
-    graph_converter = getattr(getattr(getattr(tf, "compat", None), "v1", None), "lite", None)
-    graph_converter = getattr(graph_converter, "TFLiteConverter", None)
-    if graph_converter is None or list(concrete.captured_inputs):
+    if list(concrete.captured_inputs):
         return tf.lite.TFLiteConverter.from_concrete_functions([concrete])
-    return graph_converter(concrete.graph.as_graph_def(), concrete.inputs, concrete.outputs)
+    return tf.compat.v1.lite.TFLiteConverter(concrete.graph.as_graph_def(), concrete.inputs,
+                                             concrete.outputs)

@@ -17,7 +17,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from latency_lab.convert import convert_keras_model, convert_program
-from latency_lab.convert.pool import ConversionPool, result
+from latency_lab.convert.pool import ConversionPool
 from latency_lab.errors import MeasurementError
 from latency_lab.runtimes.base import OpProgram, PlannedProgram, Program
 from latency_lab.timing import Measurement, TimingConfig, measure, measure_interleaved
@@ -122,7 +122,7 @@ class LiteRTRuntime:
 
         def wait() -> None:
             for key, future in pending:
-                self._converted_ops[key] = result(future)
+                self._converted_ops[key] = future.result()
 
         return wait
 
