@@ -15,7 +15,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterable, Iterator
 
 import numpy as np
 
@@ -168,15 +168,17 @@ class _CalibrationNetworks:
         self._models: list | None = None
         self._items: dict[str, list] = {}
 
-    def prepare(self) -> None:
+    def prepare(self) -> Iterator[str]:
         """Build the networks and read their kernels (converting them: the conversion
-        is cached by model, so timing them later converts nothing). The profiler calls
-        it while its workers convert the first wave of programs, before any timing."""
+        is cached by model, so timing them later converts nothing), yielding each
+        network's label when it is done. The profiler steps through it while its
+        workers convert the first waves of programs, before any timing."""
         if not any(self.todo(i) for i in range(1, _passes(self.run) + 1)):
             return
         for label, model in self._networks():
             if label not in self.entries:
                 self._kernels(label, model)
+                yield label
 
     def _kernels(self, label: str, model) -> list:
         """The network's work items as stored in a profile, read once."""
@@ -316,29 +318,55 @@ def _chunks(items: list, size: int = CHUNK) -> list[list]:
 
 
 # Chunks whose programs are converted together (in the pool's workers), then timed:
-# about 40 s of converting on 2 cores, so --budget and Ctrl-C are still heard often.
+# about 25 s of converting on 2 cores, so --budget and Ctrl-C are still heard often.
 WAVE_CHUNKS = 10
+# Waves kept queued in the workers while this process does its own work between
+# timing (`while_converting`), so they never wait on it.
+WAVES_QUEUED = 2
 
 
 def _measure_in_batches(chunks, seed, runtime, timing, record, save, stop_reason,
                         pool: ConversionPool | None = None,
-                        while_converting: Callable[[], None] | None = None) -> str | None:
+                        while_converting: Iterable | None = None) -> str | None:
     """Measure each chunk of samples, saving after each; the reason it stopped early
     ("signal", "budget") or None. `seed` fixes the programs' random weights. With a
     `pool` (and a runtime that converts), each wave of WAVE_CHUNKS chunks is converted
-    in the pool's workers first, and timed only when all of it is done:
-    `while_converting()` is this process's own work meanwhile (it is called once)."""
-    for start in range(0, len(chunks), WAVE_CHUNKS):
-        wave = [op_programs(chunk, seed) for _, chunk in chunks[start:start + WAVE_CHUNKS]]
-        if pool is not None and hasattr(runtime, "convert_ahead"):
-            reason = stop_reason()
-            if reason:
-                return reason
-            wait = runtime.convert_ahead([p for programs in wave for p in programs], pool)
-            if while_converting is not None:
-                while_converting()
-                while_converting = None
-            wait()
+    in the pool's workers first, and timed only when every conversion submitted is
+    done. `while_converting` is this process's own work meanwhile, as steps (an
+    iterator): between steps, further waves are submitted, so the workers keep
+    WAVES_QUEUED waves to convert until the work is done."""
+    waves = [[op_programs(chunk, seed) for _, chunk in chunks[start:start + WAVE_CHUNKS]]
+             for start in range(0, len(chunks), WAVE_CHUNKS)]
+    converting = pool is not None and hasattr(runtime, "convert_ahead")
+    submitted: list = []  # PendingConversions not waited for yet
+
+    def submit(index: int) -> None:
+        if index < len(waves):
+            submitted.append(runtime.convert_ahead(
+                [p for programs in waves[index] for p in programs], pool))
+
+    next_wave = 0
+    if converting and waves:
+        reason = stop_reason()
+        if reason:
+            return reason
+        submit(0)
+        next_wave = 1
+        for _ in while_converting or ():
+            while next_wave < len(waves) and sum(not s.done() for s in submitted) < WAVES_QUEUED:
+                submit(next_wave)
+                next_wave += 1
+    for index, wave in enumerate(waves):
+        reason = stop_reason()
+        if reason:
+            return reason
+        if converting:
+            if index >= next_wave:
+                submit(index)
+                next_wave = index + 1
+            for pending in submitted:
+                pending.wait()
+            submitted.clear()
         for programs in wave:
             reason = stop_reason()
             if reason:
@@ -412,7 +440,7 @@ def measure_kernels(runtime, kernels: list[tuple[str, dict]], timing: TimingConf
             return samples, reason
         if index % WAVE_CHUNKS == 0 and pool is not None and hasattr(runtime, "convert_ahead"):
             runtime.convert_ahead([p for c in chunks[index:index + WAVE_CHUNKS]
-                                   for p in op_programs(c, seed)], pool)()
+                                   for p in op_programs(c, seed)], pool).wait()
         for _ in range(passes):  # the chunk's composition, and so its conversion, is kept
             _measure_in_batches([(index * CHUNK, chunk)], seed, runtime, timing, record,
                                 lambda: None, lambda: None)
@@ -555,7 +583,7 @@ def _run_profile(run: ProfileRun, started: float, stop: dict,
                 bar.update(task, description=f"profiling (pass {pass_index}/{passes})")
                 stopped = _measure_in_batches(
                     pass_chunks(plan, pass_index), run.seed, runtime, timing, record, save,
-                    stop_reason, pool, networks.prepare if pass_index == 1 else None)
+                    stop_reason, pool, networks.prepare() if pass_index == 1 else None)
                 if not stopped and pass_index == 1 and n_adaptive_left > 0:
                     # where the kernel path changes first, then the worst-fitted
                     measured = list(samples.values())

@@ -195,44 +195,100 @@ def test_batches_are_saved_at_most_every_save_interval_and_the_end_always(
     assert written[-1] == world.n_planned == len(DeviceProfile.load(out).samples)
 
 
+class _Pending:
+    def __init__(self, events, keys, done_after):
+        self.events, self.keys, self.polls, self.done_after = events, keys, 0, done_after
+
+    def done(self):
+        self.polls += 1
+        return self.polls > self.done_after
+
+    def wait(self):
+        self.events.append(("wait", self.keys))
+
+
+def _converting_runtime(world, events, done_after=0):
+    class ConvertingRuntime(FakeRuntime):
+        def convert_ahead(self, programs, pool):
+            assert isinstance(pool, profiler.ConversionPool)
+            keys = [p.key for p in programs]
+            events.append(("convert", keys))
+            return _Pending(events, keys, done_after)
+
+        def measure_ops(self, programs, timing=None, on_result=None):
+            events.append(("measure", [p.key for p in programs]))
+            return super().measure_ops(programs, timing, on_result)
+
+    return lambda name, threads=1, device="cpu": ConvertingRuntime(world, threads=threads,
+                                                                    device=device)
+
+
+def _assert_never_timed_while_converting(events):
+    """Every program is converted before it is timed, and nothing is timed while any
+    submitted conversion has not been waited for."""
+    converted: set = set()
+    outstanding: dict = {}
+    for kind, keys in events:
+        if kind == "convert":
+            outstanding[tuple(keys)] = True
+            converted.update(keys)
+        elif kind == "wait":
+            outstanding.pop(tuple(keys), None)
+        elif kind == "measure":
+            assert not outstanding, "timed while a wave was converting"
+            assert set(keys) <= converted
+
+
 def test_programs_are_converted_ahead_in_waves_and_never_while_timing(tmp_path, world,
                                                                      monkeypatch):
     """A runtime that converts gets each wave of WAVE_CHUNKS chunks to convert before
     it times any of them, and times nothing until the wave's conversions are done; the
     calibration networks are prepared meanwhile, once."""
     events = []
-
-    class ConvertingRuntime(FakeRuntime):
-        def convert_ahead(self, programs, pool):
-            assert isinstance(pool, profiler.ConversionPool)
-            events.append(("convert", [p.key for p in programs]))
-            return lambda: events.append(("wait", None))
-
-        def measure_ops(self, programs, timing=None, on_result=None):
-            events.append(("measure", [p.key for p in programs]))
-            return super().measure_ops(programs, timing, on_result)
-
-    monkeypatch.setattr(profiler, "get_runtime", lambda name, threads=1, device="cpu":
-                        ConvertingRuntime(world, threads=threads, device=device))
+    monkeypatch.setattr(profiler, "get_runtime", _converting_runtime(world, events))
     monkeypatch.setattr(profiler, "WAVE_CHUNKS", 2)
-    prepared = []
-    monkeypatch.setattr(profiler._CalibrationNetworks, "prepare",
-                        lambda self: prepared.append(len(events)))
+
+    def prepare(self):
+        events.append(("prepare", None))
+        yield "net"
+
+    monkeypatch.setattr(profiler._CalibrationNetworks, "prepare", prepare)
     run_profile(make_run(tmp_path / "p.json", passes=3))
-    converted: set = set()
-    waiting = False
-    for kind, keys in events:
-        if kind == "convert":
-            waiting = True
-            converted.update(keys)
-        elif kind == "wait":
-            waiting = False
-        else:
-            assert not waiting, "timed while a wave was converting"
-            assert set(keys) <= converted
+    _assert_never_timed_while_converting(events)
     first_pass = [e for e in events if e[0] == "convert"][:2]
     assert [len(keys) for _, keys in first_pass] == [2 * CHUNK, world.n_planned - 2 * CHUNK]
-    assert prepared == [1]  # during the first wave, after it was submitted
+    # prepared once, during the first wave, after it was submitted
+    assert [i for i, e in enumerate(events) if e[0] == "prepare"] == [1]
+
+
+def test_workers_are_kept_fed_while_the_calibration_networks_convert(tmp_path, world,
+                                                                    monkeypatch):
+    """Between the calibration networks' steps, further waves are submitted as earlier
+    ones finish (WAVES_QUEUED kept queued), and all of them are waited for before the
+    first timing."""
+    events = []
+    monkeypatch.setattr(profiler, "get_runtime", _converting_runtime(world, events, done_after=1))
+    monkeypatch.setattr(profiler, "WAVE_CHUNKS", 1)
+    monkeypatch.setattr(profiler, "WAVES_QUEUED", 1)
+    n_chunks = math.ceil(world.n_planned / CHUNK)
+    assert n_chunks >= 3, "the fake world needs three chunks for this test"
+
+    def prepare(self):
+        for label in ("a", "b", "c", "d", "e", "f"):
+            events.append(("prepare", label))
+            yield label
+
+    monkeypatch.setattr(profiler._CalibrationNetworks, "prepare", prepare)
+    run_profile(make_run(tmp_path / "p.json", passes=1))
+    _assert_never_timed_while_converting(events)
+    first_measure = next(i for i, e in enumerate(events) if e[0] == "measure")
+    before = events[:first_measure]
+    converts = [e for e in before if e[0] == "convert"]
+    # a wave reads done from its second poll on: after the first two steps, each step
+    # submits one more (6 steps: waves 1-5 besides the first)
+    assert len(converts) == min(n_chunks, 6)
+    assert [e[0] for e in before[:4]] == ["convert", "prepare", "prepare", "convert"]
+    assert sum(e[0] == "wait" for e in before) == len(converts)
 
 
 def test_run_records_threads_and_device_info(tmp_path, world):

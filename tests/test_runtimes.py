@@ -587,8 +587,9 @@ def test_litert_converts_planned_programs_ahead_in_workers_and_times_them_unbuil
     rt = runtimes.get("litert", threads=1)
     with ConversionPool(2) as pool:
         pool.map(same_out, [(1, 1), (1, 1)])  # workers running: worth it for 4 programs
-        wait = rt.convert_ahead(planned, pool)
-        wait()
+        pending = rt.convert_ahead(planned, pool)
+        pending.wait()
+        assert pending.done()
 
     def refuse(*_):
         raise AssertionError("converted or built in the timing process")

@@ -23,7 +23,8 @@ from latency_lab.runtimes.base import OpProgram, PlannedProgram, Program
 from latency_lab.timing import Measurement, TimingConfig, measure, measure_interleaved
 
 __all__ = ["OPS_PER_CHUNK", "litert_version", "interpreter", "raw_invoke", "LiteRTRuntime",
-           "program_call", "convert_keras_model", "convert_program", "convert_to_file"]
+           "PendingConversions", "program_call", "convert_keras_model", "convert_program",
+           "convert_to_file"]
 
 OPS_PER_CHUNK = 24  # programs whose interpreters are alive and timed together
 
@@ -38,6 +39,24 @@ def interpreter(model_bytes: bytes, threads: int):
     from ai_edge_litert.interpreter import Interpreter
 
     return Interpreter(model_content=model_bytes, num_threads=threads)
+
+
+class PendingConversions:
+    """Conversions under way in a pool's workers: `done()` asks without blocking (to
+    keep the workers fed while this process does other work), `wait()` stores each
+    result in `store` as it arrives. Nothing may be timed until `wait()` returns: a
+    conversion beside a timed kernel would bias it."""
+
+    def __init__(self, pending: list[tuple[str, Any]], store: dict):
+        self._pending, self._store = pending, store
+
+    def done(self) -> bool:
+        return all(future.done() for _, future in self._pending)
+
+    def wait(self) -> None:
+        for key, future in self._pending:
+            self._store[key] = future.result()
+        self._pending = []
 
 
 class LiteRTRuntime:
@@ -107,24 +126,18 @@ class LiteRTRuntime:
             return f.read(), inputs
 
     def convert_ahead(self, programs: Sequence[Program], pool: ConversionPool
-                      ) -> Callable[[], None]:
+                      ) -> PendingConversions:
         """Start converting the `programs` not converted yet in `pool`'s workers (a
         `PlannedProgram` is built there; an `OpProgram`, a closure, is converted here
-        later, when timed, as are programs too few to start the workers for). Returns
-        the call that waits for them: make it before timing anything, since a
-        conversion beside a timed kernel would bias it."""
+        later, when timed, as are programs too few to start the workers for). Call
+        the result's `wait()` before timing anything."""
         todo = [p for p in {p.key: p for p in programs}.values()
                 if p.key not in self._converted_ops and isinstance(p, PlannedProgram)]
         if not pool.worth_it(len(todo)):  # converted here, as each is timed
-            return lambda: None
+            return PendingConversions([], self._converted_ops)
         cache = self._cache()
-        pending = [(p.key, pool.submit(convert_to_file, p, cache)) for p in todo]
-
-        def wait() -> None:
-            for key, future in pending:
-                self._converted_ops[key] = future.result()
-
-        return wait
+        return PendingConversions([(p.key, pool.submit(convert_to_file, p, cache)) for p in todo],
+                                  self._converted_ops)
 
     def measure_ops(self, programs: Sequence[Program], timing: TimingConfig | None = None,
                     on_result: Callable[[Program, Measurement], None] | None = None,
