@@ -593,9 +593,9 @@ def _run_profile(run: ProfileRun, started: float, stop: dict,
                     extra_plan = [p for p in extra_plan if p.key not in samples]
                     by_key.update({p.key: p for p in extra_plan})
                     adaptive.extend(extra_plan)
+                    n_adaptive_left = 0  # before the recount: they are in `adaptive` now
                     # Fewer candidates than asked for: the bar's total shrinks.
                     bar.update(task, total=bar.tasks[0].completed + remaining())
-                    n_adaptive_left = 0
                 stopped = stopped or _measure_in_batches(
                     pass_chunks(adaptive, pass_index), run.seed + 7919, runtime, timing,
                     record, save, stop_reason, pool)

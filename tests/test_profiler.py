@@ -982,3 +982,22 @@ def test_measure_more_threads_than_cores_warns(tmp_path, capsys, two_cores):
     assert code == 2  # the model does not exist; the warning came first
     flat = " ".join(err.split())
     assert "warning:" in flat and "--threads 4" in flat and "none.keras" in flat
+
+
+def test_the_progress_bar_ends_full_with_adaptive_samples(tmp_path, world, monkeypatch):
+    """The bar's total is recounted once the adaptive samples are chosen, and counts
+    each of them once: the run ends with completed == total."""
+    import rich.progress
+
+    bars = []
+
+    class Recorded(rich.progress.Progress):
+        def __exit__(self, *exc):
+            bars.append([(t.completed, t.total) for t in self.tasks])
+            return super().__exit__(*exc)
+
+    monkeypatch.setattr(rich.progress, "Progress", Recorded)
+    prof = run_profile(make_run(tmp_path / "p.json", passes=2, adaptive_samples=3))
+    assert len(prof.samples) > world.n_planned  # adaptive samples were measured
+    (completed, total), = bars[0]
+    assert completed == total
