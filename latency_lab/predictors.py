@@ -41,7 +41,7 @@ from latency_lab import op_kinds
 from latency_lab.bench.ceilings import bandwidth_at, weight_bandwidth_curve
 from latency_lab.errors import (InvalidArgumentError, ProfileError, SlowFitWarning,
                                 UnsupportedOpError)
-from latency_lab.kernels.work import WorkItem
+from latency_lab.kernels.work import WorkItem, working_set_bytes
 from latency_lab.op_kinds.space import kernel_paths_along
 from latency_lab.profile import DeviceProfile, load_profile, network_latency_ms, sample_key
 
@@ -49,7 +49,8 @@ __all__ = ["RooflineModel", "LookupTableModel", "FlopsBaseline", "PREDICTORS",
            "make_predictor", "predict_items", "LayerPrediction", "KernelPart", "samples_xy",
            "channel_tile_for", "row_tile_for", "l1d_bytes_for", "l1_spill", "padded_config",
            "featurize", "UnseenCategoryWarning",
-           "rmspe", "LOOKUP_FIT_VERSION", "with_fitted_lookup", "KernelCheck",
+           "rmspe", "LOOKUP_FIT_VERSION", "with_fitted_lookup", "optimized_hyperparameters",
+           "KernelCheck",
            "OUTSIDE_LENGTH_SCALES", "OUTSIDE_LOG_STD", "path_of", "kernel_path_table",
            "PredictionBand", "prediction_band"]
 
@@ -110,11 +111,11 @@ class _ProfilePredictor(RegressorMixin, BaseEstimator):
         """Latency of a kernel with no table of its own (roofline-charged)."""
         return self.roofline_ms(flops, nbytes, cls)
 
-    def kernel_ms(self, configs: Sequence, network_weight_bytes: float = 0.0,
+    def kernel_ms(self, configs: Sequence, network_bytes: float = 0.0,
                   network_kernels: int = 1) -> float:
-        """Time of one kernel made of `configs` inside a network whose weights total
-        `network_weight_bytes` (of `network_kernels` kernels; the roofline models
-        ignore both). Each single-op sample includes one invocation overhead; the
+        """Time of one kernel made of `configs` inside a network that touches
+        `network_bytes` per inference (`kernels.working_set_bytes`) in `network_kernels`
+        kernels (the roofline models ignore both). Each single-op sample includes one invocation overhead; the
         network pays it once, so it is taken off here."""
         preds = self.predict(configs)
         return max(0.0, float(sum(preds)) - self.per_invocation_ms_ * len(preds))
@@ -490,7 +491,10 @@ class LookupTableModel(_ProfilePredictor):
         self.l1d_bytes = l1d_bytes
         self.use_fitted = use_fitted
 
-    def fit(self, X=None, y=None) -> "LookupTableModel":
+    def fit(self, X=None, y=None, *, pool=None) -> "LookupTableModel":
+        """Fit from the profile's samples (or X, y). `pool` (a `convert.pool.
+        ConversionPool`) optimizes the op kinds' Gaussian processes in its workers,
+        the largest first; the fit is the same either way."""
         if self.out_of_range not in ("clamp", "error"):
             raise InvalidArgumentError(f"out_of_range must be 'clamp' or 'error', got {self.out_of_range!r}")
         if self.missing_op not in ("roofline", "error"):
@@ -528,6 +532,7 @@ class LookupTableModel(_ProfilePredictor):
             by_op.setdefault(op, []).append(i)
         log_eff_all, noise = [], []
         self.base_coefs_: dict[str, list[float]] = {}
+        todo: dict[str, tuple] = {}  # op -> what its model is built from
         for op, idx in by_op.items():
             cfgs = [kernels[i][1] for i in idx]
             self._fit_base_terms(op, cfgs, y[idx])
@@ -545,8 +550,11 @@ class LookupTableModel(_ProfilePredictor):
             if gp is None and not slow_warned and storable:
                 slow_warned = True
                 self._warn_slow_fit(prof, bool(stored))
-            if gp is None:
-                gp = self._gp(feats, target)
+            todo[op] = (idx, cfgs, cats, paths, feats, target, digest, gp)
+        optimized = self._optimized_gps({op: (t[4], t[5]) for op, t in todo.items()
+                                         if t[7] is None}, pool)
+        for op, (idx, cfgs, cats, paths, feats, target, digest, gp) in todo.items():
+            gp = gp if gp is not None else optimized[op]
             self.models_[op] = {
                 "gp": gp,
                 "categories": cats,
@@ -576,6 +584,9 @@ class LookupTableModel(_ProfilePredictor):
 
             t = t_isolated + stream * W_k * max(0, 1 / bw(W_net) - 1 / bw(W_k))
 
+        W_net is everything the network touches per inference, its weights and the
+        activations it writes (`kernels.working_set_bytes`; weights alone until stop
+        31: on the Xeon VM that left the fit at its bound and MobileNetV2 19% under).
         bw() is the profile's weight-streaming curve (weight_stream samples: ~50 GB/s
         while a matrix fits the EPYC VM's 32 MB L3, ~20 GB/s from DRAM), so a network
         whose weights fit in cache pays nothing. `stream` is fitted by least squares
@@ -627,7 +638,7 @@ class LookupTableModel(_ProfilePredictor):
         rows, target = [], []
         for m in models:
             items = [WorkItem.from_dict(d) for d in m["items"]]
-            w_net = sum(i.weight_bytes for i in items)
+            w_net = working_set_bytes(items)
             base, _ = predict_items(items, self)  # both terms are still 0 here
             excess = 0.0
             for item in items:
@@ -656,25 +667,26 @@ class LookupTableModel(_ProfilePredictor):
         bw = bandwidth_at(self.weight_curve_, working_set_bytes)
         return weight_bytes / bw * 1e3 if bw else 0.0
 
-    def _stream_excess_ms(self, weight_bytes: float, network_weight_bytes: float) -> float:
+    def _stream_excess_ms(self, weight_bytes: float, network_bytes: float) -> float:
         """Extra time to bring `weight_bytes` in from a network's working set rather
         than from a working set of their own size (isolated timing)."""
-        return max(0.0, self._stream_ms(weight_bytes, network_weight_bytes)
+        return max(0.0, self._stream_ms(weight_bytes, network_bytes)
                    - self._stream_ms(weight_bytes, weight_bytes))
 
-    def kernel_ms(self, configs: Sequence, network_weight_bytes: float = 0.0,
+    def kernel_ms(self, configs: Sequence, network_bytes: float = 0.0,
                   network_kernels: int = 1) -> float:
         """One kernel (timed as `configs`) inside a network of `network_kernels`
-        kernels whose weights take `network_weight_bytes` (see `_fit_in_network`):
-        alone (the defaults) it is what its samples measured."""
+        kernels that touches `network_bytes` per inference (`kernels.working_set_bytes`:
+        weights and activations; see `_fit_in_network`): alone (the defaults) it is
+        what its samples measured."""
         slowdown = 1.0 + self.in_network_slowdown_ * _others_share(network_kernels)
         total = 0.0
         for op, cfg in _as_kernels(configs):
-            charged, uncovered = self._in_network_parts(op, cfg, network_weight_bytes, slowdown)
+            charged, uncovered = self._in_network_parts(op, cfg, network_bytes, slowdown)
             total += charged + self.in_network_stream_ * uncovered
         return total
 
-    def _in_network_parts(self, op: str, cfg: dict, network_weight_bytes: float,
+    def _in_network_parts(self, op: str, cfg: dict, network_bytes: float,
                           slowdown: float) -> tuple[float, float]:
         """(the kernel's time inside a network before the fitted stream share, the
         extra weight traffic that time leaves uncovered). The time is its isolated
@@ -684,8 +696,8 @@ class LookupTableModel(_ProfilePredictor):
         `_stream_excess_ms` less what the floor already charges."""
         isolated = self._isolated_ms(op, cfg) * slowdown
         wb = op_kinds.weight_bytes(op, cfg)
-        floor = self._stream_ms(wb, network_weight_bytes) if network_weight_bytes > wb else 0.0
-        excess = self._stream_excess_ms(wb, network_weight_bytes)
+        floor = self._stream_ms(wb, network_bytes) if network_bytes > wb else 0.0
+        excess = self._stream_excess_ms(wb, network_bytes)
         return max(isolated, floor), max(0.0, excess - max(0.0, floor - isolated))
 
     @staticmethod
@@ -699,6 +711,23 @@ class LookupTableModel(_ProfilePredictor):
         # 0.15-0.16 ms, and MobileNetV3 heads with it: validation RMSPE 19.2% vs 8.1%).
         return (ConstantKernel(0.3, (1e-3, 10.0)) * RBF(span, (0.3, 1e3))
                 + WhiteKernel(1e-3, (1e-6, 1e-1)))
+
+    def _optimized_gps(self, data: dict[str, tuple], pool=None) -> dict:
+        """{op: its Gaussian process, hyperparameters optimized} of `data` ({op: (feats,
+        target)}): in `pool`'s workers when it has some and there are two or more,
+        each returning its optimized hyperparameters, which are then held fixed here
+        (a stored fit is rebuilt the same way, bit for bit)."""
+        if pool is None or not pool.parallel or len(data) < 2:
+            return {op: self._gp(f, t) for op, (f, t) in data.items()}
+        largest_first = sorted(data, key=lambda op: -len(data[op][1]))
+        futures = {op: pool.submit(optimized_hyperparameters, *data[op], self.random_state)
+                   for op in largest_first}
+        out = {}
+        for op in largest_first:
+            feats, target = data[op]
+            kernel = _with_hyperparameters(self._kernel(feats), futures[op].result())
+            out[op] = self._gp(feats, target, kernel=kernel)
+        return out
 
     def _gp(self, feats: np.ndarray, target: np.ndarray, kernel=None):
         """A Gaussian process over `feats`: its kernel's hyperparameters optimized
@@ -1026,18 +1055,26 @@ PREDICTORS: dict[str, type] = {
 }
 
 
-def with_fitted_lookup(profile: Any, reuse_current: bool = False) -> DeviceProfile:
+def optimized_hyperparameters(feats: np.ndarray, target: np.ndarray,
+                              random_state: int | None) -> list[float]:
+    """The hyperparameters `LookupTableModel` optimizes for one op kind's data, as
+    plain numbers: module-level, so a worker process (`convert.pool`) runs it."""
+    gp = LookupTableModel(random_state=random_state)._gp(feats, target)
+    return _hyperparameter_values(gp.kernel_)
+
+
+def with_fitted_lookup(profile: Any, reuse_current: bool = False, pool=None) -> DeviceProfile:
     """`profile` with its ``fitted.lookup`` section derived afresh: the lookup table's
     Gaussian processes fitted with hyperparameter optimization (the slow path; a
     stored section is ignored) under the default settings, which every load uses.
     With `reuse_current`, a stored section that still applies is used rather than
-    ignored (`LookupTableModel(use_fitted=True)`). Save the result to
-    make later loads fast. Raises ProfileError for a profile without lookup-table
+    ignored (`LookupTableModel(use_fitted=True)`). `pool`: see `LookupTableModel.fit`.
+    Save the result to make later loads fast. Raises ProfileError for a profile without lookup-table
     samples (a datasheet profile)."""
     prof = load_profile(profile)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", SlowFitWarning)  # this refreshes what it warns of
-        est = LookupTableModel(prof, use_fitted=reuse_current).fit()
+        est = LookupTableModel(prof, use_fitted=reuse_current).fit(pool=pool)
     fitted = prof.fitted
     fitted["lookup"] = est.fitted_section()
     return prof.replace(fitted=fitted)
@@ -1133,19 +1170,19 @@ class LayerPrediction:
 
 def predict_items(items: list[WorkItem], predictor: Any) -> tuple[float, list[LayerPrediction]]:
     """The network model: total ms of a network's kernels (each in the working set of
-    the whole network's weights) plus the runtime's per-invocation overhead, and
+    everything the network touches, `working_set_bytes`) plus the runtime's per-invocation overhead, and
     per-layer predictions: one row per Keras layer the kernels came from, its kernels'
     latencies summed (`kernels` counts them)."""
     per_layer: dict[str, LayerPrediction] = {}
     total = predictor.per_invocation_ms_
-    network_weight_bytes = sum(item.weight_bytes for item in items)
+    touched = working_set_bytes(items)
     kernels = sum(1 for item in items if item.configs)
     for item in items:
         if item.configs is None:
             ms = predictor.predict_work(item.flops, item.bytes, item.op_class)
             bound = predictor.bound_of(item.flops, item.bytes, item.op_class)
         else:
-            ms = predictor.kernel_ms(item.configs, network_weight_bytes, kernels)
+            ms = predictor.kernel_ms(item.configs, touched, kernels)
             op, cfg = item.configs[0]
             bound = predictor.bound(op, cfg)
         total += ms

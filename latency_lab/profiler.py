@@ -636,7 +636,7 @@ def _run_profile(run: ProfileRun, started: float, stop: dict,
     prof = DeviceProfile.load(run.out)
     if state["complete"] and samples_xy(prof)[0]:  # the lookup fit, stored for fast loads
         run.log("fitting the lookup models (stored in the profile: later loads skip the fit)")
-        prof = with_fitted_lookup(prof)
+        prof = with_fitted_lookup(prof, pool=pool)
         prof.save(run.out)
     return prof
 

@@ -18,7 +18,7 @@ import numpy as np
 
 from latency_lab import device_info
 from latency_lab.errors import LatencyLabError, ProfileError
-from latency_lab.kernels import work_items
+from latency_lab.kernels import work_items, working_set_bytes
 from latency_lab.predictors import PREDICTORS, LayerPrediction, make_predictor, predict_items
 from latency_lab.profile import (DeviceProfile, load_profile, network_latency_ms, sample_key,
                                 write_json_atomic)
@@ -155,7 +155,7 @@ def kernel_breakdown(items: Sequence, estimators: Mapping[str, Any],
     ({sample key: Sample}, timed alone) less one per-invocation overhead each."""
     from latency_lab.profile import sample_key
 
-    w_net = sum(item.weight_bytes for item in items)
+    w_net = working_set_bytes(items)
     n_kernels = sum(1 for item in items if item.configs)
     rows = []
     for item in items:

@@ -33,7 +33,7 @@ import numpy as np
 from keras import ops
 
 from latency_lab.errors import InvalidArgumentError, ProfileError
-from latency_lab.kernels import WorkItem, work_items
+from latency_lab.kernels import WorkItem, work_items, working_set_bytes
 from latency_lab.predictors import make_predictor, predict_items
 from latency_lab.profile import load_profile
 from regularizers.base import NetworkRegularizer
@@ -128,7 +128,7 @@ class LatencyRegularizer(NetworkRegularizer):
         if model is None:
             raise InvalidArgumentError("LatencyRegularizer needs a model: pass model=<keras.Model>.")
         self._items = work_items(model, self.profile.runtime_name)
-        self._weight_bytes = sum(i.weight_bytes for i in self._items)
+        self._network_bytes = working_set_bytes(self._items)
         self._kernels = sum(1 for i in self._items if i.configs)
         self._cost_cache: dict[tuple, float] = {}
         self._grid_cache: dict | None = None  # `_head_grid`'s conversions
@@ -253,14 +253,14 @@ class LatencyRegularizer(NetworkRegularizer):
         self._grid_cache = out
         return out
 
-    def _item_ms(self, item: WorkItem, weight_bytes: float | None = None,
+    def _item_ms(self, item: WorkItem, touched_bytes: float | None = None,
                  kernels: int | None = None) -> float:
-        """One kernel's latency in a network of `weight_bytes` and `kernels` (default:
-        the full model's)."""
+        """One kernel's latency in a network that touches `touched_bytes` per inference
+        (`kernels.working_set_bytes`) in `kernels` kernels (default: the full model's)."""
         if item.configs is None:
             return self.predictor.predict_work(item.flops, item.bytes, item.op_class)
         return self.predictor.kernel_ms(
-            item.configs, self._weight_bytes if weight_bytes is None else weight_bytes,
+            item.configs, self._network_bytes if touched_bytes is None else touched_bytes,
             self._kernels if kernels is None else kernels)
 
     def _fractions(self, s: _Surrogate, alive_in: list, alive_out: Any):
@@ -316,11 +316,11 @@ class LatencyRegularizer(NetworkRegularizer):
             items.append(s.item.scaled(float(fi), float(fo)))
         total, _ = predict_items(items, self.predictor)
         if between:  # linear between grid head counts, in this network's context
-            weights = sum(i.weight_bytes for i in items)
+            touched = working_set_bytes(items)
             kernels = sum(1 for i in items if i.configs)
 
             def ms(its):
-                return sum(self._item_ms(i, weights, kernels) for i in its)
+                return sum(self._item_ms(i, touched, kernels) for i in its)
 
             total += sum(t * (ms(upper) - ms(lower)) for lower, upper, t in between)
         self._cost_cache[key] = float(total)

@@ -16,7 +16,7 @@ from latency_lab.bench.ceilings import ceilings_from_samples  # noqa: E402
 from latency_lab.cli import main  # noqa: E402
 from latency_lab.errors import ProfileError  # noqa: E402
 from latency_lab.extend import extend_profile  # noqa: E402
-from latency_lab.kernels import work_items  # noqa: E402
+from latency_lab.kernels import work_items, working_set_bytes  # noqa: E402
 from latency_lab.predictors import LookupTableModel  # noqa: E402
 from latency_lab.profile import DeviceProfile, Sample, sample_key  # noqa: E402
 from latency_lab.timing import Measurement  # noqa: E402
@@ -92,7 +92,7 @@ def small_model():
 def kernel_predictions(path, model):
     est = LookupTableModel(DeviceProfile.load(path)).fit()
     items = work_items(model, "litert")
-    w = sum(i.weight_bytes for i in items)
+    w = working_set_bytes(items)
     return {sample_key(*i.configs[0]): est.kernel_ms(i.configs, w)
             for i in items if i.configs}
 

@@ -17,6 +17,7 @@ from latency_lab.bench.ceilings import ceilings_from_samples  # noqa: E402
 from latency_lab.op_kinds.conv2d import conv2d_config  # noqa: E402
 from latency_lab.cli import main  # noqa: E402
 from latency_lab.errors import ProfileError, UnsupportedOpError  # noqa: E402
+from latency_lab.kernels import working_set_bytes  # noqa: E402
 from latency_lab.kernels import work_items  # noqa: E402
 from latency_lab.predict import predict_model  # noqa: E402
 from latency_lab.predictors import (FlopsBaseline, LookupTableModel, RooflineModel,  # noqa: E402
@@ -283,7 +284,7 @@ def test_in_network_weight_streaming_is_fitted_from_calibration_networks():
         cfg = dict(rows=1, cin=c, cout=c)
         items = [WorkItem("", "", [("dense", cfg)]) for _ in range(n)]
         base, _ = predict_items(items, iso)  # each kernel at least its weights' floor
-        w_net = sum(i.weight_bytes for i in items)
+        w_net = working_set_bytes(items)
         w_k = op_kinds.weight_bytes("dense", cfg)
         excess = n * (iso._stream_ms(w_k, w_net) - iso._stream_ms(w_k, w_k))
         assert excess > 0 and excess == pytest.approx(n * iso._stream_excess_ms(w_k, w_net))
@@ -311,6 +312,37 @@ def test_in_network_weight_streaming_is_fitted_from_calibration_networks():
     assert predict_items(small, fitted)[0] == pytest.approx(predict_items(small, iso)[0])
 
 
+def test_the_working_set_counts_every_weight_and_each_activation_once():
+    """Between two uses of a kernel's weights a network touches all its weights and
+    writes every activation once: a k-way concat (timed as k-1 pairwise copies) counts
+    its output once; a roofline-charged kernel half its bytes."""
+    from latency_lab.kernels import WorkItem
+
+    dense = dict(rows=1, cin=512, cout=256)
+    concat = [("concat", dict(h=8, w=8, c1=16, c2=16)), ("concat", dict(h=8, w=8, c1=32, c2=8))]
+    items = [WorkItem("fc", "Dense", [("dense", dense)]), WorkItem("cat", "Concatenate", concat),
+             WorkItem("odd", "Custom", None, flops=10.0, bytes=400.0)]
+    assert working_set_bytes(items) == 4 * (512 * 256 + 256) + 4 * 256 + 4 * 8 * 8 * 40 + 200.0
+
+
+def test_activations_push_a_networks_weights_out_of_cache():
+    """The same dense kernels beside a large activation (a 2 MB add) read their weights
+    at the bandwidth of the whole working set, not of their weights alone."""
+    from latency_lab.kernels import WorkItem
+    from latency_lab.predictors import predict_items
+
+    prof = _profile()
+    stream = [Sample("weight_stream", dict(n=n, c=256), ms, 0.0, 5, (ms,) * 5)
+              for n, ms in ((1, 0.05), (16, 5.0))]  # 5.2 GB/s in cache, 0.84 GB/s out
+    est = LookupTableModel(prof.with_samples(list(prof.samples) + stream)).fit()
+    fc = [WorkItem(f"fc{i}", "Dense", [("dense", dict(rows=1, cin=256, cout=256))])
+          for i in range(2)]
+    add = WorkItem("add", "Add", [("add", dict(h=32, w=32, c=512, broadcast=False))])
+    alone = predict_items(fc, est)[1]
+    beside = {p.name: p.latency_ms for p in predict_items(fc + [add], est)[1]}
+    assert beside["fc0"] > 1.5 * alone[0].latency_ms
+
+
 def test_a_kernel_in_a_network_takes_at_least_its_weights_read_at_the_networks_bandwidth():
     """A one-row dense is a read of its weights: inside a network whose weights lie
     past the cache its own fit in, it is predicted no faster than reading them at the
@@ -328,11 +360,11 @@ def test_a_kernel_in_a_network_takes_at_least_its_weights_read_at_the_networks_b
     w_k = op_kinds.weight_bytes("dense", cfg)
     alone = est.kernel_ms([("dense", cfg)])
     assert alone == pytest.approx(est._isolated_ms("dense", cfg))
-    assert est.kernel_ms([("dense", cfg)], network_weight_bytes=w_k, network_kernels=2) == alone
+    assert est.kernel_ms([("dense", cfg)], network_bytes=w_k, network_kernels=2) == alone
     big = 16 * w_k
     floor = est._stream_ms(w_k, big)
     assert floor > alone  # the test's point: out of cache the read is slower
-    inside = est.kernel_ms([("dense", cfg)], network_weight_bytes=big, network_kernels=16)
+    inside = est.kernel_ms([("dense", cfg)], network_bytes=big, network_kernels=16)
     assert inside == pytest.approx(floor)
     items = [WorkItem("", "", [("dense", cfg)]) for _ in range(16)]
     assert predict_items(items, est)[0] == pytest.approx(16 * floor + est.per_invocation_ms_)
@@ -1059,7 +1091,7 @@ def test_in_network_slowdown_is_fitted_with_streaming_and_bounded():
         items = [WorkItem("", "", [("dense", cfg)]) for _ in range(n)]
         base, _ = predict_items(items, iso)
         kernels = sum(iso.kernel_ms(i.configs) for i in items)
-        w_net = sum(i.weight_bytes for i in items)
+        w_net = working_set_bytes(items)
         w_k = op_kinds.weight_bytes("dense", cfg)
         assert iso._isolated_ms("dense", cfg) > iso._stream_ms(w_k, w_net)
         others = 1 - 1 / n  # what evicts a kernel: the network's other kernels
@@ -1103,3 +1135,27 @@ def test_make_predictor_shares_a_fit_while_the_profile_is_the_same(tmp_path):
     assert b is not a
     op, cfg = prof.samples[0].op, prof.samples[0].config
     assert b.predict([(op, cfg)])[0] == pytest.approx(2 * a.predict([(op, cfg)])[0])
+
+
+def test_a_fit_in_worker_processes_is_the_fit_in_this_one(monkeypatch):
+    """With a pool, the op kinds' hyperparameters are optimized in its workers (the
+    optimizer never runs here) and the fit, stored section and predictions are the
+    same as in process."""
+    from latency_lab.convert.pool import ConversionPool
+
+    prof = _profile()
+    alone = LookupTableModel(prof).fit()
+    with ConversionPool(2) as pool:
+        optimize = LookupTableModel._gp
+
+        def fixed_only(self, feats, target, kernel=None):
+            assert kernel is not None, "optimized in the parent process"
+            return optimize(self, feats, target, kernel)
+
+        monkeypatch.setattr(LookupTableModel, "_gp", fixed_only)
+        pooled = LookupTableModel(prof).fit(pool=pool)
+        assert len(pool.pids) == 2
+    assert pooled.gp_fits_ == alone.gp_fits_ and set(alone.gp_fits_.values()) == {"optimized"}
+    assert pooled.fitted_section() == alone.fitted_section()
+    X = [(s.op, s.config) for s in prof.samples]
+    np.testing.assert_array_equal(pooled.predict(X), alone.predict(X))

@@ -11,9 +11,9 @@ from typing import Any, Callable
 from latency_lab.errors import ProfileError
 from latency_lab.kernels.keras import keras_items, spec_items
 from latency_lab.kernels.litert import litert_items
-from latency_lab.kernels.work import WorkItem, WorkItems
+from latency_lab.kernels.work import WorkItem, WorkItems, working_set_bytes
 
-__all__ = ["WorkItem", "WorkItems", "RUNTIMES", "work_items"]
+__all__ = ["WorkItem", "WorkItems", "RUNTIMES", "work_items", "working_set_bytes"]
 
 RUNTIMES: dict[str, Callable[..., WorkItems]] = {
     "litert": litert_items,
