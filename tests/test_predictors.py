@@ -1139,12 +1139,15 @@ def test_make_predictor_shares_a_fit_while_the_profile_is_the_same(tmp_path):
 
 def test_a_fit_in_worker_processes_is_the_fit_in_this_one(monkeypatch):
     """With a pool, the op kinds' hyperparameters are optimized in its workers (the
-    optimizer never runs here) and the fit, stored section and predictions are the
-    same as in process."""
+    optimizer never runs here) and the fit, stored section and predictions are those
+    of a fit in this process on one BLAS thread, as the workers run."""
+    from threadpoolctl import threadpool_limits
+
     from latency_lab.convert.pool import ConversionPool
 
     prof = _profile()
-    alone = LookupTableModel(prof).fit()
+    with threadpool_limits(limits=1, user_api="blas"):
+        alone = LookupTableModel(prof).fit()
     with ConversionPool(2) as pool:
         optimize = LookupTableModel._gp
 
