@@ -31,8 +31,9 @@ in the same passes and reported apart (DESIGN.md, Validation):
   plan: 8 (2026-12-01 17:36, commit 4910b3c: 21% / 46%, RMSPE 12.3%, drift -2.8%;
   looked at, two networks timed kernel by kernel), 9 (2026-12-01 18:32, commit
   c4fe1fc: 33% / 46%, RMSPE 13.6%, Spearman 0.990); 10 (2026-12-01 21:45, commit
-  3d7d096, profile fresh16: 29% / 54%, RMSPE 10.6%, Spearman 0.984, drift -1.0%).
-  Next: 11.
+  3d7d096, profile fresh16: 29% / 54%, RMSPE 10.6%, Spearman 0.984, drift -1.0%);
+  11 (2026-12-02 00:15, commit 3f228c3, profile fresh18: 33% / 79%, RMSPE 8.0%,
+  Spearman 0.993). Next: 12.
 
 Each set gets the summary (within ±5%/±10%, RMSPE, Spearman) for the lookup, roofline
 and FLOPs predictors, the per-family and leave-one-family-out table, the lookup
