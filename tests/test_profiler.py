@@ -132,7 +132,7 @@ def world(monkeypatch):
     monkeypatch.setattr(profiler, "time", types.SimpleNamespace(time=w.clock.time))
     monkeypatch.setattr(cli, "time", types.SimpleNamespace(time=w.clock.time))
     # The lookup fit a complete run ends with (seconds each): one test checks it.
-    monkeypatch.setattr(profiler, "with_fitted_lookup", lambda prof: prof)
+    monkeypatch.setattr(profiler, "with_fitted_lookup", lambda prof, pool=None: prof)
     w.n_planned = len(plans.roofline_plan(True)) + 40
     return w
 
