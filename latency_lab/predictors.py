@@ -114,9 +114,10 @@ class _ProfilePredictor(RegressorMixin, BaseEstimator):
     def kernel_ms(self, configs: Sequence, network_bytes: float = 0.0,
                   network_kernels: int = 1) -> float:
         """Time of one kernel made of `configs` inside a network that touches
-        `network_bytes` per inference (`kernels.working_set_bytes`) in `network_kernels`
-        kernels (the roofline models ignore both). Each single-op sample includes one invocation overhead; the
-        network pays it once, so it is taken off here."""
+        `network_bytes` per inference (`kernels.working_set_bytes`) in
+        `network_kernels` kernels (the roofline models ignore both). Each single-op
+        sample includes one invocation overhead; the network pays it once, so it is
+        taken off here."""
         preds = self.predict(configs)
         return max(0.0, float(sum(preds)) - self.per_invocation_ms_ * len(preds))
 
@@ -537,6 +538,7 @@ class LookupTableModel(_ProfilePredictor):
         log_eff_all, noise = [], []
         self.base_coefs_: dict[str, list[float]] = {}
         todo: dict[str, tuple] = {}  # op -> what its model is built from
+        to_optimize: dict[str, tuple] = {}  # op -> (feats, target) of a fit with no stored one
         for op, idx in by_op.items():
             cfgs = [kernels[i][1] for i in idx]
             self._fit_base_terms(op, cfgs, y[idx])
@@ -554,11 +556,12 @@ class LookupTableModel(_ProfilePredictor):
             if gp is None and not slow_warned and storable:
                 slow_warned = True
                 self._warn_slow_fit(prof, bool(stored))
+            if gp is None:
+                to_optimize[op] = (feats, target)
             todo[op] = (idx, cfgs, cats, paths, feats, target, digest, gp)
-        optimized = self._optimized_gps({op: (t[4], t[5]) for op, t in todo.items()
-                                         if t[7] is None}, pool)
+        optimized = self._optimized_gps(to_optimize, pool)
         for op, (idx, cfgs, cats, paths, feats, target, digest, gp) in todo.items():
-            gp = gp if gp is not None else optimized[op]
+            gp = optimized.get(op, gp)
             self.models_[op] = {
                 "gp": gp,
                 "categories": cats,
@@ -1078,8 +1081,8 @@ def with_fitted_lookup(profile: Any, reuse_current: bool = False, pool=None) -> 
     stored section is ignored) under the default settings, which every load uses.
     With `reuse_current`, a stored section that still applies is used rather than
     ignored (`LookupTableModel(use_fitted=True)`). `pool`: see `LookupTableModel.fit`.
-    Save the result to make later loads fast. Raises ProfileError for a profile without lookup-table
-    samples (a datasheet profile)."""
+    Save the result to make later loads fast. Raises ProfileError for a profile
+    without lookup-table samples (a datasheet profile)."""
     prof = load_profile(profile)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", SlowFitWarning)  # this refreshes what it warns of
@@ -1179,9 +1182,9 @@ class LayerPrediction:
 
 def predict_items(items: list[WorkItem], predictor: Any) -> tuple[float, list[LayerPrediction]]:
     """The network model: total ms of a network's kernels (each in the working set of
-    everything the network touches, `working_set_bytes`) plus the runtime's per-invocation overhead, and
-    per-layer predictions: one row per Keras layer the kernels came from, its kernels'
-    latencies summed (`kernels` counts them)."""
+    everything the network touches, `working_set_bytes`) plus the runtime's
+    per-invocation overhead, and per-layer predictions: one row per Keras layer the
+    kernels came from, its kernels' latencies summed (`kernels` counts them)."""
     per_layer: dict[str, LayerPrediction] = {}
     total = predictor.per_invocation_ms_
     touched = working_set_bytes(items)

@@ -68,10 +68,11 @@ def working_set_bytes(items) -> float:
     _fit_in_network`), not from one of the weights' size alone. Xeon VM (L2 1.25 MB
     per core, an L3 shared with other tenants), profile fresh17: every calibration
     network ran 1.1-1.9x its kernels' predicted sum, the larger ones by about their
-    weights read at DRAM speed (MobileNetV2-0.75 at 112 px: 10.0 MB of weights, 5.9 MB of activations,
-    0.91 ms over its kernels; 10 MB at 12 GB/s is 0.87 ms), while chains of kernels
-    with 16 KB of weights each ran at 0.78-1.19x theirs. Its weights alone sit at 23
-    GB/s on the profile's curve, weights and activations at 16 GB/s."""
+    weights read at DRAM speed (MobileNetV2-0.75 at 112 px: 10.0 MB of weights and
+    5.9 MB of activations, 0.91 ms over its kernels; 10 MB at 12 GB/s is 0.87 ms),
+    while chains of kernels with 16 KB of weights each ran at 0.78-1.19x theirs. Its
+    weights alone sit at 23 GB/s on the profile's curve, weights and activations at
+    16 GB/s."""
     return float(sum(item.weight_bytes + item.output_bytes for item in items))
 
 
