@@ -147,3 +147,49 @@ def test_plans_keep_derived_keys_consistent():
     plan = plans.adaptive_plan(samples, 40, threshold=0.0)
     assert plan and all(p.config["cout"] <= p.config["cin"] for p in plan)
     assert op_kinds.get("slice").derive(dict(rows=4, cin=3, cout=9))["cout"] == 3
+
+
+STREAMING = sorted(k.name for k in op_kinds.table_kinds() if k.streams)
+
+
+def test_copies_and_elementwise_maps_are_the_streaming_kinds():
+    assert {"concat", "slice", "pad", "transpose", "add", "activation", "softmax"} <= set(STREAMING)
+    assert not {"conv2d", "depthwise", "dense", "batch_matmul"} & set(STREAMING)
+
+
+@pytest.mark.parametrize("op", STREAMING)
+def test_a_streaming_kind_scales_to_each_rung_of_the_ladder(op):
+    kind = op_kinds.get(op)
+    base = kind.space_configs(1, random.Random(3))[0]
+    for rung in plans.LADDER_BYTES:
+        cfg = kind.scaled_to_bytes(base, rung)
+        kind.check(cfg)
+        moved = kind.work(cfg).bytes_total
+        assert rung / 2 <= moved <= 2 * rung, (cfg, moved)
+        # the same kernel path at another size: categorical keys kept
+        assert all(cfg[k] == base[k] for k, d in kind.space.items() if d.choices)
+
+
+def test_the_ladder_fills_only_the_rungs_the_plan_lacks():
+    small = [("concat", dict(h=7, w=7, c1=c, c2=c)) for c in (16, 32, 64)]  # 6-50 KB
+    big = [("concat", dict(h=320, w=320, c1=100, c2=100))]  # 156 MB
+    added = plans.ladder_configs(small + big + [("conv2d", dict(h=7, w=7, cin=8, cout=8, k=3, s=1))])
+    assert {op for op, _ in added} == {"concat"}
+    moved = sorted(op_kinds.work("concat", c).bytes_total for _, c in added)
+    # 64 KB is within 2x of the 50 KB one; 256 KB to 64 MB are not near any
+    assert len(moved) == len(plans.LADDER_BYTES) - 1
+    for m, rung in zip(moved, plans.LADDER_BYTES[1:]):
+        assert rung / 2 <= m <= 2 * rung
+    quick = plans.ladder_configs(small + big, quick=True)
+    assert len(quick) == len(plans.LADDER_BYTES[::2]) - 1
+    assert plans.ladder_configs([("concat", c) for _, c in small + big + added]) == []
+
+
+def test_a_kind_caps_its_synthetic_samples_at_its_own_work():
+    kind = op_kinds.get("depthwise")
+    assert kind.max_sample_flops < MAX_SAMPLE_FLOPS
+    for c in kind.space_configs(40, random.Random(4)) + kind.spine_configs(
+            [dict(h=160, w=160, c=512, k=3, s=1)]):
+        assert kind.work(c).flops <= kind.max_sample_flops
+    wide = kind.fit_work(dict(h=160, w=160, c=512, k=11, s=1), max_flops=math.inf)
+    assert wide["h"] == 160  # an explicit cap overrides the kind's

@@ -5,7 +5,8 @@ The roofline plan times large regular ops (the device's ceilings), chains of tin
 configurations from the layers of keras.applications families, because that is where
 real (and slimmed) networks live, adds channel-slimmed, resized and narrowed variants
 so the regularizer's outputs are covered, and each op kind's own coverage
-configurations (`OpKind.coverage_configs`). The adaptive plan adds samples around the
+configurations (`OpKind.coverage_configs`), and a ladder of sizes for kernels that
+stream their tensors (`ladder_configs`). The adaptive plan adds samples around the
 configurations a held-out fit predicts worst.
 """
 
@@ -32,7 +33,7 @@ __all__ = ["PlannedSample", "roofline_plan", "table_plan", "adaptive_plan",
            "application_layer_configs", "family_configs", "category_configs", "coverage_configs",
            "loo_relative_errors", "QUICK_FAMILIES", "FULL_FAMILIES", "CHAIN_LENGTHS",
            "WEIGHT_STREAM_QUICK", "WEIGHT_STREAM_FULL", "NARROW_MAX_CHANNELS",
-           "CATEGORY_SAMPLES", "table_shares", "SPACE_SHARE", "SPINE_SHARE", "path_plan", "path_boundaries",
+           "CATEGORY_SAMPLES", "table_shares", "ladder_configs", "LADDER_BYTES", "SPACE_SHARE", "SPINE_SHARE", "path_plan", "path_boundaries",
            "PATH_SAMPLES", "HARVESTED_FAMILIES", "family_label", "harvest_versions",
            "shipped_family_configs"]
 
@@ -332,6 +333,11 @@ def table_plan(quick: bool, seed: int = 0, max_samples: int | None = None,
         if k not in seen:
             seen.add(k)
             plan.append(PlannedSample(op, cfg, "table"))
+    for op, cfg in ladder_configs([(p.op, p.config) for p in plan], quick):
+        k = sample_key(op, cfg)
+        if k not in seen:
+            seen.add(k)
+            plan.append(PlannedSample(op, cfg, "table"))
     # Measured in a shuffled order: on a shared machine the noise comes in spells of
     # seconds to minutes, and measuring one op kind after another turned each spell
     # into a bias of a whole op kind; shuffled, it is per-sample noise the table's
@@ -509,6 +515,40 @@ def adaptive_plan(samples: Sequence, n: int, seed: int = 0,
 
 
 # Whole networks measured at the end of a profile so predictors can learn what isolated
+
+
+# The rungs of bytes moved (read + written) a streaming kind's table has a sample near
+# (`OpKind.streams`): 64 KB to 64 MB in steps of 4x, from inside a core's L2 to past a
+# server's L3, where the kernel's time per byte changes. The table lacked them: on the
+# Xeon VM the 15 concat samples of a full plan moved up to 0.55 MB and then 77 MB, and a
+# SqueezeNet's 47x47 concat of 1.7 MB measured 3.4x the 0.022 ms predicted. A quick plan
+# takes every other rung.
+LADDER_BYTES = tuple(2.0 ** e for e in range(16, 27, 2))
+
+
+def ladder_configs(planned: Sequence[tuple[str, Config]], quick: bool = False
+                   ) -> list[tuple[str, Config]]:
+    """For each streaming op kind, a configuration at each rung of `LADDER_BYTES` that
+    no planned one moves within 2x of: the planned configuration nearest in bytes,
+    scaled to the rung (`OpKind.scaled_to_bytes`), so it keeps a planned kernel path."""
+    rungs = LADDER_BYTES[::2] if quick else LADDER_BYTES
+    out = []
+    for kind in op_kinds.table_kinds():
+        if not kind.streams:
+            continue
+        cfgs = [cfg for op, cfg in planned if op == kind.name]
+        if not cfgs:
+            continue
+        moved = [math.log2(max(kind.work(c).bytes_total, 1.0)) for c in cfgs]
+        for rung in rungs:
+            at = math.log2(rung)
+            if any(abs(m - at) <= 1 for m in moved):
+                continue
+            base = min(zip(moved, range(len(cfgs))), key=lambda t: (abs(t[0] - at), t[1]))[1]
+            cfg = kind.scaled_to_bytes(cfgs[base], rung)
+            out.append((kind.name, cfg))
+            moved.append(math.log2(max(kind.work(cfg).bytes_total, 1.0)))
+    return out
 
 
 def coverage_configs(quick: bool) -> list[tuple[str, Config]]:

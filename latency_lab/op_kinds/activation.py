@@ -36,6 +36,7 @@ ACTIVATION_KERNELS = {"LOGISTIC": "sigmoid", "HARD_SWISH": "hard_swish", "RELU":
 class Activation(OpKind):
     name = "activation"
     keys = ("h", "w", "c", "fn")
+    streams = True
     space = {"h": Dim(1, 320), "c": Dim(1, 4096), "fn": Dim(choices=ACTIVATIONS)}
     regions = {"tokens": token_region("w", fn=Dim(choices=ACTIVATIONS))}
     categories = {"fn": ACTIVATIONS}

@@ -230,6 +230,12 @@ class OpKind:
     regions: {name: `space.Region`}: parts of the space where networks the plan does
         not harvest put their work (a transformer's token-wise GEMMs); the plan draws
         a design in each as well (`region_configs`).
+    max_sample_flops: one synthetic sample's work at most (`fit_work`); the space's
+        corners are shrunk to it.
+    streams: the kernel streams its tensors through once (copies, elementwise maps,
+        row reductions): its time per byte changes at each cache level, so the plan
+        gives it a sample near every rung of a ladder of bytes moved
+        (`bench.plans.ladder_configs`, `scaled_to_bytes`).
     weights_term: index of the `base_terms` term that counts the kernel's weights;
         the lookup reads them at the bandwidth of the cache level a working set of
         their size lives in (the profile's weight-streaming curve) instead.
@@ -249,6 +255,8 @@ class OpKind:
     categories: dict[str, tuple] = {}
     table_share: int = 1
     weights_term: int | None = None
+    max_sample_flops: float = MAX_SAMPLE_FLOPS
+    streams: bool = False
     narrow: bool = False
     space: dict[str, Dim] = {}
     path_keys: tuple[str, ...] = ()
@@ -291,10 +299,11 @@ class OpKind:
             out["w"] = out["h"]
         return out
 
-    def space_configs(self, n: int, rng, max_flops: float = MAX_SAMPLE_FLOPS,
+    def space_configs(self, n: int, rng, max_flops: float | None = None,
                       max_bytes: float = MAX_SAMPLE_BYTES) -> list[Config]:
         """`n` configurations spread over `space` (a Latin hypercube in log
-        coordinates). One whose work exceeds `max_flops` or `max_bytes` (a 320x320
+        coordinates). One whose work exceeds `max_flops` (by default
+        `max_sample_flops`) or `max_bytes` (a 320x320
         map of 4096 channels) is shrunk, spatial sizes first, then its largest
         integer keys, until it fits: the other keys keep their spread."""
         if not self.space or n <= 0:
@@ -306,7 +315,7 @@ class OpKind:
             out.append(self.fit_work(cfg, max_flops, max_bytes))
         return out
 
-    def region_configs(self, n: int, rng, max_flops: float = MAX_SAMPLE_FLOPS,
+    def region_configs(self, n: int, rng, max_flops: float | None = None,
                        max_bytes: float = MAX_SAMPLE_BYTES) -> list[Config]:
         """`n` configurations shared out over `regions` (in name order, the first ones
         get the remainder), a Latin hypercube in each, shrunk to the work caps like
@@ -334,9 +343,10 @@ class OpKind:
                 out.extend(self.derive(dict(base, **{key: v})) for v in values)
         return out
 
-    def fit_work(self, cfg: Config, max_flops: float = MAX_SAMPLE_FLOPS,
+    def fit_work(self, cfg: Config, max_flops: float | None = None,
                  max_bytes: float = MAX_SAMPLE_BYTES) -> Config:
         """`cfg` shrunk until one sample's work fits the caps (see `space_configs`)."""
+        max_flops = self.max_sample_flops if max_flops is None else max_flops
         cfg = dict(cfg)
         spatial = [k for k in ("h", "w", "rows", "m") if k in cfg]
         sizes = [k for k in sorted(self.space) if not self.space[k].choices
@@ -351,6 +361,32 @@ class OpKind:
                 break
             for k in grow:
                 cfg[k] = max(1, int(cfg[k] * 0.8))
+        return cfg
+
+    def scaled_to_bytes(self, cfg: Config, target_bytes: float) -> Config:
+        """`cfg` with its spatial sizes scaled, within `space`, until the kernel moves
+        about `target_bytes` (read + written); its largest other size keys take what
+        the spatial sizes cannot (a 320x320 map's channels). Categorical and path keys
+        keep their values: a rung of the ladder is the same kernel path
+        at another size."""
+        cfg = self.derive(dict(cfg))
+        spatial = [k for k in ("h", "w", "rows") if k in cfg and k in (*self.space, "w")]
+        sizes = sorted((k for k, d in self.space.items() if not d.choices and k not in spatial
+                        and k not in self.path_keys), key=lambda k: (-cfg[k], k))
+        for keys in (spatial, sizes[:1], sizes[1:2]):
+            for _ in range(8):
+                ratio = target_bytes / max(self.work(cfg).bytes_total, 1.0)
+                if not keys or 0.9 < ratio < 1.1:
+                    break
+                per_key = ratio ** (1 / len(keys))
+                moved = dict(cfg)
+                for k in keys:
+                    dim = self.space.get(k) or self.space["h"]  # w is bounded like h
+                    moved[k] = max(dim.lo, min(dim.hi, round(cfg[k] * per_key)))
+                moved = self.derive(moved)
+                if moved == cfg:
+                    break
+                cfg = moved
         return cfg
 
     # ---------------------------------------------------------------- derived

@@ -14,6 +14,7 @@ __all__ = ["Concat", "pairwise_concat"]
 class Concat(OpKind):
     name = "concat"
     keys = ("h", "w", "c1", "c2")
+    streams = True
     space = {"h": Dim(1, 320), "c1": Dim(1, 2048), "c2": Dim(1, 2048)}
     table_share = 2
 

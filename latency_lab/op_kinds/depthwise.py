@@ -61,6 +61,12 @@ class Depthwise(_DepthwiseBase):
     # (10.0/12.9/7.1 -> 10.7/15.1/7.5%).
     size_feature = False
     table_share = 10
+    # Its multipass kernels (more taps than 25) run 10-50x below the 3x3 path per
+    # multiply-add: at the shared cap an 11x11 sample took 74 ms a call, and capping
+    # at 20 MFLOP takes about 40 s off a full profile's timing (Xeon VM).
+    # The families' largest depthwise conv is 9.4 MFLOP, and a path's time per
+    # multiply-add holds across sizes, so smaller samples tell it.
+    max_sample_flops = 2e7
     narrow = True
     space = {"h": Dim(1, 320), "c": Dim(1, 4096), "k": Dim(1, 11, log=False),
              "s": Dim(1, 4, log=False)}

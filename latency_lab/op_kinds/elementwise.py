@@ -39,6 +39,7 @@ def _keras_binary(kind: str):
 
 class _Binary(OpKind):
     keys = ("h", "w", "c", "broadcast")
+    streams = True
     space = {"h": Dim(1, 320), "c": Dim(1, 4096), "broadcast": Dim(choices=(False, True))}
     regions = {"tokens": token_region("w", broadcast=Dim(choices=(False, True)))}
 
@@ -93,6 +94,7 @@ class _Scalar(OpKind):
     (an image's 3)."""
 
     keys = ("h", "w", "c")
+    streams = True
     space = {"h": Dim(1, 320), "c": Dim(1, 4096)}
     regions = {"tokens": token_region("w")}
     table_share = 2
@@ -132,6 +134,7 @@ class RowBroadcast(OpKind):
 
     name = "row_broadcast"
     keys = ("rows", "c", "fn", "outer")
+    streams = True
     space = {"rows": Dim(1, 4096), "c": Dim(1, 4096), "fn": Dim(choices=("add", "multiply")),
              "outer": Dim(choices=(False, True))}
     regions = {"tokens": token_region(fn=Dim(choices=("add", "multiply")),
@@ -170,6 +173,7 @@ class SquaredDifference(OpKind):
 
     name = "squared_difference"
     keys = ("rows", "c", "broadcast")
+    streams = True
     space = {"rows": Dim(1, 4096), "c": Dim(1, 4096), "broadcast": Dim(choices=(False, True))}
     regions = {"tokens": token_region(broadcast=Dim(choices=(False, True)))}
     table_share = 1

@@ -15,7 +15,7 @@ from typing import Any
 
 from latency_lab.errors import UnsupportedOpError
 from latency_lab.graph import Op
-from latency_lab.op_kinds.base import (MAX_SAMPLE_BYTES, MAX_SAMPLE_FLOPS, Config, Dim,
+from latency_lab.op_kinds.base import (MAX_SAMPLE_BYTES, Config, Dim,
                                        IndexInput, OpKind, keras_layer, litert_kernel,
                                        random_weights, register, weight_tensor)
 
@@ -44,7 +44,7 @@ class Gather(OpKind):
         """The rows read (a gather streams n rows of the table, not the table)."""
         return 4.0 * config["n"] * config["c"]
 
-    def fit_work(self, cfg: Config, max_flops: float = MAX_SAMPLE_FLOPS,
+    def fit_work(self, cfg: Config, max_flops: float | None = None,
                  max_bytes: float = MAX_SAMPLE_BYTES) -> Config:
         """As `OpKind.fit_work`, and the table cut to `max_bytes` of weights (fewer
         rows; 50k x 4096 float32 is 800 MB)."""

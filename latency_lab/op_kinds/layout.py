@@ -28,6 +28,7 @@ class Transpose(OpKind):
 
     name = "transpose"
     keys = ("rows", "a", "b", "inner")
+    streams = True
     space = {"rows": Dim(1, 4096), "a": Dim(1, 512), "b": Dim(1, 512), "inner": Dim(1, 256)}
     # attention's (tokens, heads, head dim) <-> (heads, tokens, head dim)
     regions = {"split_heads": Region({"a": TOKENS, "b": HEADS, "inner": HEAD_DIM},
@@ -66,6 +67,7 @@ class Slice(OpKind):
 
     name = "slice"
     keys = ("rows", "cin", "cout")
+    streams = True
     in_channel_keys = ("cin",)
     space = {"rows": Dim(1, 65536), "cin": Dim(1, 4096), "cout": Dim(1, 4096)}
     table_share = 1

@@ -13,6 +13,7 @@ __all__ = ["Pad"]
 class Pad(OpKind):
     name = "pad"
     keys = ("h", "w", "c")
+    streams = True
     space = {"h": Dim(1, 320), "c": Dim(1, 4096)}
     table_share = 2
 

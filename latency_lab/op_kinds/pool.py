@@ -44,6 +44,7 @@ class Pool(OpKind):
 class GlobalPool(OpKind):
     name = "global_pool"
     keys = ("h", "w", "c")
+    streams = True
     space = {"h": Dim(1, 320), "c": Dim(1, 4096)}
     table_share = 2
 

@@ -31,6 +31,7 @@ class ReduceRows(OpKind):
 
     name = "reduce_rows"
     keys = ("rows", "c")
+    streams = True
     in_channel_keys = ("c",)  # the reduced axis is the layer's input channels
     space = {"rows": Dim(1, 4096), "c": Dim(1, 4096)}
     regions = {"tokens": token_region()}  # a LayerNorm's mean over each token

@@ -21,6 +21,7 @@ class Resize(OpKind):
 
     name = "resize"
     keys = ("h", "w", "c", "scale", "kind")
+    streams = True
     space = {"h": Dim(1, 160), "c": Dim(1, 1024), "scale": Dim(choices=(2, 3, 4)),
              "kind": Dim(choices=RESIZE_KINDS)}
 

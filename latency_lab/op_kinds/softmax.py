@@ -26,6 +26,7 @@ __all__ = ["Softmax", "softmax_config", "softmax_configs"]
 class Softmax(OpKind):
     name = "softmax"
     keys = ("rows", "cols")
+    streams = True
     # up to 16 heads x 4096 tokens of rows, 4096 keys (or classes) a row; shrunk to
     # the work caps
     space = {"rows": Dim(1, 65536), "cols": Dim(2, 4096)}

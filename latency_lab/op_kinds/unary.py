@@ -38,6 +38,7 @@ def _keras_fn(fn: str):
 class Unary(OpKind):
     name = "unary"
     keys = ("rows", "c", "fn")
+    streams = True
     space = {"rows": Dim(1, 65536), "c": Dim(1, 4096), "fn": Dim(choices=UNARY_FUNCTIONS)}
     regions = {"tokens": token_region(fn=Dim(choices=UNARY_FUNCTIONS))}
     categories = {"fn": UNARY_FUNCTIONS}
