@@ -347,7 +347,7 @@ def l1_spill(window_bytes: float, l1d_bytes: int) -> float:
 # another version are refit. (Each stored model also carries a digest of its training
 # data, so a change that forgets the bump still refits instead of reusing stale
 # hyperparameters.)
-LOOKUP_FIT_VERSION = 12
+LOOKUP_FIT_VERSION = 13
 
 # A sample within this many empty calls (the profile's per-invocation plus per-op
 # overhead) is a kernel's fixed cost, and floors its kind (`LookupTableModel._floor_ms`).
@@ -885,22 +885,31 @@ class LookupTableModel(_ProfilePredictor):
 
     def _base_terms(self, op: str, cfg: dict) -> list[float] | None:
         """`op`'s base terms (`OpKind.base_terms`) of `cfg` in whole SIMD steps, its
-        weights term (`OpKind.weights_term`) as their read time in ms: at the
-        weight-streaming curve's bandwidth for a working set of their size (with
-        `cache_base`), else at memory bandwidth. Counted as elements, one coefficient
-        would read a one-row dense's weights at one speed from L2 and from DRAM."""
+        weights term (`OpKind.weights_term`) and moved term (`OpKind.moved_term`) as
+        the read time in ms of the bytes they count: at the weight-streaming curve's
+        bandwidth for a working set of their size (with `cache_base`), else at memory
+        bandwidth. Counted as elements, one coefficient would read a one-row dense's
+        weights, or a concat's inputs, at one speed from L2 and from DRAM."""
         kind = op_kinds.get(op)
         padded = padded_config(op, cfg, self.channel_tile_, self.row_tile_)
         terms = kind.base_terms(padded)
-        if terms is None or kind.weights_term is None:
+        if terms is None or (kind.weights_term is None and kind.moved_term is None):
             return terms
-        wb = op_kinds.weight_bytes(op, padded)  # packed: whole tiles of output channels
-        read_ms = self._stream_ms(wb, wb) if self.cache_base else 0.0
-        if not read_ms and self.memory_bytes_per_s_:
-            read_ms = wb / self.memory_bytes_per_s_ * 1e3
         terms = list(terms)
-        terms[kind.weights_term] = read_ms
+        if kind.weights_term is not None:
+            # packed: whole tiles of output channels
+            terms[kind.weights_term] = self._read_ms(op_kinds.weight_bytes(op, padded))
+        if kind.moved_term is not None:
+            terms[kind.moved_term] = self._read_ms(terms[kind.moved_term])
         return terms
+
+    def _read_ms(self, nbytes: float) -> float:
+        """Time to read `nbytes` from where a working set of their size lives (the
+        weight-streaming curve, with `cache_base`), else at memory bandwidth."""
+        read_ms = self._stream_ms(nbytes, nbytes) if self.cache_base else 0.0
+        if not read_ms and self.memory_bytes_per_s_:
+            read_ms = nbytes / self.memory_bytes_per_s_ * 1e3
+        return read_ms
 
     def _fit_base_terms(self, op: str, cfgs: list[dict], ms: np.ndarray) -> None:
         """The coefficients of `op`'s base terms (`OpKind.base_terms`), non-negative,

@@ -175,6 +175,42 @@ def test_weights_past_the_cache_are_read_at_the_streaming_curves_bandwidth():
     assert one_ceiling / dense_ms(big) < 0.5
 
 
+def _two_level_copies(op, cfgs):
+    """A made-up device whose copies, like its weight stream, run at 50 GB/s while
+    what they move fits its 4 MB cache and at 10 GB/s past it: (profile, time of a
+    configuration of `op`), the profile holding `cfgs` and the weight stream."""
+    def bw(nbytes):
+        return 50e9 if nbytes < 4 * 2**20 else 10e9
+
+    def copy_ms(cfg):
+        b = op_kinds.work(op, cfg).bytes_total
+        return b / bw(b) * 1e3 + 0.001
+
+    samples = [Sample(op, c, copy_ms(c), 0.0, 3, (copy_ms(c),) * 3) for c in cfgs]
+    for n in (1, 4, 8, 16, 32, 64):
+        ms = 4.0 * n * 256**2 / bw(4.0 * n * 256**2) * 1e3
+        samples.append(Sample("weight_stream", dict(n=n, c=256), ms, 0.0, 5, (ms,) * 5))
+    base = _profile()
+    prof = base.with_samples([s for s in base.samples if s.op != op] + samples)
+    return prof.replace(roofline=ceilings_from_samples(prof.samples)), copy_ms
+
+
+def test_a_concat_of_halves_is_predicted_from_a_table_of_other_splits():
+    """A concat's base counts its runs and the bytes it moves (`moved_term`, read at
+    the curve's bandwidth), not its two inputs' widths: a table of DenseNet-like
+    splits (500 + 8) and one-channel ones (1 + 190) predicts ShuffleNet's halves
+    inside and past the cache."""
+    cfgs = [dict(h=h, w=h, c1=500, c2=8) for h in (4, 8, 12, 16, 20)]
+    cfgs += [dict(h=h, w=h, c1=1, c2=190) for h in (64, 100, 150, 200, 250)]
+    prof, copy_ms = _two_level_copies("concat", cfgs)
+    est = LookupTableModel(prof).fit()
+    small, big = dict(h=20, w=20, c1=48, c2=48), dict(h=160, w=160, c1=24, c2=24)
+    moved = op_kinds.work("concat", big).bytes_total
+    assert est._base_terms("concat", big)[2] == pytest.approx(moved / 10e9 * 1e3, rel=1e-3)
+    for cfg in (small, big):
+        assert 0.8 < est.predict([("concat", cfg)])[0] / copy_ms(cfg) < 1.25, cfg
+
+
 def test_lookup_is_monotone_in_channels_between_table_points():
     est = LookupTableModel(_profile()).fit()
     by_out = est.predict([_conv(cout=c) for c in range(8, 33, 2)])

@@ -236,6 +236,8 @@ class OpKind:
         row reductions): its time per byte changes at each cache level, so the plan
         gives it a sample near every rung of a ladder of bytes moved
         (`bench.plans.ladder_configs`, `scaled_to_bytes`).
+    moved_term: index of the `base_terms` term that counts the bytes a streaming
+        kernel moves; the lookup reads them like the weights term's.
     weights_term: index of the `base_terms` term that counts the kernel's weights;
         the lookup reads them at the bandwidth of the cache level a working set of
         their size lives in (the profile's weight-streaming curve) instead.
@@ -255,6 +257,7 @@ class OpKind:
     categories: dict[str, tuple] = {}
     table_share: int = 1
     weights_term: int | None = None
+    moved_term: int | None = None
     max_sample_flops: float = MAX_SAMPLE_FLOPS
     streams: bool = False
     narrow: bool = False

@@ -17,11 +17,21 @@ class Concat(OpKind):
     streams = True
     space = {"h": Dim(1, 320), "c1": Dim(1, 2048), "c2": Dim(1, 2048)}
     table_share = 2
+    moved_term = 2  # in `base_terms`
 
     def to_ir(self, c: Config) -> Op:
         a, b = (1, c["h"], c["w"], c["c1"]), (1, c["h"], c["w"], c["c2"])
         return Op("concat", "Concatenate", ["x", "y"], [a, b],
                   [(1, c["h"], c["w"], c["c1"] + c["c2"])], {"axis": -1})
+
+    def base_terms(self, c: Config) -> list[float]:
+        """A copy of two runs per pixel: a fixed cost per call, one per run, and the
+        bytes it moves (read at the bandwidth of the cache level they fit in,
+        `moved_term`). On the roofline base, keyed on c1 and c2, a table of
+        DenseNet's splits (500 + 32 channels) put ShuffleNet's halves (100 + 100 at
+        27x27) at 5x their time alone (Xeon VM)."""
+        pixels = c["h"] * c["w"]
+        return [1.0, 2.0 * pixels, 8.0 * pixels * (c["c1"] + c["c2"])]
 
     def build(self, c: Config, rng):
         import keras
