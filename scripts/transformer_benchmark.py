@@ -33,7 +33,8 @@ in the same passes and reported apart (DESIGN.md, Validation):
   c4fe1fc: 33% / 46%, RMSPE 13.6%, Spearman 0.990); 10 (2026-12-01 21:45, commit
   3d7d096, profile fresh16: 29% / 54%, RMSPE 10.6%, Spearman 0.984, drift -1.0%);
   11 (2026-12-02 00:15, commit 3f228c3, profile fresh18: 33% / 79%, RMSPE 8.0%,
-  Spearman 0.993). Next: 12.
+  Spearman 0.993); 12 (2026-12-02 02:55, commit b76f96a, profile fresh20: 33% / 75%,
+  RMSPE 8.0%, Spearman 0.983, drift -5.0%, pass spread median 30%). Next: 13.
 
 Each set gets the summary (within ±5%/±10%, RMSPE, Spearman) for the lookup, roofline
 and FLOPs predictors, the per-family and leave-one-family-out table, the lookup

@@ -31,7 +31,9 @@ Two sets, measured in the same passes and reported apart (DESIGN.md, Validation)
   drift -12%); 14 (2026-12-01 21:31, commit 3d7d096, profile fresh16: 42% / 65%,
   RMSPE 10.9%, Spearman 0.992, drift -3.0%); 15 (2026-12-01 23:57, commit 3f228c3,
   profile fresh18: 30% / 68%, RMSPE 11.9%, Spearman 0.993, mean -7.2%, drift -2.0%,
-  pass spread median 25%; looked at). Next: 16.
+  pass spread median 25%; looked at); 16 (2026-12-02 02:49, commit b76f96a, profile
+  fresh20: 20% / 60%, RMSPE 11.9%, Spearman 0.998, mean -6.5%, drift -3.3%, pass
+  spread median 8.0%). Next: 17.
 
 Each set gets the summary (within ±5%/±10%, RMSPE, Spearman), a per-family table and
 a leave-one-family-out table. Profiles the machine from nothing unless --profile.
