@@ -527,6 +527,9 @@ class LookupTableModel(_ProfilePredictor):
                 "Use RooflineModel for datasheet profiles."
             )
         self.table_ = {sample_key(op, cfg): float(t) for (op, cfg), t in zip(kernels, y)}
+        # Off-table predictions already made: the in-network fit and a regularizer's
+        # grids ask for the same configurations again and again (one GP call each).
+        self._predicted: dict[str, float] = {}
         self._warned: set = set()  # (op, unseen categories) already warned about
         self.fit_key_ = self._fit_key(kernels, y)
         stored = self._stored_models(prof)
@@ -940,9 +943,15 @@ class LookupTableModel(_ProfilePredictor):
             self.base_coefs_[op] = [float(v) for v in coef]
 
     def _predict_one(self, op: str, cfg: dict) -> float:
-        exact = self.table_.get(sample_key(op, cfg))
-        if exact is not None:
-            return exact
+        key = sample_key(op, cfg)
+        known = self.table_.get(key)
+        if known is None:
+            known = self._predicted.get(key)
+        if known is None:
+            known = self._predicted[key] = self._predict_off_table(op, cfg)
+        return known
+
+    def _predict_off_table(self, op: str, cfg: dict) -> float:
         op_kinds.get(op).check(cfg)
         base = self._roof(op, cfg)
         m = self.models_.get(op)
