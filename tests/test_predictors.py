@@ -141,27 +141,36 @@ def test_lookup_between_dense_table_points_stays_near_its_neighbours():
         assert 0.75 < est.predict([("dense", cfg)])[0] / law(cfg) < 1.33, cfg
 
 
+def _two_level_bw(nbytes):
+    """A made-up device's bandwidth: 50 GB/s while a working set fits its 4 MB cache,
+    10 GB/s past it."""
+    return 50e9 if nbytes < 4 * 2**20 else 10e9
+
+
+def _two_level_stream() -> list:
+    """That device's weight_stream samples: n matrices of 256x256 floats."""
+    out = []
+    for n in (1, 4, 8, 16, 32, 64):
+        ms = 4.0 * n * 256**2 / _two_level_bw(4.0 * n * 256**2) * 1e3
+        out.append(Sample("weight_stream", dict(n=n, c=256), ms, 0.0, 5, (ms,) * 5))
+    return out
+
+
 def test_weights_past_the_cache_are_read_at_the_streaming_curves_bandwidth():
     """A made-up device streams weights at 50 GB/s while they fit its 4 MB cache and
     at 10 GB/s past it (its weight_stream samples say so); the dense table holds
     one-row layers of up to 1 MB only. An 8 MB one-row dense is predicted from the
     curve's bandwidth at 8 MB with `cache_base`, and at the table's in-cache speed
     (5x fast) with one memory ceiling."""
-    def bw(nbytes):
-        return 50e9 if nbytes < 4 * 2**20 else 10e9
-
     def dense_ms(cfg):
         wb = 4.0 * cfg["cin"] * cfg["cout"]
-        return wb / bw(wb) * 1e3 + 0.001
+        return wb / _two_level_bw(wb) * 1e3 + 0.001
 
     cfgs = [dict(rows=1, cin=c, cout=o) for c in (64, 128, 256, 512) for o in (100, 250, 500)]
     samples = [Sample("dense", c, dense_ms(c), 0.0, 3, (dense_ms(c),) * 3) for c in cfgs]
-    stream = []
-    for n in (1, 4, 8, 16, 32, 64):  # n matrices of 256x256 floats
-        ms = 4.0 * n * 256**2 / bw(4.0 * n * 256**2) * 1e3
-        stream.append(Sample("weight_stream", dict(n=n, c=256), ms, 0.0, 5, (ms,) * 5))
     base = _profile()
-    prof = base.with_samples([s for s in base.samples if s.op != "dense"] + samples + stream)
+    prof = base.with_samples([s for s in base.samples if s.op != "dense"] + samples
+                             + _two_level_stream())
     big = dict(rows=1, cin=2048, cout=1024)  # 8 MB
     est = LookupTableModel(prof).fit()
     cached = est.predict([("dense", big)])[0]
@@ -175,26 +184,6 @@ def test_weights_past_the_cache_are_read_at_the_streaming_curves_bandwidth():
     assert one_ceiling / dense_ms(big) < 0.5
 
 
-def _two_level_copies(op, cfgs):
-    """A made-up device whose copies, like its weight stream, run at 50 GB/s while
-    what they move fits its 4 MB cache and at 10 GB/s past it: (profile, time of a
-    configuration of `op`), the profile holding `cfgs` and the weight stream."""
-    def bw(nbytes):
-        return 50e9 if nbytes < 4 * 2**20 else 10e9
-
-    def copy_ms(cfg):
-        b = op_kinds.work(op, cfg).bytes_total
-        return b / bw(b) * 1e3 + 0.001
-
-    samples = [Sample(op, c, copy_ms(c), 0.0, 3, (copy_ms(c),) * 3) for c in cfgs]
-    for n in (1, 4, 8, 16, 32, 64):
-        ms = 4.0 * n * 256**2 / bw(4.0 * n * 256**2) * 1e3
-        samples.append(Sample("weight_stream", dict(n=n, c=256), ms, 0.0, 5, (ms,) * 5))
-    base = _profile()
-    prof = base.with_samples([s for s in base.samples if s.op != op] + samples)
-    return prof.replace(roofline=ceilings_from_samples(prof.samples)), copy_ms
-
-
 def test_a_concat_of_halves_is_predicted_from_a_table_of_other_splits():
     """A concat's base counts its runs and the bytes it moves (`moved_term`, read at
     the curve's bandwidth), not its two inputs' widths: a table of DenseNet-like
@@ -202,7 +191,13 @@ def test_a_concat_of_halves_is_predicted_from_a_table_of_other_splits():
     inside and past the cache."""
     cfgs = [dict(h=h, w=h, c1=500, c2=8) for h in (4, 8, 12, 16, 20)]
     cfgs += [dict(h=h, w=h, c1=1, c2=190) for h in (64, 100, 150, 200, 250)]
-    prof, copy_ms = _two_level_copies("concat", cfgs)
+
+    def copy_ms(cfg):
+        b = op_kinds.work("concat", cfg).bytes_total
+        return b / _two_level_bw(b) * 1e3 + 0.001
+
+    samples = [Sample("concat", c, copy_ms(c), 0.0, 3, (copy_ms(c),) * 3) for c in cfgs]
+    prof = _profile().with_samples(list(_profile().samples) + samples + _two_level_stream())
     est = LookupTableModel(prof).fit()
     small, big = dict(h=20, w=20, c1=48, c2=48), dict(h=160, w=160, c1=24, c2=24)
     moved = op_kinds.work("concat", big).bytes_total

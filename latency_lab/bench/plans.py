@@ -280,8 +280,12 @@ def table_plan(quick: bool, seed: int = 0, max_samples: int | None = None,
     weights = table_shares()
     spaced = {k.name for k in op_kinds.table_kinds() if k.space}
     total_w = sum(weights[o] for o in set(per_op) | spaced if o in weights) or 1
-    plan: list[PlannedSample] = []
-    seen: set[str] = set()
+    planned: dict[str, PlannedSample] = {}  # by sample key, the first of duplicates
+
+    def add(op: str, cfg: Config) -> None:
+        p = PlannedSample(op, cfg, "table")
+        planned.setdefault(p.key, p)
+
     for op in sorted(set(per_op) | spaced):
         cfgs = per_op.get(op, [])
         rng.shuffle(cfgs)
@@ -322,22 +326,13 @@ def table_plan(quick: bool, seed: int = 0, max_samples: int | None = None,
             distinct.add(sample_key(op, cfg))
             chosen.append(cfg)
         for cfg in chosen:
-            cfg = kind.derive(cfg)  # variants scale keys apart (a slice's cout past its cin)
-            k = sample_key(op, cfg)
-            if k not in seen:
-                seen.add(k)
-                plan.append(PlannedSample(op, cfg, "table"))
+            add(op, kind.derive(cfg))  # variants scale keys apart (a slice's cout past its cin)
     extras = coverage_configs(quick) + small_map_configs(configs) + category_configs(configs, runtime)
     for op, cfg in extras:
-        k = sample_key(op, cfg)
-        if k not in seen:
-            seen.add(k)
-            plan.append(PlannedSample(op, cfg, "table"))
-    for op, cfg in ladder_configs([(p.op, p.config) for p in plan], quick):
-        k = sample_key(op, cfg)
-        if k not in seen:
-            seen.add(k)
-            plan.append(PlannedSample(op, cfg, "table"))
+        add(op, cfg)
+    for op, cfg in ladder_configs([(p.op, p.config) for p in planned.values()], quick):
+        add(op, cfg)
+    plan = list(planned.values())
     # Measured in a shuffled order: on a shared machine the noise comes in spells of
     # seconds to minutes, and measuring one op kind after another turned each spell
     # into a bias of a whole op kind; shuffled, it is per-sample noise the table's
@@ -544,8 +539,8 @@ def ladder_configs(planned: Sequence[tuple[str, Config]], quick: bool = False
             at = math.log2(rung)
             if any(abs(m - at) <= 1 for m in moved):
                 continue
-            base = min(zip(moved, range(len(cfgs))), key=lambda t: (abs(t[0] - at), t[1]))[1]
-            cfg = kind.scaled_to_bytes(cfgs[base], rung)
+            nearest = min(range(len(cfgs)), key=lambda i: abs(moved[i] - at))
+            cfg = kind.scaled_to_bytes(cfgs[nearest], rung)
             out.append((kind.name, cfg))
             moved.append(math.log2(max(kind.work(cfg).bytes_total, 1.0)))
     return out

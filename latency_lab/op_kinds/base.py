@@ -351,9 +351,7 @@ class OpKind:
         """`cfg` shrunk until one sample's work fits the caps (see `space_configs`)."""
         max_flops = self.max_sample_flops if max_flops is None else max_flops
         cfg = dict(cfg)
-        spatial = [k for k in ("h", "w", "rows", "m") if k in cfg]
-        sizes = [k for k in sorted(self.space) if not self.space[k].choices
-                 and k not in spatial and isinstance(cfg.get(k), int)]
+        spatial, sizes = self._size_keys(cfg)
         for _ in range(200):
             w = self.work(cfg)
             if w.flops <= max_flops and w.bytes_total <= max_bytes:
@@ -373,9 +371,8 @@ class OpKind:
         keep their values: a rung of the ladder is the same kernel path
         at another size."""
         cfg = self.derive(dict(cfg))
-        spatial = [k for k in ("h", "w", "rows") if k in cfg and k in (*self.space, "w")]
-        sizes = sorted((k for k, d in self.space.items() if not d.choices and k not in spatial
-                        and k not in self.path_keys), key=lambda k: (-cfg[k], k))
+        spatial, sizes = self._size_keys(cfg)
+        sizes = sorted(sizes, key=lambda k: (-cfg[k], k))
         for keys in (spatial, sizes[:1], sizes[1:2]):
             for _ in range(8):
                 ratio = target_bytes / max(self.work(cfg).bytes_total, 1.0)
@@ -391,6 +388,17 @@ class OpKind:
                     break
                 cfg = moved
         return cfg
+
+    def _size_keys(self, cfg: Config) -> tuple[list[str], list[str]]:
+        """(spatial keys, other size keys) of `cfg` that sizing a sample may change
+        (`fit_work`, `scaled_to_bytes`): a map's or a row block's extent first, then
+        the space's other integer keys. Categorical and path keys keep their values,
+        so a resized sample stays on its kernel path."""
+        spatial = [k for k in ("h", "w", "rows", "m") if k in cfg]
+        sizes = [k for k in sorted(self.space) if not self.space[k].choices
+                 and k not in spatial and k not in self.path_keys
+                 and isinstance(cfg.get(k), int)]
+        return spatial, sizes
 
     # ---------------------------------------------------------------- derived
     @property

@@ -30,8 +30,7 @@ class Concat(OpKind):
         `moved_term`). On the roofline base, keyed on c1 and c2, a table of
         DenseNet's splits (500 + 32 channels) put ShuffleNet's halves (100 + 100 at
         27x27) at 5x their time alone (Xeon VM)."""
-        pixels = c["h"] * c["w"]
-        return [1.0, 2.0 * pixels, 8.0 * pixels * (c["c1"] + c["c2"])]
+        return [1.0, 2.0 * c["h"] * c["w"], float(self.work(c).bytes_total)]
 
     def build(self, c: Config, rng):
         import keras
