@@ -1,0 +1,32 @@
+"""scripts/network_prefixes.py: where a network may be cut into prefixes."""
+
+import importlib.util
+from pathlib import Path
+
+import keras
+
+L = keras.layers
+SCRIPT = Path(__file__).resolve().parent.parent / "scripts" / "network_prefixes.py"
+
+
+def _script():
+    spec = importlib.util.spec_from_file_location("network_prefixes", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_prefixes_are_cut_only_where_the_rest_reads_one_tensor_and_no_kernel_splits():
+    """A residual block's inside is no cut (its input is still read by the add), nor
+    is a conv before its BatchNormalization or activation (LiteRT fuses them)."""
+    x = keras.Input((16, 16, 3))
+    h = L.Conv2D(8, 3, padding="same", name="stem")(x)
+    h = L.BatchNormalization(name="stem_bn")(h)
+    h = L.ReLU(name="stem_relu")(h)
+    r = L.Conv2D(8, 3, padding="same", name="res_conv")(h)
+    r = L.ReLU(name="res_relu")(r)
+    h = L.Add(name="res_add")([h, r])
+    h = L.GlobalAveragePooling2D(name="gap")(h)
+    net = keras.Model(x, L.Dense(4, name="head")(h))
+    cuts = [c.operation.name for c in _script().cut_calls(net)]
+    assert cuts == ["stem_relu", "res_add", "gap"]
