@@ -235,6 +235,28 @@ def test_no_kernel_is_predicted_faster_than_the_fastest_sample_of_its_kind():
     assert min(est.predict(tiny)) < 0.5 * fastest
 
 
+def test_a_calls_fixed_cost_is_part_of_the_base_the_table_is_relative_to():
+    """Every sample's timing includes one call's fixed cost (the made-up device's 1
+    us), which the roofline lacks: on a roofline base a 1 us add over 2 KB sits at
+    ~12x its base's speed while a 4 MB one sits at 1x, and the regressor bends
+    between a sparse ladder of sizes. With the profile's per-invocation cost in the
+    base, each sample is at its base's speed and the sizes between are predicted
+    exactly."""
+    call = {"per_op_ms": 0.0, "per_invocation_ms": 0.001}
+    base = _profile(overhead=call)
+    adds = [dict(h=h, w=h, c=8, broadcast=False) for h in (4, 16, 64, 256)]
+    samples = [Sample("add", c, _device_ms("add", c), 0.0, 3, (_device_ms("add", c),) * 3)
+               for c in adds]
+    prof = base.with_samples([s for s in base.samples if s.op != "add"] + samples)
+    between = [("add", dict(h=h, w=h, c=8, broadcast=False)) for h in (8, 24, 40, 128)]
+    truth = np.array([_device_ms(*k) for k in between])
+    est = LookupTableModel(prof).fit()
+    assert np.max(np.abs(est.predict(between) / truth - 1)) < 0.03
+    tiny, big = est._roof("add", adds[0]), est._roof("add", adds[-1])
+    assert est._base_ms("add", adds[0], tiny) == pytest.approx(tiny + 0.001)
+    assert _device_ms("add", adds[0]) / tiny > 5 and _device_ms("add", adds[-1]) / big < 1.2
+
+
 def test_lookup_out_of_range_clamps_or_names_the_configuration():
     prof = _profile()
     edge = LookupTableModel(prof).fit().predict([_conv(cout=32)])[0]
@@ -339,6 +361,42 @@ def test_in_network_weight_streaming_is_fitted_from_calibration_networks():
     two = LookupTableModel(prof.replace(calibration={"models": nets[:2]})).fit()
     assert two.in_network_stream_ == 0.0
     # A network whose weights fit where each kernel's own do pays nothing extra.
+    small = [WorkItem("", "", [("dense", dict(rows=1, cin=64, cout=64))]) for _ in range(2)]
+    assert predict_items(small, fitted)[0] == pytest.approx(predict_items(small, iso)[0])
+
+
+def test_the_networks_weight_bandwidth_share_is_fitted_from_calibration_networks():
+    """Calibration networks whose kernels read their weights from the network's
+    working set at half the weight-streaming curve's bandwidth (their extra traffic
+    takes twice what the curve says) give back a share of 0.5, which predicts them;
+    a network that fits where each kernel's own weights do is not charged."""
+    from latency_lab.kernels import WorkItem
+    from latency_lab.predictors import IN_NETWORK_BW_SHARES, predict_items
+
+    prof = _profile()
+    stream = [Sample("weight_stream", dict(n=n, c=256), ms, 0.0, 5, (ms,) * 5)
+              for n, ms in ((1, 0.05), (16, 5.0))]  # 5.2 GB/s in cache, 0.84 GB/s out
+    prof = prof.with_samples(list(prof.samples) + stream)
+    iso = LookupTableModel(prof).fit()
+    assert 0.5 in IN_NETWORK_BW_SHARES and iso.in_network_bw_share_ == 1.0
+
+    def network(c, n):
+        cfg = dict(rows=1, cin=c, cout=c)
+        items = [WorkItem("", "", [("dense", cfg)]) for _ in range(n)]
+        w_k = op_kinds.weight_bytes("dense", cfg)
+        excess = iso._stream_excess_ms(w_k, working_set_bytes(items))
+        assert excess > 0
+        t = n * max(iso._isolated_ms("dense", cfg), iso._stream_ms(w_k, w_k) + excess / 0.5)
+        return {"name": f"dense{c}x{n}", "measured_ms": t, "iqr_ms": 0.0,
+                "raw_ms": [t], "items": [i.to_dict() for i in items]}
+
+    nets = [network(512, 4), network(256, 8), network(384, 6)]
+    fitted = LookupTableModel(prof.replace(calibration={"models": nets})).fit()
+    assert fitted.in_network_bw_share_ == 0.5
+    assert fitted.in_network_stream_ == pytest.approx(0.0, abs=1e-9)
+    for net in nets:
+        items = [WorkItem.from_dict(d) for d in net["items"]]
+        assert predict_items(items, fitted)[0] == pytest.approx(net["measured_ms"], rel=1e-6)
     small = [WorkItem("", "", [("dense", dict(rows=1, cin=64, cout=64))]) for _ in range(2)]
     assert predict_items(small, fitted)[0] == pytest.approx(predict_items(small, iso)[0])
 
