@@ -495,6 +495,26 @@ def test_litert_kernels_fuse_bn_and_activations_and_keep_layer_names():
     assert items[3].configs == [("dense", dict(rows=1, cin=8, cout=4))]
 
 
+def test_a_zero_pad_before_a_valid_conv_runs_no_kernel():
+    """XNNPACK folds a zero spatial PAD into the [depthwise] conv that reads it with
+    VALID padding (ResNet's conv1_pad): no kernel is charged for it. A pad before a
+    max pool, or read by two kernels, is a kernel of its own."""
+    x = keras.Input((32, 32, 8))
+    p = L.ZeroPadding2D(3, name="conv_pad")(x)
+    h = L.Conv2D(16, 7, strides=2, padding="valid", name="conv")(p)
+    q = L.ZeroPadding2D(1, name="pool_pad")(h)
+    h = L.MaxPooling2D(3, strides=2, name="pool")(q)
+    r = L.ZeroPadding2D(2, name="shared_pad")(h)  # not SAME: the converter keeps it
+    a = L.DepthwiseConv2D(3, padding="valid", name="dw_a")(r)
+    b = L.DepthwiseConv2D(3, padding="valid", name="dw_b")(r)
+    net = keras.Model(x, L.Add(name="add")([a, b]))
+    layers = [i.layer for i in work_items(net, "litert")]
+    assert "conv_pad" not in layers and "conv" in layers
+    assert "pool_pad" in layers and "shared_pad" in layers
+    conv = next(i for i in work_items(net, "litert") if i.layer == "conv")
+    assert conv.configs == [("conv2d", dict(h=32, w=32, cin=8, cout=16, k=7, s=2))]
+
+
 def test_layers_named_like_tensorflow_scopes_keep_their_own_kernels():
     """Keras names unnamed layers `conv2d`, `conv2d_1`, ...; a traced-again model scopes
     layer `c` as `net_1/c_1` and layer `c_1` as `net_1/c_1_2`, so `c_1` names two

@@ -43,6 +43,10 @@ class Kernel:
     # The values of small constant integer inputs (a reduction's axes, a transpose's
     # permutation), None for the other inputs; empty when unknown.
     input_values: list[tuple | None] = field(default_factory=list)
+    # (op, its options) of each kernel that reads this one's first output, in execution
+    # order; empty when unknown. XNNPACK folds some kernels into their consumer
+    # (`op_kinds.pad`: a zero PAD into the VALID conv after it).
+    consumers: list[tuple[str, dict]] = field(default_factory=list)
 
     @property
     def layer(self) -> str:
@@ -125,6 +129,14 @@ def kernels_from_bytes(model_bytes: bytes, layer_types: dict[str, str] | None = 
             output_dtypes=[types.get(int(t.type), f"type_{t.type}") for t in outs],
             input_values=[_constant_values(model, t, d) for t, d in zip(ins, in_types)],
         ))
+    readers: dict[int, list[int]] = {}
+    for i, op in enumerate(sg.operators):
+        for t in op.inputs:
+            if t >= 0:
+                readers.setdefault(int(t), []).append(i)
+    for i, op in enumerate(sg.operators):
+        first = int(op.outputs[0]) if len(op.outputs) else -1
+        out[i].consumers = [(out[j].op, out[j].options) for j in readers.get(first, [])]
     return out
 
 

@@ -32,7 +32,8 @@ from latency_lab.op_kinds.space import Dim, Region, latin_hypercube
 __all__ = ["Config", "OpKind", "prod", "rows_and_channels", "CHANNEL_KEYS", "same_out", "register", "get", "kinds",
            "names", "keras_layer", "litert_kernel", "KERAS_LAYERS", "LITERT_KERNELS",
            "random_weights", "weight_tensor", "WeightVariables", "Dim", "Region", "MAX_SAMPLE_FLOPS",
-           "MAX_SAMPLE_BYTES", "IndexInput", "input_dtype", "input_range", "random_input"]
+           "MAX_SAMPLE_BYTES", "IndexInput", "input_dtype", "input_range", "random_input",
+           "KERNEL_PADDING", "kernel_hw", "kernel_same_input"]
 
 Config = dict[str, Any]
 
