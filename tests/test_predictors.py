@@ -235,28 +235,6 @@ def test_no_kernel_is_predicted_faster_than_the_fastest_sample_of_its_kind():
     assert min(est.predict(tiny)) < 0.5 * fastest
 
 
-def test_a_calls_fixed_cost_is_part_of_the_base_the_table_is_relative_to():
-    """Every sample's timing includes one call's fixed cost (the made-up device's 1
-    us), which the roofline lacks: on a roofline base a 1 us add over 2 KB sits at
-    ~12x its base's speed while a 4 MB one sits at 1x, and the regressor bends
-    between a sparse ladder of sizes. With the profile's per-invocation cost in the
-    base, each sample is at its base's speed and the sizes between are predicted
-    exactly."""
-    call = {"per_op_ms": 0.0, "per_invocation_ms": 0.001}
-    base = _profile(overhead=call)
-    adds = [dict(h=h, w=h, c=8, broadcast=False) for h in (4, 16, 64, 256)]
-    samples = [Sample("add", c, _device_ms("add", c), 0.0, 3, (_device_ms("add", c),) * 3)
-               for c in adds]
-    prof = base.with_samples([s for s in base.samples if s.op != "add"] + samples)
-    between = [("add", dict(h=h, w=h, c=8, broadcast=False)) for h in (8, 24, 40, 128)]
-    truth = np.array([_device_ms(*k) for k in between])
-    est = LookupTableModel(prof).fit()
-    assert np.max(np.abs(est.predict(between) / truth - 1)) < 0.03
-    tiny, big = est._roof("add", adds[0]), est._roof("add", adds[-1])
-    assert est._base_ms("add", adds[0], tiny) == pytest.approx(tiny + 0.001)
-    assert _device_ms("add", adds[0]) / tiny > 5 and _device_ms("add", adds[-1]) / big < 1.2
-
-
 def test_lookup_out_of_range_clamps_or_names_the_configuration():
     prof = _profile()
     edge = LookupTableModel(prof).fit().predict([_conv(cout=32)])[0]

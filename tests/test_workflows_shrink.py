@@ -95,10 +95,8 @@ def test_shrink_a_vit_prunes_heads_and_mlp_units(tmp_path):
     model = digits_vit(task.input_shape, task.classes, width=16, heads=4, depth=1, mlp=32)
     profile = "epyc_avx512_vm_2c_litert"
     full_ms = predict_model(model, profile).latency_ms
-    # one snap round and one measuring pass: the test is about structure, not timing.
-    # Most of this tiny ViT's time is its kernels' fixed costs: one head and one MLP
-    # unit left is predicted at 70% of it, so the target leaves room above that.
-    r = shrink(model, task, profile, 0.85 * full_ms, algorithm="group_lasso",
+    # one snap round and one measuring pass: the test is about structure, not timing
+    r = shrink(model, task, profile, 0.7 * full_ms, algorithm="group_lasso",
                pretrain_epochs=1, learn_epochs=1, retrain_epochs=1, out_dir=tmp_path,
                seed=0, baseline=True, snap_rounds=1, measure_passes=1)
     full = r.rows["full"].structure
