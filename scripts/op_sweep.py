@@ -170,7 +170,9 @@ def main(argv=None) -> int:
                          "4910b3c: 55%%; looked at), 4 (commit c4fe1fc: 55%%); profile fresh16: 5 "
                          "(commit 3d7d096: 50%%); profile fresh18: 6 (2026-12-01 23:55, commit 3f228c3: "
                          "56%%, pass spread median 21%%); profile fresh20: 7 (2026-12-02 02:32, commit "
-                         "b76f96a: 50%%, pass spread median 9%%). Next: 8")
+                         "b76f96a: 50%%, pass spread median 9%%); on an AMD EPYC VM: 8 (2026-12-02 05:25, "
+                         "commit ea7e1ba, profile fresh21: 61%%; looked at), 9 (06:28, profile "
+                         "fresh22, predicted with 42e8dcd: 65%%). Next: 10")
     ap.add_argument("--per-sweep", type=int, default=12,
                     help="held-out points per sweep (default 12)")
     args = ap.parse_args(argv)

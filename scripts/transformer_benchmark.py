@@ -34,7 +34,10 @@ in the same passes and reported apart (DESIGN.md, Validation):
   3d7d096, profile fresh16: 29% / 54%, RMSPE 10.6%, Spearman 0.984, drift -1.0%);
   11 (2026-12-02 00:15, commit 3f228c3, profile fresh18: 33% / 79%, RMSPE 8.0%,
   Spearman 0.993); 12 (2026-12-02 02:55, commit b76f96a, profile fresh20: 33% / 75%,
-  RMSPE 8.0%, Spearman 0.983, drift -5.0%, pass spread median 30%). Next: 13.
+  RMSPE 8.0%, Spearman 0.983, drift -5.0%, pass spread median 30%); on an AMD EPYC VM:
+  13 (2026-12-02 05:22, commit ea7e1ba, profile fresh21: 58% / 92%, RMSPE 6.6%, drift
+  -3.1%; looked at); 14 (2026-12-02 06:25, profile fresh22, predicted with 42e8dcd: 12% /
+  67%, RMSPE 9.9%, Spearman 0.989, drift -13.4%). Next: 15.
 
 Each set gets the summary (within ±5%/±10%, RMSPE, Spearman) for the lookup, roofline
 and FLOPs predictors, the per-family and leave-one-family-out table, the lookup

@@ -33,7 +33,11 @@ Two sets, measured in the same passes and reported apart (DESIGN.md, Validation)
   profile fresh18: 30% / 68%, RMSPE 11.9%, Spearman 0.993, mean -7.2%, drift -2.0%,
   pass spread median 25%; looked at); 16 (2026-12-02 02:49, commit b76f96a, profile
   fresh20: 20% / 60%, RMSPE 11.9%, Spearman 0.998, mean -6.5%, drift -3.3%, pass
-  spread median 8.0%). Next: 17.
+  spread median 8.0%); on an AMD EPYC VM (AVX-512): 17 (2026-12-02 05:13, commit ea7e1ba,
+  profile fresh21: 62% / 82%, RMSPE 8.9%, Spearman 0.994, drift -7.1%; looked at, to
+  choose between predictor variants); 18 (2026-12-02 06:19, measured against profile
+  fresh22 of be97250, predicted with 42e8dcd: 48% / 85%, RMSPE 8.8%, Spearman 0.996,
+  drift -7.5%). Next: 19.
 
 Each set gets the summary (within ±5%/±10%, RMSPE, Spearman), a per-family table and
 a leave-one-family-out table. Profiles the machine from nothing unless --profile.
