@@ -423,6 +423,38 @@ def _others_share(kernels: int) -> float:
     return 1.0 - 1.0 / max(int(kernels), 1)
 
 
+def _in_network_charge(isolated: float, own_ms: float, excess: float, beyond: bool,
+                       share: float) -> tuple[float, float]:
+    """(a kernel's time inside a network before the stream share, the weight traffic
+    that time leaves uncovered): its `isolated` time, but at least its weights floor,
+    `own_ms` plus `excess` read at `share` of the curve's bandwidth while the network's
+    working set lies `beyond` its weights (`LookupTableModel._fit_in_network`)."""
+    floor = own_ms + excess / share if beyond else 0.0
+    return max(isolated, floor), max(0.0, excess - max(0.0, floor - isolated))
+
+
+def _in_network_terms(nets: list[tuple], times: np.ndarray, share: float
+                      ) -> tuple[tuple[float, float], float]:
+    """((stream, slowdown), the sum of squared relative errors left) fitted to
+    calibration networks (`LookupTableModel._network_parts`) measured `times`, with
+    the weights floor read at `share` of the curve's bandwidth."""
+    from scipy.optimize import nnls
+
+    rows, target = [], []
+    for (fixed, others, kernels), t in zip(nets, times):
+        base = uncovered = 0.0
+        for isolated, own_ms, excess, beyond in kernels:
+            charged, left = _in_network_charge(isolated, own_ms, excess, beyond, share)
+            base += charged
+            uncovered += left
+        rows.append([uncovered / t, others / t])
+        target.append((t - fixed - base) / t)
+    rows, target = np.array(rows), np.array(target)
+    coef, _ = nnls(rows, target)
+    coef = np.minimum(coef, [1.0, MAX_IN_NETWORK_SLOWDOWN])
+    return (float(coef[0]), float(coef[1])), float(np.sum((rows @ coef - target) ** 2))
+
+
 # A kernel inside a network at most this much slower than alone: a fit beyond it says
 # the calibration networks disagree with the table (another host, another load).
 MAX_IN_NETWORK_SLOWDOWN = 0.5
@@ -634,41 +666,41 @@ class LookupTableModel(_ProfilePredictor):
         models = (prof.calibration or {}).get("models") or []
         if len(models) < 3:
             return
-        nets = [[WorkItem.from_dict(d) for d in m["items"]] for m in models]
+        nets = [self._network_parts([WorkItem.from_dict(d) for d in m["items"]])
+                for m in models]
         times = np.array([network_latency_ms(m) for m in models])
         best = None
         shares = IN_NETWORK_BW_SHARES if self.weight_curve_[0].size else (1.0,)
         for share in shares:
-            coef, residual = self._in_network_terms(nets, times, share)
+            coef, residual = _in_network_terms(nets, times, share)
             if best is None or residual < best[0] - 1e-12:
                 best = (residual, share, coef)
         _, self.in_network_bw_share_, (self.in_network_stream_, self.in_network_slowdown_) = best
 
-    def _in_network_terms(self, nets: list, times: np.ndarray, share: float
-                          ) -> tuple[tuple[float, float], float]:
-        """((stream, slowdown), the sum of squared relative errors left) fitted to the
-        calibration networks `nets` measured `times` with the weights floor read at
-        `share` of the curve's bandwidth (`_fit_in_network`)."""
-        from scipy.optimize import nnls
+    def _network_parts(self, items: list[WorkItem]) -> tuple[float, float, list[tuple]]:
+        """What the in-network fit needs of one calibration network, none of it
+        depending on the fitted terms (each share is tried on the same parts): the
+        time outside its timed kernels (roofline-charged items and the invocation),
+        the others' share of its timed kernels' isolated sum (`_others_share`), and
+        per kernel `_weight_parts` in the network's working set."""
+        w_net = working_set_bytes(items)
+        timed = [item for item in items if item.configs]
+        fixed = self.per_invocation_ms_ + sum(
+            self.predict_work(item.flops, item.bytes, item.op_class)
+            for item in items if not item.configs)
+        kernels = [self._weight_parts(op, cfg, w_net)
+                   for item in timed for op, cfg in _as_kernels(item.configs)]
+        others = sum(k[0] for k in kernels) * _others_share(len(timed))
+        return fixed, others, kernels
 
-        self.in_network_bw_share_, self.in_network_stream_ = share, 0.0
-        self.in_network_slowdown_ = 0.0
-        rows, target = [], []
-        for items, t in zip(nets, times):
-            w_net = working_set_bytes(items)
-            base, _ = predict_items(items, self)  # stream and slowdown are 0 here
-            excess = 0.0
-            for item in items:
-                for op, cfg in _as_kernels(item.configs or ()):
-                    excess += self._in_network_parts(op, cfg, w_net, 1.0)[1]
-            timed = [item for item in items if item.configs]
-            kernels = sum(self.kernel_ms(item.configs) for item in timed) * _others_share(len(timed))
-            rows.append([excess / t, kernels / t])
-            target.append((t - base) / t)
-        rows, target = np.array(rows), np.array(target)
-        coef, _ = nnls(rows, target)
-        coef = np.minimum(coef, [1.0, MAX_IN_NETWORK_SLOWDOWN])
-        return (float(coef[0]), float(coef[1])), float(np.sum((rows @ coef - target) ** 2))
+    def _weight_parts(self, op: str, cfg: dict, network_bytes: float
+                      ) -> tuple[float, float, float, bool]:
+        """(isolated ms, its weights' read ms from a working set of their own size,
+        the excess of reading them from the network's, whether the network's working
+        set is larger than they are): the inputs of `_in_network_charge`."""
+        wb = op_kinds.weight_bytes(op, cfg)
+        return (self._isolated_ms(op, cfg), self._stream_ms(wb, wb),
+                self._stream_excess_ms(wb, network_bytes), network_bytes > wb)
 
     def _features(self, op: str, cfg: dict, categories: dict, base_ms: float,
                   paths: dict) -> list[float]:
@@ -713,12 +745,9 @@ class LookupTableModel(_ProfilePredictor):
         (0 when the network's working set is no larger than its weights, and without
         a weight-streaming curve). The traffic is the excess less what the floor
         already charges."""
-        isolated = self._isolated_ms(op, cfg) * slowdown
-        wb = op_kinds.weight_bytes(op, cfg)
-        excess = self._stream_excess_ms(wb, network_bytes)
-        floor = (self._stream_ms(wb, wb) + excess / self.in_network_bw_share_
-                 if network_bytes > wb else 0.0)
-        return max(isolated, floor), max(0.0, excess - max(0.0, floor - isolated))
+        isolated, own_ms, excess, beyond = self._weight_parts(op, cfg, network_bytes)
+        return _in_network_charge(isolated * slowdown, own_ms, excess, beyond,
+                                  self.in_network_bw_share_)
 
     @staticmethod
     def _kernel(feats: np.ndarray):

@@ -33,7 +33,7 @@ __all__ = ["Config", "OpKind", "prod", "rows_and_channels", "CHANNEL_KEYS", "sam
            "names", "keras_layer", "litert_kernel", "KERAS_LAYERS", "LITERT_KERNELS",
            "random_weights", "weight_tensor", "WeightVariables", "Dim", "Region", "MAX_SAMPLE_FLOPS",
            "MAX_SAMPLE_BYTES", "IndexInput", "input_dtype", "input_range", "random_input",
-           "KERNEL_PADDING", "kernel_hw", "kernel_same_input"]
+           "kernel_padding", "kernel_hw", "kernel_same_input"]
 
 Config = dict[str, Any]
 
@@ -609,10 +609,16 @@ def kernel_hw(shape: tuple) -> tuple[int, int]:
     return 1, 1
 
 
+def kernel_padding(options: dict) -> str:
+    """"SAME" or "VALID": a LiteRT conv or pool kernel's padding option ("" for a
+    value the schema does not name)."""
+    return KERNEL_PADDING.get(options.get("padding", 0), "")
+
+
 def kernel_same_input(kernel: Any, stride: int) -> tuple[int, int]:
     """Input size whose SAME-padded output equals this kernel's output: a VALID conv
     after an explicit PAD is timed as the equivalent SAME conv."""
     ho, wo = kernel_hw(kernel.output_shapes[0])
-    if KERNEL_PADDING.get(kernel.options.get("padding", 0)) == "SAME":
+    if kernel_padding(kernel.options) == "SAME":
         return kernel_hw(kernel.input_shapes[0])
     return ho * stride, wo * stride

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from latency_lab.graph import Op
-from latency_lab.op_kinds.base import (KERNEL_PADDING, Dim, Config, OpKind, kernel_hw,
+from latency_lab.op_kinds.base import (Dim, Config, OpKind, kernel_hw, kernel_padding,
                                        keras_layer, layer_hw, litert_kernel, register)
 
 __all__ = ["Pad", "PAD_FUSING_CONSUMERS", "fused_into_consumer"]
@@ -54,7 +54,7 @@ def fused_into_consumer(k) -> bool:
     pads = k.input_values[1] if len(k.input_values) > 1 else None
     spatial_only = pads is not None and len(pads) == 8 and not any(pads[:2] + pads[6:])
     return (spatial_only and op in PAD_FUSING_CONSUMERS
-            and KERNEL_PADDING.get(options.get("padding", 0)) == "VALID")
+            and kernel_padding(options) == "VALID")
 
 
 @litert_kernel("PAD")
