@@ -132,7 +132,9 @@ def profile_cache_ceilings(prof) -> list:
 
     cpu = prof.device.get("info", {}).get("cpu")
     sizes = cpu.get("cache_bytes") if isinstance(cpu, dict) else None
-    return cache_ceilings(weight_bandwidth_curve(prof.samples), prof.memory_bytes_per_s,
+    return cache_ceilings(weight_bandwidth_curve(prof.samples, prof.per_invocation_overhead_ms,
+                                                prof.per_op_overhead_ms),
+                          prof.memory_bytes_per_s,
                           sizes if isinstance(sizes, dict) else None)
 
 

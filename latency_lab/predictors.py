@@ -347,7 +347,7 @@ def l1_spill(window_bytes: float, l1d_bytes: int) -> float:
 # another version are refit. (Each stored model also carries a digest of its training
 # data, so a change that forgets the bump still refits instead of reusing stale
 # hyperparameters.)
-LOOKUP_FIT_VERSION = 14
+LOOKUP_FIT_VERSION = 15
 
 # A sample within this many empty calls (the profile's per-invocation plus per-op
 # overhead) is a kernel's fixed cost, and floors its kind (`LookupTableModel._floor_ms`).
@@ -539,7 +539,8 @@ class LookupTableModel(_ProfilePredictor):
             raise InvalidArgumentError(f"missing_op must be 'roofline' or 'error', got {self.missing_op!r}")
         prof = self._profile()
         self._fit_roofline(prof)
-        self.weight_curve_ = weight_bandwidth_curve(prof.samples)
+        self.weight_curve_ = weight_bandwidth_curve(
+            prof.samples, prof.per_invocation_overhead_ms, prof.per_op_overhead_ms)
         self.channel_tile_ = _tile("channel_tile", self.channel_tile, channel_tile_for, prof)
         self.row_tile_ = _tile("row_tile", self.row_tile, row_tile_for, prof)
         self.l1d_bytes_ = _tile("l1d_bytes", self.l1d_bytes, l1d_bytes_for, prof)
@@ -708,7 +709,19 @@ class LookupTableModel(_ProfilePredictor):
                          self.row_tile_, self.l1d_bytes_)
 
     def _isolated_ms(self, op: str, cfg: dict) -> float:
-        return max(float(self._predict_one(op, cfg)) - self.per_invocation_ms_, 0.0)
+        return max(float(self._predict_one(op, cfg)) - self.call_ms(op), 0.0)
+
+    def call_ms(self, op: str) -> float:
+        """The fixed cost of one call of `op`'s sample programs, which a network pays
+        once for all its kernels: the profile's per-invocation overhead, or more where
+        the kind's fastest sample is a call's fixed cost (`_floor_ms`). Programs pass
+        different arguments: under the keras runtime each input or weight variable
+        past the first adds 17-20 us to a 0.10 ms call (EPYC VM, profile keras34: the
+        fastest relu 0.099 ms, add 0.123, conv 0.117, against 0.105 per invocation),
+        and a compiled network, one call, does not pay that per layer. LiteRT's kinds
+        sit within 0.1 us of its 0.6 us invocation, pads and gathers 0.3-0.5 us above."""
+        m = self.models_.get(op)
+        return max(self.per_invocation_ms_, self._floor_ms(m) if m is not None else 0.0)
 
     def _stream_ms(self, weight_bytes: float, working_set_bytes: float) -> float:
         """Time to stream `weight_bytes` at the bandwidth of a working set of

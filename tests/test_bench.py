@@ -334,6 +334,24 @@ def test_weight_bandwidth_curve_interpolates_in_log_space():
     assert ceilings.bandwidth_at(ceilings.weight_bandwidth_curve([]), 1e6) is None
 
 
+def test_weight_bandwidth_curve_takes_off_the_calls_fixed_cost_and_never_slows_in_cache():
+    # keras-runtime-like: a 0.1 ms call; 1 MiB in 0.11 ms is 0.01 ms of streaming.
+    samples = [sample("weight_stream", dict(n=1, c=256), 0.15),   # 0.05 ms left < 0.1: noise
+               sample("weight_stream", dict(n=1, c=512), 0.11 + 0.001),  # also call-dominated
+               sample("weight_stream", dict(n=4, c=1024), 0.1 + 4 * 0.001 + 0.32),
+               sample("weight_stream", dict(n=16, c=1024), 0.1 + 16 * 0.001 + 6.4),
+               sample("weight_stream", dict(n=32, c=1024), 0.1 + 32 * 0.001 + 6.4)]
+    size, bw = ceilings.weight_bandwidth_curve(samples, per_invocation_ms=0.1, per_op_ms=0.001)
+    assert list(size) == [16 * MIB, 64 * MIB, 128 * MIB]
+    assert bw[0] == pytest.approx(16 * MIB / 0.32e-3)
+    # 128 MiB read at twice 64 MiB's speed (a host's slow spell at 64 MiB): the smaller
+    # working set is raised to it, the larger one is left as measured.
+    assert bw[1] == pytest.approx(128 * MIB / 6.4e-3) and bw[2] == pytest.approx(bw[1])
+    # Without overheads the figures are the samples' own.
+    size, bw = ceilings.weight_bandwidth_curve(samples[2:3])
+    assert bw[0] == pytest.approx(16 * MIB / (0.424e-3))
+
+
 def test_an_op_used_at_one_channel_count_still_gets_a_table(monkeypatch):
     """A Rescaling on 3 image channels cannot be channel-slimmed into new configs; the
     plan varies its input size instead, so the table has more than one point."""
