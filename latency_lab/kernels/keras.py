@@ -3,13 +3,15 @@ Keras layers themselves, from the IR graph."""
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 from latency_lab import costs, op_kinds
 from latency_lab.errors import UnsupportedOpError
 from latency_lab.kernels.work import WorkItem, WorkItems, unknown
 
-__all__ = ["keras_items", "spec_items"]
+__all__ = ["keras_items", "spec_items", "loop_fusible", "loop_groups", "fuse_loops",
+           "LOOP_FUSIBLE_LAYERS"]
 
 
 def _graph(model: Any, batch_size: int, input_shape):
@@ -35,13 +37,110 @@ def _no_model(op, runtime: str) -> UnsupportedOpError:
         "to leave it out.")
 
 
+# Keras layers XLA lowers to loop-fusible HLO (elementwise ops, broadcasts, pads,
+# slices, reshapes, transposes and small concatenations: XLA's CPU fusion pass,
+# `xla/service/cpu/cpu_instruction_fusion.cc`). In a compiled model a connected run of
+# them is one loop over the tensor, not one pass per layer.
+LOOP_FUSIBLE_LAYERS = frozenset({
+    "BatchNormalization", "Activation", "ReLU", "LeakyReLU", "ELU", "PReLU",
+    "Add", "Multiply", "Subtract", "Maximum", "Minimum", "Average", "CustomScaleLayer",
+    "Rescaling", "Normalization", "ZeroPadding2D", "Cropping2D", "Reshape", "Flatten",
+    "Dropout", "Permute", "Concatenate", "ops.Add", "ops.Multiply", "ops.Subtract",
+    "ops.Sigmoid", "ops.Silu", "ops.HardSilu", "ops.HardSigmoid", "ops.Relu",
+    "ops.Relu6", "ops.Tanh", "ops.Gelu", "ops.Transpose", "ops.GetItem", "ops.Slice"})
+# XLA materializes a concatenation of more inputs than this, or one along the minor
+# (channel) axis of at least this many channels, rather than fusing it.
+MAX_FUSED_CONCAT_INPUTS = 8
+MIN_UNFUSED_MINOR_CONCAT = 128
+
+
+def loop_fusible(op) -> bool:
+    """Whether XLA can fuse the layer `op` into a loop with its elementwise neighbours
+    (`LOOP_FUSIBLE_LAYERS`; a softmax is a reduction, a big channel concat is copied)."""
+    if op.type not in LOOP_FUSIBLE_LAYERS:
+        return False
+    if op.type == "Activation" and costs.activation_name(op) == "softmax":
+        return False
+    if op.type == "Concatenate":
+        rank = len(op.output_shape)
+        axis = int(op.attrs.get("axis", -1)) % max(rank, 1)
+        minor = axis == rank - 1 and int(op.output_shape[-1]) >= MIN_UNFUSED_MINOR_CONCAT
+        return len(op.input_shapes) <= MAX_FUSED_CONCAT_INPUTS and not minor
+    return True
+
+
+def loop_groups(ops) -> dict[str, str]:
+    """{layer name: the name of the first layer of its loop} for the loop-fusible
+    layers of `ops` (in topological order): a producer joins its consumers' loop when
+    every consumer is loop-fusible (one that feeds a conv or a dense layer is written
+    out for it, and starts no loop with the others)."""
+    fusible = {op.name for op in ops if loop_fusible(op)}
+    consumers: dict[str, list[str]] = {}
+    for op in ops:
+        for src in op.inputs:
+            consumers.setdefault(src.split(":")[0], []).append(op.name)
+    parent = {name: name for name in fusible}
+    order = {op.name: i for i, op in enumerate(ops)}
+
+    def root(name: str) -> str:
+        while parent[name] != name:
+            parent[name] = parent[parent[name]]
+            name = parent[name]
+        return name
+
+    for name in (op.name for op in ops if op.name in fusible):
+        users = consumers.get(name, [])
+        if users and all(u in fusible for u in users):
+            for u in users:
+                a, b = root(name), root(u)
+                if a != b:
+                    parent[max(a, b, key=order.__getitem__)] = min(a, b, key=order.__getitem__)
+    return {name: root(name) for name in fusible}
+
+
+def _loop_work(item: WorkItem) -> float:
+    """How much a loop member moves and computes (bytes + 2 flops): the member that
+    times the fused loop is the one with the most (an add of two tensors over a relu
+    after it; a swish, whose sigmoid is compute, over the scale and shift before it)."""
+    if not item.configs:
+        return item.bytes + 2.0 * item.flops
+    total = 0.0
+    for op, cfg in item.configs:
+        w = op_kinds.work(op, cfg)
+        total += op_kinds.moved_bytes(op, cfg, w) + 2.0 * w.flops
+    return total
+
+
+def fuse_loops(items: WorkItems, groups: dict[str, str]) -> WorkItems:
+    """The items with each fused loop (`loop_groups`) charged once, as its member with
+    the most work (`_loop_work`): the loop reads its inputs and writes its output
+    once, so its members' separate passes and samples' calls are not all paid. The
+    kept item's `kernel` names the loop's layers."""
+    members: dict[str, list[WorkItem]] = {}
+    for item in items:
+        if item.layer in groups:
+            members.setdefault(groups[item.layer], []).append(item)
+    keep = {id(max(group, key=_loop_work)): group for group in members.values()}
+    out = WorkItems(skipped=items.skipped)
+    for item in items:
+        if item.layer not in groups:
+            out.append(item)
+        elif id(item) in keep:
+            group = keep[id(item)]
+            out.append(item if len(group) == 1 else dataclasses.replace(
+                item, kernel="loop(" + ", ".join(i.layer for i in group) + ")"))
+    return out
+
+
 def keras_items(model: Any, *, batch_size: int = 1, input_shape=None,
                 allow_unknown: bool = False) -> WorkItems:
     """Each layer timed through its op kinds (`op_kinds.layer_configs`); a layer with
     none but a cost function is charged through the roofline; folded layers are free;
-    any other layer is an error unless `allow_unknown`."""
+    any other layer is an error unless `allow_unknown`. Loop-fusible layers that XLA
+    fuses into one loop are charged once (`fuse_loops`)."""
     items = WorkItems()
-    for op in _graph(model, batch_size, input_shape):
+    graph = _graph(model, batch_size, input_shape)
+    for op in graph:
         cfgs = op_kinds.layer_configs(op)
         if cfgs:
             items.append(WorkItem(op.name, op.type, cfgs, kernel=op.type))
@@ -54,7 +153,7 @@ def keras_items(model: Any, *, batch_size: int = 1, input_shape=None,
         elif op.type not in op_kinds.KERAS_LAYERS:
             unknown(items, f"layer {op.name!r} ({op.type})", _no_model(op, "keras"),
                     allow_unknown)
-    return items
+    return fuse_loops(items, loop_groups(list(graph)))
 
 
 def spec_items(model: Any, *, batch_size: int = 1, input_shape=None,

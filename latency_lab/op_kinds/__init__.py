@@ -62,9 +62,11 @@ def op_class(op: str, config: Config) -> str:
 # ------------------------------------------------------------------ Keras layers
 
 # Layers that cost nothing at runtime once the converter has folded/fused them, or
-# that are views. Their FLOPs still appear in `analyze`.
+# that are views. Their FLOPs still appear in `analyze`. (BatchNormalization is not
+# here: LiteRT folds it into the conv before any kernel exists, but the keras runtime
+# runs it, `op_kinds.elementwise`.)
 FOLDED_LAYERS = frozenset({
-    "BatchNormalization", "InputLayer", "Dropout", "Reshape", "Flatten",
+    "InputLayer", "Dropout", "Reshape", "Flatten",
     "SpatialDropout2D", "GaussianNoise", "GaussianDropout", "ActivityRegularization",
     "Identity", "Rescaling", "Normalization"})
 

@@ -56,14 +56,17 @@ class Activation(OpKind):
         return [(1, c["h"], c["w"], c["c"])], f
 
 
-def activation_configs(name: str, shape) -> list[tuple[str, Config]]:
-    """The standalone activation `name` over a tensor of `shape` ([] when LiteRT fuses
-    it or it has no sample); a softmax (over the last axis) is timed by the softmax
-    kind."""
+def activation_configs(name: str, shape, *, standalone: bool = False
+                       ) -> list[tuple[str, Config]]:
+    """The activation `name` over a tensor of `shape`: [] when it has no sample, or
+    when it is one LiteRT fuses into its producer (relu, relu6) unless `standalone`
+    (an activation layer of its own under the keras runtime: XLA runs it as a loop,
+    alone or with its elementwise neighbours, `kernels.keras`); a softmax (over the
+    last axis) is timed by the softmax kind."""
     name = _ALIASES.get(name, name)
     if name == "softmax":
         return softmax_configs(shape, -1)
-    if name in FUSED_ACTIVATIONS or name not in ACTIVATIONS:
+    if name not in ACTIVATIONS or (name in FUSED_ACTIVATIONS and not standalone):
         return []
     h, w = layer_hw(shape)
     return [("activation", dict(h=h, w=w, c=int(shape[-1]), fn=name))]
@@ -80,7 +83,7 @@ def fused_activation_configs(op: Op) -> list[tuple[str, Config]]:
 @keras_layer("Activation", "ReLU", "LeakyReLU", "ELU", "ops.Sigmoid", "ops.Silu",
              "ops.HardSilu", "ops.Tanh", "ops.Gelu")
 def _keras_activation(op: Op):
-    return activation_configs(costs.activation_name(op), op.output_shape)
+    return activation_configs(costs.activation_name(op), op.output_shape, standalone=True)
 
 
 def _kernel_activation(fn: str):

@@ -232,6 +232,17 @@ def _keras_binary_layer(op: Op):
     return [(kind, dict(h=oh, w=ow, c=c, broadcast=broadcast))] * n
 
 
+@keras_layer("BatchNormalization")
+def _keras_batch_norm(op: Op):
+    """Inference BatchNormalization is a per-channel scale and shift: a loop over the
+    tensor, timed as a channel-broadcast multiply. Only the keras runtime sees it (its
+    weights are variables, so XLA cannot fold it into the conv before it, as the LiteRT
+    converter does); fused into one loop with its elementwise neighbours there
+    (`kernels.keras`)."""
+    oh, ow = layer_hw(op.output_shape)
+    return [("multiply", dict(h=oh, w=ow, c=int(op.output_shape[-1]), broadcast=True))]
+
+
 def _litert_binary(kind: str):
     def f(k):
         if index_arithmetic(k):
