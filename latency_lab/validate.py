@@ -69,7 +69,7 @@ class ModelResult:
 class KernelRow:
     """One kernel of a network: each predictor's figure inside the network and the
     measurement of its configuration(s) alone, with the profile's harness, less the
-    per-invocation overhead a network pays once (as the predictors take it off).
+    call a network pays once (as the predictors take it off: `kernel_breakdown`).
     measured_ms is None for a kernel charged by the roofline (no op-kind program)."""
 
     layer: str
@@ -149,10 +149,13 @@ class KernelBreakdown:
 
 
 def kernel_breakdown(items: Sequence, estimators: Mapping[str, Any],
-                     measured: Mapping[str, Any], per_invocation_ms: float) -> KernelBreakdown:
+                     measured: Mapping[str, Any], per_invocation_ms: float,
+                     call_ms: Callable[[str], float] | None = None) -> KernelBreakdown:
     """Per-kernel rows of a network's kernels (`work_items`): each predictor's figure as
     `predict_items` charges it, and the kernel's configurations' samples in `measured`
-    ({sample key: Sample}, timed alone) less one per-invocation overhead each."""
+    ({sample key: Sample}, timed alone) less one call each: `call_ms(op kind)` (the
+    lookup table's `call_ms`, a kind's own call cost) or else the per-invocation
+    overhead."""
     from latency_lab.profile import sample_key
 
     w_net = working_set_bytes(items)
@@ -167,7 +170,8 @@ def kernel_breakdown(items: Sequence, estimators: Mapping[str, Any],
                 preds[p] = est.kernel_ms(item.configs, w_net, n_kernels)
         meas = None
         if item.configs:
-            meas = sum(max(measured[sample_key(op, cfg)].min_ms - per_invocation_ms, 0.0)
+            meas = sum(max(measured[sample_key(op, cfg)].min_ms
+                           - (call_ms(op) if call_ms else per_invocation_ms), 0.0)
                        for op, cfg in item.configs)
         configs = [(op, dict(cfg)) for op, cfg in item.configs] if item.configs else None
         rows.append(KernelRow(item.layer, item.layer_type, configs, preds, meas))
@@ -406,8 +410,10 @@ def validate(models: Iterable[tuple[str, Any]], profile: Any,
                             pass_ms=[m.min_ms for m in timed[name]], median_ms=pooled.median,
                             skipped=skipped)
         if per_layer:
+            lookup = estimators.get("lookup")
             r.kernels = kernel_breakdown(items, estimators, kernel_samples,
-                                         prof.per_invocation_overhead_ms)
+                                         prof.per_invocation_overhead_ms,
+                                         getattr(lookup, "call_ms", None))
         results.append(r)
         if on_model:
             on_model(r)
