@@ -82,3 +82,19 @@ def test_each_kind_pays_its_own_call_cost_once_per_network():
     assert model.kernel_ms([("add", tiny)]) == pytest.approx(
         max(model._predict_one("add", tiny) - model.call_ms("add"), 0.0))
     assert model.kernel_ms([("add", tiny)]) < 0.25 * model.per_invocation_ms_
+
+
+@pytest.mark.parametrize("layer", [L.Conv2D(8, 3, name="c"), L.DepthwiseConv2D(3, name="c")])
+def test_a_valid_conv_after_a_pad_is_timed_as_the_same_conv_of_its_output(layer):
+    """keras runtime: ResNet50V2's ZeroPadding2D + VALID 3x3 over a 4x4 map has a 2x2
+    output; timed as the SAME conv of that output (input 2x2), not of the 4x4 map."""
+    x = keras.Input((2, 2, 8))
+    y = layer(L.ZeroPadding2D(1)(x))
+    (cfg,) = [c for item in work_items(keras.Model(x, y), "keras") if item.layer == "c"
+              for _, c in item.configs]
+    assert (cfg["h"], cfg["w"]) == (2, 2)
+    x = keras.Input((9, 9, 8))
+    strided = type(layer).from_config({**layer.get_config(), "strides": 2, "name": "s"})
+    (cfg,) = [c for item in work_items(keras.Model(x, strided(x)), "keras") if item.layer == "s"
+              for _, c in item.configs]
+    assert (cfg["h"], cfg["w"], cfg["s"]) == (8, 8, 2)  # 4x4 out, as SAME over 8x8

@@ -8,6 +8,7 @@ from typing import Iterable
 from latency_lab.graph import Op
 from latency_lab.op_kinds.activation import fused_activation_configs
 from latency_lab.op_kinds.base import (Dim, Config, OpKind, get, kernel_same_input, keras_layer,
+                                       layer_same_input,
                                        layer_hw, litert_kernel, random_weights, Region, register,
                                        same_out, square, tile_features, weight_tensor)
 
@@ -135,7 +136,7 @@ def small_map_configs(configs: Iterable[tuple[str, Config]]) -> list[tuple[str, 
 @keras_layer("Conv2D", "Conv1D")
 def _keras_conv(op: Op):
     x = op.input_shapes[0]
-    h, w = layer_hw(x)
+    h, w = layer_same_input(op, square(op, "strides"))
     ks = tuple(op.attrs.get("kernel_size", (1,)))
     kh, kw = (ks[0], ks[-1]) if len(ks) > 1 else (ks[0], 1)
     cfg = conv2d_config(h, w, int(x[-1]) // int(op.attrs.get("groups", 1)),

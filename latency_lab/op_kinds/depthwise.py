@@ -8,6 +8,7 @@ import math
 from latency_lab.graph import Op
 from latency_lab.op_kinds.activation import fused_activation_configs
 from latency_lab.op_kinds.base import (Dim, Config, OpKind, kernel_same_input, keras_layer,
+                                       layer_same_input,
                                        layer_hw, litert_kernel, random_weights, register,
                                        same_out, square, weight_tensor)
 
@@ -160,7 +161,7 @@ def depthwise_config(h: int, w: int, cin: int, dm: int, k: int, s: int) -> tuple
 @keras_layer("DepthwiseConv2D", "DepthwiseConv1D")
 def _keras_depthwise(op: Op):
     x = op.input_shapes[0]
-    h, w = layer_hw(x)
+    h, w = layer_same_input(op, square(op, "strides"))
     dw = depthwise_config(h, w, int(x[-1]), int(op.attrs.get("depth_multiplier", 1)),
                           square(op, "kernel_size"), square(op, "strides"))
     return [dw] + fused_activation_configs(op)
@@ -169,7 +170,7 @@ def _keras_depthwise(op: Op):
 @keras_layer("SeparableConv2D", "SeparableConv1D")
 def _keras_separable(op: Op):
     x = op.input_shapes[0]
-    h, w = layer_hw(x)
+    h, w = layer_same_input(op, square(op, "strides"))
     cin = int(x[-1])
     dm = int(op.attrs.get("depth_multiplier", 1))
     ho, wo = layer_hw(op.output_shape)
