@@ -37,7 +37,9 @@ in the same passes and reported apart (DESIGN.md, Validation):
   RMSPE 8.0%, Spearman 0.983, drift -5.0%, pass spread median 30%); on an AMD EPYC VM:
   13 (2026-12-02 05:22, commit ea7e1ba, profile fresh21: 58% / 92%, RMSPE 6.6%, drift
   -3.1%; looked at); 14 (2026-12-02 06:25, profile fresh22, predicted with 42e8dcd: 12% /
-  67%, RMSPE 9.9%, Spearman 0.989, drift -13.4%). Next: 15.
+  67%, RMSPE 9.9%, Spearman 0.989, drift -13.4%); 15 (2026-12-02 09:14, commit
+  f2b3aa1, profile fresh23: 21% / 75%, RMSPE 8.9%, Spearman 0.998, mean +7.2%, drift
+  -9.4%). Next: 16.
 
 Each set gets the summary (within ±5%/±10%, RMSPE, Spearman) for the lookup, roofline
 and FLOPs predictors, the per-family and leave-one-family-out table, the lookup

@@ -37,7 +37,10 @@ Two sets, measured in the same passes and reported apart (DESIGN.md, Validation)
   profile fresh21: 62% / 82%, RMSPE 8.9%, Spearman 0.994, drift -7.1%; looked at, to
   choose between predictor variants); 18 (2026-12-02 06:19, measured against profile
   fresh22 of be97250, predicted with 42e8dcd: 48% / 85%, RMSPE 8.8%, Spearman 0.996,
-  drift -7.5%). Next: 19.
+  drift -7.5%); 19 (2026-12-02 09:08, commit f2b3aa1, profile fresh23 of that commit:
+  65% / 92%, RMSPE 6.9%, Spearman 0.997, mean -3.2%, drift -3.4%; and with the keras
+  runtime, 08:51, profile keras35 of 1ce5c70: 12% / 22%, RMSPE 44.8%, drift -11%; looked
+  at). Next: 20.
 
 Each set gets the summary (within ±5%/±10%, RMSPE, Spearman), a per-family table and
 a leave-one-family-out table. Profiles the machine from nothing unless --profile.
