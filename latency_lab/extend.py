@@ -89,7 +89,8 @@ def kernels_to_measure(models: Iterable[tuple[str, Any]], prof: DeviceProfile, *
     todo: dict[str, tuple[str, dict]] = {}
     outside: list[tuple[str, str, dict]] = []
     for name, model in models:
-        items = work_items(model, prof.runtime_name, allow_unknown=allow_unknown)
+        items = work_items(model, prof.runtime_name, allow_unknown=allow_unknown,
+                           backend=prof.runtime.get("backend"))
         for _, check in prediction_band(items, est).outside:
             outside.append((name, check.op, check.config))
             todo.setdefault(sample_key(check.op, check.config), (check.op, check.config))

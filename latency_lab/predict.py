@@ -63,7 +63,7 @@ def predict_model(model: Any, profile: Any, predictor: str = "lookup", *,
         )
     est = make_predictor(predictor, prof)
     items = work_items(model, prof.runtime_name, batch_size=batch_size,
-                       allow_unknown=allow_unknown)
+                       allow_unknown=allow_unknown, backend=prof.runtime.get("backend"))
     total, layers = predict_items(items, est)
     return NetworkPrediction(model_name or model.name, prof.device_name, predictor, total, layers,
                              list(items.skipped), runtime=prof.runtime_name,

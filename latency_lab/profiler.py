@@ -185,7 +185,8 @@ class _CalibrationNetworks:
         from latency_lab.kernels import work_items
 
         if label not in self._items:
-            self._items[label] = [i.to_dict() for i in work_items(model, self.runtime_name)]
+            self._items[label] = [i.to_dict() for i in work_items(
+                model, self.runtime_name, backend=getattr(self.runtime, "backend", None))]
         return self._items[label]
 
     def todo(self, pass_index: int) -> int:

@@ -366,7 +366,8 @@ def validate(models: Iterable[tuple[str, Any]], profile: Any,
         raise LatencyLabError("validate needs at least one model")
     predicted = {}
     for name, model in models:
-        items = work_items(model, runtime_name, allow_unknown=allow_unknown)
+        items = work_items(model, runtime_name, allow_unknown=allow_unknown,
+                           backend=prof.runtime.get("backend"))
         preds, layers = {}, {}
         for p, est in estimators.items():
             preds[p], layers[p] = predict_items(items, est)

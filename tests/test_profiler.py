@@ -357,7 +357,7 @@ def test_calibration_networks_are_measured_once_per_pass(tmp_path, world, monkey
     monkeypatch.setattr(calibration, "calibration_labels", lambda quick: ["net-a", "net-b"])
     monkeypatch.setattr(calibration, "calibration_models",
                         lambda quick: iter([("net-a", "model-a"), ("net-b", "model-b")]))
-    monkeypatch.setattr(kernels, "work_items", lambda model, runtime: [])
+    monkeypatch.setattr(kernels, "work_items", lambda model, runtime, **kw: [])
     prof = run_profile(make_run(tmp_path / "p.json", passes=3))
     assert world.networks == ["model-a", "model-b"] * 3
     models = {m["name"]: m for m in prof.calibration["models"]}
@@ -608,7 +608,7 @@ def test_signal_during_calibration_keeps_it_and_resume_finishes(tmp_path, world,
     monkeypatch.setattr(calibration, "calibration_labels", lambda quick: ["net-a"])
     monkeypatch.setattr(calibration, "calibration_models",
                         lambda quick: iter([("net-a", "model-a")]))
-    monkeypatch.setattr(kernels, "work_items", lambda model, runtime: [])
+    monkeypatch.setattr(kernels, "work_items", lambda model, runtime, **kw: [])
     world.on_networks = lambda n: n == 1 and send_sigint()
     out = tmp_path / "p.json"
     with pytest.raises(ProfileInterrupted, match=f"{world.n_planned} samples kept"):

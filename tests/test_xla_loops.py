@@ -98,3 +98,12 @@ def test_a_valid_conv_after_a_pad_is_timed_as_the_same_conv_of_its_output(layer)
     (cfg,) = [c for item in work_items(keras.Model(x, strided(x)), "keras") if item.layer == "s"
               for _, c in item.configs]
     assert (cfg["h"], cfg["w"], cfg["s"]) == (8, 8, 2)  # 4x4 out, as SAME over 8x8
+
+
+def test_only_backends_the_keras_runtime_compiles_with_xla_fuse_loops():
+    """torch runs eagerly under the keras runtime: every layer is its own kernel."""
+    for backend, fused in (("tensorflow", True), ("jax", True), (None, True), ("torch", False)):
+        items = work_items(_residual_block(), "keras", backend=backend)
+        assert any(i.kernel.startswith("loop(") for i in items) is fused, backend
+    eager = {i.layer for i in work_items(_residual_block(), "keras", backend="torch")}
+    assert {"bn_a", "relu_a", "bn_b", "add", "relu_out"} <= eager

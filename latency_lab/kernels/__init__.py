@@ -23,15 +23,18 @@ RUNTIMES: dict[str, Callable[..., WorkItems]] = {
 
 
 def work_items(model: Any, runtime: str, *, batch_size: int = 1, input_shape=None,
-               allow_unknown: bool = False) -> WorkItems:
+               allow_unknown: bool = False, backend: str | None = None) -> WorkItems:
     """The kernels to predict, in the form `runtime` (a profile's runtime name:
-    litert, keras or spec) executes them. A layer or kernel with no latency model is
-    an UnsupportedOpError naming it, under every runtime; with `allow_unknown` it is
-    left out, warned about (UnknownOpWarning) and listed in the result's `skipped`."""
+    litert, keras or spec) executes them; `backend` is the profile's Keras backend
+    (`runtime["backend"]`), which decides whether the keras runtime's layers run as
+    XLA's fused loops (the other runtimes ignore it). A layer or kernel with no
+    latency model is an UnsupportedOpError naming it, under every runtime; with
+    `allow_unknown` it is left out, warned about (UnknownOpWarning) and listed in the
+    result's `skipped`."""
     try:
         build = RUNTIMES[runtime]
     except KeyError:
         raise ProfileError(f"no kernel model for runtime {runtime!r}; known: "
                            f"{', '.join(sorted(RUNTIMES))}") from None
     return build(model, batch_size=batch_size, input_shape=input_shape,
-                 allow_unknown=allow_unknown)
+                 allow_unknown=allow_unknown, backend=backend)

@@ -11,7 +11,7 @@ from latency_lab.errors import UnsupportedOpError
 from latency_lab.kernels.work import WorkItem, WorkItems, unknown
 
 __all__ = ["keras_items", "spec_items", "loop_fusible", "loop_groups", "fuse_loops",
-           "LOOP_FUSIBLE_LAYERS"]
+           "LOOP_FUSIBLE_LAYERS", "XLA_BACKENDS"]
 
 
 def _graph(model: Any, batch_size: int, input_shape):
@@ -48,6 +48,9 @@ LOOP_FUSIBLE_LAYERS = frozenset({
     "Dropout", "Permute", "Concatenate", "ops.Add", "ops.Multiply", "ops.Subtract",
     "ops.Sigmoid", "ops.Silu", "ops.HardSilu", "ops.HardSigmoid", "ops.Relu",
     "ops.Relu6", "ops.Tanh", "ops.Gelu", "ops.Transpose", "ops.GetItem", "ops.Slice"})
+# Keras backends the keras runtime compiles with XLA (`runtimes.keras_runtime`: jit);
+# torch runs eagerly there, one kernel per layer.
+XLA_BACKENDS = ("tensorflow", "jax")
 # XLA materializes a concatenation of more inputs than this, or one along the minor
 # (channel) axis of at least this many channels, rather than fusing it.
 MAX_FUSED_CONCAT_INPUTS = 8
@@ -133,11 +136,13 @@ def fuse_loops(items: WorkItems, groups: dict[str, str]) -> WorkItems:
 
 
 def keras_items(model: Any, *, batch_size: int = 1, input_shape=None,
-                allow_unknown: bool = False) -> WorkItems:
+                allow_unknown: bool = False, backend: str | None = None) -> WorkItems:
     """Each layer timed through its op kinds (`op_kinds.layer_configs`); a layer with
     none but a cost function is charged through the roofline; folded layers are free;
-    any other layer is an error unless `allow_unknown`. Loop-fusible layers that XLA
-    fuses into one loop are charged once (`fuse_loops`)."""
+    any other layer is an error unless `allow_unknown`. Under a backend the keras
+    runtime compiles with XLA (`XLA_BACKENDS`; None: TensorFlow, Keras' default),
+    loop-fusible layers that XLA fuses into one loop are charged once (`fuse_loops`);
+    an eager backend (torch) runs every layer on its own."""
     items = WorkItems()
     graph = _graph(model, batch_size, input_shape)
     for op in graph:
@@ -153,11 +158,13 @@ def keras_items(model: Any, *, batch_size: int = 1, input_shape=None,
         elif op.type not in op_kinds.KERAS_LAYERS:
             unknown(items, f"layer {op.name!r} ({op.type})", _no_model(op, "keras"),
                     allow_unknown)
+    if backend is not None and backend not in XLA_BACKENDS:
+        return items
     return fuse_loops(items, loop_groups(list(graph)))
 
 
 def spec_items(model: Any, *, batch_size: int = 1, input_shape=None,
-               allow_unknown: bool = False) -> WorkItems:
+               allow_unknown: bool = False, backend: str | None = None) -> WorkItems:
     """Datasheet roofline over the Keras layers, as MorphNet does."""
     items = WorkItems()
     for op in _graph(model, batch_size, input_shape):

@@ -288,7 +288,7 @@ def roofline_work(kernel: Kernel) -> tuple[float, float]:
 
 
 def litert_items(model: Any, *, batch_size: int = 1, input_shape=None,
-                 allow_unknown: bool = False) -> WorkItems:
+                 allow_unknown: bool = False, backend: str | None = None) -> WorkItems:
     """The converted model's kernels as work items: timed through their op kinds
     (`op_kinds.kernel_configs`), roofline-charged, or free (left out). A kernel with no
     latency model is an error unless `allow_unknown`."""
