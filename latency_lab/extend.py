@@ -15,7 +15,7 @@ from typing import Any, Callable, Iterable
 
 from latency_lab import device_info
 from latency_lab.errors import ProfileError, ProfileInterrupted, SlowFitWarning
-from latency_lab.kernels import work_items
+from latency_lab.kernels import profile_work_items
 from latency_lab.predictors import LookupTableModel, prediction_band, with_fitted_lookup
 from latency_lab.profile import DeviceProfile, Sample, sample_key, unstable_count
 
@@ -89,8 +89,7 @@ def kernels_to_measure(models: Iterable[tuple[str, Any]], prof: DeviceProfile, *
     todo: dict[str, tuple[str, dict]] = {}
     outside: list[tuple[str, str, dict]] = []
     for name, model in models:
-        items = work_items(model, prof.runtime_name, allow_unknown=allow_unknown,
-                           backend=prof.runtime.get("backend"))
+        items = profile_work_items(model, prof, allow_unknown=allow_unknown)
         for _, check in prediction_band(items, est).outside:
             outside.append((name, check.op, check.config))
             todo.setdefault(sample_key(check.op, check.config), (check.op, check.config))

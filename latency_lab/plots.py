@@ -128,13 +128,11 @@ def profile_cache_ceilings(prof) -> list:
     """The cache bandwidth ceilings of a profile's weight-streaming curve
     (`bench.ceilings.cache_ceilings`), with the cache sizes its device info records
     (none for a datasheet or GPU profile: the curve's knees decide)."""
-    from latency_lab.bench.ceilings import cache_ceilings, weight_bandwidth_curve
+    from latency_lab.bench.ceilings import cache_ceilings, profile_weight_curve
 
     cpu = prof.device.get("info", {}).get("cpu")
     sizes = cpu.get("cache_bytes") if isinstance(cpu, dict) else None
-    return cache_ceilings(weight_bandwidth_curve(prof.samples, prof.per_invocation_overhead_ms,
-                                                prof.per_op_overhead_ms),
-                          prof.memory_bytes_per_s,
+    return cache_ceilings(profile_weight_curve(prof), prof.memory_bytes_per_s,
                           sizes if isinstance(sizes, dict) else None)
 
 

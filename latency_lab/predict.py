@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from latency_lab.errors import ProfileError
-from latency_lab.kernels import work_items
+from latency_lab.kernels import profile_work_items
 from latency_lab.predictors import (LayerPrediction, PredictionBand, make_predictor,
                                     prediction_band, predict_items)
 from latency_lab.profile import load_profile
@@ -62,8 +62,8 @@ def predict_model(model: Any, profile: Any, predictor: str = "lookup", *,
             "`latency-lab profile`"
         )
     est = make_predictor(predictor, prof)
-    items = work_items(model, prof.runtime_name, batch_size=batch_size,
-                       allow_unknown=allow_unknown, backend=prof.runtime.get("backend"))
+    items = profile_work_items(model, prof, batch_size=batch_size,
+                               allow_unknown=allow_unknown)
     total, layers = predict_items(items, est)
     return NetworkPrediction(model_name or model.name, prof.device_name, predictor, total, layers,
                              list(items.skipped), runtime=prof.runtime_name,

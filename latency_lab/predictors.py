@@ -38,7 +38,7 @@ import numpy as np
 from sklearn.base import BaseEstimator, RegressorMixin
 
 from latency_lab import op_kinds
-from latency_lab.bench.ceilings import bandwidth_at, weight_bandwidth_curve
+from latency_lab.bench.ceilings import bandwidth_at, profile_weight_curve
 from latency_lab.errors import (InvalidArgumentError, ProfileError, SlowFitWarning,
                                 UnsupportedOpError)
 from latency_lab.kernels.work import WorkItem, working_set_bytes
@@ -539,8 +539,7 @@ class LookupTableModel(_ProfilePredictor):
             raise InvalidArgumentError(f"missing_op must be 'roofline' or 'error', got {self.missing_op!r}")
         prof = self._profile()
         self._fit_roofline(prof)
-        self.weight_curve_ = weight_bandwidth_curve(
-            prof.samples, prof.per_invocation_overhead_ms, prof.per_op_overhead_ms)
+        self.weight_curve_ = profile_weight_curve(prof)
         self.channel_tile_ = _tile("channel_tile", self.channel_tile, channel_tile_for, prof)
         self.row_tile_ = _tile("row_tile", self.row_tile, row_tile_for, prof)
         self.l1d_bytes_ = _tile("l1d_bytes", self.l1d_bytes, l1d_bytes_for, prof)

@@ -18,7 +18,7 @@ import numpy as np
 
 from latency_lab import device_info
 from latency_lab.errors import LatencyLabError, ProfileError
-from latency_lab.kernels import work_items, working_set_bytes
+from latency_lab.kernels import profile_work_items, working_set_bytes
 from latency_lab.predictors import PREDICTORS, LayerPrediction, make_predictor, predict_items
 from latency_lab.profile import (DeviceProfile, load_profile, network_latency_ms, sample_key,
                                 write_json_atomic)
@@ -366,8 +366,7 @@ def validate(models: Iterable[tuple[str, Any]], profile: Any,
         raise LatencyLabError("validate needs at least one model")
     predicted = {}
     for name, model in models:
-        items = work_items(model, runtime_name, allow_unknown=allow_unknown,
-                           backend=prof.runtime.get("backend"))
+        items = profile_work_items(model, prof, allow_unknown=allow_unknown)
         preds, layers = {}, {}
         for p, est in estimators.items():
             preds[p], layers[p] = predict_items(items, est)

@@ -20,7 +20,7 @@ import keras  # noqa: E402
 L = keras.layers
 
 from latency_lab.errors import MeasurementError  # noqa: E402
-from latency_lab.predict import work_items  # noqa: E402
+from latency_lab.kernels import work_items  # noqa: E402
 from latency_lab.convert.child import convert_in_tensorflow_subprocess  # noqa: E402
 from test_latency_regularizer import _measured_profile  # noqa: E402  (a small LiteRT table)
 from regularizers import (  # noqa: E402
@@ -95,7 +95,7 @@ def mixed_bound():
 
 _TF_ITEMS = textwrap.dedent("""
     import dataclasses, json
-    from latency_lab.predict import work_items
+    from latency_lab.kernels import work_items
     model = build()
     print("ITEMS" + json.dumps([dataclasses.asdict(i) for i in work_items(model, "litert")]))
 """)

@@ -48,7 +48,7 @@ def test_a_tensor_a_conv_reads_is_written_out_and_starts_no_loop_with_its_other_
     a = L.Conv2D(16, 1, name="conv")(y)
     b = L.Activation("swish", name="swish")(y)
     model = keras.Model(x, L.Add(name="add")([a, b]))
-    groups = loop_groups(list(from_keras(model, batch_size=1)))
+    groups = loop_groups(from_keras(model, batch_size=1))
     assert groups["bn"] == "bn" and groups["swish"] == groups["add"] != "bn"
     items = _items(model)
     # the swish (a sigmoid per element) outweighs the add it is fused with

@@ -13,6 +13,7 @@ from latency_lab import costs, op_kinds
 from latency_lab.errors import ProfileError
 
 __all__ = ["ceilings_from_samples", "overhead_from_samples", "weight_bandwidth_curve",
+           "profile_weight_curve",
            "bandwidth_at", "geometric_mean", "CacheCeiling", "cache_ceilings",
            "CACHE_LEVELS"]
 
@@ -54,6 +55,13 @@ def weight_bandwidth_curve(samples: Sequence, per_invocation_ms: float = 0.0,
     size = np.array([p[0] for p in pts])
     bw = size / (np.array([p[1] for p in pts]) / 1e3)
     return size, np.maximum.accumulate(bw[::-1])[::-1]
+
+
+def profile_weight_curve(prof) -> tuple[np.ndarray, np.ndarray]:
+    """`weight_bandwidth_curve` of a `DeviceProfile`'s samples, each less the call
+    overheads that profile measured."""
+    return weight_bandwidth_curve(prof.samples, prof.per_invocation_overhead_ms,
+                                  prof.per_op_overhead_ms)
 
 
 def bandwidth_at(curve: tuple[np.ndarray, np.ndarray], nbytes: float) -> float | None:

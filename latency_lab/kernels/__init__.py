@@ -13,7 +13,8 @@ from latency_lab.kernels.keras import keras_items, spec_items
 from latency_lab.kernels.litert import litert_items
 from latency_lab.kernels.work import WorkItem, WorkItems, working_set_bytes
 
-__all__ = ["WorkItem", "WorkItems", "RUNTIMES", "work_items", "working_set_bytes"]
+__all__ = ["WorkItem", "WorkItems", "RUNTIMES", "work_items", "profile_work_items",
+           "working_set_bytes"]
 
 RUNTIMES: dict[str, Callable[..., WorkItems]] = {
     "litert": litert_items,
@@ -38,3 +39,11 @@ def work_items(model: Any, runtime: str, *, batch_size: int = 1, input_shape=Non
                            f"{', '.join(sorted(RUNTIMES))}") from None
     return build(model, batch_size=batch_size, input_shape=input_shape,
                  allow_unknown=allow_unknown, backend=backend)
+
+
+def profile_work_items(model: Any, prof: Any, *, batch_size: int = 1,
+                       allow_unknown: bool = False) -> WorkItems:
+    """`work_items` of `model` as the runtime a `DeviceProfile` measured runs it (its
+    runtime name and Keras backend)."""
+    return work_items(model, prof.runtime_name, batch_size=batch_size,
+                      allow_unknown=allow_unknown, backend=prof.runtime.get("backend"))

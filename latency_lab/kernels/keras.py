@@ -72,18 +72,18 @@ def loop_fusible(op) -> bool:
     return True
 
 
-def loop_groups(ops) -> dict[str, str]:
+def loop_groups(graph) -> dict[str, str]:
     """{layer name: the name of the first layer of its loop} for the loop-fusible
-    layers of `ops` (in topological order): a producer joins its consumers' loop when
-    every consumer is loop-fusible (one that feeds a conv or a dense layer is written
-    out for it, and starts no loop with the others)."""
-    fusible = {op.name for op in ops if loop_fusible(op)}
+    layers of `graph` (a `graph.Graph`, ops in topological order): a producer joins its
+    consumers' loop when every consumer is loop-fusible (one that feeds a conv or a
+    dense layer is written out for it, and starts no loop with the others)."""
+    fusible = {op.name for op in graph if loop_fusible(op)}
     consumers: dict[str, list[str]] = {}
-    for op in ops:
-        for src in op.inputs:
-            consumers.setdefault(src.split(":")[0], []).append(op.name)
+    for op in graph:
+        for ref in op.inputs:
+            consumers.setdefault(graph.producer(ref).name, []).append(op.name)
     parent = {name: name for name in fusible}
-    order = {op.name: i for i, op in enumerate(ops)}
+    order = {op.name: i for i, op in enumerate(graph)}
 
     def root(name: str) -> str:
         while parent[name] != name:
@@ -91,7 +91,7 @@ def loop_groups(ops) -> dict[str, str]:
             name = parent[name]
         return name
 
-    for name in (op.name for op in ops if op.name in fusible):
+    for name in (op.name for op in graph if op.name in fusible):
         users = consumers.get(name, [])
         if users and all(u in fusible for u in users):
             for u in users:
@@ -160,7 +160,7 @@ def keras_items(model: Any, *, batch_size: int = 1, input_shape=None,
                     allow_unknown)
     if backend is not None and backend not in XLA_BACKENDS:
         return items
-    return fuse_loops(items, loop_groups(list(graph)))
+    return fuse_loops(items, loop_groups(graph))
 
 
 def spec_items(model: Any, *, batch_size: int = 1, input_shape=None,
