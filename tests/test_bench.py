@@ -352,6 +352,19 @@ def test_weight_bandwidth_curve_takes_off_the_calls_fixed_cost_and_never_slows_i
     assert bw[0] == pytest.approx(16 * MIB / (0.424e-3))
 
 
+def test_weight_bandwidth_curve_keeps_a_dip_between_cache_levels():
+    """Past a 1 MiB L2, 2 MiB streamed slower than 8 MiB from the L3 (EPYC VM,
+    LiteRT): a measured dip stays; only a point slower than every larger one (DRAM
+    included) is raised, to the slowest of them."""
+    gb_per_s = {(1, 256): 150, (2, 512): 69, (2, 1024): 114, (8, 1024): 40, (16, 1024): 50}
+    samples = [sample("weight_stream", dict(n=n, c=c), 4 * n * c * c / (v * 1e9) * 1e3)
+               for (n, c), v in gb_per_s.items()]
+    size, bw = ceilings.weight_bandwidth_curve(samples)
+    assert list(size) == [0.25 * MIB, 2 * MIB, 8 * MIB, 32 * MIB, 64 * MIB]
+    # the dip at 2 MiB stays; 32 MiB, slower than DRAM at 64 MiB, is raised to it
+    assert [round(float(b) / 1e9) for b in bw] == [150, 69, 114, 50, 50]
+
+
 def test_an_op_used_at_one_channel_count_still_gets_a_table(monkeypatch):
     """A Rescaling on 3 image channels cannot be channel-slimmed into new configs; the
     plan varies its input size instead, so the table has more than one point."""

@@ -898,6 +898,54 @@ def test_a_depthwise_conv_is_based_on_the_taps_of_the_kernel_that_runs_it():
     assert untiled._roof("depthwise", cfg) < cpu._roof("depthwise", cfg)
 
 
+def test_a_convs_output_pixels_count_in_whole_row_tiles():
+    """XNNPACK's (indirect) GEMM computes a conv's output pixels `mr` at a time (7
+    with AVX-512): a 6x6 map (36 pixels) costs as much as 42; a 7x7 map fills its
+    steps, a lone pixel has a kernel of its own, and without a row tile (a GPU) the
+    count is the real one. The lookup's base on a CPU counts the padded rows."""
+    conv = op_kinds.get("conv2d")
+    cfg = dict(h=6, w=6, cin=64, cout=64, k=3, s=1)
+    flops = op_kinds.work("conv2d", cfg).flops
+    assert conv.tiled_flops(cfg, flops, row_tile=7) == pytest.approx(flops * 42 / 36)
+    assert conv.tiled_flops(dict(cfg, h=7, w=7), 5.0, row_tile=7) == 5.0
+    assert conv.tiled_flops(dict(cfg, h=12, w=12, s=2), 5.0, row_tile=7) == pytest.approx(5.0 * 42 / 36)
+    assert conv.tiled_flops(dict(cfg, h=1, w=1), 5.0, row_tile=7) == 5.0
+    assert conv.tiled_flops(cfg, 5.0) == 5.0
+    tiled = LookupTableModel(_profile(), cache_base=False, channel_tile=16, row_tile=7).fit()
+    untiled = LookupTableModel(_profile(), cache_base=False, channel_tile=16, row_tile=None).fit()
+    assert tiled._roof("conv2d", cfg) > untiled._roof("conv2d", cfg)
+    assert tiled._roof("conv2d", dict(cfg, h=7, w=7)) == pytest.approx(
+        untiled._roof("conv2d", dict(cfg, h=7, w=7)))
+
+
+def test_a_pool_pays_per_output_pixel_whatever_its_channels():
+    """XNNPACK gathers each output pixel's window through k*k row pointers, a cost
+    per pixel that no channel count scales: a NAS-Bench-201 cell's 3x3 average pool
+    over 32x32x8 took 6.6 us alone, and the roofline base, all in channels, put it at
+    2.7. The pool's base terms have a per-pixel term; a table of pools over 32-256
+    channels carries it to one over 8 channels."""
+    from latency_lab.op_kinds.base import same_out
+
+    def pool_ms(c):  # 0.5 us a call, 5 ns a pixel, 0.02 ns a window read
+        px = same_out(c["h"], c["s"]) ** 2
+        return 5e-4 + 5e-6 * px + 2e-8 * px * c["k"] ** 2 * c["c"]
+
+    cfgs = [dict(h=h, w=h, c=c, k=k, s=s, kind=kind) for h in (12, 24, 40) for c in (32, 96, 256)
+            for k, s in ((3, 1), (2, 2), (3, 2)) for kind in ("max", "avg")]
+    samples = [Sample("pool", c, pool_ms(c), 0.0, 5, (pool_ms(c),) * 5) for c in cfgs]
+    samples += _profile().samples
+    prof = DeviceProfile.create(
+        device={"kind": "cpu", "name": "hand-made cpu", "fingerprint": None, "info": {}},
+        runtime={"name": "litert", "version": "test", "backend": "xnnpack", "device": "cpu",
+                 "threads": 1, "dtype": "float32", "batch": 1},
+        roofline=ceilings_from_samples(samples), samples=samples)
+    terms = op_kinds.get("pool").base_terms(dict(h=32, w=32, c=8, k=3, s=1, kind="avg"))
+    assert terms[:3] == [1.0, 1024.0, 1024.0 * 9 * 8]
+    small = dict(h=32, w=32, c=8, k=3, s=1, kind="avg")
+    est = LookupTableModel(prof, cache_base=False).fit()
+    assert est.predict([("pool", small)])[0] == pytest.approx(pool_ms(small), rel=0.1)
+
+
 def test_a_depthwise_conv_gets_how_far_its_taps_spill_past_the_l1():
     """XNNPACK's depthwise kernels keep one pixel's taps (weights and input window, all
     channels) in L1 for the next pixel; past the L1 they run ~1.5x slower per
@@ -941,6 +989,9 @@ def test_a_gemms_rows_are_counted_in_whole_row_tiles_but_a_single_row():
     assert row_tile_for(with_flags(["avx2", "fma"])) == 5
     assert row_tile_for(with_flags(["asimd"])) == 6
     assert row_tile_for(with_flags([])) is None
+    keras_prof = with_flags(["avx512f"])
+    keras_prof = keras_prof.replace(runtime=dict(keras_prof.runtime, name="keras", backend="jax"))
+    assert row_tile_for(keras_prof) is None  # XLA tiles otherwise: XNNPACK's mr only
     with pytest.raises(ValueError, match="row_tile"):
         LookupTableModel(_profile(), row_tile=0).fit()
 

@@ -442,11 +442,13 @@ class OpKind:
         tensors whole."""
         return 0.0
 
-    def tiled_flops(self, config: Config, flops: float) -> float:
+    def tiled_flops(self, config: Config, flops: float, row_tile: int | None = None) -> float:
         """FLOPs a CPU's SIMD kernel does for `config`, given the cost registry's
         count `flops`: the count itself unless the kernel pads its work to a tile
-        along a dimension that is not a channel (`padded_config` pads those). The
-        lookup's base on a CPU (a channel tile known) uses it."""
+        along a dimension that is not a channel (`padded_config` pads those) or, with
+        `row_tile` (the CPU's GEMM rows per step, `predictors.row_tile_for`), runs
+        rows that are not a key of its own (a conv's output pixels). The lookup's base
+        on a CPU (a channel tile known) uses it."""
         return flops
 
     def window_bytes(self, config: Config) -> float | None:

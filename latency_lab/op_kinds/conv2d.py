@@ -49,6 +49,20 @@ class Conv2D(OpKind):
             return channel_tile
         return 2 * channel_tile
 
+    def tiled_flops(self, config: Config, flops: float, row_tile: int | None = None) -> float:
+        """The output pixels (the GEMM's rows) in whole row tiles: XNNPACK's (indirect)
+        GEMM computes `row_tile` pixels a step (mr: 7 with AVX-512), a lone pixel with
+        a kernel of its own. On the EPYC VM (LiteRT, 1 thread) 3x3 convs over c -> c
+        channels took the same time per 7-pixel step from 2x2 to 14x14 maps (232
+        channels 30.0-31.4 us, 664 channels 240-257 us): a 6x6 map (36 pixels, 6
+        steps) costs as much as 42 pixels. The families' maps at 224 px (7, 14, 28,
+        56, 112) are multiples of 7 and never showed it; without it a 664-channel 3x3
+        over 6x6 was predicted -24%."""
+        pixels = same_out(config["h"], config["s"]) * same_out(config["w"], config["s"])
+        if not row_tile or pixels <= 1:
+            return flops
+        return flops * row_tile * math.ceil(pixels / row_tile) / pixels
+
     def unread_bytes(self, config: Config) -> float:
         """A kernel smaller than its stride (1x1 at stride 2, 3x3 at stride 4) reads
         only the rows and columns its windows cover: ho * k of h. A 1x1 stride-4 conv

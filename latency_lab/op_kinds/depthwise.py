@@ -85,9 +85,9 @@ class Depthwise(_DepthwiseBase):
             return 1
         return super().channel_step(config, channel_tile)
 
-    def tiled_flops(self, config: Config, flops: float) -> float:
+    def tiled_flops(self, config: Config, flops: float, row_tile: int | None = None) -> float:
         """The taps padded to the single-pass kernel that runs them (`run_taps`)."""
-        return flops * run_taps(config["k"]) / config["k"] ** 2
+        return flops * run_taps(config["k"]) / config["k"] ** 2  # pixel by pixel: no rows
 
     def coverage_configs(self, quick: bool) -> list[Config]:
         """Channel staircases: 3x3 and 5x5 over every fourth channel count from 96 to
