@@ -77,9 +77,33 @@ def test_softmax_and_patchify_regions_keep_their_shapes():
     for c in op_kinds.get("softmax").region_configs(20, random.Random(0), max_flops=math.inf,
                                                      max_bytes=math.inf):
         assert c["rows"] % c["cols"] == 0 and 1 <= c["rows"] // c["cols"] <= 48
-    patches = op_kinds.get("conv2d").region_configs(20, random.Random(0))
-    assert all(c["k"] == c["s"] and c["cin"] <= 4 for c in patches)
+    convs = op_kinds.get("conv2d").region_configs(40, random.Random(0))
+    # the regions share the draws: 20 narrow cells' convs, 20 patch embeddings
+    narrow = [c for c in convs if max(c["cin"], c["cout"], c["h"]) <= 64]
+    patches = [c for c in convs if c["k"] == c["s"] and c["cin"] <= 4 and c["h"] >= 32]
+    assert len(narrow) >= 20 and len(patches) >= 20 and len(convs) == 40
+    assert all(c in narrow or c in patches for c in convs)
     assert max(c["k"] for c in patches) > 11  # past the space's kernel sizes
+    assert set(range(1, 8)) <= {c["k"] for c in narrow} and {1, 2} <= {c["s"] for c in narrow}
+
+
+def test_each_region_of_a_kind_gets_a_quarter_of_its_share_on_top(monkeypatch):
+    """A kind with two regions (conv2d: patch embeddings and narrow cells) draws one
+    SPACE_SHARE-th of its share in each; the second region's draws come on top, so the
+    harvested layers and their variants keep theirs."""
+    real = [("conv2d", dict(h=28, w=28, cin=c, cout=c, k=3, s=1)) for c in range(64, 1024, 16)]
+    monkeypatch.setattr(plans, "application_layer_configs",
+                        lambda families, runtime, pool=None: list(real))
+    one = dict(op_kinds.get("conv2d").regions)
+    plan = [p.config for p in plans.table_plan(quick=False, seed=0, max_samples=300)
+            if p.op == "conv2d"]
+    monkeypatch.setattr(op_kinds.get("conv2d"), "regions", {"patchify": one["patchify"]})
+    fewer = [p.config for p in plans.table_plan(quick=False, seed=0, max_samples=300)
+             if p.op == "conv2d"]
+    n = max(4, 300 * op_kinds.get("conv2d").table_share // sum(plans.table_shares().values()))
+    narrow = [c for c in plan if max(c["cin"], c["cout"], c["h"]) <= 64 and c["h"] >= 4]
+    assert len(plan) - len(fewer) == n // plans.SPACE_SHARE
+    assert len(narrow) >= n // plans.SPACE_SHARE
 
 
 def test_table_plan_samples_token_gemms_no_family_has(monkeypatch):

@@ -28,10 +28,16 @@ class Conv2D(OpKind):
              "k": Dim(1, 11, log=False), "s": Dim(1, 4, log=False)}
     path_keys = ("k", "s")
     # a ViT's patch embedding: a conv as large as its stride (patches of 2-16 pixels)
-    # over an image's few channels
+    # over an image's few channels; and narrow convs of every small kernel, as a
+    # NAS cell or a strongly slimmed network has them: the families' convs have 64
+    # channels and more, and a fresh EPYC profile had 5 of its 245 conv samples at
+    # 3x3 stride 1 under 64 output channels. Its lookup put single 3x3 and 5x5 convs
+    # over 17-31 output channels (one 32-channel step) 13-23% under (op sweep seed 10).
     regions = {"patchify": Region({"h": Dim(32, 320), "cin": Dim(1, 4, log=False),
                                    "cout": Dim(16, 768), "k": Dim(2, 16, log=False)},
-                                  ties={"s": ("k",)})}
+                                  ties={"s": ("k",)}),
+               "narrow": Region({"h": Dim(4, 64), "cin": Dim(1, 64), "cout": Dim(1, 64),
+                                 "k": Dim(1, 7, log=False), "s": Dim(1, 2, log=False)})}
 
     def channel_step(self, config: Config, channel_tile: int) -> int:
         """XNNPACK runs a 1x1 conv as a GEMM, one channel tile (16 on x86) per step,
@@ -97,10 +103,16 @@ class Conv2D(OpKind):
         """A conv as the GEMM the runtime runs: output pixels x (cin * k * k) x cout,
         plus kernel size and stride. Its efficiency follows the GEMM's shape, which
         separate h, w, cin logs describe only in combination (5-fold CV on the EPYC
-        profile: RMSPE 13.3 -> 11.2%)."""
+        profile: RMSPE 13.3 -> 11.2%). And whether the kernel is larger than its
+        input map: XLA's CPU convs take another path there (EPYC VM, keras runtime,
+        profile keras35: 3x3 over a 2x2 map, 512 -> 512 channels, 13.7 ms, 1.4
+        GFLOP/s; over 4x4 0.48 ms, 200 GFLOP/s; every sample whose kernel overhangs
+        its map ran at 0.5-13 GFLOP/s), which a smooth function of the map's size
+        spread onto the 3x3 maps between them."""
         pixels = same_out(cfg["h"], cfg["s"]) * same_out(cfg["w"], cfg["s"])
         feats = [math.log(max(pixels, 1)), math.log(max(cfg["cin"] * cfg["k"] ** 2, 1)),
-                 math.log(max(cfg["cout"], 1)), float(cfg["k"]), float(cfg["s"])]
+                 math.log(max(cfg["cout"], 1)), float(cfg["k"]), float(cfg["s"]),
+                 float(cfg["k"] > min(cfg["h"], cfg["w"]))]
         if channel_tile:
             feats += tile_features(cfg["cout"], channel_tile) + tile_features(cfg["cin"], channel_tile)
         return feats
