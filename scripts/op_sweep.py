@@ -173,7 +173,8 @@ def main(argv=None) -> int:
                          "b76f96a: 50%%, pass spread median 9%%); on an AMD EPYC VM: 8 (2026-12-02 05:25, "
                          "commit ea7e1ba, profile fresh21: 61%%; looked at), 9 (06:28, profile "
                          "fresh22, predicted with 42e8dcd: 65%%), 10 (2026-12-02 09:16, commit f2b3aa1, "
-                         "profile fresh23: 54%%). Next: 11")
+                         "profile fresh23: 54%%), 11 (2026-12-02 11:02, commit 55e2c3f, profile "
+                         "fresh24: 73%%). Next: 12")
     ap.add_argument("--per-sweep", type=int, default=12,
                     help="held-out points per sweep (default 12)")
     args = ap.parse_args(argv)

@@ -39,7 +39,8 @@ in the same passes and reported apart (DESIGN.md, Validation):
   -3.1%; looked at); 14 (2026-12-02 06:25, profile fresh22, predicted with 42e8dcd: 12% /
   67%, RMSPE 9.9%, Spearman 0.989, drift -13.4%); 15 (2026-12-02 09:14, commit
   f2b3aa1, profile fresh23: 21% / 75%, RMSPE 8.9%, Spearman 0.998, mean +7.2%, drift
-  -9.4%). Next: 16.
+  -9.4%); 16 (2026-12-02 10:59, commit 55e2c3f, profile fresh24: 67% / 92%, RMSPE 5.6%,
+  Spearman 0.994, drift +2.0%). Next: 17.
 
 Each set gets the summary (within ±5%/±10%, RMSPE, Spearman) for the lookup, roofline
 and FLOPs predictors, the per-family and leave-one-family-out table, the lookup

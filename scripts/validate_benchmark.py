@@ -40,7 +40,9 @@ Two sets, measured in the same passes and reported apart (DESIGN.md, Validation)
   drift -7.5%); 19 (2026-12-02 09:08, commit f2b3aa1, profile fresh23 of that commit:
   65% / 92%, RMSPE 6.9%, Spearman 0.997, mean -3.2%, drift -3.4%; and with the keras
   runtime, 08:51, profile keras35 of 1ce5c70: 12% / 22%, RMSPE 44.8%, drift -11%; looked
-  at). Next: 20.
+  at); 20 (2026-12-02 10:53, commit 55e2c3f, profile fresh24 of that commit: 40% /
+  78%, RMSPE 8.5%, Spearman 0.996, drift -0.9%; with the keras runtime, 11:12, profile
+  keras36 of that commit: 25% / 32%, RMSPE 53.1%, drift +3.3%). Next: 21.
 
 Each set gets the summary (within ±5%/±10%, RMSPE, Spearman), a per-family table and
 a leave-one-family-out table. Profiles the machine from nothing unless --profile.
