@@ -338,6 +338,21 @@ def test_in_network_weight_streaming_is_fitted_from_calibration_networks():
     assert capped.in_network_stream_ == 1.0
     two = LookupTableModel(prof.replace(calibration={"models": nets[:2]})).fit()
     assert two.in_network_stream_ == 0.0
+    # A network whose roofline-charged work alone is predicted past half its time
+    # (the keras runtime's encoders: attention through the roofline) is left out: it
+    # would pull the fit wherever its roofline error points.
+    from latency_lab.predictors import MAX_UNTIMED_SHARE
+
+    untimed = network(384, 6)
+    big = WorkItem("attention", "MultiHeadAttention", None, flops=1e12, bytes=1e10,
+                   op_class="dense")
+    untimed["items"].append(big.to_dict())
+    charged = iso.predict_work(big.flops, big.bytes, big.op_class)
+    assert charged > MAX_UNTIMED_SHARE * untimed["measured_ms"]
+    left_out = LookupTableModel(prof.replace(calibration={"models": nets + [untimed]})).fit()
+    assert left_out.in_network_stream_ == pytest.approx(0.5, rel=1e-6)
+    assert LookupTableModel(prof.replace(
+        calibration={"models": nets[:2] + [untimed]})).fit().in_network_stream_ == 0.0
     # A network whose weights fit where each kernel's own do pays nothing extra.
     small = [WorkItem("", "", [("dense", dict(rows=1, cin=64, cout=64))]) for _ in range(2)]
     assert predict_items(small, fitted)[0] == pytest.approx(predict_items(small, iso)[0])
