@@ -50,7 +50,9 @@ def parse_model(spec: str):
         raise InvalidArgumentError(f"--model {spec!r}: expected NAME[:ARG=V,ARG=V][:SIZE]")
     args = parse_model_args([a for a in (parts[1].split(",") if len(parts) > 1 else []) if a])
     size = int(parts[2]) if len(parts) > 2 and parts[2] else 96
-    return f"{parts[0]}-{size}", load_application(parts[0], args, (size, size, 3))
+    # the arguments are in the label: two alphas of one network are two networks
+    named = "".join(f"-{k}{v}" for k, v in sorted(args.items()))
+    return f"{parts[0]}{named}-{size}", load_application(parts[0], args, (size, size, 3))
 
 
 def cut_calls(model) -> list:

@@ -30,3 +30,13 @@ def test_prefixes_are_cut_only_where_the_rest_reads_one_tensor_and_no_kernel_spl
     net = keras.Model(x, L.Dense(4, name="head")(h))
     cuts = [c.operation.name for c in _script().cut_calls(net)]
     assert cuts == ["stem_relu", "res_add", "gap"]
+
+
+def test_two_settings_of_one_network_get_two_labels():
+    """Prefixes are measured in passes by name: MobileNetV2 at alpha 0.75 and 1.0 were
+    both labelled MobileNetV2-112, and the run stopped on the repeated names."""
+    mod = _script()
+    a, _ = mod.parse_model("MobileNetV2:alpha=0.75:32")
+    b, _ = mod.parse_model("MobileNetV2:alpha=1.0:32")
+    c, _ = mod.parse_model("MobileNetV2::32")
+    assert len({a, b, c}) == 3 and all(x.endswith("-32") for x in (a, b, c))
