@@ -297,18 +297,18 @@ def table_plan(quick: bool, seed: int = 0, max_samples: int | None = None,
         # its space and regions. The others take one in SPACE_SHARE from each.
         varies = bool(kind.channel_keys) or "h" in kind.keys
         harvested = min(len(cfgs), (n + 1) // 2) if cfgs and not varies else 0
-        extra = 0  # a second region's samples come on top of the kind's share
         if cfgs and varies:
             n_space = n // SPACE_SHARE if kind.space else 0
-            n_region = n // SPACE_SHARE * len(kind.regions)
-            extra = n_region - min(n_region, n // SPACE_SHARE)
+            per_region = n // SPACE_SHARE if kind.regions else 0
+            n_region = per_region * len(kind.regions)
+            n_left = n - n_space - per_region  # a second region's draws come on top
         else:
             rest = n - harvested if kind.space or kind.regions else 0
             n_region = rest // 2 if kind.regions else 0
             n_space = rest - n_region if kind.space else 0
+            n_left = n - n_space - n_region
         from_space = _runnable(op, kind.space_configs(n_space, rng)
                                + kind.region_configs(n_region, rng), runtime)
-        n_left = n - n_space - n_region + extra
         n_real = min(len(cfgs), (n_left + 1) // 2 if varies else n_left)
         chosen = cfgs[:n_real]
         if cfgs:

@@ -29,7 +29,7 @@ from latency_lab.errors import InvalidArgumentError, MeasurementError, ProfileEr
 from latency_lab.graph import Op
 from latency_lab.op_kinds.space import Dim, Region, latin_hypercube
 
-__all__ = ["Config", "OpKind", "prod", "rows_and_channels", "CHANNEL_KEYS", "same_out", "register", "get", "kinds",
+__all__ = ["Config", "OpKind", "out_pixels", "prod", "rows_and_channels", "CHANNEL_KEYS", "same_out", "register", "get", "kinds",
            "names", "keras_layer", "litert_kernel", "KERAS_LAYERS", "LITERT_KERNELS",
            "random_weights", "weight_tensor", "WeightVariables", "Dim", "Region", "MAX_SAMPLE_FLOPS",
            "MAX_SAMPLE_BYTES", "IndexInput", "input_dtype", "input_range", "random_input",
@@ -44,6 +44,11 @@ CHANNEL_KEYS = ("cin", "cout", "c", "c1", "c2")
 def same_out(size: int, stride: int) -> int:
     """Output size of a SAME-padded window op."""
     return -(-int(size) // int(stride))
+
+
+def out_pixels(config: Config) -> int:
+    """Output pixels of a SAME-padded window op's `config` (h, w, stride s)."""
+    return same_out(config["h"], config["s"]) * same_out(config["w"], config["s"])
 
 
 def prod(dims: Iterable[int]) -> int:

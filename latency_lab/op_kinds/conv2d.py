@@ -8,9 +8,9 @@ from typing import Iterable
 from latency_lab.graph import Op
 from latency_lab.op_kinds.activation import fused_activation_configs
 from latency_lab.op_kinds.base import (Dim, Config, OpKind, get, kernel_same_input, keras_layer,
-                                       layer_same_input,
-                                       layer_hw, litert_kernel, random_weights, Region, register,
-                                       same_out, square, tile_features, weight_tensor)
+                                       layer_same_input, litert_kernel, out_pixels,
+                                       random_weights, Region, register, same_out, square,
+                                       tile_features, weight_tensor)
 
 __all__ = ["Conv2D", "conv2d_config", "small_map_configs", "SMALL_MAP_WEIGHT_BYTES",
            "SMALL_MAP_SIZES"]
@@ -64,7 +64,7 @@ class Conv2D(OpKind):
         steps) costs as much as 42 pixels. The families' maps at 224 px (7, 14, 28,
         56, 112) are multiples of 7 and never showed it; without it a 664-channel 3x3
         over 6x6 was predicted -24%."""
-        pixels = same_out(config["h"], config["s"]) * same_out(config["w"], config["s"])
+        pixels = out_pixels(config)
         if not row_tile or pixels <= 1:
             return flops
         return flops * row_tile * math.ceil(pixels / row_tile) / pixels
@@ -109,7 +109,7 @@ class Conv2D(OpKind):
         GFLOP/s; over 4x4 0.48 ms, 200 GFLOP/s; every sample whose kernel overhangs
         its map ran at 0.5-13 GFLOP/s), which a smooth function of the map's size
         spread onto the 3x3 maps between them."""
-        pixels = same_out(cfg["h"], cfg["s"]) * same_out(cfg["w"], cfg["s"])
+        pixels = out_pixels(cfg)
         feats = [math.log(max(pixels, 1)), math.log(max(cfg["cin"] * cfg["k"] ** 2, 1)),
                  math.log(max(cfg["cout"], 1)), float(cfg["k"]), float(cfg["s"]),
                  float(cfg["k"] > min(cfg["h"], cfg["w"]))]

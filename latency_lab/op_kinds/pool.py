@@ -7,8 +7,8 @@ import math
 
 from latency_lab.graph import Op
 from latency_lab.op_kinds.base import (Dim, Config, OpKind, kernel_same_input,
-                                       keras_layer, layer_hw, litert_kernel, Region,
-                                       register, same_out, square)
+                                       keras_layer, layer_hw, litert_kernel, out_pixels,
+                                       Region, register, same_out, square)
 
 __all__ = ["Pool", "GlobalPool"]
 
@@ -41,7 +41,7 @@ class Pool(OpKind):
         base, which scales with channels, a NAS-Bench-201 cell's 3x3 average pool over
         32x32x8 was predicted 2.7 us against 6.6 us alone (EPYC VM, LiteRT): at 8
         channels the per-pixel cost is most of the time."""
-        pixels = same_out(c["h"], c["s"]) * same_out(c["w"], c["s"])
+        pixels = out_pixels(c)
         return [1.0, float(pixels), float(pixels * c["k"] ** 2 * c["c"]),
                 float(self.work(c).bytes_total)]
 
