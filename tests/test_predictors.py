@@ -299,8 +299,8 @@ def test_flops_baseline_is_one_flop_weighted_constant():
 def test_in_network_weight_streaming_is_fitted_from_calibration_networks():
     """Calibration networks whose measured time is the isolated sum plus half the
     extra time to bring each kernel's weights in from the network's working set
-    (instead of from one of their own size) give back stream = 0.5; more than the
-    whole extra traffic is capped at 1; fewer than three networks give 0."""
+    (instead of from one of their own size) give back stream = 0.5, twice it 2.0;
+    stream stays at most MAX_IN_NETWORK_STREAM; fewer than three networks give 0."""
     from latency_lab.kernels import WorkItem
     from latency_lab.predictors import predict_items
 
@@ -333,9 +333,17 @@ def test_in_network_weight_streaming_is_fitted_from_calibration_networks():
     assert fitted.in_network_stream_ == pytest.approx(0.5, rel=1e-6)
     items = [WorkItem.from_dict(d) for d in nets[1]["items"]]
     assert predict_items(items, fitted)[0] == pytest.approx(nets[1]["measured_ms"], rel=1e-6)
-    heavy = [network(512, 4, 2.0), network(256, 8, 2.0), network(384, 6, 2.0)]
+    from latency_lab.predictors import MAX_IN_NETWORK_STREAM
+
+    twice = [network(512, 4, 2.0), network(256, 8, 2.0), network(384, 6, 2.0)]
+    fitted_twice = LookupTableModel(prof.replace(calibration={"models": twice})).fit()
+    assert fitted_twice.in_network_stream_ == pytest.approx(2.0, rel=1e-6)  # passes past the first
+    # five times the excess: stream stays under its cap (a smaller share's floor
+    # takes up the rest), and the networks are charged more than at twice it
+    heavy = [network(512, 4, 5.0), network(256, 8, 5.0), network(384, 6, 5.0)]
     capped = LookupTableModel(prof.replace(calibration={"models": heavy})).fit()
-    assert capped.in_network_stream_ == 1.0
+    assert capped.in_network_stream_ <= MAX_IN_NETWORK_STREAM == 3.0
+    assert predict_items(items, capped)[0] > predict_items(items, fitted_twice)[0]
     two = LookupTableModel(prof.replace(calibration={"models": nets[:2]})).fit()
     assert two.in_network_stream_ == 0.0
     # A network whose roofline-charged work alone is predicted past half its time
