@@ -351,7 +351,7 @@ def l1_spill(window_bytes: float, l1d_bytes: int) -> float:
 # another version are refit. (Each stored model also carries a digest of its training
 # data, so a change that forgets the bump still refits instead of reusing stale
 # hyperparameters.)
-LOOKUP_FIT_VERSION = 16
+LOOKUP_FIT_VERSION = 17
 
 # A sample within this many empty calls (the profile's per-invocation plus per-op
 # overhead) is a kernel's fixed cost, and floors its kind (`LookupTableModel._floor_ms`).

@@ -4,6 +4,7 @@ LiteRT kernel mapping of a small network (BN and activations fused, each kernel 
 once under its own layer), and the predict / measure / validate command line."""
 
 import json
+import math
 import os
 
 import numpy as np
@@ -939,6 +940,28 @@ def test_a_convs_output_pixels_count_in_whole_row_tiles():
     assert tiled._roof("conv2d", cfg) > untiled._roof("conv2d", cfg)
     assert tiled._roof("conv2d", dict(cfg, h=7, w=7)) == pytest.approx(
         untiled._roof("conv2d", dict(cfg, h=7, w=7)))
+
+
+def test_a_convs_taps_over_padding_are_a_feature():
+    """XLA's CPU conv with a kernel larger than its map runs a path whose time follows
+    the taps that read the map, not k*k (keras runtime, EPYC VM: 192 -> 64 channels
+    over 4x4, k = 5 to 11 took 1.29-1.96 ms while k*k grew 4.8x). The share of taps
+    inside the map is a feature: 1 well inside a large map, 16/121 for an 11x11 over
+    4x4, 12.25/25 for a 5x5 (rows 3, 4, 4, 3 of 5)."""
+    from latency_lab.op_kinds.conv2d import in_map_taps
+    from latency_lab.predictors import featurize
+
+    cfg = dict(h=4, w=4, cin=192, cout=64, k=11, s=1)
+    assert in_map_taps(cfg) == pytest.approx(16 / 121)
+    assert in_map_taps(dict(cfg, k=5)) == pytest.approx(12.25 / 25)
+    assert in_map_taps(dict(cfg, k=1, s=2)) == 1.0
+    assert in_map_taps(dict(cfg, h=9, w=9, k=3, s=2)) == pytest.approx((13 / 5 / 3) ** 2)  # rows 2, 3, 3, 3, 2 of 3
+    assert in_map_taps(dict(cfg, h=224, w=224, k=3)) == pytest.approx((1 - 2 / 3 / 224) ** 2)
+    feats = [featurize("conv2d", dict(cfg, k=k), {}, None, 1.0, {}) for k in (5, 11)]
+    assert len(feats[0]) == len(feats[1])
+    changed = [i for i, (a, b) in enumerate(zip(*feats)) if a != b]
+    assert any(feats[0][i] == pytest.approx(math.log(0.49)) for i in changed)
+    assert any(feats[1][i] == pytest.approx(math.log(16 / 121)) for i in changed)
 
 
 def test_a_pool_pays_per_output_pixel_whatever_its_channels():
