@@ -42,7 +42,10 @@ Two sets, measured in the same passes and reported apart (DESIGN.md, Validation)
   runtime, 08:51, profile keras35 of 1ce5c70: 12% / 22%, RMSPE 44.8%, drift -11%; looked
   at); 20 (2026-12-02 10:53, commit 55e2c3f, profile fresh24 of that commit: 40% /
   78%, RMSPE 8.5%, Spearman 0.996, drift -0.9%; with the keras runtime, 11:12, profile
-  keras36 of that commit: 25% / 32%, RMSPE 53.1%, drift +3.3%). Next: 21.
+  keras36 of that commit: 25% / 32%, RMSPE 53.1%, drift +3.3%); 21 (2026-12-02 13:51,
+  commit ef40d78, profile fresh25 of that commit: 38% / 70%, RMSPE 8.9%, Spearman
+  0.993, mean -6.0%, drift -2.2%; with the keras runtime, 14:13, profile keras37 of
+  that commit: 18% / 30%, RMSPE 40.9%, mean +24%, drift -1.0%). Next: 22.
 
 Each set gets the summary (within ±5%/±10%, RMSPE, Spearman), a per-family table and
 a leave-one-family-out table. Profiles the machine from nothing unless --profile.
