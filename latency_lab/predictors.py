@@ -681,7 +681,7 @@ class LookupTableModel(_ProfilePredictor):
         EPYC profile; capped at 3 it fits 1.5-2.0. Stored measurements re-predicted
         (fresh21-24, all looked at before): CNNs within +-10% 97/80/85/100/78% ->
         100/85/85/100/88% (development, seeds 17-20; RMSPE 4.8/8.4/8.4/4.8/8.5 ->
-        4.2/6.9/7.7/3.9/7.2%), the ResNet-18/34 of seed 20 from -4..-21% to -19..+1%;
+        4.2/6.9/7.7/3.9/7.2%), the ResNet-18/34 of seed 20 from -5..-21% to -19..+1%;
         transformers 88/92/62/83/92% -> 79/92/54/79/88% (they were 1-12% over already,
         and move 1-3% further).
         """

@@ -301,7 +301,7 @@ def test_in_network_weight_streaming_is_fitted_from_calibration_networks():
     """Calibration networks whose measured time is the isolated sum plus half the
     extra time to bring each kernel's weights in from the network's working set
     (instead of from one of their own size) give back stream = 0.5, twice it 2.0;
-    stream stays at most MAX_IN_NETWORK_STREAM; fewer than three networks give 0."""
+    more is capped at MAX_IN_NETWORK_STREAM; fewer than three networks give 0."""
     from latency_lab.kernels import WorkItem
     from latency_lab.predictors import predict_items
 
@@ -312,8 +312,8 @@ def test_in_network_weight_streaming_is_fitted_from_calibration_networks():
     iso = LookupTableModel(prof).fit()
     assert iso.in_network_stream_ == 0.0  # no calibration networks
 
-    def network(c, n, stream=0.5):
-        cfg = dict(rows=1, cin=c, cout=c)
+    def network(c, n, stream=0.5, rows=1):
+        cfg = dict(rows=rows, cin=c, cout=c)
         items = [WorkItem("", "", [("dense", cfg)]) for _ in range(n)]
         base, _ = predict_items(items, iso)  # each kernel at least its weights' floor
         w_net = working_set_bytes(items)
@@ -339,12 +339,19 @@ def test_in_network_weight_streaming_is_fitted_from_calibration_networks():
     twice = [network(512, 4, 2.0), network(256, 8, 2.0), network(384, 6, 2.0)]
     fitted_twice = LookupTableModel(prof.replace(calibration={"models": twice})).fit()
     assert fitted_twice.in_network_stream_ == pytest.approx(2.0, rel=1e-6)  # passes past the first
-    # five times the excess: stream stays under its cap (a smaller share's floor
-    # takes up the rest), and the networks are charged more than at twice it
-    heavy = [network(512, 4, 5.0), network(256, 8, 5.0), network(384, 6, 5.0)]
+    # five times the excess over kernels whose compute covers their weights' floor
+    # (64 rows): stream is capped at MAX_IN_NETWORK_STREAM
+    heavy = [network(512, 4, 5.0, rows=64), network(256, 8, 5.0, rows=64),
+             network(384, 6, 5.0, rows=64)]
     capped = LookupTableModel(prof.replace(calibration={"models": heavy})).fit()
-    assert capped.in_network_stream_ <= MAX_IN_NETWORK_STREAM == 3.0
-    assert predict_items(items, capped)[0] > predict_items(items, fitted_twice)[0]
+    assert capped.in_network_stream_ == MAX_IN_NETWORK_STREAM == 3.0
+    # over one-row layers a smaller share's floor takes up what the cap leaves, and
+    # the networks are charged more than at twice the excess
+    one_row = [network(512, 4, 5.0), network(256, 8, 5.0), network(384, 6, 5.0)]
+    floored = LookupTableModel(prof.replace(calibration={"models": one_row})).fit()
+    assert floored.in_network_stream_ <= MAX_IN_NETWORK_STREAM
+    assert floored.in_network_bw_share_ < 1.0
+    assert predict_items(items, floored)[0] > predict_items(items, fitted_twice)[0]
     two = LookupTableModel(prof.replace(calibration={"models": nets[:2]})).fit()
     assert two.in_network_stream_ == 0.0
     # A network whose roofline-charged work alone is predicted past half its time

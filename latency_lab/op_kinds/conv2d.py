@@ -12,8 +12,8 @@ from latency_lab.op_kinds.base import (Dim, Config, OpKind, get, kernel_same_inp
                                        random_weights, Region, register, same_out, square,
                                        tile_features, weight_tensor)
 
-__all__ = ["Conv2D", "conv2d_config", "small_map_configs", "SMALL_MAP_WEIGHT_BYTES",
-           "SMALL_MAP_SIZES"]
+__all__ = ["Conv2D", "conv2d_config", "in_map_taps", "small_map_configs",
+           "SMALL_MAP_WEIGHT_BYTES", "SMALL_MAP_SIZES"]
 
 
 @register
