@@ -400,7 +400,7 @@ def test_table_plan_spends_its_budget_by_table_share(monkeypatch):
     share = plans.table_shares()
     # every kind with a configuration space is sampled, used by the families or not
     total = sum(share[k.name] for k in op_kinds.table_kinds() if k.space or k.name in count)
-    # and a second region's draws come on top of the share (conv2d: patchify, narrow)
+    # and the draws of the regions past the first come on top of the share
     for op in ("conv2d", "depthwise"):
         n = max(4, 320 * share[op] // total)
         count[op] -= n // plans.SPACE_SHARE * max(0, len(op_kinds.get(op).regions) - 1)

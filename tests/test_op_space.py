@@ -77,20 +77,26 @@ def test_softmax_and_patchify_regions_keep_their_shapes():
     for c in op_kinds.get("softmax").region_configs(20, random.Random(0), max_flops=math.inf,
                                                      max_bytes=math.inf):
         assert c["rows"] % c["cols"] == 0 and 1 <= c["rows"] // c["cols"] <= 48
-    convs = op_kinds.get("conv2d").region_configs(40, random.Random(0))
-    # the regions share the draws: 20 narrow cells' convs, 20 patch embeddings
-    narrow = [c for c in convs if max(c["cin"], c["cout"], c["h"]) <= 64]
+    convs = op_kinds.get("conv2d").region_configs(60, random.Random(0))
+    # the regions share the draws: 20 narrow cells' convs, 20 patch embeddings, 20
+    # convs over tiny maps
+    narrow = [c for c in convs if max(c["cin"], c["cout"], c["h"]) <= 64 and c["h"] >= 4]
     patches = [c for c in convs if c["k"] == c["s"] and c["cin"] <= 4 and c["h"] >= 32]
-    assert len(narrow) >= 20 and len(patches) >= 20 and len(convs) == 40
-    assert all(c in narrow or c in patches for c in convs)
+    tiny = [c for c in convs if c["h"] <= 8 and min(c["cin"], c["cout"]) >= 16]
+    assert len(narrow) >= 20 and len(patches) >= 20 and len(tiny) >= 20 and len(convs) == 60
+    assert all(c in narrow or c in patches or c in tiny for c in convs)
     assert max(c["k"] for c in patches) > 11  # past the space's kernel sizes
     assert set(range(1, 8)) <= {c["k"] for c in narrow} and {1, 2} <= {c["s"] for c in narrow}
+    # every map size, kernels overhanging them, and many channels
+    assert set(range(1, 9)) <= {c["h"] for c in tiny}
+    assert sum(c["k"] > c["h"] for c in tiny) >= 10
+    assert max(c["cin"] * c["cout"] for c in tiny) >= 256 * 256
 
 
 def test_each_region_of_a_kind_gets_a_quarter_of_its_share_on_top(monkeypatch):
-    """A kind with two regions (conv2d: patch embeddings and narrow cells) draws one
-    SPACE_SHARE-th of its share in each; the second region's draws come on top, so the
-    harvested layers and their variants keep theirs."""
+    """A kind with several regions (conv2d: patch embeddings, narrow cells, tiny maps)
+    draws one SPACE_SHARE-th of its share in each; the draws of the regions past the
+    first come on top, so the harvested layers and their variants keep theirs."""
     real = [("conv2d", dict(h=28, w=28, cin=c, cout=c, k=3, s=1)) for c in range(64, 1024, 16)]
     monkeypatch.setattr(plans, "application_layer_configs",
                         lambda families, runtime, pool=None: list(real))
@@ -102,7 +108,7 @@ def test_each_region_of_a_kind_gets_a_quarter_of_its_share_on_top(monkeypatch):
              if p.op == "conv2d"]
     n = max(4, 300 * op_kinds.get("conv2d").table_share // sum(plans.table_shares().values()))
     narrow = [c for c in plan if max(c["cin"], c["cout"], c["h"]) <= 64 and c["h"] >= 4]
-    assert len(plan) - len(fewer) == n // plans.SPACE_SHARE
+    assert len(plan) - len(fewer) == 2 * (n // plans.SPACE_SHARE)
     assert len(narrow) >= n // plans.SPACE_SHARE
 
 

@@ -301,7 +301,7 @@ def table_plan(quick: bool, seed: int = 0, max_samples: int | None = None,
             n_space = n // SPACE_SHARE if kind.space else 0
             per_region = n // SPACE_SHARE if kind.regions else 0
             n_region = per_region * len(kind.regions)
-            n_left = n - n_space - per_region  # a second region's draws come on top
+            n_left = n - n_space - per_region  # the other regions' draws come on top
         else:
             rest = n - harvested if kind.space or kind.regions else 0
             n_region = rest // 2 if kind.regions else 0

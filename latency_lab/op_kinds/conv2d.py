@@ -33,11 +33,20 @@ class Conv2D(OpKind):
     # channels and more, and a fresh EPYC profile had 5 of its 245 conv samples at
     # 3x3 stride 1 under 64 output channels. Its lookup put single 3x3 and 5x5 convs
     # over 17-31 output channels (one 32-channel step) 13-23% under (op sweep seed 10).
+    # And tiny maps of every kernel size with many channels, where a network fed a
+    # small input ends: XLA's CPU conv takes a slow path when the kernel overhangs
+    # its map, at a speed per in-map tap that depends on the map (EPYC VM, keras36:
+    # 4x4 maps 3.7-3.8 GFLOP/s whatever the channels, 2x2 maps 0.6), and the
+    # families' small maps (`small_map_configs`) are 1x1 and 3x3 kernels only: the
+    # keras lookup put a VGG's 288 -> 288 5x5 over 4x4 at 23 ms, 2.7x its 8.6 ms.
     regions = {"patchify": Region({"h": Dim(32, 320), "cin": Dim(1, 4, log=False),
                                    "cout": Dim(16, 768), "k": Dim(2, 16, log=False)},
                                   ties={"s": ("k",)}),
                "narrow": Region({"h": Dim(4, 64), "cin": Dim(1, 64), "cout": Dim(1, 64),
-                                 "k": Dim(1, 7, log=False), "s": Dim(1, 2, log=False)})}
+                                 "k": Dim(1, 7, log=False), "s": Dim(1, 2, log=False)}),
+               "tiny_maps": Region({"h": Dim(1, 8), "cin": Dim(16, 1024),
+                                    "cout": Dim(16, 1024), "k": Dim(1, 11, log=False),
+                                    "s": Dim(1, 2, log=False)})}
 
     def channel_step(self, config: Config, channel_tile: int) -> int:
         """XNNPACK runs a 1x1 conv as a GEMM, one channel tile (16 on x86) per step,
