@@ -139,8 +139,14 @@ def _heldout_sweeps(seed: int, per_sweep: int) -> dict[str, list[tuple[str, dict
                                           1), conv_macs),
         "dense": (dense, dense_macs),
     }
-    return {name: [draw(make, macs) for _ in range(per_sweep)]
-            for name, (make, macs) in makers.items()}
+    def sweep(make, macs):
+        points: dict[str, dict] = {}
+        while len(points) < per_sweep:  # a repeat (1 -> 1 channels drawn twice) is redrawn
+            label, spec = draw(make, macs)
+            points.setdefault(label, spec)
+        return list(points.items())
+
+    return {name: sweep(make, macs) for name, (make, macs) in makers.items()}
 
 
 def build(spec: dict):
