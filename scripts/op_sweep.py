@@ -181,7 +181,8 @@ def main(argv=None) -> int:
                          "fresh22, predicted with 42e8dcd: 65%%), 10 (2026-12-02 09:16, commit f2b3aa1, "
                          "profile fresh23: 54%%), 11 (2026-12-02 11:02, commit 55e2c3f, profile "
                          "fresh24: 73%%), 12 (2026-12-02 14:02, commit ef40d78, profile fresh25: "
-                         "51%%). Next: 13")
+                         "51%%), 13 (2026-12-02 16:46, commit 3cecf00, whose redraw of a repeated "
+                         "point it needed, profile fresh26 of 49b0329: 67%%). Next: 14")
     ap.add_argument("--per-sweep", type=int, default=12,
                     help="held-out points per sweep (default 12)")
     args = ap.parse_args(argv)

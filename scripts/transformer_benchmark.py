@@ -41,8 +41,9 @@ in the same passes and reported apart (DESIGN.md, Validation):
   f2b3aa1, profile fresh23: 21% / 75%, RMSPE 8.9%, Spearman 0.998, mean +7.2%, drift
   -9.4%); 16 (2026-12-02 10:59, commit 55e2c3f, profile fresh24: 67% / 92%, RMSPE 5.6%,
   Spearman 0.994, drift +2.0%); 17 (2026-12-02 13:58, commit ef40d78,
-  profile fresh25 of that commit: 67% / 88%, RMSPE 6.4%, Spearman 0.992, drift -7.8%).
-  Next: 18.
+  profile fresh25 of that commit: 67% / 88%, RMSPE 6.4%, Spearman 0.992, drift -7.8%);
+  18 (2026-12-02 16:06, commit 49b0329, profile fresh26 of that commit: 58% / 88%,
+  RMSPE 7.6%, Spearman 0.998, mean +4.5%, drift -2.4%). Next: 19.
 
 Each set gets the summary (within ±5%/±10%, RMSPE, Spearman) for the lookup, roofline
 and FLOPs predictors, the per-family and leave-one-family-out table, the lookup

@@ -45,7 +45,10 @@ Two sets, measured in the same passes and reported apart (DESIGN.md, Validation)
   keras36 of that commit: 25% / 32%, RMSPE 53.1%, drift +3.3%); 21 (2026-12-02 13:51,
   commit ef40d78, profile fresh25 of that commit: 38% / 70%, RMSPE 8.9%, Spearman
   0.993, mean -6.0%, drift -2.2%; with the keras runtime, 14:13, profile keras37 of
-  that commit: 18% / 30%, RMSPE 40.9%, mean +24%, drift -1.0%). Next: 22.
+  that commit: 18% / 30%, RMSPE 40.9%, mean +24%, drift -1.0%); 22 (2026-12-02 15:59,
+  commit 49b0329, profile fresh26 of that commit: 60% / 80%, RMSPE 7.6%, Spearman
+  0.996, mean +2.1%, drift -6.8%; with the keras runtime, 16:19, profile keras38 of
+  that commit: 12% / 25%, RMSPE 63.8%, mean +32%, drift -1.7%). Next: 23.
 
 Each set gets the summary (within ±5%/±10%, RMSPE, Spearman), a per-family table and
 a leave-one-family-out table. Profiles the machine from nothing unless --profile.
