@@ -650,11 +650,11 @@ class LookupTableModel(_ProfilePredictor):
         charges what the other n - 1 kernels evict (code, TLB entries, packed
         weights); `stream` the excess a kernel whose compute covers its floor still
         pays. `share` is chosen from IN_NETWORK_BW_SHARES, stream (at most
-        MAX_IN_NETWORK_STREAM) and slowdown (at most MAX_IN_NETWORK_SLOWDOWN) are fitted for each by least
-        squares on relative error over the profile's calibration networks (measured
-        whole, never part of a validation set) whose untimed items are under
-        MAX_UNTIMED_SHARE of their time; the best fit wins, the largest share on a
-        tie. Without calibration networks (at least 3) all are neutral.
+        MAX_IN_NETWORK_STREAM) and slowdown (at most MAX_IN_NETWORK_SLOWDOWN) are
+        fitted for each by least squares on relative error over the profile's
+        calibration networks (measured whole, never part of a validation set) whose
+        untimed items are under MAX_UNTIMED_SHARE of their time; the best fit wins,
+        the largest share on a tie. Without calibration networks (at least 3) all are neutral.
 
         Why a share: development networks timed as prefixes (cut after layer L for
         several L) against their kernels timed alone, in one run (EPYC VM, profile

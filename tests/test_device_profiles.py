@@ -1,30 +1,20 @@
 """device_profiles: the shipped spec profiles match scripts/make_spec_profiles.py."""
 
-import importlib.util
 import json
-from pathlib import Path
 
 import pytest
 
 import device_profiles
 from latency_lab.errors import ProfileError
 from latency_lab.profile import OP_CLASSES, DeviceProfile, load_profile
+from script_helpers import load_script
 
-ROOT = Path(__file__).resolve().parent.parent
 
 EXPECTED = ["a100", "h100", "k80", "l4", "p100", "p4", "t4", "tpu_v4", "tpu_v5e", "tpuv2",
             "v100", "v100_fp32"]
 
 
-def _load_script():
-    spec = importlib.util.spec_from_file_location(
-        "make_spec_profiles", ROOT / "scripts" / "make_spec_profiles.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
-
-GEN = _load_script()
+GEN = load_script("make_spec_profiles")
 
 
 def test_available_lists_all_devices():

@@ -1,19 +1,13 @@
 """scripts/network_prefixes.py: where a network may be cut into prefixes."""
 
-import importlib.util
-from pathlib import Path
-
 import keras
+from script_helpers import load_script
 
 L = keras.layers
-SCRIPT = Path(__file__).resolve().parent.parent / "scripts" / "network_prefixes.py"
 
 
 def _script():
-    spec = importlib.util.spec_from_file_location("network_prefixes", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("network_prefixes")
 
 
 def test_prefixes_are_cut_only_where_the_rest_reads_one_tensor_and_no_kernel_splits():

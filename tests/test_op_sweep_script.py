@@ -1,21 +1,11 @@
 """scripts/op_sweep.py's held-out draws: every point of a sweep is a distinct
 configuration (validate measures models in passes by name, so a repeat was an error)."""
 
-import importlib.util
-from pathlib import Path
-
-SCRIPT = Path(__file__).resolve().parent.parent / "scripts" / "op_sweep.py"
-
-
-def _script():
-    spec = importlib.util.spec_from_file_location("op_sweep", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+from script_helpers import load_script
 
 
 def test_heldout_sweeps_draw_distinct_points():
-    heldout_sweeps = _script()._heldout_sweeps
+    heldout_sweeps = load_script("op_sweep")._heldout_sweeps
     # seed 13 drew "conv k1 3x3 1->1 s1" twice in conv_channels
     for seed in range(20):
         sweeps = heldout_sweeps(seed, 12)
