@@ -52,7 +52,7 @@ __all__ = ["RooflineModel", "LookupTableModel", "FlopsBaseline", "PREDICTORS",
            "rmspe", "LOOKUP_FIT_VERSION", "with_fitted_lookup", "optimized_hyperparameters",
            "KernelCheck",
            "OUTSIDE_LENGTH_SCALES", "OUTSIDE_LOG_STD", "path_of", "kernel_path_table",
-           "PredictionBand", "prediction_band"]
+           "PredictionBand", "prediction_band", "MIN_REGIME_SAMPLES", "regime_model_key"]
 
 Kernel = tuple  # (op, config)
 
@@ -351,7 +351,7 @@ def l1_spill(window_bytes: float, l1d_bytes: int) -> float:
 # another version are refit. (Each stored model also carries a digest of its training
 # data, so a change that forgets the bump still refits instead of reusing stale
 # hyperparameters.)
-LOOKUP_FIT_VERSION = 17
+LOOKUP_FIT_VERSION = 18
 
 # A sample within this many empty calls (the profile's per-invocation plus per-op
 # overhead) is a kernel's fixed cost, and floors its kind (`LookupTableModel._floor_ms`).
@@ -425,6 +425,39 @@ def _others_share(kernels: int) -> float:
     one-kernel network runs as its sample did (the single-op sweeps of
     scripts/op_sweep.py came out +5% with the slowdown applied to them)."""
     return 1.0 - 1.0 / max(int(kernels), 1)
+
+
+# A regime (`OpKind.regime`) gets a regressor of its own from this many samples on;
+# with fewer they stay in their kind's, whose features may still tell them apart.
+MIN_REGIME_SAMPLES = 12
+
+
+def regime_model_key(op: str, regime: str) -> str:
+    """The name of the lookup's model of op kind `op`'s `regime`."""
+    return f"{op}@{regime}"
+
+
+def _regime_groups(kernels: list[tuple[str, dict]], by_op: dict[str, list[int]]
+                   ) -> dict[str, tuple[str, list[int]]]:
+    """{model name: (op kind, indices into `kernels`)}: each kind's samples, less
+    those of a regime (`OpKind.regime`) with at least MIN_REGIME_SAMPLES of them,
+    which form a model of their own (`regime_model_key`). One regressor over a path
+    that runs 10-100x slower and erratically (XLA's convs whose kernel overhangs the
+    map) takes length scales from it that fold the rest."""
+    groups: dict[str, tuple[str, list[int]]] = {}
+    for op, idx in by_op.items():
+        kind = op_kinds.get(op)
+        split: dict[str, list[int]] = {}
+        for i in idx:
+            regime = kind.regime(kernels[i][1])
+            if regime is not None:
+                split.setdefault(regime, []).append(i)
+        apart = {r: members for r, members in split.items() if len(members) >= MIN_REGIME_SAMPLES}
+        taken = {i for members in apart.values() for i in members}
+        groups[op] = (op, [i for i in idx if i not in taken])
+        for regime, members in sorted(apart.items()):
+            groups[regime_model_key(op, regime)] = (op, members)
+    return groups
 
 
 def _in_network_charge(isolated: float, own_ms: float, excess: float, beyond: bool,
@@ -584,32 +617,35 @@ class LookupTableModel(_ProfilePredictor):
             by_op.setdefault(op, []).append(i)
         log_eff_all, noise = [], []
         self.base_coefs_: dict[str, list[float]] = {}
-        todo: dict[str, tuple] = {}  # op -> what its model is built from
-        to_optimize: dict[str, tuple] = {}  # op -> (feats, target) of a fit with no stored one
         for op, idx in by_op.items():
             cfgs = [kernels[i][1] for i in idx]
             self._fit_base_terms(op, cfgs, y[idx])
             base = np.array([self._roof(op, c) for c in cfgs])
+            log_eff_all.extend(np.log(y[idx] / base).tolist())
+        todo: dict[str, tuple] = {}  # model -> what it is built from
+        to_optimize: dict[str, tuple] = {}  # model -> (feats, target) of a fit with no stored one
+        for key, (op, idx) in _regime_groups(kernels, by_op).items():
+            cfgs = [kernels[i][1] for i in idx]
+            base = np.array([self._roof(op, c) for c in cfgs])
             target = np.log(y[idx] / base)
-            log_eff_all.extend(target.tolist())
             if len(idx) < self.min_samples:
                 continue
             cats = {k: sorted({c[k] for c in cfgs}) for k in cfgs[0] if isinstance(cfgs[0][k], str)}
             paths = kernel_path_table(op, cfgs, target)
             feats = np.array([self._features(op, c, cats, b, paths) for c, b in zip(cfgs, base)])
             digest = _data_digest(feats, target)
-            gp = self._stored_gp(prof, op, feats, target, digest, stored.get(op))
-            self.gp_fits_[op] = "optimized" if gp is None else "stored"
+            gp = self._stored_gp(prof, key, feats, target, digest, stored.get(key))
+            self.gp_fits_[key] = "optimized" if gp is None else "stored"
             if gp is None and not slow_warned and storable:
                 slow_warned = True
                 self._warn_slow_fit(prof, bool(stored))
             if gp is None:
-                to_optimize[op] = (feats, target)
-            todo[op] = (idx, cfgs, cats, paths, feats, target, digest, gp)
+                to_optimize[key] = (feats, target)
+            todo[key] = (idx, cfgs, cats, paths, feats, target, digest, gp)
         optimized = self._optimized_gps(to_optimize, pool)
-        for op, (idx, cfgs, cats, paths, feats, target, digest, gp) in todo.items():
-            gp = optimized.get(op, gp)
-            self.models_[op] = {
+        for key, (idx, cfgs, cats, paths, feats, target, digest, gp) in todo.items():
+            gp = optimized.get(key, gp)
+            self.models_[key] = {
                 "gp": gp,
                 "categories": cats,
                 "paths": paths,
@@ -1039,7 +1075,7 @@ class LookupTableModel(_ProfilePredictor):
     def _predict_off_table(self, op: str, cfg: dict) -> float:
         op_kinds.get(op).check(cfg)
         base = self._roof(op, cfg)
-        m = self.models_.get(op)
+        m = self._model_of(op, cfg)
         if m is None:
             if self.missing_op == "error":
                 raise UnsupportedOpError(
@@ -1076,6 +1112,14 @@ class LookupTableModel(_ProfilePredictor):
             f = np.clip(f, m["low"], m["high"])
         return max(base * float(np.exp(m["gp"].predict(f[None, :])[0])), self._floor_ms(m))
 
+    def _model_of(self, op: str, cfg: dict) -> dict | None:
+        """The fitted model that predicts `cfg`: its regime's (`OpKind.regime`) where
+        the table had enough samples there to fit one (`_regime_groups`), else the
+        kind's."""
+        regime = op_kinds.get(op).regime(cfg)
+        m = self.models_.get(regime_model_key(op, regime)) if regime else None
+        return m if m is not None else self.models_.get(op)
+
     def _floor_ms(self, m: dict) -> float:
         """No kernel is predicted faster than the fastest sample of its kind, where that
         sample is a call's fixed cost (at most FIXED_COST_CALLS empty calls): the
@@ -1093,7 +1137,7 @@ class LookupTableModel(_ProfilePredictor):
         expected to be (see `KernelCheck`)."""
         if sample_key(op, cfg) in self.table_:
             return KernelCheck(op, dict(cfg), False, 0.0, self.exact_log_std_, "")
-        m = self.models_.get(op)
+        m = self._model_of(op, cfg)
         if m is None:
             return KernelCheck(op, dict(cfg), True, math.inf, UNMODELLED_LOG_STD,
                                f"the profile has no samples of {op!r}")

@@ -75,13 +75,13 @@ def main(argv=None) -> int:
                 bad = sorted(op for op, how in fits.items() if how != "stored")
                 stale += bool(bad)
                 print(f"{path}: " + (f"stale or missing for {', '.join(bad)}" if bad
-                                     else f"stored fit is current ({len(fits)} op kinds)"))
+                                     else f"stored fit is current ({len(fits)} models: op kinds and regimes)"))
                 continue
             started = time.perf_counter()
             updated = with_fitted_lookup(prof)
             updated.save(path)
             models = updated.fitted["lookup"]["models"]
-            print(f"{path}: stored the fitted lookup models of {len(models)} op kinds "
+            print(f"{path}: stored the fitted lookup models of {len(models)} op kinds and regimes "
                   f"({time.perf_counter() - started:.1f} s)")
     except LatencyLabError as e:
         print(f"error: {e}", file=sys.stderr)

@@ -1357,3 +1357,66 @@ def test_a_fit_in_worker_processes_is_the_fit_in_this_one(monkeypatch):
     assert pooled.fitted_section() == alone.fitted_section()
     X = [(s.op, s.config) for s in prof.samples]
     np.testing.assert_array_equal(pooled.predict(X), alone.predict(X))
+
+
+def _overhang_profile(n_overhang: int):
+    """The hand-made profile plus `n_overhang` convs whose kernel overhangs a 2x2 or
+    3x3 map, timed like XLA's slow path there: 30-300x the made-up device's time,
+    erratic in the channels."""
+    prof = _profile()
+    rng = np.random.default_rng(3)
+    extra = []
+    for i in range(n_overhang):
+        h = 2 + i % 2
+        cfg = dict(h=h, w=h, cin=int(rng.integers(16, 512)), cout=int(rng.integers(16, 512)),
+                   k=5 + 2 * (i % 3), s=1)
+        ms = _device_ms("conv2d", cfg) * float(rng.uniform(30, 300))
+        extra.append(Sample("conv2d", cfg, ms, 0.0, 5, (ms,) * 5))
+    return DeviceProfile.create(
+        device={"kind": "cpu", "name": "hand-made cpu", "fingerprint": None, "info": {}},
+        runtime={"name": "keras", "version": "test", "backend": "tensorflow", "device": "cpu",
+                 "threads": 1, "dtype": "float32", "batch": 1},
+        roofline=prof.roofline, samples=prof.samples + extra)
+
+
+def test_a_regime_with_enough_samples_gets_a_regressor_of_its_own():
+    """XLA's convs whose kernel overhangs the map run a slow path 10-100x off the
+    rest and erratic in the channels (`Conv2D.regime`). With MIN_REGIME_SAMPLES of
+    them they are fitted apart: an ordinary conv is predicted as if they were not in
+    the table, and they are predicted from their own. With fewer they stay in the
+    conv regressor."""
+    from latency_lab.predictors import MIN_REGIME_SAMPLES, regime_model_key
+
+    inside, over = _conv(h=12, cin=24, cout=20), ("conv2d", dict(h=2, w=2, cin=300, cout=200,
+                                                                 k=7, s=1))
+    assert op_kinds.get("conv2d").regime(over[1]) == "overhang"
+    assert op_kinds.get("conv2d").regime(inside[1]) is None
+    assert op_kinds.get("conv2d").regime(dict(inside[1], h=3, w=3, k=3)) is None
+
+    plain = LookupTableModel(_profile(), use_fitted=False).fit()
+    apart = LookupTableModel(_overhang_profile(MIN_REGIME_SAMPLES), use_fitted=False).fit()
+    joint = LookupTableModel(_overhang_profile(MIN_REGIME_SAMPLES - 1), use_fitted=False).fit()
+    key = regime_model_key("conv2d", "overhang")
+    assert key in apart.models_ and key not in joint.models_
+    assert len(apart.models_[key]["train_x"]) == MIN_REGIME_SAMPLES
+    assert len(apart.models_["conv2d"]["train_x"]) == len(plain.models_["conv2d"]["train_x"])
+    assert apart.predict([inside])[0] == pytest.approx(plain.predict([inside])[0], rel=1e-9)
+    assert joint._model_of(*over) is joint.models_["conv2d"]
+    assert apart._model_of(*over) is apart.models_[key]
+    # the overhanging conv comes from the slow samples, at least 30x the device's time
+    assert apart.predict([over])[0] > 10 * _device_ms(*over)
+    assert apart.check_kernel(*over).distance < apart.check_kernel(*inside).distance + 10
+
+
+def test_a_regimes_fit_is_stored_and_reused():
+    """The regime's model is stored under its own name (`regime_model_key`) and a
+    profile with the stored fit loads without optimizing anything."""
+    from latency_lab.predictors import MIN_REGIME_SAMPLES, with_fitted_lookup
+
+    prof = with_fitted_lookup(_overhang_profile(MIN_REGIME_SAMPLES))
+    assert "conv2d@overhang" in prof.fitted["lookup"]["models"]
+    est = LookupTableModel(prof).fit()
+    assert set(est.gp_fits_.values()) == {"stored"}
+    fresh = LookupTableModel(prof, use_fitted=False).fit()
+    over = ("conv2d", dict(h=2, w=2, cin=300, cout=200, k=7, s=1))
+    assert est.predict([over])[0] == pytest.approx(fresh.predict([over])[0], rel=1e-6)

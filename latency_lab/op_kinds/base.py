@@ -249,7 +249,9 @@ class OpKind:
         their size lives in (the profile's weight-streaming curve) instead.
     Override `window_bytes` for a kernel whose inner loop must keep a working set in
     the L1 data cache from one output pixel to the next (the lookup then gets how far
-    past the L1 it is as a feature).
+    past the L1 it is as a feature), and `regime` for configurations a runtime may run
+    through another code path whose speed has nothing to do with the rest's (the
+    lookup gives them a regressor of their own).
     """
 
     name: str = ""
@@ -460,6 +462,12 @@ class OpKind:
         """Bytes the kernel's inner loop reads for one output pixel and reuses for
         the next (a depthwise conv's taps over all channels), or None: the lookup's
         L1 feature (`predictors.featurize`)."""
+        return None
+
+    def regime(self, config: Config) -> str | None:
+        """The name of the regime `config` falls in where a runtime may switch to a
+        code path of its own there (`predictors.LookupTableModel` fits its samples
+        apart when the table has enough), or None for the kind's main regime."""
         return None
 
     def op_class(self, config: Config) -> str:

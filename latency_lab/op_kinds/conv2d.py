@@ -131,6 +131,16 @@ class Conv2D(OpKind):
             feats += tile_features(cfg["cout"], channel_tile) + tile_features(cfg["cin"], channel_tile)
         return feats
 
+    def regime(self, config: Config) -> str | None:
+        """"overhang" where the kernel is larger than its input map. XLA's CPU conv
+        takes a slow path there whose speed does not follow the channels (EPYC VM,
+        keras runtime, 3x3 c -> c over 2x2 alone: 256 channels 1.40 ms, 512 12.77 ms,
+        640 8.58 ms, 848 7.76 ms; over 4x4 0.21-1.20 ms, 88-172 GFLOP/s). Fitted in
+        one regressor with the rest, those samples set length scales that made the
+        keras lookup put 221 ordinary convs of six held-out networks (seed 22, timed
+        alone) +32% over, time-weighted; fitted apart, +7%."""
+        return "overhang" if config["k"] > min(config["h"], config["w"]) else None
+
     def coverage_configs(self, quick: bool) -> list[Config]:
         """Regular convs with 5x5 and 7x7 kernels at strides 1 and 2: the application
         families have almost none (5x5 and 7x7 appear as depthwise convs and one ResNet
