@@ -624,3 +624,18 @@ def test_the_plan_reads_the_shipped_harvest_only_for_its_versions_and_runtime(mo
                         lambda: {**data["versions"], "tensorflow": "0.0.1"})
     plans.application_layer_configs(plans.FULL_FAMILIES[:1], "litert")
     assert built[-1] == "MobileNet" and len(built) == 3
+
+
+def test_table_plan_times_the_common_pooling_windows_of_both_kinds(monkeypatch):
+    """2x2 stride 2 and 3x3 at strides 1 and 2, max and average, over several maps:
+    a NAS cell's 3x3 stride-1 average pool had no sample of its window in a fresh
+    profile (`Pool.coverage_configs`)."""
+    real = [("pool", dict(h=56, w=56, c=64, k=3, s=2, kind="max"))]
+    monkeypatch.setattr(plans, "application_layer_configs", lambda families, runtime, pool=None: list(real))
+    for quick in (True, False):
+        plan = plans.table_plan(quick=quick, seed=0, max_samples=60)
+        pools = [p.config for p in plan if p.op == "pool"]
+        for kind in ("max", "avg"):
+            for k, s in ((2, 2), (3, 1), (3, 2)):
+                maps = {c["h"] for c in pools if (c["kind"], c["k"], c["s"]) == (kind, k, s)}
+                assert len(maps) >= (2 if quick else 5), (kind, k, s, maps)

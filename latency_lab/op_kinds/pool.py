@@ -33,6 +33,19 @@ class Pool(OpKind):
     table_share = 4
     moved_term = 3  # in `base_terms`
 
+    def coverage_configs(self, quick: bool) -> list[Config]:
+        """The windows networks use most (2x2 stride 2, 3x3 strides 1 and 2), max and
+        average, over maps from a stem's to a last stage's. The space's and the
+        branch region's draws spread 59 samples over 32 window, stride and kind
+        combinations (fresh EPYC profile: no 3x3 stride-1 average pool, three max),
+        and its lookup put held-out networks' pools +20% over, time-weighted (131
+        pools of seed 21's CNNs timed alone; NAS-Bench-201's 3x3 average pools over
+        16 channels +66 to +120%)."""
+        maps = ((56, 32), (14, 256)) if quick else ((112, 16), (56, 48), (28, 120),
+                                                   (14, 320), (7, 768))
+        return [dict(h=h, w=h, c=c, k=k, s=s, kind=kind) for kind in ("max", "avg")
+                for k, s in ((2, 2), (3, 1), (3, 2)) for h, c in maps]
+
     def base_terms(self, c: Config) -> list[float]:
         """A fixed cost per call, one per output pixel (XNNPACK gathers each output
         pixel's window through an indirection buffer of k*k row pointers), the window
