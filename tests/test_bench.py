@@ -639,3 +639,20 @@ def test_table_plan_times_the_common_pooling_windows_of_both_kinds(monkeypatch):
             for k, s in ((2, 2), (3, 1), (3, 2)):
                 maps = {c["h"] for c in pools if (c["kind"], c["k"], c["s"]) == (kind, k, s)}
                 assert len(maps) >= (2 if quick else 5), (kind, k, s, maps)
+
+
+def test_table_plan_times_each_searched_depthwise_kernel_size_at_both_strides(monkeypatch):
+    """MnasNet- and ProxylessNAS-style networks use 3x3 to 9x9 depthwise convs at
+    strides 1 and 2; the plan times each over several maps (`Depthwise._kernel_sizes`)
+    besides what its space draws, all within the kind's work cap."""
+    real = [("depthwise", dict(h=56, w=56, c=64, k=3, s=1))]
+    monkeypatch.setattr(plans, "application_layer_configs", lambda families, runtime, pool=None: list(real))
+    kind = op_kinds.get("depthwise")
+    for quick in (True, False):
+        plan = plans.table_plan(quick=quick, seed=0, max_samples=60)
+        dws = [p.config for p in plan if p.op == "depthwise"]
+        for k in (3, 5, 7, 9):
+            for s in (1, 2):
+                maps = {c["h"] for c in dws if (c["k"], c["s"]) == (k, s)}
+                assert len(maps) >= (1 if quick else 4), (k, s, maps)
+        assert all(kind.work(c).flops <= kind.max_sample_flops for c in dws)
