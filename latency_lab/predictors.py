@@ -321,6 +321,17 @@ def featurize(op: str, cfg: dict, categories: dict[str, list],
         c = int(cfg[kind.step_channels[0]])
         feats.append(float(c % kind.channel_step(cfg, channel_tile) != 0))
         feats.append(float(c % channel_tile != 0))
+    if channel_tile and kind.wide_tile_flag:
+        # a GEMM stepping one tile runs whole pairs of tiles through a kernel twice as
+        # wide: EPYC VM, LiteRT, a 27 x 3261 dense layer took 20 us to 16 outputs, 36
+        # us to 20-28, 30 us to 32, 51 us to 40-48 and 55 us to 56-64 (one row 2x
+        # apart); seed 21's 1x1 convs re-timed alone, 129 of other widths were
+        # predicted -10% time-weighted (49% within +-10%), 38 in pairs +6% (74%); with
+        # the flag -3% (74%) and +1% (100%). A step of two tiles (a conv's indirect
+        # GEMM past one tile, `Conv2D.channel_step`) is always the wide kernel.
+        c = int(cfg[kind.step_channels[0]])
+        one_tile = kind.channel_step(cfg, channel_tile) == channel_tile
+        feats.append(float(one_tile and c % (2 * channel_tile) == 0))
     if base_ms is not None and kind.size_feature:
         feats.append(math.log(max(base_ms, 1e-9)))
     for key, found in sorted((paths or {}).items()):  # the kernel path, one-hot
@@ -351,7 +362,7 @@ def l1_spill(window_bytes: float, l1d_bytes: int) -> float:
 # another version are refit. (Each stored model also carries a digest of its training
 # data, so a change that forgets the bump still refits instead of reusing stale
 # hyperparameters.)
-LOOKUP_FIT_VERSION = 18
+LOOKUP_FIT_VERSION = 19
 
 # A sample within this many empty calls (the profile's per-invocation plus per-op
 # overhead) is a kernel's fixed cost, and floors its kind (`LookupTableModel._floor_ms`).

@@ -1420,3 +1420,26 @@ def test_a_regimes_fit_is_stored_and_reused():
     fresh = LookupTableModel(prof, use_fitted=False).fit()
     over = ("conv2d", dict(h=2, w=2, cin=300, cout=200, k=7, s=1))
     assert est.predict([over])[0] == pytest.approx(fresh.predict([over])[0], rel=1e-6)
+
+
+def test_a_gemms_output_channels_in_whole_pairs_of_tiles_are_flagged():
+    """XNNPACK runs a GEMM (dense, 1x1 conv) whose outputs fill whole pairs of SIMD
+    tiles through a kernel twice as wide (EPYC VM: 32 outputs faster than 20-28).
+    The lookup gets a flag for it; a conv whose step is already two tiles (the
+    indirect GEMM of a larger kernel) always runs the wide kernel and never gets it."""
+    from latency_lab.predictors import featurize
+
+    dense = [featurize("dense", dict(rows=27, cin=3261, cout=c), {}, 16, 1.0, {})
+             for c in (24, 32, 48, 64)]
+    conv1 = [featurize("conv2d", dict(h=8, w=8, cin=64, cout=c, k=1, s=1), {}, 16, 1.0, {})
+             for c in (24, 32, 48, 64)]
+    conv3 = [featurize("conv2d", dict(h=8, w=8, cin=64, cout=c, k=3, s=1), {}, 16, 1.0, {})
+             for c in (24, 32, 48, 64)]
+    for feats in (dense, conv1):
+        differs = [i for i in range(len(feats[0]))
+                   if [f[i] for f in feats] == [0.0, 1.0, 0.0, 1.0]]
+        assert differs, feats
+    for i in range(len(conv3[0])):
+        assert [f[i] for f in conv3] != [0.0, 1.0, 0.0, 1.0]
+    # without a channel tile (a GPU, a datasheet profile) there is no flag
+    assert len(featurize("dense", dict(rows=2, cin=8, cout=32), {}, None, 1.0, {})) < len(dense[0])

@@ -221,6 +221,8 @@ class OpKind:
         tile (`predictors.row_tile_for`; the lookup table counts them padded), or None.
     partial_step_flag: the lookup features flag a partial last step (a slower
         remainder path).
+    wide_tile_flag: the lookup features flag output channels in whole pairs of
+        SIMD tiles, which a GEMM runs through a kernel twice as wide (`featurize`).
     size_feature: the lookup features include the log of the roofline base.
     auxiliary: characterizes the device (overheads, memory) rather than filling the
         lookup table.
@@ -260,6 +262,7 @@ class OpKind:
     step_channels: tuple[str, float] | None = None
     step_rows: str | None = None
     partial_step_flag: bool = False
+    wide_tile_flag: bool = False
     size_feature: bool = True
     auxiliary: bool = False
     categories: dict[str, tuple] = {}

@@ -23,6 +23,7 @@ class Conv2D(OpKind):
     in_channel_keys = ("cin",)
     step_channels = ("cout", 1.0)  # the step itself: `channel_step`
     table_share = 18
+    wide_tile_flag = True  # `predictors.featurize`
     narrow = True
     space = {"h": Dim(1, 320), "cin": Dim(1, 4096), "cout": Dim(1, 4096),
              "k": Dim(1, 11, log=False), "s": Dim(1, 4, log=False)}

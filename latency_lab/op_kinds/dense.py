@@ -27,6 +27,7 @@ class Dense(OpKind):
     step_rows = "rows"  # XNNPACK's GEMM tiles (mr; one row has a kernel of its own)
     # 8: a quarter of it goes to the token-wise region (was 6 before it had one)
     table_share = 8
+    wide_tile_flag = True  # `predictors.featurize`
     weights_term = 2  # in `base_terms`
 
     def to_ir(self, c: Config) -> Op:
